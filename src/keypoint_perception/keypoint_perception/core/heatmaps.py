@@ -1,0 +1,177 @@
+# Copyright 2026 The keypoint_perception authors
+# Licensed under the Apache License, Version 2.0
+"""Belief maps (heatmaps): Gaussian targets, peak decoding, coordinate maps.
+
+Coordinates follow OpenCV: pixel centres at integer coordinates, (u, v) =
+(column, row).  A belief map of stride ``s`` has cell ``(i, j)`` centred on
+input pixel ``(s * j + (s - 1) / 2, s * i + (s - 1) / 2)``; see
+:func:`heatmap_to_image`.
+
+Decoding follows Heindl et al. 2020 (non-maximum suppression, then the highest
+peak per keypoint) with sub-pixel refinement by a second-order Taylor expansion
+of the log belief around the peak (Zhang et al. 2020, "Distribution-Aware
+Coordinate Representation for Human Pose Estimation", DARK), which is exact
+for a sampled Gaussian.
+"""
+
+from typing import Tuple
+
+import numpy as np
+
+
+def gaussian_targets(uv: np.ndarray, present: np.ndarray, size: Tuple[int, int],
+                     sigma: float) -> np.ndarray:
+    """Render one Gaussian belief map per keypoint.
+
+    Args:
+        uv: (J, 2) float keypoint positions in belief-map cells (u = column).
+        present: (J,) bool; False gives an all-zero map.
+        size: (h, w) of the maps in cells.
+        sigma: standard deviation in cells.
+
+    Returns:
+        (J, h, w) float32 maps with peak value 1 at the keypoint (values below
+        exp(-4.5), i.e. beyond 3 sigma, are zeroed).
+    """
+    h, w = size
+    uv = np.asarray(uv, dtype=np.float32).reshape(-1, 2)
+    present = np.asarray(present, dtype=bool).reshape(-1)
+    xs = np.arange(w, dtype=np.float32)[None, None, :]
+    ys = np.arange(h, dtype=np.float32)[None, :, None]
+    du2 = (xs - uv[:, 0, None, None]) ** 2
+    dv2 = (ys - uv[:, 1, None, None]) ** 2
+    maps = np.exp(-(du2 + dv2) / (2.0 * sigma * sigma))
+    maps[maps < np.exp(-4.5)] = 0.0
+    maps[~present | ~np.isfinite(uv).all(axis=1)] = 0.0
+    return maps.astype(np.float32)
+
+
+def nms_peaks(belief: np.ndarray, kernel: int = 3, threshold: float = 0.1,
+              max_peaks: int = 10) -> np.ndarray:
+    """Local maxima of one belief map (non-maximum suppression).
+
+    Args:
+        belief: (h, w) float belief map.
+        kernel: odd side of the square neighbourhood a peak must dominate.
+        threshold: minimum belief of a peak.
+        max_peaks: keep at most this many, strongest first.
+
+    Returns:
+        (P, 3) float32 rows ``(u, v, belief)`` in integer cells, sorted by
+        decreasing belief (P may be 0).
+    """
+    if kernel % 2 == 0:
+        raise ValueError('kernel must be odd')
+    h, w = belief.shape
+    r = kernel // 2
+    padded = np.pad(belief, r, mode='constant', constant_values=-np.inf)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (kernel, kernel))
+    local_max = windows.max(axis=(2, 3))
+    mask = (belief >= local_max) & (belief >= threshold)
+    vs, us = np.nonzero(mask)
+    scores = belief[vs, us]
+    order = np.argsort(-scores, kind='stable')[:max_peaks]
+    return np.stack([us[order], vs[order], scores[order]], axis=1).astype(np.float32) \
+        if len(order) else np.zeros((0, 3), np.float32)
+
+
+def refine_peak(belief: np.ndarray, u: int, v: int) -> Tuple[float, float]:
+    """Sub-cell position of the peak at integer cell (u, v).
+
+    Newton step on log(belief) using central differences (DARK, Zhang et al.
+    2020); falls back to the integer cell at the border or when the local
+    Hessian is not negative definite.  The step is clipped to +-1 cell.
+
+    Returns:
+        (u, v) float cell coordinates.
+    """
+    h, w = belief.shape
+    if not (1 <= u < w - 1 and 1 <= v < h - 1):
+        return float(u), float(v)
+    patch = np.log(np.maximum(belief[v - 1:v + 2, u - 1:u + 2].astype(np.float64), 1e-10))
+    dx = 0.5 * (patch[1, 2] - patch[1, 0])
+    dy = 0.5 * (patch[2, 1] - patch[0, 1])
+    dxx = patch[1, 2] - 2 * patch[1, 1] + patch[1, 0]
+    dyy = patch[2, 1] - 2 * patch[1, 1] + patch[0, 1]
+    dxy = 0.25 * (patch[2, 2] - patch[2, 0] - patch[0, 2] + patch[0, 0])
+    det = dxx * dyy - dxy * dxy
+    if dxx >= 0 or det <= 1e-12:
+        return float(u), float(v)
+    off_u = -(dyy * dx - dxy * dy) / det
+    off_v = -(dxx * dy - dxy * dx) / det
+    return float(u + np.clip(off_u, -1, 1)), float(v + np.clip(off_v, -1, 1))
+
+
+def decode_beliefs(beliefs: np.ndarray, nms_kernel: int = 3,
+                   threshold: float = 0.1) -> Tuple[np.ndarray, np.ndarray]:
+    """Decode the highest NMS peak of each belief map with sub-cell refinement.
+
+    Args:
+        beliefs: (J, h, w) float belief maps in [0, 1].
+        nms_kernel: odd NMS neighbourhood in cells.
+        threshold: peaks below this belief are not detections.
+
+    Returns:
+        uv: (J, 2) float64 positions in cells, NaN where no peak passed.
+        confidence: (J,) float32 peak belief in [0, 1] (0 where no peak).
+    """
+    beliefs = np.asarray(beliefs)
+    if beliefs.ndim != 3:
+        raise ValueError(f'beliefs must be (J, h, w), got shape {beliefs.shape}')
+    j = beliefs.shape[0]
+    uv = np.full((j, 2), np.nan)
+    conf = np.zeros(j, np.float32)
+    for k in range(j):
+        peaks = nms_peaks(beliefs[k], nms_kernel, threshold, max_peaks=1)
+        if len(peaks):
+            u, v, s = peaks[0]
+            uv[k] = refine_peak(beliefs[k], int(u), int(v))
+            conf[k] = s
+    return uv, conf
+
+
+def image_to_heatmap(uv: np.ndarray, image_size: Tuple[int, int],
+                     heatmap_size: Tuple[int, int]) -> np.ndarray:
+    """Map image pixel coordinates to belief-map cell coordinates.
+
+    Args:
+        uv: (..., 2) pixel coordinates in an image of ``image_size`` (w, h).
+        image_size: (width, height) of the image the coordinates refer to.
+        heatmap_size: (width, height) of the belief map.
+
+    Returns:
+        (..., 2) float64 cell coordinates (pixel-centre convention on both).
+    """
+    uv = np.asarray(uv, dtype=np.float64)
+    scale = np.array([heatmap_size[0] / image_size[0], heatmap_size[1] / image_size[1]])
+    return (uv + 0.5) * scale - 0.5
+
+
+def heatmap_to_image(uv: np.ndarray, heatmap_size: Tuple[int, int],
+                     image_size: Tuple[int, int]) -> np.ndarray:
+    """Inverse of :func:`image_to_heatmap` (sizes are (width, height))."""
+    return image_to_heatmap(uv, heatmap_size, image_size)
+
+
+def canonical_symmetry_order(uv: np.ndarray, symmetries) -> np.ndarray:
+    """Choose, among an object's symmetry permutations, a view-defined labelling.
+
+    A symmetric object (e.g. a chessboard under 180 degree rotation) has several
+    equally correct keypoint labellings.  Training targets and decoded
+    detections use the one whose keypoints, in order, come first when sorted
+    lexicographically by ``u + v`` (top-left first), so the labels depend on
+    the image only.
+
+    Args:
+        uv: (J, 2) pixel or cell coordinates (NaN allowed, compared as +inf).
+        symmetries: iterable of permutations (J,) int; identity is implied.
+
+    Returns:
+        (J,) int permutation ``p`` such that ``uv[p]`` is the canonical
+        labelling.
+    """
+    j = len(uv)
+    perms = [np.arange(j)] + [np.asarray(p, dtype=int) for p in symmetries]
+    key = np.nan_to_num(uv[:, 0] + uv[:, 1], nan=np.inf)
+    best = min(perms, key=lambda p: tuple(key[p]))
+    return best

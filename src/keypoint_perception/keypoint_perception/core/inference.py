@@ -1,0 +1,259 @@
+# Copyright 2026 The keypoint_perception authors
+# Licensed under the Apache License, Version 2.0
+"""Model loading and stereo keypoint inference (no ROS).
+
+:class:`KeypointDetector` runs a trained :class:`~.model.BeliefMapNet` on a
+batch of images (both views of a stereo pair in one batch) and decodes one 2D
+keypoint per belief map in original image pixels.  :class:`StereoKeypointPipeline`
+adds the stereo part: symmetry-consistent labelling of the two views,
+triangulation into the left camera's optical frame and the rigid template fit.
+"""
+
+from dataclasses import dataclass, field
+import os
+import time
+from typing import Dict, List, Optional, Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from . import geometry
+from .heatmaps import canonical_symmetry_order, decode_beliefs, heatmap_to_image
+from .model import BeliefMapNet, BeliefNetConfig, normalize_images
+from .objects import ObjectClass
+
+#: Folder of the weights shipped with the package.
+MODELS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          'models')
+
+
+def resolve_model_path(name_or_path: str) -> str:
+    """Return a checkpoint path for a shipped model name or a file path.
+
+    Raises:
+        FileNotFoundError: when neither exists.
+    """
+    if os.path.isfile(name_or_path):
+        return name_or_path
+    path = os.path.join(MODELS_DIR, f'{name_or_path}.pt')
+    if os.path.isfile(path):
+        return path
+    shipped = sorted(f[:-3] for f in os.listdir(MODELS_DIR) if f.endswith('.pt')) \
+        if os.path.isdir(MODELS_DIR) else []
+    raise FileNotFoundError(f'no model {name_or_path!r}; shipped models: {shipped}')
+
+
+def save_checkpoint(path: str, model: BeliefMapNet, object_class: ObjectClass,
+                    meta: Optional[dict] = None, extra: Optional[dict] = None) -> None:
+    """Write a self-describing checkpoint atomically (temp file, then rename).
+
+    The file holds ``config`` (dict), ``object_class`` (YAML-equivalent dict),
+    ``state_dict``, ``meta`` (provenance and metrics) and any ``extra`` keys
+    (e.g. optimizer state for resuming).
+    """
+    oc = {'name': object_class.name,
+          'keypoints': [{'name': n, 'position': p.tolist()}
+                        for n, p in zip(object_class.keypoint_names, object_class.template)],
+          'skeleton': [list(e) for e in object_class.skeleton],
+          'symmetries': [list(p) for p in object_class.symmetries]}
+    oc.update(object_class.extra)
+    payload = {'config': model.config.to_dict(), 'object_class': oc,
+               'state_dict': model.state_dict(), 'meta': meta or {}}
+    payload.update(extra or {})
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f'{path}.tmp'
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str, map_location='cpu'):
+    """Load a checkpoint written by :func:`save_checkpoint`.
+
+    Returns:
+        (model in eval mode, ObjectClass, raw checkpoint dict).
+    """
+    ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    config = BeliefNetConfig.from_dict(ckpt['config'])
+    model = BeliefMapNet(config)
+    model.load_state_dict(ckpt['state_dict'])
+    model.eval()
+    return model, ObjectClass.from_dict(ckpt['object_class']), ckpt
+
+
+@dataclass
+class Detection2D:
+    """Keypoints of one object class in one image.
+
+    Attributes:
+        uv: (J, 2) float64 pixel coordinates in the original image (OpenCV
+            convention), NaN where the keypoint was not found.
+        confidence: (J,) float32 peak belief in [0, 1].
+        beliefs: (J, h, w) float32 last-stage belief maps (network resolution).
+    """
+
+    uv: np.ndarray
+    confidence: np.ndarray
+    beliefs: np.ndarray
+
+
+class KeypointDetector:
+    """Belief-map network inference on batches of images (torch, CPU or CUDA)."""
+
+    def __init__(self, model_path: str, device: str = 'cpu', num_threads: int = 0,
+                 peak_threshold: float = 0.1, nms_kernel: int = 3):
+        """Load weights.
+
+        Args:
+            model_path: checkpoint file or shipped model name.
+            device: torch device string.
+            num_threads: torch intra-op threads (0 keeps torch's default).
+            peak_threshold: minimum belief of a detected keypoint.
+            nms_kernel: odd NMS window in belief cells.
+
+        Raises:
+            FileNotFoundError: unknown model.
+        """
+        if num_threads > 0:
+            torch.set_num_threads(num_threads)
+        self.model_path = resolve_model_path(model_path)
+        model, self.object_class, ckpt = load_checkpoint(self.model_path, device)
+        self.model = model.to(device)
+        self.meta = ckpt.get('meta', {})
+        self.config: BeliefNetConfig = model.config
+        self.device = torch.device(device)
+        self.peak_threshold = peak_threshold
+        self.nms_kernel = nms_kernel
+
+    def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        """Resize (H, W, 3) uint8 RGB (or (H, W) grey) images to the input size.
+
+        Returns:
+            (B, 3, h_in, w_in) float32 normalized tensor on the device.
+        """
+        size = (self.config.input_width, self.config.input_height)
+        batch = []
+        for img in images:
+            if img.ndim == 2:
+                img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+            batch.append(cv2.resize(img, size, interpolation=cv2.INTER_AREA))
+        arr = torch.from_numpy(np.stack(batch)).to(self.device)
+        return normalize_images(arr)
+
+    @torch.no_grad()
+    def infer(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """Last-stage belief maps, (B, J, h, w) float32."""
+        return self.model(self.preprocess(images))[-1].float().cpu().numpy()
+
+    def decode(self, beliefs: np.ndarray, image_size) -> Detection2D:
+        """Decode (J, h, w) beliefs of one image of ``image_size`` (w, h)."""
+        uv_cells, conf = decode_beliefs(beliefs, self.nms_kernel, self.peak_threshold)
+        h, w = beliefs.shape[1:]
+        uv = heatmap_to_image(uv_cells, (w, h), image_size)
+        if self.object_class.symmetries and np.isfinite(uv).all():
+            perm = canonical_symmetry_order(uv, self.object_class.symmetries)
+            uv, conf, beliefs = uv[perm], conf[perm], beliefs[perm]
+        return Detection2D(uv, conf, beliefs)
+
+    def detect(self, images: Sequence[np.ndarray]) -> List[Detection2D]:
+        """Detect keypoints in each image (one batch).
+
+        Args:
+            images: (H, W, 3) uint8 RGB or (H, W) uint8 grey arrays; sizes may
+                differ.
+
+        Returns:
+            one :class:`Detection2D` per image, in original pixels.
+        """
+        beliefs = self.infer(images)
+        return [self.decode(b, (img.shape[1], img.shape[0])) for b, img in zip(beliefs, images)]
+
+
+@dataclass
+class StereoResult:
+    """Output of :meth:`StereoKeypointPipeline.process` for one object class.
+
+    Attributes:
+        left, right: 2D detections; ``right`` is relabelled to agree with
+            ``left`` under the object's symmetries.
+        xyz: (J, 3) float64 metres in the left camera's optical frame (NaN
+            where not triangulated).
+        valid: (J,) bool, triangulated and accepted.
+        reprojection_error_px: (J,) float64 RMS over both views (NaN if
+            invalid).
+        confidence: (J,) float32, min of the two views' confidences.
+        pose: (4, 4) float64 object-to-left-optical transform from the
+            template fit, or None.
+        pose_rmse: template fit RMS residual in metres (NaN without pose).
+        timings_ms: per-stage wall time.
+    """
+
+    left: Detection2D
+    right: Detection2D
+    xyz: np.ndarray
+    valid: np.ndarray
+    reprojection_error_px: np.ndarray
+    confidence: np.ndarray
+    pose: Optional[np.ndarray] = None
+    pose_rmse: float = float('nan')
+    timings_ms: Dict[str, float] = field(default_factory=dict)
+
+
+class StereoKeypointPipeline:
+    """Stereo pair in, 3D keypoints in the left optical frame out."""
+
+    def __init__(self, detector: KeypointDetector, min_confidence: float = 0.3,
+                 max_reprojection_error_px: float = 4.0, min_depth_m: float = 0.05,
+                 refine: bool = True, fit_pose: bool = True):
+        """Configure thresholds (see :func:`geometry.triangulate_stereo`)."""
+        self.detector = detector
+        self.min_confidence = min_confidence
+        self.max_reprojection_error_px = max_reprojection_error_px
+        self.min_depth_m = min_depth_m
+        self.refine = refine
+        self.fit_pose = fit_pose
+
+    def process(self, left_image: np.ndarray, right_image: np.ndarray,
+                left_camera: geometry.CameraModel,
+                right_camera: geometry.CameraModel) -> StereoResult:
+        """Detect, match, triangulate and fit one stereo pair.
+
+        Args:
+            left_image, right_image: (H, W, 3) uint8 RGB or (H, W) grey, raw or
+                rectified as described by the camera models.
+            left_camera, right_camera: calibrations of the two views.
+
+        Returns:
+            :class:`StereoResult`.
+        """
+        oc = self.detector.object_class
+        t0 = time.perf_counter()
+        batch = self.detector.preprocess([left_image, right_image])
+        t1 = time.perf_counter()
+        with torch.no_grad():
+            beliefs = self.detector.model(batch)[-1].float().cpu().numpy()
+        t2 = time.perf_counter()
+        left = self.detector.decode(beliefs[0], (left_image.shape[1], left_image.shape[0]))
+        right = self.detector.decode(beliefs[1], (right_image.shape[1], right_image.shape[0]))
+        if oc.symmetries:
+            perm = geometry.match_stereo_symmetry(left_camera, right_camera, left.uv,
+                                                  right.uv, oc.symmetries)
+            right = Detection2D(right.uv[perm], right.confidence[perm], right.beliefs[perm])
+        conf = np.minimum(left.confidence, right.confidence)
+        uv_l = np.where((conf >= self.min_confidence)[:, None], left.uv, np.nan)
+        uv_r = np.where((conf >= self.min_confidence)[:, None], right.uv, np.nan)
+        t3 = time.perf_counter()
+        tri = geometry.triangulate_stereo(
+            left_camera, right_camera, uv_l, uv_r, refine=self.refine,
+            max_reprojection_error_px=self.max_reprojection_error_px,
+            min_depth=self.min_depth_m)
+        pose, rmse = None, float('nan')
+        if self.fit_pose and tri.valid.sum() >= 3:
+            fit = geometry.fit_template_pose(oc.template, tri.xyz, tri.valid, oc.symmetries)
+            if fit is not None:
+                pose, rmse = fit[0], float(fit[1])
+        t4 = time.perf_counter()
+        timings = {'preprocess': (t1 - t0) * 1e3, 'network': (t2 - t1) * 1e3,
+                   'decode': (t3 - t2) * 1e3, 'triangulate_fit': (t4 - t3) * 1e3}
+        return StereoResult(left, right, tri.xyz, tri.valid, tri.reprojection_error_px, conf,
+                            pose, rmse, timings)

@@ -1,0 +1,110 @@
+# Copyright 2026 The keypoint_perception authors
+# Licensed under the Apache License, Version 2.0
+"""Object classes: keypoint names, skeleton, canonical 3D template, symmetries.
+
+A class is one YAML file (see ``objects/checkerboard.yaml``)::
+
+    name: checkerboard
+    keypoints:
+      - {name: corner_0, position: [x, y, z]}   # metres, object frame
+    skeleton: [[0, 1], ...]                      # index pairs drawn as lines
+    symmetries: [[2, 3, 0, 1]]                   # permutations, identity implied
+
+Extra top-level keys (e.g. ``sim`` settings) are kept in ``extra``.
+"""
+
+from dataclasses import dataclass, field
+import os
+from typing import List, Tuple
+
+import numpy as np
+import yaml
+
+#: Folder of the object classes shipped with the package.
+OBJECTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                           'objects')
+
+
+@dataclass
+class ObjectClass:
+    """One object class.
+
+    Attributes:
+        name: class name, e.g. ``'checkerboard'``.
+        keypoint_names: J unique names, in output order.
+        template: (J, 3) float64 canonical keypoint positions in the object
+            frame, metres.
+        skeleton: edges (i, j) between keypoint indices, for drawing.
+        symmetries: permutations (J,) of keypoint indices under which the
+            object looks the same (identity not included).
+        extra: remaining YAML keys.
+    """
+
+    name: str
+    keypoint_names: List[str]
+    template: np.ndarray
+    skeleton: List[Tuple[int, int]] = field(default_factory=list)
+    symmetries: List[List[int]] = field(default_factory=list)
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def num_keypoints(self) -> int:
+        """J, the number of keypoints."""
+        return len(self.keypoint_names)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> 'ObjectClass':
+        """Build from a parsed YAML mapping.
+
+        Raises:
+            ValueError: on a missing name or keypoints, duplicate keypoint
+                names, a template entry that is not 3 numbers, a skeleton
+                index out of range, or a symmetry that is not a permutation.
+        """
+        if not isinstance(d, dict) or 'name' not in d or not d.get('keypoints'):
+            raise ValueError('object class needs "name" and a non-empty "keypoints" list')
+        names, points = [], []
+        for i, kp in enumerate(d['keypoints']):
+            if 'name' not in kp:
+                raise ValueError(f'keypoint {i} of {d["name"]!r} has no name')
+            pos = kp.get('position', [np.nan] * 3)
+            if len(pos) != 3:
+                raise ValueError(f'keypoint {kp["name"]!r}: position must have 3 values')
+            names.append(str(kp['name']))
+            points.append([float(p) for p in pos])
+        if len(set(names)) != len(names):
+            raise ValueError(f'duplicate keypoint names in {d["name"]!r}')
+        j = len(names)
+        skeleton = [tuple(int(i) for i in e) for e in d.get('skeleton', [])]
+        for e in skeleton:
+            if len(e) != 2 or not all(0 <= i < j for i in e):
+                raise ValueError(f'skeleton edge {e} out of range for {j} keypoints')
+        symmetries = [list(map(int, p)) for p in d.get('symmetries', [])]
+        for p in symmetries:
+            if sorted(p) != list(range(j)):
+                raise ValueError(f'symmetry {p} is not a permutation of {j} keypoints')
+        extra = {k: v for k, v in d.items()
+                 if k not in ('name', 'keypoints', 'skeleton', 'symmetries')}
+        return cls(str(d['name']), names, np.array(points, dtype=np.float64), skeleton,
+                   symmetries, extra)
+
+    @classmethod
+    def from_yaml(cls, path: str) -> 'ObjectClass':
+        """Load a class from a YAML file (errors as :meth:`from_dict`)."""
+        with open(path, 'r', encoding='utf-8') as f:
+            return cls.from_dict(yaml.safe_load(f))
+
+
+def load_object_class(name_or_path: str) -> ObjectClass:
+    """Load a shipped class by name (``'checkerboard'``) or any YAML path.
+
+    Raises:
+        FileNotFoundError: when neither a file nor a shipped class matches.
+    """
+    if os.path.isfile(name_or_path):
+        return ObjectClass.from_yaml(name_or_path)
+    path = os.path.join(OBJECTS_DIR, f'{name_or_path}.yaml')
+    if not os.path.isfile(path):
+        known = sorted(f[:-5] for f in os.listdir(OBJECTS_DIR) if f.endswith('.yaml'))
+        raise FileNotFoundError(f'no object class {name_or_path!r}; shipped: {known}')
+    return ObjectClass.from_yaml(path)

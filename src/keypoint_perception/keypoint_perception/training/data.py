@@ -1,0 +1,170 @@
+# Copyright 2026 The keypoint_perception authors
+# Licensed under the Apache License, Version 2.0
+"""Training data: synthetic stereo shards -> per-view arrays, augmentation, targets.
+
+Each stereo sample of a ``sim_datagen`` dataset gives two training views (left
+and right image with their 2D keypoints and COCO visibility: 0 outside the
+image, 1 occluded, 2 visible).  Views are resized once to the network input
+size and kept in memory as uint8; augmentation and target rendering happen per
+batch.
+"""
+
+from dataclasses import dataclass
+import glob
+import os
+from typing import Dict, List, Sequence, Tuple
+
+import cv2
+import numpy as np
+
+from ..core.heatmaps import canonical_symmetry_order, gaussian_targets, image_to_heatmap
+
+
+@dataclass
+class ViewSet:
+    """Training views resized to the network input.
+
+    Attributes:
+        images: (N, h, w, 3) uint8 RGB.
+        uv: (N, J, 2) float32 keypoints in input pixels.
+        visibility: (N, J) uint8 COCO visibility (0 out of view, 1 occluded,
+            2 visible).
+        scale: (N, 2) float32 original/input pixel ratio (x, y), to express
+            errors in original pixels.
+        diagonal: (N,) float32 original image diagonal in pixels.
+    """
+
+    images: np.ndarray
+    uv: np.ndarray
+    visibility: np.ndarray
+    scale: np.ndarray
+    diagonal: np.ndarray
+
+    def __len__(self) -> int:
+        """Number of views."""
+        return len(self.images)
+
+    @staticmethod
+    def concatenate(sets: Sequence['ViewSet']) -> 'ViewSet':
+        """Stack several sets (all with the same input size and J)."""
+        return ViewSet(*(np.concatenate([getattr(s, f) for s in sets]) for f in
+                         ('images', 'uv', 'visibility', 'scale', 'diagonal')))
+
+
+def list_shards(dataset_dir: str) -> List[str]:
+    """Complete shards of a dataset folder, sorted (``.tmp`` files are partial)."""
+    return sorted(glob.glob(os.path.join(dataset_dir, 'shard-*.tar')))
+
+
+def load_shard_views(shard_path: str, input_size: Tuple[int, int]) -> ViewSet:
+    """Decode one shard into a :class:`ViewSet` (left and right views).
+
+    Args:
+        shard_path: path of a ``shard-*.tar`` written by ``sim_datagen``.
+        input_size: (width, height) of the network input.
+    """
+    from sim_datagen.dataset_io import iter_shard
+    w_in, h_in = input_size
+    images, uvs, vis, scales, diags = [], [], [], [], []
+    for sample in iter_shard(shard_path):
+        for view in ('left', 'right'):
+            img = sample[f'{view}_image']
+            h0, w0 = img.shape[:2]
+            images.append(cv2.resize(img, (w_in, h_in), interpolation=cv2.INTER_AREA))
+            uvs.append(image_to_heatmap(sample[f'{view}_keypoints'], (w0, h0), (w_in, h_in)))
+            vis.append(sample[f'{view}_visibility'])
+            scales.append((w0 / w_in, h0 / h_in))
+            diags.append(np.hypot(w0, h0))
+    return ViewSet(np.stack(images), np.asarray(uvs, np.float32), np.asarray(vis, np.uint8),
+                   np.asarray(scales, np.float32), np.asarray(diags, np.float32))
+
+
+class ShardCache:
+    """Loads shards once; :meth:`refresh` picks up shards written since."""
+
+    def __init__(self, dataset_dirs: Sequence[str], input_size: Tuple[int, int],
+                 is_validation):
+        """``is_validation(shard_path) -> bool`` splits train and validation."""
+        self.dataset_dirs = list(dataset_dirs)
+        self.input_size = input_size
+        self.is_validation = is_validation
+        self.loaded: Dict[str, ViewSet] = {}
+
+    def refresh(self) -> int:
+        """Load new complete shards; returns how many were added."""
+        new = [p for d in self.dataset_dirs for p in list_shards(d) if p not in self.loaded]
+        for p in new:
+            self.loaded[p] = load_shard_views(p, self.input_size)
+        return len(new)
+
+    def split(self) -> Tuple[ViewSet, ViewSet]:
+        """(train, validation) view sets over all loaded shards."""
+        train = [v for p, v in sorted(self.loaded.items()) if not self.is_validation(p)]
+        val = [v for p, v in sorted(self.loaded.items()) if self.is_validation(p)]
+        if not train or not val:
+            raise RuntimeError(f'need training and validation shards, have {len(train)} and '
+                               f'{len(val)} in {self.dataset_dirs}')
+        return ViewSet.concatenate(train), ViewSet.concatenate(val)
+
+
+def random_affine(rng: np.random.Generator, size: Tuple[int, int], max_rotation_deg=20.0,
+                  scale_range=(0.75, 1.25), max_shift=0.12) -> np.ndarray:
+    """Random (2, 3) similarity about the image centre, ``size`` = (w, h)."""
+    w, h = size
+    angle = rng.uniform(-max_rotation_deg, max_rotation_deg)
+    scale = np.exp(rng.uniform(np.log(scale_range[0]), np.log(scale_range[1])))
+    m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), angle, scale)
+    m[:, 2] += rng.uniform(-max_shift, max_shift, 2) * (w, h)
+    return m
+
+
+def augment_view(image: np.ndarray, uv: np.ndarray, visibility: np.ndarray,
+                 rng: np.random.Generator):
+    """Geometric and photometric augmentation of one view.
+
+    Args:
+        image: (h, w, 3) uint8.
+        uv: (J, 2) input pixels.
+        visibility: (J,) uint8 COCO visibility.
+
+    Returns:
+        (image, uv, visibility) augmented; keypoints pushed outside the image
+        get visibility 0.
+    """
+    h, w = image.shape[:2]
+    m = random_affine(rng, (w, h))
+    image = cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REFLECT101)
+    uv = uv @ m[:, :2].T + m[:, 2]
+    inside = (uv[:, 0] >= 0) & (uv[:, 0] <= w - 1) & (uv[:, 1] >= 0) & (uv[:, 1] <= h - 1)
+    visibility = np.where(inside, visibility, 0).astype(np.uint8)
+    img = image.astype(np.float32)
+    if rng.random() < 0.5:
+        img = np.repeat(img @ np.float32([[0.299], [0.587], [0.114]]), 3, axis=2)
+    img = img * rng.uniform(0.6, 1.4) + rng.uniform(-40, 40)
+    gamma = np.exp(rng.uniform(-0.4, 0.4))
+    img = 255.0 * (np.clip(img, 0, 255) / 255.0) ** gamma
+    if rng.random() < 0.3:
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 1.2))
+    img += rng.normal(0, rng.uniform(0, 6), img.shape).astype(np.float32)
+    return np.clip(img, 0, 255).astype(np.uint8), uv.astype(np.float32), visibility
+
+
+def make_targets(uv: np.ndarray, visibility: np.ndarray, symmetries, heatmap_size,
+                 stride: int, sigma: float) -> Tuple[np.ndarray, np.ndarray]:
+    """Canonically labelled Gaussian targets for one view.
+
+    Args:
+        uv: (J, 2) input pixels; visibility: (J,) COCO visibility.
+        symmetries: the object's symmetry permutations.
+        heatmap_size: (h, w) belief cells; stride: input pixels per cell.
+        sigma: Gaussian sigma in cells.
+
+    Returns:
+        targets (J, h, w) float32, canonical permutation (J,) int.
+    """
+    perm = canonical_symmetry_order(uv, symmetries) if symmetries else np.arange(len(uv))
+    uv, visibility = uv[perm], visibility[perm]
+    h, w = heatmap_size
+    cells = image_to_heatmap(uv, (w * stride, h * stride), (w, h))
+    return gaussian_targets(cells, visibility > 0, heatmap_size, sigma), perm

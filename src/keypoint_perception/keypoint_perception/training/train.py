@@ -1,0 +1,217 @@
+# Copyright 2026 The keypoint_perception authors
+# Licensed under the Apache License, Version 2.0
+"""Train a belief-map network on synthetic stereo shards (``keypoints-train``).
+
+Only synthetic data is used for training and model selection (validation on
+held-out synthetic shards).  The run folder holds ``last.pt`` (resumable:
+model, optimizer, scheduler, step, RNG state), ``best.pt`` (lowest validation
+error), ``metrics.csv`` and ``training_curves.png``.  New shards written into
+the dataset folders while training runs are picked up at each validation.
+"""
+
+import argparse
+import csv
+import math
+import os
+import time
+from typing import Dict
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..core.heatmaps import canonical_symmetry_order, decode_beliefs, heatmap_to_image
+from ..core.inference import load_checkpoint, save_checkpoint
+from ..core.model import BeliefMapNet, belief_loss, make_config, normalize_images
+from ..core.objects import load_object_class
+from .data import augment_view, make_targets, ShardCache, ViewSet
+from .metrics import summarize_errors, symmetric_errors
+
+
+def is_validation_shard(path: str, every: int = 10) -> bool:
+    """Every ``every``-th shard (by index in its name) is held out for validation."""
+    stem = os.path.basename(path).split('.')[0]
+    try:
+        return int(stem.split('-')[-1]) % every == every - 1
+    except ValueError:
+        return False
+
+
+def make_batch(views: ViewSet, idx: np.ndarray, symmetries, config, sigma: float,
+               rng: np.random.Generator, augment: bool = True):
+    """Augmented images (B, 3, H, W) and targets (B, J, h, w) as tensors."""
+    imgs, tgts = [], []
+    for i in idx:
+        img, uv, vis = views.images[i], views.uv[i], views.visibility[i]
+        if augment:
+            img, uv, vis = augment_view(img, uv, vis, rng)
+        tgt, _ = make_targets(uv, vis, symmetries, config.heatmap_size, config.stride, sigma)
+        imgs.append(img)
+        tgts.append(tgt)
+    images = normalize_images(torch.from_numpy(np.stack(imgs)))
+    return images, torch.from_numpy(np.stack(tgts))
+
+
+@torch.no_grad()
+def evaluate(model: BeliefMapNet, views: ViewSet, symmetries, batch_size: int = 32,
+             threshold: float = 0.1) -> Dict[str, float]:
+    """2D error statistics on (unaugmented) views, in original image pixels.
+
+    Only keypoints inside the image (visibility > 0) are scored.
+    """
+    model.eval()
+    cfg = model.config
+    h, w = cfg.heatmap_size
+    errors = []
+    for s in range(0, len(views), batch_size):
+        sl = slice(s, s + batch_size)
+        beliefs = model(normalize_images(torch.from_numpy(views.images[sl])))[-1].numpy()
+        for b, uv_gt, vis, scale in zip(beliefs, views.uv[sl], views.visibility[sl],
+                                        views.scale[sl]):
+            cells, _ = decode_beliefs(b, threshold=threshold)
+            uv = heatmap_to_image(cells, (w, h), (cfg.input_width, cfg.input_height))
+            if symmetries and np.isfinite(uv).all():
+                uv = uv[canonical_symmetry_order(uv, symmetries)]
+            err = symmetric_errors((uv + 0.5) * scale - 0.5, (uv_gt + 0.5) * scale - 0.5,
+                                   symmetries)
+            errors.append(np.where(vis > 0, err, -1.0))
+    errors = np.asarray(errors)
+    scored = errors >= 0
+    keep = scored.all(axis=1)
+    model.train()
+    out = summarize_errors(np.where(scored, errors, np.nan)[keep], views.diagonal[keep])
+    out['views'] = int(keep.sum())
+    return out
+
+
+def plot_curves(csv_path: str, png_path: str) -> None:
+    """Loss and validation error against step (matplotlib, Agg backend)."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    with open(csv_path) as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return
+    step = [int(r['step']) for r in rows]
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
+    ax[0].plot(step, [float(r['train_loss']) for r in rows])
+    ax[0].set(xlabel='step', ylabel='belief loss (train)', yscale='log', title='Training loss')
+    ax[1].plot(step, [float(r['val_mean_pct_diag']) for r in rows], label='mean error')
+    ax[1].plot(step, [100 * (1 - float(r['val_pck@1'])) for r in rows], label='100 - PCK@1%')
+    ax[1].set(xlabel='step', ylabel='% of image diagonal / %', yscale='log',
+              title='Synthetic validation')
+    ax[1].legend()
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=110)
+    plt.close(fig)
+
+
+def train(args) -> str:
+    """Run training; returns the path of ``best.pt``."""
+    torch.set_num_threads(args.threads)
+    rng = np.random.default_rng(args.seed)
+    torch.manual_seed(args.seed)
+    os.makedirs(args.out, exist_ok=True)
+    last_path = os.path.join(args.out, 'last.pt')
+    best_path = os.path.join(args.out, 'best.pt')
+    csv_path = os.path.join(args.out, 'metrics.csv')
+
+    if args.resume and os.path.isfile(last_path):
+        model, oc, ckpt = load_checkpoint(last_path)
+        config = model.config
+        step, best = ckpt['step'], ckpt['best_error']
+        rng = np.random.default_rng(ckpt['numpy_seed'] + step)
+        print(f'resuming {last_path} at step {step} (best {best:.3f}% of diagonal)')
+    else:
+        oc = load_object_class(args.object)
+        config = make_config(args.config, oc.num_keypoints)
+        model = BeliefMapNet(config)
+        step, best, ckpt = 0, float('inf'), None
+        with open(csv_path, 'w') as f:
+            f.write('step,elapsed_s,train_loss,val_mean_px,val_mean_pct_diag,val_max_px,'
+                    'val_pck@0.5,val_pck@1,val_pck@2,train_views\n')
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps,
+                                                pct_start=0.05)
+    if ckpt is not None:
+        opt.load_state_dict(ckpt['optimizer'])
+        sched.load_state_dict(ckpt['scheduler'])
+
+    cache = ShardCache(args.data, (config.input_width, config.input_height), is_validation_shard)
+    cache.refresh()
+    train_views, val_views = cache.split()
+    print(f'{oc.name}: {len(train_views)} training views, {len(val_views)} validation views; '
+          f'model {args.config} {config.input_width}x{config.input_height}')
+    t_start = time.time()
+    losses = []
+    pbar = tqdm(total=args.steps, initial=step, desc='train', unit='step', dynamic_ncols=True)
+    while step < args.steps:
+        idx = rng.integers(0, len(train_views), args.batch)
+        images, targets = make_batch(train_views, idx, oc.symmetries, config, args.sigma, rng)
+        loss = belief_loss(model(images), targets, kind=args.loss)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        step += 1
+        losses.append(loss.item())
+        pbar.update(1)
+        pbar.set_postfix(loss=f'{np.mean(losses[-50:]):.4f}')
+        if step % args.eval_every == 0 or step == args.steps:
+            m = evaluate(model, val_views, oc.symmetries)
+            with open(csv_path, 'a') as f:
+                f.write(f'{step},{time.time() - t_start:.0f},{np.mean(losses):.5f},'
+                        f'{m["mean_px"]:.3f},{m["mean_pct_diag"]:.4f},{m["max_px"]:.2f},'
+                        f'{m["pck@0.5"]:.4f},{m["pck@1"]:.4f},{m["pck@2"]:.4f},'
+                        f'{len(train_views)}\n')
+            losses = []
+            tqdm.write(f'step {step}: val mean {m["mean_px"]:.2f} px '
+                       f'({m["mean_pct_diag"]:.3f}% diag), PCK@1% {m["pck@1"]:.3f}, '
+                       f'detected {m["detected"]:.3f}')
+            meta = {'object': oc.name, 'config_name': args.config, 'step': step,
+                    'trained_on': 'synthetic only: ' + ', '.join(args.data),
+                    'val': m}
+            if m['mean_pct_diag'] < best:
+                best = m['mean_pct_diag']
+                save_checkpoint(best_path, model, oc, meta)
+            save_checkpoint(last_path, model, oc, meta, extra={
+                'optimizer': opt.state_dict(), 'scheduler': sched.state_dict(), 'step': step,
+                'best_error': best, 'numpy_seed': args.seed})
+            plot_curves(csv_path, os.path.join(args.out, 'training_curves.png'))
+            if cache.refresh():
+                train_views, val_views = cache.split()
+                tqdm.write(f'picked up new shards: {len(train_views)} training views')
+            if args.minutes and time.time() - t_start > 60 * args.minutes:
+                tqdm.write(f'time budget of {args.minutes} min reached')
+                break
+    pbar.close()
+    return best_path
+
+
+def main(argv=None):
+    """Command-line entry point ``keypoints-train``."""
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--data', nargs='+', required=True, help='sim_datagen dataset folders')
+    p.add_argument('--object', default='checkerboard', help='object class name or YAML')
+    p.add_argument('--config', default='lite', choices=['lite', 'paper'])
+    p.add_argument('--out', required=True, help='run folder (checkpoints, curves)')
+    p.add_argument('--steps', type=int, default=3000, help='optimizer steps (LR schedule)')
+    p.add_argument('--minutes', type=float, default=0, help='stop after this wall time')
+    p.add_argument('--batch', type=int, default=16)
+    p.add_argument('--lr', type=float, default=2e-3)
+    p.add_argument('--sigma', type=float, default=1.5, help='target sigma in belief cells')
+    p.add_argument('--loss', default='bce', choices=['bce', 'mse'])
+    p.add_argument('--eval-every', type=int, default=200)
+    p.add_argument('--threads', type=int, default=2)
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--resume', action='store_true', help='continue from OUT/last.pt')
+    args = p.parse_args(argv)
+    best = train(args)
+    print(f'best checkpoint: {best}')
+
+
+if __name__ == '__main__':
+    main()

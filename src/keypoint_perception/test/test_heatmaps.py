@@ -1,0 +1,78 @@
+# Copyright 2026 The keypoint_perception authors
+# Licensed under the Apache License, Version 2.0
+"""Belief-map targets and decoding against synthetic Gaussians."""
+
+import numpy as np
+import pytest
+
+from keypoint_perception.core.heatmaps import (
+    canonical_symmetry_order, decode_beliefs, gaussian_targets, heatmap_to_image,
+    image_to_heatmap, nms_peaks)
+
+
+def test_gaussian_target_peak_and_absent_map():
+    maps = gaussian_targets(np.array([[10.0, 5.0], [3.0, 3.0]]), np.array([True, False]),
+                            (20, 30), sigma=1.5)
+    assert maps.shape == (2, 20, 30) and maps.dtype == np.float32
+    assert maps[0, 5, 10] == pytest.approx(1.0)
+    assert maps[0, 5, 11] == pytest.approx(np.exp(-1 / (2 * 1.5 ** 2)), rel=1e-5)
+    assert maps[1].max() == 0.0
+
+
+@pytest.mark.parametrize('sigma', [1.0, 1.5, 2.5])
+def test_subpixel_decoding_error_on_random_gaussians(sigma):
+    rng = np.random.default_rng(1)
+    uv = rng.uniform(4, 40, size=(50, 2))
+    maps = gaussian_targets(uv, np.ones(50, bool), (48, 64), sigma) * 0.8
+    maps = np.where(maps > 0, maps, 1e-4).astype(np.float32)  # untruncated tails
+    dec, conf = decode_beliefs(maps, threshold=0.1)
+    err = np.linalg.norm(dec - uv, axis=1)
+    assert err.max() < 0.02, err.max()        # Taylor step is exact for a Gaussian
+    assert np.all(conf >= 0.5)
+    # integer-only decoding would be off by up to ~0.7 cells
+    assert np.abs(np.round(uv) - uv).max() > 0.3
+
+
+def test_subpixel_decoding_under_noise_beats_integer_peak():
+    rng = np.random.default_rng(2)
+    uv = rng.uniform(4, 40, size=(100, 2))
+    maps = gaussian_targets(uv, np.ones(100, bool), (48, 64), 1.5)
+    maps = np.clip(maps + rng.normal(0, 0.01, maps.shape), 1e-4, 1).astype(np.float32)
+    dec, _ = decode_beliefs(maps)
+    sub = np.linalg.norm(dec - uv, axis=1).mean()
+    integer = np.linalg.norm(np.round(uv) - uv, axis=1).mean()
+    assert sub < 0.5 * integer
+
+
+def test_decoding_missing_keypoint_is_nan():
+    maps = np.zeros((2, 10, 10), np.float32)
+    maps[0, 4, 6] = 0.9
+    dec, conf = decode_beliefs(maps, threshold=0.2)
+    assert np.allclose(dec[0], [6, 4]) and conf[0] == pytest.approx(0.9)
+    assert np.isnan(dec[1]).all() and conf[1] == 0
+
+
+def test_nms_returns_separate_peaks_sorted():
+    m = np.zeros((20, 20), np.float32)
+    m[5, 5], m[5, 6], m[15, 12] = 0.9, 0.5, 0.7
+    peaks = nms_peaks(m, kernel=3, threshold=0.1)
+    assert peaks.tolist() == [[5, 5, pytest.approx(0.9)], [12, 15, pytest.approx(0.7)]]
+
+
+def test_image_heatmap_mapping_roundtrip_and_pixel_centres():
+    uv = np.array([[0.0, 0.0], [639.0, 479.0], [100.25, 31.5]])
+    cells = image_to_heatmap(uv, (640, 480), (64, 48))
+    # pixel centres 0..9 fall in cell 0 whose centre is pixel 4.5
+    assert cells[0] == pytest.approx([-0.45, -0.45])
+    assert np.allclose(heatmap_to_image(cells, (64, 48), (640, 480)), uv)
+    assert heatmap_to_image(np.array([[0.0, 0.0]]), (64, 48), (640, 480))[0] == \
+        pytest.approx([4.5, 4.5])
+
+
+def test_canonical_symmetry_order_is_view_defined():
+    uv = np.array([[10, 10], [90, 12], [92, 60], [12, 58]], float)
+    sym = [[2, 3, 0, 1]]
+    assert canonical_symmetry_order(uv, sym).tolist() == [0, 1, 2, 3]
+    rotated = uv[[2, 3, 0, 1]]           # same board labelled the other way
+    p = canonical_symmetry_order(rotated, sym)
+    assert np.allclose(rotated[p], uv)
