@@ -69,10 +69,25 @@ def test_image_heatmap_mapping_roundtrip_and_pixel_centres():
         pytest.approx([4.5, 4.5])
 
 
-def test_canonical_symmetry_order_is_view_defined():
-    uv = np.array([[10, 10], [90, 12], [92, 60], [12, 58]], float)
+@pytest.mark.parametrize('angle_deg', [-40, 0, 30, 60, 90, 120])
+def test_canonical_symmetry_order_is_view_defined(angle_deg):
+    # a 9x6 board's extreme corners, clockwise, rotated in the image
+    a = np.deg2rad(angle_deg)
+    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    uv = np.array([[-4, -2.5], [4, -2.5], [4, 2.5], [-4, 2.5]]) @ rot.T * 20 + 200
     sym = [[2, 3, 0, 1]]
-    assert canonical_symmetry_order(uv, sym).tolist() == [0, 1, 2, 3]
-    rotated = uv[[2, 3, 0, 1]]           # same board labelled the other way
-    p = canonical_symmetry_order(rotated, sym)
-    assert np.allclose(rotated[p], uv)
+    p = canonical_symmetry_order(uv, sym)
+    relabelled = uv[[2, 3, 0, 1]]        # same board labelled the other way
+    q = canonical_symmetry_order(relabelled, sym)
+    assert np.allclose(relabelled[q], uv[p])
+    d = uv[p][1] - uv[p][0]
+    assert d @ [1, 1] > 0                # 0 -> 1 points to the lower right
+    # landscape (0 deg) and portrait (90 deg) are far from the label switch at 135 deg
+    if angle_deg in (0, 90):
+        assert d @ [1, 1] > 0.7 * np.linalg.norm(d)
+
+
+def test_canonical_symmetry_order_with_missing_keypoint():
+    uv = np.array([[np.nan, np.nan], [90, 12], [92, 60], [12, 58]], float)
+    p = canonical_symmetry_order(uv, [[2, 3, 0, 1]])
+    assert p.tolist() == [2, 3, 0, 1]    # finite keypoint 0 first

@@ -158,20 +158,31 @@ def canonical_symmetry_order(uv: np.ndarray, symmetries) -> np.ndarray:
 
     A symmetric object (e.g. a chessboard under 180 degree rotation) has several
     equally correct keypoint labellings.  Training targets and decoded
-    detections use the one whose keypoints, in order, come first when sorted
-    lexicographically by ``u + v`` (top-left first), so the labels depend on
-    the image only.
+    detections use the one whose vector from keypoint 0 to keypoint 1 points
+    most towards the lower right of the image (largest dot product with
+    (1, 1)), so the labels depend on the image only.  For a chessboard whose
+    keypoints 0 -> 1 run along its long side this puts the label switch at
+    diagonal board orientations (long side at -45 degrees), away from both
+    landscape (0.0 -> 1 pointing right) and portrait (pointing down) poses.
+    When keypoint 0 or 1 is missing (NaN) the labelling with the smallest
+    ``u + v`` of the first finite keypoints in order is used instead.
 
     Args:
-        uv: (J, 2) pixel or cell coordinates (NaN allowed, compared as +inf).
+        uv: (J, 2) pixel or cell coordinates (NaN allowed).
         symmetries: iterable of permutations (J,) int; identity is implied.
 
     Returns:
         (J,) int permutation ``p`` such that ``uv[p]`` is the canonical
         labelling.
     """
+    uv = np.asarray(uv, dtype=np.float64)
     j = len(uv)
     perms = [np.arange(j)] + [np.asarray(p, dtype=int) for p in symmetries]
-    key = np.nan_to_num(uv[:, 0] + uv[:, 1], nan=np.inf)
-    best = min(perms, key=lambda p: tuple(key[p]))
-    return best
+    if j < 2:
+        return perms[0]
+    s = uv[:, 0] + uv[:, 1]
+    scores = [s[p[1]] - s[p[0]] for p in perms]
+    if np.all(np.isfinite(scores)):
+        return perms[int(np.argmax(scores))]
+    key = np.nan_to_num(s, nan=np.inf)
+    return min(perms, key=lambda p: tuple(key[p]))

@@ -204,14 +204,21 @@ class StereoKeypointPipeline:
 
     def __init__(self, detector: KeypointDetector, min_confidence: float = 0.3,
                  max_reprojection_error_px: float = 4.0, min_depth_m: float = 0.05,
-                 refine: bool = True, fit_pose: bool = True):
-        """Configure thresholds (see :func:`geometry.triangulate_stereo`)."""
+                 refine: bool = True, fit_pose: bool = True, input_rectified: bool = False):
+        """Configure thresholds (see :func:`geometry.triangulate_stereo`).
+
+        ``input_rectified`` says the images are already rectified, so their
+        pixels are used with ``P`` directly (ROS ``image_rect`` topics carry
+        the raw camera's CameraInfo); otherwise keypoints are undistorted and
+        rectified with ``K``, ``D``, ``R``, ``P`` first.
+        """
         self.detector = detector
         self.min_confidence = min_confidence
         self.max_reprojection_error_px = max_reprojection_error_px
         self.min_depth_m = min_depth_m
         self.refine = refine
         self.fit_pose = fit_pose
+        self.input_rectified = input_rectified
 
     def process(self, left_image: np.ndarray, right_image: np.ndarray,
                 left_camera: geometry.CameraModel,
@@ -236,8 +243,10 @@ class StereoKeypointPipeline:
         left = self.detector.decode(beliefs[0], (left_image.shape[1], left_image.shape[0]))
         right = self.detector.decode(beliefs[1], (right_image.shape[1], right_image.shape[0]))
         if oc.symmetries:
-            perm = geometry.match_stereo_symmetry(left_camera, right_camera, left.uv,
-                                                  right.uv, oc.symmetries)
+            perm = geometry.match_stereo_symmetry(
+                left_camera, right_camera, left.uv, right.uv, oc.symmetries,
+                points_are_rectified=self.input_rectified)
+            perm = list(perm)
             right = Detection2D(right.uv[perm], right.confidence[perm], right.beliefs[perm])
         conf = np.minimum(left.confidence, right.confidence)
         uv_l = np.where((conf >= self.min_confidence)[:, None], left.uv, np.nan)
@@ -246,12 +255,14 @@ class StereoKeypointPipeline:
         tri = geometry.triangulate_stereo(
             left_camera, right_camera, uv_l, uv_r, refine=self.refine,
             max_reprojection_error_px=self.max_reprojection_error_px,
-            min_depth=self.min_depth_m)
+            min_depth=self.min_depth_m, points_are_rectified=self.input_rectified)
         pose, rmse = None, float('nan')
         if self.fit_pose and tri.valid.sum() >= 3:
             fit = geometry.fit_template_pose(oc.template, tri.xyz, tri.valid, oc.symmetries)
             if fit is not None:
-                pose, rmse = fit[0], float(fit[1])
+                pose = np.eye(4)
+                pose[:3, :3], pose[:3, 3] = fit.R, fit.t
+                rmse = float(fit.rmse)
         t4 = time.perf_counter()
         timings = {'preprocess': (t1 - t0) * 1e3, 'network': (t2 - t1) * 1e3,
                    'decode': (t3 - t2) * 1e3, 'triangulate_fit': (t4 - t3) * 1e3}

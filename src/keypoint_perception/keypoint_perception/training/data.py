@@ -41,7 +41,7 @@ class ViewSet:
     diagonal: np.ndarray
 
     def __len__(self) -> int:
-        """Number of views."""
+        """Return the number of views."""
         return len(self.images)
 
     @staticmethod
@@ -68,11 +68,11 @@ def load_shard_views(shard_path: str, input_size: Tuple[int, int]) -> ViewSet:
     images, uvs, vis, scales, diags = [], [], [], [], []
     for sample in iter_shard(shard_path):
         for view in ('left', 'right'):
-            img = sample[f'{view}_image']
+            img = sample[view]
             h0, w0 = img.shape[:2]
             images.append(cv2.resize(img, (w_in, h_in), interpolation=cv2.INTER_AREA))
-            uvs.append(image_to_heatmap(sample[f'{view}_keypoints'], (w0, h0), (w_in, h_in)))
-            vis.append(sample[f'{view}_visibility'])
+            uvs.append(image_to_heatmap(sample[f'kp2d_{view}'], (w0, h0), (w_in, h_in)))
+            vis.append(sample[f'vis_{view}'])
             scales.append((w0 / w_in, h0 / h_in))
             diags.append(np.hypot(w0, h0))
     return ViewSet(np.stack(images), np.asarray(uvs, np.float32), np.asarray(vis, np.uint8),
@@ -99,8 +99,11 @@ class ShardCache:
 
     def split(self) -> Tuple[ViewSet, ViewSet]:
         """(train, validation) view sets over all loaded shards."""
-        train = [v for p, v in sorted(self.loaded.items()) if not self.is_validation(p)]
-        val = [v for p, v in sorted(self.loaded.items()) if self.is_validation(p)]
+        items = sorted(self.loaded.items())
+        train = [v for p, v in items if not self.is_validation(p)]
+        val = [v for p, v in items if self.is_validation(p)]
+        if not val and len(train) > 1:  # small datasets: hold out the last shard
+            val = [train.pop()]
         if not train or not val:
             raise RuntimeError(f'need training and validation shards, have {len(train)} and '
                                f'{len(val)} in {self.dataset_dirs}')

@@ -11,7 +11,6 @@ the dataset folders while training runs are picked up at each validation.
 
 import argparse
 import csv
-import math
 import os
 import time
 from typing import Dict

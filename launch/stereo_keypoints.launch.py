@@ -1,0 +1,63 @@
+# Copyright 2026 The keypoint_perception authors
+# Licensed under the Apache License, Version 2.0
+"""Launch the stereo keypoint node (and optionally RViz).
+
+    ros2 launch keypoint_perception stereo_keypoints.launch.py \
+        left_image:=/stereo/left/image_rect right_image:=/stereo/right/image_rect \
+        left_camera_info:=/stereo/left/camera_info right_camera_info:=/stereo/right/camera_info
+
+Inputs are rectified or raw images with their CameraInfo; outputs are
+``keypoints_2d``, ``keypoints_3d``, ``keypoint_markers``, ``debug/image`` and TF,
+in the node's namespace.
+"""
+
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.substitutions import FindPackageShare
+
+#: (name, default, description) of every launch argument.
+ARGUMENTS = [
+    ('namespace', '', 'Namespace of the node and its output topics.'),
+    ('params_file', PathJoinSubstitution([FindPackageShare('keypoint_perception'), 'config',
+                                          'stereo_keypoints.yaml']),
+     'YAML file with the node parameters.'),
+    ('model', 'checkerboard_lite', 'Shipped model name or checkpoint path.'),
+    ('device', 'cpu', 'Torch device for the network, e.g. cpu or cuda:0.'),
+    ('approximate_sync', 'false',
+     'Use approximate time sync (cameras without hardware trigger).'),
+    ('sync_slop', '0.01', 'Approximate sync tolerance in seconds.'),
+    ('left_image', 'left/image_rect', 'Left image topic (rectified or raw).'),
+    ('left_camera_info', 'left/camera_info', 'Left CameraInfo topic.'),
+    ('right_image', 'right/image_rect', 'Right image topic (rectified or raw).'),
+    ('right_camera_info', 'right/camera_info', 'Right CameraInfo topic.'),
+    ('use_rviz', 'false', 'Start RViz with the keypoint display configuration.'),
+]
+
+
+def generate_launch_description():
+    """Declare the arguments and the node."""
+    args = [DeclareLaunchArgument(name, default_value=default, description=text)
+            for name, default, text in ARGUMENTS]
+    cfg = {name: LaunchConfiguration(name) for name, _, _ in ARGUMENTS}
+    node = Node(
+        package='keypoint_perception',
+        executable='stereo_keypoint_node',
+        name='stereo_keypoint_node',
+        namespace=cfg['namespace'],
+        output='screen',
+        parameters=[cfg['params_file'], {
+            'model': cfg['model'], 'device': cfg['device'],
+            'approximate_sync': cfg['approximate_sync'], 'sync_slop': cfg['sync_slop']}],
+        remappings=[('left/image_rect', cfg['left_image']),
+                    ('left/camera_info', cfg['left_camera_info']),
+                    ('right/image_rect', cfg['right_image']),
+                    ('right/camera_info', cfg['right_camera_info'])])
+    rviz = Node(
+        package='rviz2', executable='rviz2', name='rviz2', output='screen',
+        arguments=['-d', PathJoinSubstitution([FindPackageShare('keypoint_perception'), 'rviz',
+                                               'keypoints.rviz'])],
+        condition=IfCondition(cfg['use_rviz']))
+    return LaunchDescription(args + [node, rviz])

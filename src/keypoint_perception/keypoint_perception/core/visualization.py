@@ -1,0 +1,83 @@
+# Copyright 2026 The keypoint_perception authors
+# Licensed under the Apache License, Version 2.0
+"""Annotated debug images: keypoints, skeleton, belief maps, 3D coordinates."""
+
+from typing import Optional
+
+import cv2
+import numpy as np
+
+from .inference import Detection2D, StereoResult
+from .objects import ObjectClass
+
+#: Colours per keypoint index (RGB), cycled.
+PALETTE = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
+           (145, 30, 180), (70, 240, 240), (240, 50, 230)]
+
+
+def _to_rgb(img: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB) if img.ndim == 2 else img.copy()
+
+
+def overlay_beliefs(image: np.ndarray, beliefs: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+    """Blend the max over keypoints of (J, h, w) beliefs onto an (H, W, 3) RGB image."""
+    h, w = image.shape[:2]
+    heat = cv2.resize(beliefs.max(axis=0), (w, h), interpolation=cv2.INTER_LINEAR)
+    colour = cv2.applyColorMap(np.uint8(255 * np.clip(heat, 0, 1)), cv2.COLORMAP_JET)[..., ::-1]
+    weight = (alpha * np.clip(heat, 0, 1))[..., None]
+    return np.uint8(image * (1 - weight) + colour * weight)
+
+
+def draw_view(image: np.ndarray, det: Detection2D, oc: ObjectClass,
+              xyz: Optional[np.ndarray] = None, valid: Optional[np.ndarray] = None,
+              beliefs: bool = True) -> np.ndarray:
+    """Draw one view: belief overlay, skeleton, keypoints, names and 3D positions (mm).
+
+    Args:
+        image: (H, W, 3) uint8 RGB or (H, W) grey.
+        det: detections of the view, pixels of ``image``.
+        xyz: optional (J, 3) metres to print next to each keypoint.
+        valid: optional (J,) bool; invalid 3D points are drawn hollow.
+
+    Returns:
+        (H, W, 3) uint8 RGB annotated copy.
+    """
+    out = _to_rgb(image)
+    if beliefs:
+        out = overlay_beliefs(out, det.beliefs)
+    ok = np.isfinite(det.uv).all(axis=1)
+    for a, b in oc.skeleton:
+        if ok[a] and ok[b]:
+            pa, pb = np.int32(np.round(det.uv[[a, b]]))
+            cv2.line(out, tuple(pa), tuple(pb), (255, 160, 30), 1, cv2.LINE_AA)
+    for j, name in enumerate(oc.keypoint_names):
+        if not ok[j]:
+            continue
+        p = tuple(np.int32(np.round(det.uv[j])))
+        col = PALETTE[j % len(PALETTE)]
+        filled = valid is None or bool(valid[j])
+        cv2.circle(out, p, 5, col, -1 if filled else 1, cv2.LINE_AA)
+        label = f'{j}'
+        if xyz is not None and filled and np.isfinite(xyz[j]).all():
+            label += ' ({:.0f},{:.0f},{:.0f})mm'.format(*(1000 * xyz[j]))
+        cv2.putText(out, label, (p[0] + 6, p[1] - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0),
+                    3, cv2.LINE_AA)
+        cv2.putText(out, label, (p[0] + 6, p[1] - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.4, col, 1,
+                    cv2.LINE_AA)
+    return out
+
+
+def draw_stereo(left: np.ndarray, right: np.ndarray, result: StereoResult, oc: ObjectClass,
+                beliefs: bool = True, title: str = '') -> np.ndarray:
+    """Left and right annotated views side by side, (H, W_l + W_r, 3) uint8 RGB."""
+    lv = draw_view(left, result.left, oc, result.xyz, result.valid, beliefs)
+    rv = draw_view(right, result.right, oc, None, result.valid, beliefs)
+    if rv.shape[0] != lv.shape[0]:
+        rv = cv2.resize(rv, (int(rv.shape[1] * lv.shape[0] / rv.shape[0]), lv.shape[0]))
+    out = np.concatenate([lv, rv], axis=1)
+    if title:
+        cv2.putText(out, title, (8, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3,
+                    cv2.LINE_AA)
+        cv2.putText(out, title, (8, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1,
+                    cv2.LINE_AA)
+    return out

@@ -1,0 +1,145 @@
+# Copyright 2026 The keypoint_perception authors
+# Licensed under the Apache License, Version 2.0
+"""Thin converters between core results and ROS messages (no numerics here)."""
+
+import math
+from typing import List
+
+from geometry_msgs.msg import Point, Pose, TransformStamped
+from keypoint_msgs.msg import (
+    Keypoint2D, Keypoint3D, Keypoints3D, ObjectKeypoints2D, ObjectKeypoints3D,
+    StereoKeypoints2D, ViewKeypoints2D)
+import numpy as np
+from std_msgs.msg import ColorRGBA
+from visualization_msgs.msg import Marker, MarkerArray
+
+from ..core.geometry import quaternion_from_matrix
+from ..core.inference import Detection2D, StereoResult
+from ..core.objects import ObjectClass
+
+
+def _view(det: Detection2D, oc: ObjectClass, frame_id: str, width: int, height: int,
+          instance_id: str) -> ViewKeypoints2D:
+    kps = []
+    for name, uv, c in zip(oc.keypoint_names, det.uv, det.confidence):
+        ok = bool(np.isfinite(uv).all())
+        kps.append(Keypoint2D(name=name, x=float(uv[0]) if ok else math.nan,
+                              y=float(uv[1]) if ok else math.nan, confidence=float(c),
+                              valid=ok))
+    obj = ObjectKeypoints2D(class_name=oc.name, instance_id=instance_id, keypoints=kps)
+    return ViewKeypoints2D(frame_id=frame_id, width=width, height=height, objects=[obj])
+
+
+def stereo_keypoints_2d(header, right_frame_id: str, result: StereoResult, oc: ObjectClass,
+                        left_size, right_size, instance_id: str) -> StereoKeypoints2D:
+    """``keypoints_2d`` message; sizes are (width, height) of each view."""
+    return StereoKeypoints2D(
+        header=header,
+        left=_view(result.left, oc, header.frame_id, *left_size, instance_id),
+        right=_view(result.right, oc, right_frame_id, *right_size, instance_id))
+
+
+def pose_msg(T: np.ndarray) -> Pose:
+    """geometry_msgs/Pose from a (4, 4) homogeneous transform (metres)."""
+    x, y, z, w = quaternion_from_matrix(T[:3, :3])
+    p = Pose()
+    p.position = Point(x=float(T[0, 3]), y=float(T[1, 3]), z=float(T[2, 3]))
+    p.orientation.x, p.orientation.y, p.orientation.z, p.orientation.w = (
+        float(x), float(y), float(z), float(w))
+    return p
+
+
+def keypoints_3d(header, result: StereoResult, oc: ObjectClass,
+                 instance_id: str) -> Keypoints3D:
+    """``keypoints_3d`` message in the left optical frame (``header.frame_id``)."""
+    kps = []
+    for j, name in enumerate(oc.keypoint_names):
+        valid = bool(result.valid[j])
+        xyz = result.xyz[j] if valid else (math.nan,) * 3
+        kps.append(Keypoint3D(
+            name=name, position=Point(x=float(xyz[0]), y=float(xyz[1]), z=float(xyz[2])),
+            confidence=float(result.confidence[j]), valid=valid,
+            reprojection_error=float(result.reprojection_error_px[j]) if valid else math.nan))
+    obj = ObjectKeypoints3D(class_name=oc.name, instance_id=instance_id, keypoints=kps,
+                            pose_valid=result.pose is not None,
+                            pose=pose_msg(result.pose if result.pose is not None
+                                          else np.eye(4)),
+                            pose_fit_rmse=float(result.pose_rmse))
+    return Keypoints3D(header=header, objects=[obj])
+
+
+def transforms(header, result: StereoResult, oc: ObjectClass,
+               prefix: str) -> List[TransformStamped]:
+    """Build the TF frames of one result.
+
+    ``<prefix>/<keypoint>`` per valid keypoint (identity rotation) and
+    ``<prefix>`` for the fitted object pose, children of the left optical frame.
+    """
+    out = []
+    for j, name in enumerate(oc.keypoint_names):
+        if not result.valid[j]:
+            continue
+        t = TransformStamped()
+        t.header = header
+        t.child_frame_id = f'{prefix}/{name}'
+        t.transform.translation.x, t.transform.translation.y, t.transform.translation.z = (
+            float(v) for v in result.xyz[j])
+        t.transform.rotation.w = 1.0
+        out.append(t)
+    if result.pose is not None:
+        t = TransformStamped()
+        t.header = header
+        t.child_frame_id = prefix
+        p = pose_msg(result.pose)
+        t.transform.translation.x = p.position.x
+        t.transform.translation.y = p.position.y
+        t.transform.translation.z = p.position.z
+        t.transform.rotation = p.orientation
+        out.append(t)
+    return out
+
+
+def markers(header, result: StereoResult, oc: ObjectClass, ns: str, scale: float,
+            lifetime_s: float) -> MarkerArray:
+    """Spheres per keypoint, skeleton lines and text labels (RViz)."""
+    arr = MarkerArray()
+    life = _duration(lifetime_s)
+    green = ColorRGBA(r=0.1, g=0.9, b=0.2, a=1.0)
+    spheres = Marker(header=header, ns=f'{ns}/keypoints', id=0, type=Marker.SPHERE_LIST,
+                     action=Marker.ADD, lifetime=life, color=green)
+    spheres.pose.orientation.w = 1.0
+    spheres.scale.x = spheres.scale.y = spheres.scale.z = scale
+    lines = Marker(header=header, ns=f'{ns}/skeleton', id=0, type=Marker.LINE_LIST,
+                   action=Marker.ADD, lifetime=life,
+                   color=ColorRGBA(r=1.0, g=0.6, b=0.1, a=1.0))
+    lines.pose.orientation.w = 1.0
+    lines.scale.x = scale / 3
+    for j in range(oc.num_keypoints):
+        if result.valid[j]:
+            spheres.points.append(Point(x=float(result.xyz[j, 0]), y=float(result.xyz[j, 1]),
+                                        z=float(result.xyz[j, 2])))
+    for a, b in oc.skeleton:
+        if result.valid[a] and result.valid[b]:
+            for j in (a, b):
+                lines.points.append(Point(x=float(result.xyz[j, 0]),
+                                          y=float(result.xyz[j, 1]),
+                                          z=float(result.xyz[j, 2])))
+    arr.markers += [spheres, lines]
+    for j, name in enumerate(oc.keypoint_names):
+        text = Marker(header=header, ns=f'{ns}/labels', id=j, type=Marker.TEXT_VIEW_FACING,
+                      lifetime=life, color=ColorRGBA(r=1.0, g=1.0, b=1.0, a=1.0), text=name)
+        text.action = Marker.ADD if result.valid[j] else Marker.DELETE
+        if result.valid[j]:
+            text.pose.position = Point(x=float(result.xyz[j, 0]),
+                                       y=float(result.xyz[j, 1]) - 1.5 * scale,
+                                       z=float(result.xyz[j, 2]))
+        text.pose.orientation.w = 1.0
+        text.scale.z = scale * 1.5
+        arr.markers.append(text)
+    return arr
+
+
+def _duration(seconds: float):
+    from builtin_interfaces.msg import Duration
+    sec = int(seconds)
+    return Duration(sec=sec, nanosec=int(round((seconds - sec) * 1e9)))

@@ -1,0 +1,154 @@
+# Copyright 2026 The keypoint_perception authors
+# Licensed under the Apache License, Version 2.0
+"""Replay stereo image files as a ROS 2 camera pair (``stereo_replay_node``).
+
+Publishes ``left/image_raw``, ``left/camera_info``, ``right/image_raw`` and
+``right/camera_info`` with identical stamps per pair, the camera infos read
+from ROS camera_info YAML files (the format camera_calibration writes).  Pairs
+are taken in sorted order of two glob patterns; the node can run at a fixed
+rate or be driven pair by pair through :meth:`publish_pair` (used by
+``keypoints-demo``).
+"""
+
+import glob
+import os
+import re
+from typing import List, Tuple
+
+import cv2
+from cv_bridge import CvBridge
+import rclpy
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
+from sensor_msgs.msg import CameraInfo, Image
+
+from ..core.geometry import CameraModel
+
+
+def natural_sort(paths: List[str]) -> List[str]:
+    """Sort file names with embedded numbers numerically (left2 < left10)."""
+    key = lambda s: [int(t) if t.isdigit() else t for t in re.split(r'(\d+)', s)]  # noqa
+    return sorted(paths, key=key)
+
+
+def pair_files(left_glob: str, right_glob: str) -> List[Tuple[str, str]]:
+    """Match left and right files by sorted order.
+
+    Raises:
+        FileNotFoundError: when a pattern matches nothing.
+        ValueError: when the two patterns match different numbers of files.
+    """
+    left, right = natural_sort(glob.glob(left_glob)), natural_sort(glob.glob(right_glob))
+    if not left or not right:
+        raise FileNotFoundError(f'no images for {left_glob!r} / {right_glob!r}')
+    if len(left) != len(right):
+        raise ValueError(f'{len(left)} left but {len(right)} right images')
+    return list(zip(left, right))
+
+
+def camera_info_msg(camera: CameraModel, frame_id: str) -> CameraInfo:
+    """sensor_msgs/CameraInfo from a :class:`CameraModel`."""
+    msg = CameraInfo()
+    msg.header.frame_id = frame_id
+    msg.width, msg.height = int(camera.width), int(camera.height)
+    msg.distortion_model = camera.distortion_model or 'plumb_bob'
+    msg.d = [float(v) for v in camera.D]
+    msg.k = [float(v) for v in camera.K.ravel()]
+    msg.r = [float(v) for v in camera.R.ravel()]
+    msg.p = [float(v) for v in camera.P.ravel()]
+    return msg
+
+
+class StereoReplayNode(Node):
+    """Publishes stereo pairs from image files with their calibration."""
+
+    def __init__(self, **kwargs):
+        """Declare parameters and publishers; start the timer when ``rate`` > 0."""
+        super().__init__('stereo_replay_node', **kwargs)
+
+        def declare(name, default, text, **kw):
+            return self.declare_parameter(name, default,
+                                          ParameterDescriptor(description=text, **kw)).value
+
+        left_glob = declare('left_images', '', 'Glob of left image files.', read_only=True)
+        right_glob = declare('right_images', '', 'Glob of right image files.', read_only=True)
+        left_yaml = declare('left_camera_info', '', 'Left camera_info YAML file.',
+                            read_only=True)
+        right_yaml = declare('right_camera_info', '', 'Right camera_info YAML file.',
+                             read_only=True)
+        self.left_frame = declare('left_frame_id', 'left_camera_optical_frame',
+                                  'frame_id of left images and camera_info.')
+        self.right_frame = declare('right_frame_id', 'right_camera_optical_frame',
+                                   'frame_id of right images and camera_info.')
+        rate = declare('rate', 0.0, 'Publishing rate in Hz (0 = driven by the caller).',
+                       floating_point_range=[FloatingPointRange(from_value=0.0,
+                                                                to_value=1000.0)])
+        self.loop = declare('loop', False, 'Start again after the last pair.')
+        self.pairs = pair_files(left_glob, right_glob)
+        self.left_info = camera_info_msg(CameraModel.from_yaml(left_yaml), self.left_frame)
+        self.right_info = camera_info_msg(CameraModel.from_yaml(right_yaml), self.right_frame)
+        self.bridge = CvBridge()
+        qos = qos_profile_sensor_data
+        self.pub = {k: self.create_publisher(Image if 'image' in k else CameraInfo, k, qos)
+                    for k in ('left/image_raw', 'left/camera_info', 'right/image_raw',
+                              'right/camera_info')}
+        self.index = 0
+        self.get_logger().info(f'{len(self.pairs)} stereo pairs from '
+                               f'{os.path.dirname(self.pairs[0][0])}')
+        if rate > 0:
+            self.timer = self.create_timer(1.0 / rate, self._on_timer)
+
+    def load_pair(self, i: int):
+        """Read pair ``i`` as (left, right) arrays (grey stays mono8, colour RGB)."""
+        out = []
+        for path in self.pairs[i]:
+            img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+            if img is None:
+                raise IOError(f'cannot read {path}')
+            if img.ndim == 3:
+                img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+            out.append(img)
+        return out
+
+    def publish_pair(self, i: int, stamp=None, images=None):
+        """Publish pair ``i`` (images optional, pre-loaded); returns the stamp used."""
+        stamp = stamp or self.get_clock().now().to_msg()
+        left, right = images if images is not None else self.load_pair(i)
+        for side, img, info, frame in (('left', left, self.left_info, self.left_frame),
+                                       ('right', right, self.right_info, self.right_frame)):
+            enc = 'mono8' if img.ndim == 2 else 'rgb8'
+            msg = self.bridge.cv2_to_imgmsg(img, encoding=enc)
+            msg.header.stamp, msg.header.frame_id = stamp, frame
+            info.header.stamp = stamp
+            self.pub[f'{side}/image_raw'].publish(msg)
+            self.pub[f'{side}/camera_info'].publish(info)
+        return stamp
+
+    def _on_timer(self):
+        if self.index >= len(self.pairs):
+            if not self.loop:
+                return
+            self.index = 0
+        self.publish_pair(self.index)
+        self.index += 1
+
+
+def main(args=None):
+    """Run the node until shutdown."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = StereoReplayNode()
+        rclpy.spin(node)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+
+
+if __name__ == '__main__':
+    main()

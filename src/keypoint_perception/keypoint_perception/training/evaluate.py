@@ -1,0 +1,212 @@
+# Copyright 2026 The keypoint_perception authors
+# Licensed under the Apache License, Version 2.0
+"""Evaluate a keypoint model (``keypoints-eval``), without ROS.
+
+``keypoints-eval real``: OpenCV's real stereo calibration sequence against the
+corners ``cv2.findChessboardCorners`` finds (matched up to the board's
+symmetries): per-view 2D error in pixels and percent of the image diagonal,
+PCK, detection rate (stereo pairs with every keypoint triangulated), the
+triangulated board side lengths against the template and the 3D error against
+the triangulated ground-truth corners.
+
+``keypoints-eval synthetic``: the same 2D figures on a synthetic test set
+written by ``sim-datagen generate``.
+
+Both write ``metrics.json``, a per-image CSV, an error histogram and annotated
+images into ``--out`` and print a Markdown summary.
+"""
+
+import argparse
+import csv
+import json
+import os
+from typing import Dict, List
+
+import cv2
+import numpy as np
+
+from ..core.geometry import CameraModel, triangulate_stereo
+from ..core.inference import KeypointDetector, StereoKeypointPipeline
+from ..core.visualization import draw_stereo
+from .metrics import summarize_errors, symmetric_errors
+
+
+def _histogram(errors_pct: np.ndarray, path: str, title: str, targets=(1.0,)) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    e = errors_pct[np.isfinite(errors_pct)]
+    ax.hist(e, bins=30, color='tab:blue', alpha=0.85)
+    for t in targets:
+        ax.axvline(t, color='tab:red', ls='--', label=f'{t:g}% of diagonal')
+    ax.set(xlabel='2D keypoint error [% of image diagonal]', ylabel='keypoints', title=title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _contact_sheet(images: List[np.ndarray], path: str, cols: int = 2,
+                   width: int = 640) -> None:
+    """Tile (H, W, 3) RGB images, each resized to ``width``, into one PNG."""
+    tiles = [cv2.resize(im, (width, int(im.shape[0] * width / im.shape[1]))) for im in images]
+    h = max(t.shape[0] for t in tiles)
+    tiles = [np.pad(t, ((0, h - t.shape[0]), (0, 0), (0, 0))) for t in tiles]
+    while len(tiles) % cols:
+        tiles.append(np.zeros_like(tiles[0]))
+    rows = [np.concatenate(tiles[i:i + cols], axis=1) for i in range(0, len(tiles), cols)]
+    cv2.imwrite(path, cv2.cvtColor(np.concatenate(rows, axis=0), cv2.COLOR_RGB2BGR))
+
+
+def evaluate_real(model: str, data_dir: str, left_info: str, right_info: str, out: str,
+                  min_confidence: float = 0.3) -> Dict:
+    """Evaluate on OpenCV's stereo sequence; returns the metrics dict."""
+    from .ground_truth import load_opencv_stereo_ground_truth
+    gt = load_opencv_stereo_ground_truth(data_dir)
+    detector = KeypointDetector(model)
+    oc = detector.object_class
+    pipe = StereoKeypointPipeline(detector, min_confidence=min_confidence)
+    lcam, rcam = CameraModel.from_yaml(left_info), CameraModel.from_yaml(right_info)
+    os.makedirs(out, exist_ok=True)
+    names = sorted({n[len('left'):] for n in gt if n.startswith('left')
+                    and 'right' + n[len('left'):] in gt})
+    rows, view_err, diags, side_err, err3d, sheets = [], [], [], [], [], []
+    pairs_full = 0
+    for suffix in names:
+        lg, rg = gt['left' + suffix], gt['right' + suffix]
+        limg = cv2.cvtColor(cv2.imread(lg.path), cv2.COLOR_BGR2RGB)
+        rimg = cv2.cvtColor(cv2.imread(rg.path), cv2.COLOR_BGR2RGB)
+        res = pipe.process(limg, rimg, lcam, rcam)
+        for det, g, img in ((res.left, lg, limg), (res.right, rg, rimg)):
+            uv = np.where((det.confidence >= min_confidence)[:, None], det.uv, np.nan)
+            e = symmetric_errors(uv, g.keypoints, oc.symmetries)
+            view_err.append(e)
+            diags.append(np.hypot(img.shape[1], img.shape[0]))
+            rows.append({'image': g.image, 'keypoints_found': int(np.isfinite(e).sum()),
+                         **{f'err_px_{j}': round(float(v), 3) for j, v in enumerate(e)}})
+        full = bool(res.valid.all())
+        pairs_full += full
+        # 3D: triangulate the ground-truth corners with the same calibration
+        tri_gt = triangulate_stereo(lcam, rcam, lg.keypoints, _match_right(lg, rg, lcam, rcam,
+                                                                           oc))
+        if full:
+            for a, b in oc.skeleton:
+                ref = np.linalg.norm(oc.template[a] - oc.template[b])
+                side_err.append(100 * (np.linalg.norm(res.xyz[a] - res.xyz[b]) - ref) / ref)
+            d = np.linalg.norm(res.xyz[:, None] - tri_gt.xyz[None], axis=2)
+            err3d.append(min(np.mean(d[np.arange(len(p)), p]) for p in
+                             [np.arange(oc.num_keypoints)] + [np.asarray(q) for q in
+                                                              oc.symmetries]))
+        title = (f'{suffix.split(".")[0]}: {int(res.valid.sum())}/{oc.num_keypoints} in 3D, '
+                 f'2D err L {np.nanmean(view_err[-2]):.1f} px R {np.nanmean(view_err[-1]):.1f} px')
+        vis = draw_stereo(limg, rimg, res, oc, beliefs=True, title=title)
+        for k, g in enumerate((lg, rg)):
+            for p in g.keypoints:
+                c = (int(round(p[0])) + k * limg.shape[1], int(round(p[1])))
+                cv2.drawMarker(vis, c, (255, 255, 255), cv2.MARKER_CROSS, 14, 1)
+        sheets.append(vis)
+    errs = np.array(view_err)
+    m = summarize_errors(errs, np.array(diags))
+    m.update(pairs=len(names), pairs_all_triangulated=pairs_full,
+             views=len(view_err),
+             views_all_detected=int(np.isfinite(errs).all(axis=1).sum()),
+             side_length_error_pct_mean=float(np.mean(np.abs(side_err))) if side_err else None,
+             side_length_error_pct_max=float(np.max(np.abs(side_err))) if side_err else None,
+             error_3d_mm_mean=float(1000 * np.mean(err3d)) if err3d else None,
+             model=detector.model_path)
+    _write(out, m, rows)
+    _histogram(100 * errs.ravel() / np.repeat(diags, errs.shape[1]),
+               os.path.join(out, 'error_histogram.png'),
+               'Real stereo sequence (trained on synthetic data only)')
+    _contact_sheet(sheets, os.path.join(out, 'annotated_pairs.jpg'), cols=1, width=960)
+    return m
+
+
+def _match_right(lg, rg, lcam, rcam, oc):
+    """Ground-truth right keypoints relabelled to agree with the left view."""
+    from ..core.geometry import match_stereo_symmetry
+    perm = list(match_stereo_symmetry(lcam, rcam, lg.keypoints, rg.keypoints, oc.symmetries))
+    return rg.keypoints[perm]
+
+
+def evaluate_synthetic(model: str, data_dir: str, out: str, max_samples: int = 0) -> Dict:
+    """2D figures on a synthetic dataset (keypoints inside the image only)."""
+    from sim_datagen.dataset_io import iter_samples
+    detector = KeypointDetector(model)
+    oc = detector.object_class
+    os.makedirs(out, exist_ok=True)
+    errs, diags, rows = [], [], []
+    for n, s in enumerate(iter_samples(data_dir)):
+        if max_samples and n >= max_samples:
+            break
+        imgs = [s['left'], s['right']]
+        for view, det, img in zip(('left', 'right'), detector.detect(imgs), imgs):
+            vis = np.asarray(s[f'vis_{view}'])
+            e = symmetric_errors(det.uv, s[f'kp2d_{view}'], oc.symmetries)
+            e = np.where(vis > 0, e, np.nan)
+            if (vis > 0).all():
+                errs.append(e)
+                diags.append(np.hypot(img.shape[1], img.shape[0]))
+            rows.append({'sample': s.get('key', n), 'view': view,
+                         **{f'err_px_{j}': round(float(v), 3) for j, v in enumerate(e)}})
+    errs = np.array(errs)
+    m = summarize_errors(errs, np.array(diags))
+    m.update(views=len(errs), model=detector.model_path, dataset=data_dir)
+    _write(out, m, rows)
+    _histogram(100 * errs.ravel() / np.repeat(diags, errs.shape[1]),
+               os.path.join(out, 'error_histogram.png'), 'Synthetic test set')
+    return m
+
+
+def _write(out, metrics, rows):
+    with open(os.path.join(out, 'metrics.json'), 'w') as f:
+        json.dump(metrics, f, indent=2)
+    if rows:
+        with open(os.path.join(out, 'per_image.csv'), 'w', newline='') as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+
+
+def markdown(metrics: Dict) -> str:
+    """Metrics as a two-column Markdown table."""
+    lines = ['| metric | value |', '|---|---|']
+    for k, v in metrics.items():
+        if isinstance(v, float):
+            v = f'{v:.4g}'
+        lines.append(f'| {k} | {v} |')
+    return '\n'.join(lines)
+
+
+def main(argv=None):
+    """Console entry point ``keypoints-eval``."""
+    from ..demo import repo_root
+    root = repo_root()
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest='mode', required=True)
+    r = sub.add_parser('real', help='OpenCV real stereo sequence')
+    r.add_argument('--data', default=os.path.join(root, 'data', 'opencv_stereo'))
+    r.add_argument('--left-info', default=os.path.join(root, 'config', 'camera_info',
+                                                       'opencv_stereo_left.yaml'))
+    r.add_argument('--right-info', default=os.path.join(root, 'config', 'camera_info',
+                                                        'opencv_stereo_right.yaml'))
+    s = sub.add_parser('synthetic', help='synthetic test set')
+    s.add_argument('--data', required=True)
+    s.add_argument('--max-samples', type=int, default=0)
+    for q in (r, s):
+        q.add_argument('--model', default='checkerboard_lite')
+        q.add_argument('--out', default='')
+    args = p.parse_args(argv)
+    out = args.out or os.path.join(root, 'output', 'eval', args.mode)
+    if args.mode == 'real':
+        m = evaluate_real(args.model, args.data, args.left_info, args.right_info, out)
+    else:
+        m = evaluate_synthetic(args.model, args.data, out, args.max_samples)
+    print(markdown(m))
+    print(f'\nwrote {out}/')
+
+
+if __name__ == '__main__':
+    main()
