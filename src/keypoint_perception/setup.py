@@ -34,7 +34,6 @@ setup(
     maintainer_email='maintainers@keypoint-perception.dev',
     description='Stereo keypoint detection, triangulation and pose for ROS 2.',
     license='Apache-2.0',
-    tests_require=['pytest'],
     entry_points={
         'console_scripts': [
             'stereo_keypoint_node = keypoint_perception.nodes.stereo_keypoint_node:main',

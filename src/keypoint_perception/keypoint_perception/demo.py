@@ -132,7 +132,7 @@ def run(args) -> int:
     cmd = node_command('stereo_keypoint_node') + [
         '--ros-args', '-r', 'left/image_rect:=left/image_raw',
         '-r', 'right/image_rect:=right/image_raw', '-p', f'model:={model}',
-        '-p', 'input_rectified:=false']
+        '-p', 'input_rectified:=false', '-p', 'reliable_qos:=true']
     for kv in args.node_arg:
         cmd += ['-p', kv]
     print(f'starting perception node: {" ".join(cmd)}')

@@ -26,7 +26,8 @@ import numpy as np
 import rclpy
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.executors import ExternalShutdownException
+from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from sensor_msgs.msg import CameraInfo, Image
 import tf2_ros
@@ -63,8 +64,12 @@ class StereoKeypointNode(Node):
                                   read_only=True)
         slop = p('sync_slop', 0.01, 'Max stamp difference (s) for approximate sync.',
                  read_only=True, float_range=(0.0, 1.0))
-        queue = p('queue_size', 5, 'Synchronizer queue size per input.', read_only=True,
-                  int_range=(1, 100))
+        queue = p('queue_size', 5, 'Synchronizer and subscription queue size per input.',
+                  read_only=True, int_range=(1, 100))
+        reliable = p('reliable_qos', False,
+                     'Subscribe reliably (keep last queue_size) instead of with sensor-data QoS '
+                     '(best effort): no pair is lost, at the price of lag when the node is '
+                     'slower than the cameras.', read_only=True)
         p('min_confidence', 0.3, 'Keypoints with a lower belief peak (either view) are not '
           'triangulated.', float_range=(0.0, 1.0))
         p('peak_threshold', 0.1, 'Minimum belief of a 2D detection.', float_range=(0.0, 1.0))
@@ -99,14 +104,13 @@ class StereoKeypointNode(Node):
         self.pub_debug = self.create_publisher(Image, 'debug/image', 1)
         self.tf_broadcaster = tf2_ros.TransformBroadcaster(self)
 
-        subs = [message_filters.Subscriber(self, Image, 'left/image_rect',
-                                           qos_profile=qos_profile_sensor_data),
-                message_filters.Subscriber(self, CameraInfo, 'left/camera_info',
-                                           qos_profile=qos_profile_sensor_data),
-                message_filters.Subscriber(self, Image, 'right/image_rect',
-                                           qos_profile=qos_profile_sensor_data),
-                message_filters.Subscriber(self, CameraInfo, 'right/camera_info',
-                                           qos_profile=qos_profile_sensor_data)]
+        qos = QoSProfile(depth=queue, reliability=ReliabilityPolicy.RELIABLE) if reliable \
+            else qos_profile_sensor_data
+        subs = [message_filters.Subscriber(self, msg_type, topic, qos_profile=qos)
+                for msg_type, topic in ((Image, 'left/image_rect'),
+                                        (CameraInfo, 'left/camera_info'),
+                                        (Image, 'right/image_rect'),
+                                        (CameraInfo, 'right/camera_info'))]
         if self.approximate_sync:
             self.sync = message_filters.ApproximateTimeSynchronizer(subs, queue, slop)
         else:
@@ -235,7 +239,7 @@ def main(args=None):
     try:
         node = StereoKeypointNode()
         rclpy.spin(node)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
         if node is not None:

@@ -19,7 +19,7 @@ import cv2
 from cv_bridge import CvBridge
 import rclpy
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.executors import ExternalShutdownException
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
 from sensor_msgs.msg import CameraInfo, Image
 
@@ -89,8 +89,8 @@ class StereoReplayNode(Node):
         self.left_info = camera_info_msg(CameraModel.from_yaml(left_yaml), self.left_frame)
         self.right_info = camera_info_msg(CameraModel.from_yaml(right_yaml), self.right_frame)
         self.bridge = CvBridge()
-        qos = qos_profile_sensor_data
-        self.pub = {k: self.create_publisher(Image if 'image' in k else CameraInfo, k, qos)
+        # reliable publishers match both reliable and best-effort (sensor-data) subscribers
+        self.pub = {k: self.create_publisher(Image if 'image' in k else CameraInfo, k, 10)
                     for k in ('left/image_raw', 'left/camera_info', 'right/image_raw',
                               'right/camera_info')}
         self.index = 0
@@ -141,7 +141,7 @@ def main(args=None):
     try:
         node = StereoReplayNode()
         rclpy.spin(node)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
         if node is not None:

@@ -1,0 +1,94 @@
+# Copyright 2026 The keypoint_perception authors
+# Licensed under the Apache License, Version 2.0
+"""Reading datasets written by :mod:`sim_datagen.writer` (no ROS, no PyBullet).
+
+Example::
+
+    from sim_datagen.dataset_io import iter_samples
+    for s in iter_samples('/data/checkerboard_sim'):
+        s['left']            # (H, W, 3) uint8 RGB
+        s['kp2d_left']       # (J, 2) float32 px, OpenCV convention
+        s['vis_left']        # (J,) int64 COCO visibility 0/1/2
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import tarfile
+from typing import Dict, Iterator, List
+
+import cv2
+import numpy as np
+
+
+def list_shards(dataset_dir: str) -> List[str]:
+    """Complete shards (``shard-*.tar``; ``.tmp`` leftovers are ignored), sorted."""
+    return sorted(glob.glob(os.path.join(dataset_dir, 'shard-*.tar')))
+
+
+def read_meta(dataset_dir: str) -> dict:
+    """Contents of ``meta.json``."""
+    with open(os.path.join(dataset_dir, 'meta.json')) as f:
+        return json.load(f)
+
+
+def _decode(members: Dict[str, bytes], decode_images: bool) -> dict:
+    labels = json.loads(members['json'])
+    s = {'labels': labels}
+    for n in ('left', 'right'):
+        s[f'kp2d_{n}'] = np.asarray(labels['keypoints_2d'][n], np.float32)
+        s[f'vis_{n}'] = np.asarray(labels['visibility'][n], np.int64)
+        ci = labels['camera_info'][n]
+        s[f'K_{n}'] = np.asarray(ci['K'], np.float64).reshape(3, 3)
+        s[f'P_{n}'] = np.asarray(ci['P'], np.float64).reshape(3, 4)
+        s[f'D_{n}'] = np.asarray(ci['D'], np.float64)
+        if decode_images and f'{n}.jpg' in members:
+            im = cv2.imdecode(np.frombuffer(members[f'{n}.jpg'], np.uint8), cv2.IMREAD_COLOR)
+            s[n] = cv2.cvtColor(im, cv2.COLOR_BGR2RGB)
+    s['kp3d'] = np.asarray(labels['keypoints_3d'], np.float32)
+    s['pose'] = np.asarray(labels['object_pose'], np.float64)
+    s['baseline'] = float(labels['baseline'])
+    if decode_images:
+        if 'depth.png' in members:
+            s['depth'] = cv2.imdecode(np.frombuffer(members['depth.png'], np.uint8),
+                                      cv2.IMREAD_UNCHANGED)
+        if 'seg.png' in members:
+            s['seg'] = cv2.imdecode(np.frombuffer(members['seg.png'], np.uint8),
+                                    cv2.IMREAD_UNCHANGED)
+    return s
+
+
+def iter_shard(path: str, decode_images: bool = True) -> Iterator[dict]:
+    """Yield the samples of one shard in stored order (see :func:`iter_samples`)."""
+    with tarfile.open(path, 'r') as tar:
+        key, members = None, {}
+        for info in tar:
+            if not info.isfile():
+                continue
+            k, _, suffix = info.name.partition('.')
+            if k != key and members:
+                yield dict(key=key, **_decode(members, decode_images))
+                members = {}
+            key = k
+            if decode_images or suffix == 'json':
+                members[suffix] = tar.extractfile(info).read()
+        if members:
+            yield dict(key=key, **_decode(members, decode_images))
+
+
+def iter_samples(dataset_dir: str, decode_images: bool = True) -> Iterator[dict]:
+    """Yield every sample of a dataset directory.
+
+    Each sample is a dict with ``key`` (str), ``labels`` (the raw JSON dict),
+    ``left``/``right`` (H, W, 3) uint8 RGB (if ``decode_images``),
+    ``kp2d_left``/``kp2d_right`` (J, 2) float32 pixels (pixel centres at
+    integer coordinates), ``vis_left``/``vis_right`` (J,) int64 (0 outside,
+    1 occluded, 2 visible), ``kp3d`` (J, 3) float32 m in the left optical
+    frame, ``pose`` (4, 4) board pose in the left optical frame,
+    ``K_*`` (3, 3), ``P_*`` (3, 4), ``D_*`` (5,), ``baseline`` (m), and
+    optionally ``depth`` (H, W) uint16 mm / ``seg`` (H, W) uint8.
+    """
+    for path in list_shards(dataset_dir):
+        yield from iter_shard(path, decode_images)

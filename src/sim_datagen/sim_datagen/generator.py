@@ -1,0 +1,649 @@
+# Copyright 2026 The keypoint_perception authors
+# Licensed under the Apache License, Version 2.0
+"""One randomized stereo sample: scene assembly, rendering, labels, imaging.
+
+Frames: the world frame is the LEFT camera optical frame (+x right, +y
+down, +z forward, metres).  The board's object frame follows the object
+class YAML (origin at the centre of the inner-corner grid, +x along the
+long side, +z into the board, print facing -z).
+
+Randomness: every scene-level variable is drawn through the
+:class:`~sim_datagen.randomization.SceneSampler` (value and bin recorded in
+the labels).  Per-instance details whose number varies (each distractor's
+position, the shapes drawn into a procedural background, a finger's exact
+length) come from the same per-sample generator, seeded from
+``(seed, index)`` only, so a sample does not depend on the worker layout.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Dict, List, Optional
+
+import cv2
+import numpy as np
+import yaml
+
+from .randomization import SceneSampler
+from .scene import textures as tx
+from .scene.camera import StereoRig, rot_x, rot_y, rot_z
+from .scene.world import World
+
+# instance ids of the optional segmentation output
+SEG_BACKGROUND, SEG_BOARD, SEG_OCCLUDER, SEG_DISTRACTOR = 0, 1, 2, 3
+
+
+def find_object_yaml(name: str) -> str:
+    """Find ``keypoint_perception/objects/<name>.yaml``.
+
+    Looks in the installed package, the ament share directory and this
+    source tree, in that order.
+    """
+    cands = []
+    try:
+        import keypoint_perception
+        for d in list(getattr(keypoint_perception, '__path__', [])):
+            cands.append(os.path.join(d, 'objects', f'{name}.yaml'))
+    except ImportError:
+        pass
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        share = get_package_share_directory('keypoint_perception')
+        cands += [os.path.join(share, 'objects', f'{name}.yaml'),
+                  os.path.join(share, 'config', 'objects', f'{name}.yaml')]
+    except Exception:  # noqa: B902 - not installed / no ament index
+        pass
+    here = os.path.dirname(os.path.abspath(__file__))
+    cands.append(os.path.join(here, '..', '..', 'keypoint_perception', 'keypoint_perception',
+                              'objects', f'{name}.yaml'))
+    for c in cands:
+        if os.path.isfile(c):
+            return os.path.normpath(c)
+    raise FileNotFoundError(f'object class {name!r} not found in {cands}')
+
+
+def resolve_config(path: str) -> str:
+    """Resolve ``path`` or a bare config name (``checkerboard``) to a file.
+
+    Bare names are looked up in this package's ``config/`` folder (source
+    tree) and in its ament share directory.
+    """
+    if os.path.isfile(path):
+        return path
+    name = path if path.endswith('.yaml') else path + '.yaml'
+    here = os.path.dirname(os.path.abspath(__file__))
+    cands = [os.path.join(here, '..', 'config', name)]
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        cands.append(os.path.join(get_package_share_directory('sim_datagen'), 'config', name))
+    except Exception:  # noqa: B902 - not installed / no ament index
+        pass
+    for c in cands:
+        if os.path.isfile(c):
+            return os.path.normpath(c)
+    raise FileNotFoundError(f'config {path!r} not found (tried {cands})')
+
+
+def load_config(path: str) -> dict:
+    """Read a generator config YAML and the object class YAML it names.
+
+    ``path`` may also be a bare name, see :func:`resolve_config`.
+
+    Returns the config dict with ``object_def`` (the parsed object YAML) and
+    ``object_yaml`` (its path) filled in.
+    """
+    with open(resolve_config(path)) as f:
+        cfg = yaml.safe_load(f)
+    obj_path = cfg.get('object_yaml') or find_object_yaml(cfg.get('object', 'checkerboard'))
+    with open(obj_path) as f:
+        cfg['object_def'] = yaml.safe_load(f)
+    cfg['object_yaml'] = obj_path
+    return cfg
+
+
+def sample_rng(seed: int, index: int) -> np.random.Generator:
+    """Return the generator of sample ``index`` of a run (worker independent)."""
+    return np.random.default_rng(np.random.SeedSequence([int(seed), int(index)]))
+
+
+def _T(R: np.ndarray, t) -> np.ndarray:
+    T = np.eye(4)
+    T[:3, :3] = R
+    T[:3, 3] = t
+    return T
+
+
+def _rot_to(d: np.ndarray) -> np.ndarray:
+    """Rotation whose z axis points along ``d``."""
+    z = d / np.linalg.norm(d)
+    a = np.array([1.0, 0, 0]) if abs(z[0]) < 0.9 else np.array([0, 1.0, 0])
+    x = np.cross(a, z)
+    x /= np.linalg.norm(x)
+    return np.c_[x, np.cross(z, x), z]
+
+
+def distort_points(uv: np.ndarray, K: np.ndarray, D) -> np.ndarray:
+    """Apply plumb_bob radial distortion (k1, k2) to (N, 2) pinhole pixels."""
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    x, y = (uv[:, 0] - cx) / fx, (uv[:, 1] - cy) / fy
+    r2 = x * x + y * y
+    f = 1 + D[0] * r2 + D[1] * r2 * r2
+    return np.c_[x * f * fx + cx, y * f * fy + cy]
+
+
+def undistort_normalized(uv: np.ndarray, K: np.ndarray, D) -> np.ndarray:
+    """Invert radial plumb_bob (k1, k2) distortion.
+
+    Maps (N, 2) distorted pixels to (N, 2) undistorted normalized
+    coordinates by Newton iteration on the radius (the radial polynomial is
+    monotonic for the coefficients this package samples).
+    """
+    k1, k2 = float(D[0]), float(D[1])
+    xd = (uv[:, 0] - K[0, 2]) / K[0, 0]
+    yd = (uv[:, 1] - K[1, 2]) / K[1, 1]
+    rd = np.hypot(xd, yd)
+    ru = rd.copy()
+    for _ in range(50):
+        r2 = ru * ru
+        f = ru * (1 + r2 * (k1 + k2 * r2)) - rd
+        df = 1 + r2 * (3 * k1 + 5 * k2 * r2)
+        ru = np.maximum(ru - f / np.maximum(df, 1e-6), 0.0)
+        if np.abs(f).max() < 1e-13:
+            break
+    scale = np.where(rd > 1e-12, ru / np.maximum(rd, 1e-12), 1.0)
+    return np.c_[xd * scale, yd * scale]
+
+
+def render_intrinsics(K: np.ndarray, D, w: int, h: int) -> np.ndarray:
+    """Pinhole intrinsics for rendering an image that is then distorted with ``D``.
+
+    Barrel distortion (k1 < 0) makes the distorted image see a wider field of
+    view than the pinhole ``K``; the render uses ``K_r`` = ``K`` with the focal
+    lengths scaled down so that every distorted pixel maps inside the render.
+    """
+    pts = np.array([[0, 0], [w - 1, 0], [0, h - 1], [w - 1, h - 1], [(w - 1) / 2, 0],
+                    [(w - 1) / 2, h - 1], [0, (h - 1) / 2], [w - 1, (h - 1) / 2]], np.float64)
+    xu = undistort_normalized(pts, K, D)
+    sc = 1.0
+    for i, (f, c, size) in enumerate(((K[0, 0], K[0, 2], w), (K[1, 1], K[1, 2], h))):
+        for x in xu[:, i]:
+            if x > 1e-9:
+                sc = min(sc, (size - 1 - c) / (f * x))
+            elif x < -1e-9:
+                sc = min(sc, -c / (f * x))
+    Kr = K.copy()
+    Kr[0, 0] *= 0.995 * sc
+    Kr[1, 1] *= 0.995 * sc
+    return Kr
+
+
+def distortion_maps(K: np.ndarray, D, w: int, h: int, K_src: Optional[np.ndarray] = None,
+                    step: int = 4):
+    """``cv2.remap`` maps that turn a pinhole render into the distorted image.
+
+    For each distorted output pixel (camera ``K``, plumb_bob ``D`` = k1, k2)
+    the source pixel of the pinhole render with intrinsics ``K_src``
+    (default ``K``) is found with :func:`undistort_normalized` on a coarse grid
+    (every ``step`` px) and interpolated bilinearly (the mapping is smooth).
+
+    Returns:
+        (map_x, map_y), each (h, w) float32.
+    """
+    K_src = K if K_src is None else K_src
+    # grid nodes i = -1 .. n sit at pixel (i + 0.5) * step - 0.5, which is exactly
+    # where cv2.resize(fx=step) puts them, so the upsampled map needs no shift
+    gx = (np.arange(-1, w // step + 2) + 0.5) * step - 0.5
+    gy = (np.arange(-1, h // step + 2) + 0.5) * step - 0.5
+    xx, yy = np.meshgrid(gx, gy)
+    xu = undistort_normalized(np.stack([xx.ravel(), yy.ravel()], 1), K, D)
+    und = (xu * [K_src[0, 0], K_src[1, 1]] + [K_src[0, 2], K_src[1, 2]])
+    und = und.reshape(len(gy), len(gx), 2).astype(np.float32)
+    big = cv2.resize(und, None, fx=step, fy=step, interpolation=cv2.INTER_LINEAR)
+    big = big[step:step + h, step:step + w]
+    mx, my = np.ascontiguousarray(big[:, :, 0]), np.ascontiguousarray(big[:, :, 1])
+    return mx, my
+
+
+def keypoint_visibility(uv: np.ndarray, z: np.ndarray, seg: np.ndarray, board_ids
+                        ) -> np.ndarray:
+    """COCO visibility per keypoint, decided from the rendered segmentation.
+
+    Args:
+        uv: (J, 2) pixel coordinates of the keypoints in this view (pinhole).
+        z: (J,) keypoint depth in this camera's optical frame, m.
+        seg: (H, W) int segmentation of this view (PyBullet body unique ids,
+            -1 where nothing was drawn).
+        board_ids: body ids that belong to the object (board print + backing).
+
+    Returns:
+        (J,) int64: 0 outside the image (pixel centre range ``[-0.5, W-0.5)``)
+        or behind the camera, 1 inside but another body is rendered at the
+        keypoint's (nearest) pixel, i.e. occluded, 2 the object itself is
+        rendered there (visible).
+    """
+    H, W = seg.shape
+    uv = np.asarray(uv, dtype=np.float64)
+    vis = np.zeros(len(uv), np.int64)
+    ok = ((uv[:, 0] >= -0.5) & (uv[:, 0] < W - 0.5) & (uv[:, 1] >= -0.5)
+          & (uv[:, 1] < H - 0.5) & np.all(np.isfinite(uv), axis=1) & (np.asarray(z) > 0))
+    for j in np.nonzero(ok)[0]:
+        c = int(np.clip(np.rint(uv[j, 0]), 0, W - 1))
+        r = int(np.clip(np.rint(uv[j, 1]), 0, H - 1))
+        vis[j] = 2 if int(seg[r, c]) in board_ids else 1
+    return vis
+
+
+class _Stopwatch:
+    """Per-stage wall-clock and CPU (process) time, seconds."""
+
+    def __init__(self):
+        self.wall, self.cpu = {}, {}
+        self._t = (time.perf_counter(), time.process_time())
+
+    def lap(self, name: str):
+        t = (time.perf_counter(), time.process_time())
+        self.wall[name] = self.wall.get(name, 0.0) + t[0] - self._t[0]
+        self.cpu[name] = self.cpu.get(name, 0.0) + t[1] - self._t[1]
+        self._t = t
+
+
+class SampleGenerator:
+    """Builds, renders and labels randomized stereo samples.
+
+    Args:
+        cfg: config from :func:`load_config`.
+        sampler: the scene sampler (``None``: built from ``cfg['variables']``).
+        world: an existing :class:`World` (``None``: one is created; one
+            PyBullet client per process).
+    """
+
+    def __init__(self, cfg: dict, sampler: Optional[SceneSampler] = None,
+                 world: Optional[World] = None):
+        self.cfg = cfg
+        self.sampler = sampler or SceneSampler.from_config(cfg['variables'])
+        self.W = int(cfg['image']['width'])
+        self.H = int(cfg['image']['height'])
+        wc = cfg.get('world', {})
+        self.lib = (tx.TextureLibrary.from_pybullet_data()
+                    if wc.get('use_pybullet_data_textures', True) else tx.TextureLibrary([]))
+        self.world = world or World(n_object_textures=int(wc.get('n_object_textures', 24)),
+                                    n_meshes=int(wc.get('n_meshes', 12)),
+                                    texture_files=self.lib.files[:8],
+                                    reset_every=int(wc.get('reset_every', 250)))
+        self.pad = int(wc.get('background_pad', 200))
+        od = cfg['object_def']
+        self.object_name = od.get('name', 'checkerboard')
+        self.kp_names = [k['name'] for k in od['keypoints']]
+        self.kp_template = np.array([k['position'] for k in od['keypoints']], dtype=np.float64)
+        self.template_square = float(od.get('square_size', 0.025))
+        self.skeleton = od.get('skeleton', [])
+        self.near = float(cfg.get('near', 0.02))
+        self.far = float(cfg.get('far', 20.0))
+        self.frames = cfg.get('frame_ids', {'left': 'left_camera_optical_frame',
+                                            'right': 'right_camera_optical_frame'})
+        self.outputs = cfg.get('outputs', {})
+        cv2.setNumThreads(1)  # one core per worker process
+
+    # ------------------------------------------------------------------
+    def generate(self, index: int, seed: int, overrides: Optional[Dict[str, float]] = None
+                 ) -> dict:
+        """Make sample ``index`` of run ``seed``.
+
+        ``overrides`` fixes scene variables ``{name: value}`` after sampling
+        (their bin is recomputed; used by tests and for debugging).
+
+        Returns:
+            dict with ``key`` (str), ``left``/``right`` (H, W, 3) uint8 RGB,
+            ``labels`` (JSON-ready dict, see :meth:`_labels`), optional
+            ``depth`` (H, W) uint16 mm and ``seg`` (H, W) uint8 of the left
+            view, and ``timing`` (seconds per stage).
+        """
+        sw = _Stopwatch()
+        rng = sample_rng(seed, index)
+        draws = self.sampler.sample(rng)
+        for k, val in (overrides or {}).items():
+            draws[k] = (val, self.sampler[k].bin_of(val))
+        v = {k: val for k, (val, _) in draws.items()}
+        W, H = self.W, self.H
+
+        # --- stereo rig ---------------------------------------------------
+        fx = v['fx']
+        K = np.array([[fx, 0, (W - 1) / 2 + v['cx_offset']],
+                      [0, fx * v['aspect'], (H - 1) / 2 + v['cy_offset']],
+                      [0, 0, 1]])
+        rig = StereoRig(K, W, H, v['baseline'], self.near, self.far)
+        D = None
+        if v['distortion'] == 1:  # plumb_bob k1, k2; k2 keeps r_d(r_u) monotonic
+            k1 = v['k1']
+            D = [k1, max(rng.uniform(-0.05, 0.12), 0.45 * k1 * k1 + 0.01)]
+        # pinhole rig that is rendered (wider field of view when D distorts)
+        K_r = K if D is None else render_intrinsics(K, D, W, H)
+        rig_r = rig if D is None else StereoRig(K_r, W, H, v['baseline'], self.near, self.far)
+
+        # --- board pose ---------------------------------------------------
+        s = v['square_size']
+        margin, frame = v['margin'], v['frame']
+        hx, hy = (5 + margin + frame) * s, (3.5 + margin + frame) * s
+        R = rot_z(np.radians(v['roll'])) @ rot_x(np.radians(v['tilt_x'])) @ \
+            rot_y(np.radians(v['tilt_y']))
+        Z = max(fx * 2 * hx / (v['board_width_frac'] * W), 0.15)
+        corners = np.array([[-hx, -hy, 0], [hx, -hy, 0], [hx, hy, 0], [-hx, hy, 0]]) @ R.T
+        Z = max(Z, 0.12 - corners[:, 2].min())
+        c = corners + [0, 0, Z]
+        du = fx * c[:, 0] / c[:, 2]
+        dv = K[1, 1] * c[:, 1] / c[:, 2]
+        centre = []
+        for d, size, val in ((du, W, v['center_x']), (dv, H, v['center_y'])):
+            lo, hi = -d.min() + 2, size - 1 - d.max() - 2
+            if v['out_of_view'] == 1:
+                ext = 0.35 * (d.max() - d.min())
+                lo, hi = lo - ext, hi + ext
+            if hi < lo:
+                lo = hi = 0.5 * (lo + hi)
+            centre.append(lo + (val + 1) / 2 * (hi - lo))
+        u_c, v_c = centre
+        t = Z * np.linalg.solve(K, [u_c, v_c, 1.0])
+        T_board = _T(R, t)
+
+        # --- world ----------------------------------------------------------
+        world = self.world
+        black = int(round(v['board_black'] / 10.0) * 10)
+        paper_rgba = list(np.clip(v['paper_brightness'] * rng.uniform(0.93, 1.0, 3), 0, 1)) + [1]
+        frame_rgba = self._frame_color(rng)
+        paper, backing = world.add_board(T_board, s, margin, v['thickness'], frame,
+                                         world.board_texture(v['checker_phase'], black),
+                                         paper_rgba, frame_rgba)
+        board_ids = {paper, backing}
+        occ_ids: List[int] = []
+        hands = v['hands']
+        if hands in (1, 3):
+            occ_ids += self._add_hand(rng, T_board, -1, s, margin, frame, hy, v)
+        if hands in (2, 3):
+            occ_ids += self._add_hand(rng, T_board, +1, s, margin, frame, hy, v)
+        if v['bar'] == 1:
+            occ_ids.append(self._add_bar(rng, T_board, hx, hy))
+        dis_ids = [self._add_distractor(rng, K, Z) for _ in range(int(v['n_distractors']))]
+
+        az, pol = np.radians(v['light_azimuth']), np.radians(v['light_polar'])
+        ldir = [np.sin(pol) * np.cos(az), np.sin(pol) * np.sin(az), -np.cos(pol)]
+        warm, cool = np.array([1.0, 0.85, 0.7]), np.array([0.8, 0.9, 1.0])
+        lt = v['light_temperature']
+        light = dict(lightDirection=[float(x) for x in ldir],
+                     lightColor=[float(x) for x in (1 - lt) * warm + lt * cool],
+                     lightDistance=float(rng.uniform(2, 5)), shadow=int(v['shadow']),
+                     lightAmbientCoeff=float(v['light_ambient']),
+                     lightDiffuseCoeff=float(v['light_diffuse']),
+                     lightSpecularCoeff=float(v['light_specular']))
+        sw.lap('scene')
+
+        # --- render -----------------------------------------------------------
+        cams = {'left': rig.left, 'right': rig.right}
+        rcams = {'left': rig_r.left, 'right': rig_r.right}
+        renders = {n: world.render(cam, light) for n, cam in rcams.items()}
+        world.clear()
+        sw.lap('render')
+
+        # --- labels -----------------------------------------------------------
+        kp_obj = self.kp_template * (s / self.template_square)
+        kp3d = kp_obj @ R.T + t
+        kp2d, vis = {}, {}
+        for n, cam in cams.items():
+            uv_r = rcams[n].project(kp3d)  # pixel in the (pinhole) render
+            z = cam.to_camera(kp3d)[:, 2]
+            vis[n] = keypoint_visibility(uv_r, z, renders[n][2], board_ids)
+            if D is None:
+                kp2d[n] = uv_r
+            else:  # label = distorted projection; in/out decided in the distorted image
+                kp2d[n] = distort_points(cam.project(kp3d), K, D)
+                vis[n][~self._inside(kp2d[n])] = 0
+        sw.lap('label')
+
+        # --- imaging ------------------------------------------------------------
+        images = self._compose(rng, v, K, K_r, renders, u_c, v_c, Z, D)
+        sw.lap('imaging')
+
+        labels = {
+            'object_class': self.object_name,
+            'keypoint_names': self.kp_names,
+            'keypoints_2d': {n: kp2d[n].tolist() for n in cams},
+            'visibility': {n: vis[n].tolist() for n in cams},
+            'keypoints_3d': kp3d.tolist(),
+            'object_pose': T_board.tolist(),
+            'square_size': s,
+            'camera_info': rig.camera_infos(self.frames['left'], self.frames['right'], D),
+            'baseline': rig.baseline,
+            'variables': {k: {'value': val, 'bin': b} for k, (val, b) in draws.items()},
+            'seed': int(seed), 'index': int(index),
+        }
+        out = {'key': f'{index:09d}', 'left': images['left'], 'right': images['right'],
+               'labels': labels, 'timing': sw.wall, 'cpu_timing': sw.cpu}
+        if self.outputs.get('depth'):
+            depth = rig_r.left.linear_depth(renders['left'][1])
+            dmm = np.where(renders['left'][2] >= 0, np.round(depth * 1000), 0)
+            out['depth'] = self._remap(np.clip(dmm, 0, 65535).astype(np.uint16), K, K_r, D)
+        if self.outputs.get('segmentation'):
+            segm = renders['left'][2]
+            seg = np.zeros(segm.shape, np.uint8)
+            seg[np.isin(segm, list(board_ids))] = SEG_BOARD
+            seg[np.isin(segm, occ_ids)] = SEG_OCCLUDER
+            seg[np.isin(segm, dis_ids)] = SEG_DISTRACTOR
+            out['seg'] = self._remap(seg, K, K_r, D)
+        return out
+
+    # ------------------------------------------------------------------
+    def _inside(self, uv: np.ndarray) -> np.ndarray:
+        return ((uv[:, 0] >= -0.5) & (uv[:, 0] < self.W - 0.5) & (uv[:, 1] >= -0.5)
+                & (uv[:, 1] < self.H - 0.5) & np.all(np.isfinite(uv), axis=1))
+
+    def visibility(self, uv: np.ndarray, z: np.ndarray, seg: np.ndarray, board_ids) -> np.ndarray:
+        """COCO visibility of keypoints in this generator's image size.
+
+        See :func:`keypoint_visibility`.
+        """
+        return keypoint_visibility(uv, z, seg, board_ids)
+
+    def _frame_color(self, rng) -> list:
+        k = rng.random()
+        if k < 0.4:
+            g = rng.uniform(0.05, 0.45)
+            c = [g, g, g]
+        elif k < 0.6:
+            c = list(np.array([0.55, 0.4, 0.25]) * rng.uniform(0.5, 1.2))
+        elif k < 0.8:
+            g = rng.uniform(0.7, 1.0)
+            c = [g, g, g]
+        else:
+            c = list(tx.random_color(rng) / 255.0)
+        return [float(np.clip(x, 0, 1)) for x in c] + [1.0]
+
+    def _add_hand(self, rng, T_board, sgn, s, margin, frame, hy, v) -> List[int]:
+        """Add a hand gripping the board's left (sgn=-1) or right (+1) edge.
+
+        Palm behind the board, 1-4 digits in front reaching ``hand_overlap``
+        onto it, a forearm going outwards, down and back.
+        """
+        w = self.world
+        hs = rng.uniform(0.85, 1.2)
+        skin = tx.SKIN_TONES[int(rng.integers(0, len(tx.SKIN_TONES)))] / 255.0
+        skin = list(np.clip(skin * rng.uniform(0.8, 1.1), 0, 1)) + [1.0]
+        if rng.random() < 0.15:  # gloves
+            skin = list(tx.random_color(rng) / 255.0) + [1.0]
+        x_e = sgn * (5 + margin + frame) * s
+        y_h = rng.uniform(-0.6, 0.6) * hy
+        th = v['thickness']
+        # palm (behind the board) + digits (in front), in a hand frame = board frame
+        palm_he = np.array([0.04, 0.045, 0.014]) * hs
+        pc = [x_e + sgn * palm_he[0] * rng.uniform(-0.3, 0.8), y_h, th + palm_he[2] + 1e-3]
+        parts = [('box', palm_he, _T(rot_z(rng.uniform(-0.3, 0.3)), pc))]
+        n_d = int(rng.integers(1, 5))
+        r = (0.011 if n_d == 1 else 0.0085) * hs
+        ys = y_h + (np.arange(n_d) - (n_d - 1) / 2) * 2.1 * r
+        for yd in ys:
+            reach = v['hand_overlap'] * rng.uniform(0.6, 1.0)
+            x0, x1 = x_e + sgn * 0.025 * hs, x_e - sgn * reach
+            length = max(abs(x0 - x1) - 2 * r, 1e-3)
+            Rd = rot_z(rng.uniform(-0.25, 0.25)) @ rot_y(np.pi / 2)
+            parts.append(('capsule', (r, length), _T(Rd, [(x0 + x1) / 2, yd, -(r + 1.5e-3)])))
+        ids = [w.add_compound(T_board, parts, skin)]
+        # forearm: outward and down (board frame), going back in depth
+        a = rng.uniform(np.radians(10), np.radians(80))
+        d = np.array([sgn * np.cos(a), np.sin(a), rng.uniform(0.1, 0.8)])
+        length = rng.uniform(0.15, 0.3)
+        rad = rng.uniform(0.028, 0.042) * hs
+        start = np.array(pc) + sgn * np.array([palm_he[0], 0, 0])
+        centre = start + d / np.linalg.norm(d) * (length / 2 + rad)
+        sleeve = skin if rng.random() < 0.3 else list(tx.random_color(rng) / 255.0) + [1.0]
+        tex = (w.object_tex[int(rng.integers(0, len(w.object_tex)))]
+               if sleeve is not skin and rng.random() < 0.5 else None)
+        ids.append(w.add_capsule(T_board @ _T(_rot_to(d), centre), rad, length, sleeve, tex))
+        return ids
+
+    def _add_bar(self, rng, T_board, hx, hy) -> int:
+        """Add a bar (stick, cable, arm) crossing the board in front of it."""
+        L = 3 * np.hypot(hx, hy)
+        he = [L / 2, rng.uniform(0.005, 0.025), rng.uniform(0.005, 0.015)]
+        pos = [rng.uniform(-0.8, 0.8) * hx, rng.uniform(-0.8, 0.8) * hy,
+               -(he[2] + rng.uniform(0.003, 0.15))]
+        rgba = list(tx.random_color(rng) / 255.0) + [1.0]
+        tex = self.world.object_tex[int(rng.integers(0, len(self.world.object_tex)))] \
+            if rng.random() < 0.4 else None
+        return self.world.add_box(T_board @ _T(rot_z(rng.uniform(0, np.pi)), pos), he, rgba, tex)
+
+    def _add_distractor(self, rng, K, z_board) -> int:
+        """Add a primitive or mesh at a random depth (in front of the board in 25%)."""
+        if rng.random() < 0.25 and z_board > 0.35:
+            z = rng.uniform(0.2, z_board - 0.1)
+        else:
+            z = z_board + rng.uniform(0.05, 3.0)
+        u, vv = rng.uniform(-0.1, 1.1) * self.W, rng.uniform(-0.1, 1.1) * self.H
+        pos = z * np.linalg.solve(K, [u, vv, 1.0])
+        size_px = rng.uniform(12, 90)
+        size = size_px * z / K[0, 0]
+        n_kinds = 4 + len(self.world.mesh_shapes)
+        kind = int(rng.integers(0, 4)) if rng.random() < 0.5 else int(rng.integers(4, n_kinds))
+        if kind >= 4:  # fixed-size mesh: choose the depth that gives size_px
+            rad = self.world.mesh_radii[(kind - 4) % len(self.world.mesh_radii)]
+            z = float(np.clip(K[0, 0] * rad / size_px, 0.2, 8.0))
+            pos = z * np.linalg.solve(K, [u, vv, 1.0])
+        q = rng.normal(size=4)
+        q /= np.linalg.norm(q)
+        x, y, zq, w = q
+        R = np.array([[1 - 2 * (y * y + zq * zq), 2 * (x * y - zq * w), 2 * (x * zq + y * w)],
+                      [2 * (x * y + zq * w), 1 - 2 * (x * x + zq * zq), 2 * (y * zq - x * w)],
+                      [2 * (x * zq - y * w), 2 * (y * zq + x * w), 1 - 2 * (x * x + y * y)]])
+        rgba = list(tx.random_color(rng) / 255.0) + [1.0]
+        tex = self.world.object_tex[int(rng.integers(0, len(self.world.object_tex)))] \
+            if rng.random() < 0.5 else None
+        return self.world.add_primitive(kind, _T(R, pos), size, rgba, tex,
+                                        aspect=rng.uniform(0.3, 1.5, 3))
+
+    def _remap(self, img: np.ndarray, K, K_r, D, interp=cv2.INTER_NEAREST) -> np.ndarray:
+        """Distort a pinhole render (intrinsics ``K_r``) into the camera (K, D)."""
+        if D is None:
+            return img
+        key = (tuple(K.ravel()), tuple(K_r.ravel()), tuple(D))
+        if getattr(self, '_maps_key', None) != key:
+            self._maps = distortion_maps(K, D, self.W, self.H, K_r)
+            self._maps_key = key
+        return cv2.remap(img, self._maps[0], self._maps[1], interp,
+                         borderMode=cv2.BORDER_REPLICATE)
+
+    def _compose(self, rng, v, K, K_r, renders, u_c, v_c, z_board, D) -> Dict[str, np.ndarray]:
+        """Background + person compositing and camera effects for both views.
+
+        The background canvas is ``pad`` px wider than the image; the right
+        view takes it shifted by the disparity ``fx * baseline / depth``.
+        """
+        W, H, pad = self.W, self.H, self.pad
+        fx, b = K_r[0, 0], v['baseline']
+        bg = tx.make_background(v['background_type'], rng, H, W + pad, self.lib)
+        d_bg = int(min(pad, round(fx * b / v['background_depth'])))
+        person = None
+        if v['person'] == 1:
+            zp = z_board + rng.uniform(0.1, 0.6)
+            pc = (u_c + rng.uniform(-0.3, 0.3) * W, v_c + rng.uniform(-0.1, 0.4) * H)
+            h2, w2 = H // 2, (W + pad) // 2
+            prgb, palpha = tx.person_layer(rng, h2, w2, (pc[0] / 2, pc[1] / 2),
+                                           fx * rng.uniform(0.35, 0.5) / zp / 2)
+            prgb = cv2.resize(np.clip(prgb, 0, 255).astype(np.uint8), (W + pad, H))
+            pmask = cv2.resize((palpha > 0.5).astype(np.uint8), (W + pad, H),
+                               interpolation=cv2.INTER_NEAREST)
+            person = (prgb, pmask, int(min(pad, round(fx * b / zp))))
+        # per-sample camera response, small per-view differences
+        wb = rng.uniform(0.85, 1.15, 3)
+        mb_angle = rng.uniform(0, 180)
+        out = {}
+        for n, (rgb, _, seg) in renders.items():
+            shift = 0 if n == 'left' else 1
+            img = np.ascontiguousarray(bg[:, d_bg * shift:d_bg * shift + W])
+            if person is not None:
+                o = person[2] * shift
+                cv2.copyTo(np.ascontiguousarray(person[0][:, o:o + W]),
+                           np.ascontiguousarray(person[1][:, o:o + W]), img)
+            cv2.copyTo(np.ascontiguousarray(rgb), (seg >= 0).astype(np.uint8), img)
+            img = self._camera_effects(img, v, wb * rng.uniform(0.97, 1.03, 3), mb_angle)
+            if D is not None:
+                img = self._remap(img, K, K_r, D, cv2.INTER_LINEAR)
+            out[n] = self._sensor(img, v, rng)
+        return out
+
+    def _camera_effects(self, img: np.ndarray, v, wb, mb_angle) -> np.ndarray:
+        """Apply the camera response; uint8 (H, W, 3) in and out.
+
+        Exposure (with partial auto-exposure), white balance, vignetting,
+        contrast and gamma (one LUT), Gaussian and motion blur.
+        """
+        mean = float(img[::4, ::4].mean()) + 1.0
+        gain = v['exposure'] * (110.0 / mean) ** 0.7
+        if v['vignetting'] > 0.01:
+            if getattr(self, '_r2', None) is None:
+                yy, xx = np.mgrid[0:self.H, 0:self.W].astype(np.float32)
+                self._r2 = (((xx - self.W / 2) ** 2 + (yy - self.H / 2) ** 2)
+                            / ((self.W / 2) ** 2 + (self.H / 2) ** 2))
+            vm = (1.0 - v['vignetting']) + v['vignetting'] * (1.0 - self._r2)
+            img = cv2.multiply(img, cv2.merge([vm, vm, vm]), dtype=cv2.CV_8U)
+            gain /= 1.0 - 0.5 * v['vignetting']
+        x = np.arange(256, dtype=np.float64)
+        m = mean * gain
+        lut = np.empty((256, 3))
+        for c in range(3):
+            y = (x * gain * wb[c] - m) * v['contrast'] + m
+            lut[:, c] = 255.0 * (np.clip(y, 0, 255) / 255.0) ** (1.0 / v['gamma'])
+        img = cv2.LUT(img, np.clip(np.rint(lut), 0, 255).astype(np.uint8).reshape(1, 256, 3))
+        if v['blur_sigma'] > 0.3:
+            img = cv2.GaussianBlur(img, (0, 0), v['blur_sigma'])
+        L = v['motion_blur']
+        if L > 1.5:
+            k = np.zeros((int(np.ceil(L)) | 1, int(np.ceil(L)) | 1), np.float32)
+            c = k.shape[0] // 2
+            k[c, :] = 1
+            k = cv2.warpAffine(k, cv2.getRotationMatrix2D((c, c), mb_angle, 1.0), k.shape)
+            img = cv2.filter2D(img, -1, k / max(k.sum(), 1e-6))
+        return img
+
+    def _noise_bank(self) -> np.ndarray:
+        if getattr(self, '_bank', None) is None:
+            g = np.random.default_rng(4242)
+            self._bank = g.standard_normal((self.H + 64, self.W + 64, 3), dtype=np.float32)
+        return self._bank
+
+    def _sensor(self, img: np.ndarray, v, rng) -> np.ndarray:
+        """Apply sensor effects; uint8 (H, W, 3) out.
+
+        Grayscale (replicated to 3 channels), additive noise (random crop of a
+        fixed N(0, 1) bank), JPEG re-compression.
+        """
+        gray = v['grayscale'] == 1
+        if gray:
+            img = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+        if v['noise_sigma'] > 0.2:
+            oy, ox = int(rng.integers(0, 64)), int(rng.integers(0, 64))
+            nz = self._noise_bank()[oy:oy + self.H, ox:ox + self.W]
+            nz = nz[:, :, 0] if gray else nz
+            img = cv2.add(img, nz * np.float32(v['noise_sigma']), dtype=cv2.CV_8U)
+        ok, buf = cv2.imencode('.jpg', img, [cv2.IMWRITE_JPEG_QUALITY, int(v['jpeg_quality'])])
+        img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+        if img.ndim == 2:
+            img = cv2.merge([img, img, img])
+        return img

@@ -1,0 +1,28 @@
+# Copyright 2026 The keypoint_perception authors
+# Licensed under the Apache License, Version 2.0
+"""package.xml is well formed and a valid format-3 manifest."""
+
+import os
+
+import pytest
+
+PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.linter
+@pytest.mark.xmllint
+def test_xmllint():
+    try:  # the real ament linter where a ROS 2 install provides it
+        from ament_xmllint.main import main
+    except ImportError:
+        main = None
+    if main is not None:
+        assert main(argv=[PACKAGE_DIR]) == 0, 'Found errors'
+        return
+    from catkin_pkg.package import parse_package
+    pkg = parse_package(os.path.join(PACKAGE_DIR, 'package.xml'))
+    pkg.validate()
+    assert pkg.package_format == 3
+    assert pkg.name == os.path.basename(PACKAGE_DIR)
+    assert pkg.licenses and pkg.maintainers and pkg.description.strip()
+    assert pkg.get_build_type() == 'ament_python'
