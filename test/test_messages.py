@@ -1,5 +1,16 @@
 # Copyright 2026 The keypoint_perception authors
-# Licensed under the Apache License, Version 2.0
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
 """
 Tests of the keypoint_msgs interfaces.
 
@@ -21,6 +32,12 @@ from keypoint_msgs.msg import Keypoint3D
 from keypoint_msgs.msg import Keypoints3D
 from keypoint_msgs.msg import ObjectKeypoints2D
 from keypoint_msgs.msg import ObjectKeypoints3D
+from keypoint_msgs.msg import SampleLabels
+from keypoint_msgs.msg import SamplerFeedback
+from keypoint_msgs.msg import SamplerState
+from keypoint_msgs.msg import SceneVariable
+from keypoint_msgs.msg import SceneVariableCounts
+from keypoint_msgs.msg import SceneVariableDirichlet
 from keypoint_msgs.msg import StereoKeypoints2D
 from keypoint_msgs.msg import ViewKeypoints2D
 import pytest
@@ -46,8 +63,25 @@ EXPECTED_FIELDS = {
                         'pose_fit_rmse': 'float'},
     Keypoints3D: {'header': 'std_msgs/Header',
                   'objects': 'sequence<keypoint_msgs/ObjectKeypoints3D>'},
+    SceneVariable: {'name': 'string', 'value': 'double', 'bin': 'uint32', 'num_bins': 'uint32'},
+    SampleLabels: {'header': 'std_msgs/Header', 'sample_key': 'string', 'seed': 'uint64',
+                   'index': 'uint32', 'left': 'keypoint_msgs/ObjectKeypoints2D',
+                   'left_visibility': 'sequence<uint8>',
+                   'right': 'keypoint_msgs/ObjectKeypoints2D',
+                   'right_visibility': 'sequence<uint8>',
+                   'keypoints_3d': 'keypoint_msgs/ObjectKeypoints3D', 'baseline': 'double',
+                   'variables': 'sequence<keypoint_msgs/SceneVariable>'},
+    SceneVariableCounts: {'name': 'string', 'counts': 'sequence<double>'},
+    SamplerFeedback: {'source': 'string',
+                      'variables': 'sequence<keypoint_msgs/SceneVariableCounts>'},
+    SceneVariableDirichlet: {'name': 'string', 'lo': 'double', 'hi': 'double',
+                             'categorical': 'boolean', 'alpha_prior': 'sequence<double>',
+                             'alpha': 'sequence<double>'},
+    SamplerState: {'header': 'std_msgs/Header', 'seed': 'uint64', 'num_updates': 'uint32',
+                   'next_index': 'uint32',
+                   'variables': 'sequence<keypoint_msgs/SceneVariableDirichlet>'},
 }
-TOP_LEVEL = {StereoKeypoints2D, Keypoints3D}
+TOP_LEVEL = {StereoKeypoints2D, Keypoints3D, SampleLabels, SamplerState}
 
 
 def header(sec=1700000000, nanosec=123456789, frame='left_camera_optical_frame'):
@@ -95,6 +129,27 @@ def filled_messages():
         Keypoint3D: keypoint_3d(2),
         ObjectKeypoints3D: obj3,
         Keypoints3D: Keypoints3D(header=header(), objects=[obj3, ObjectKeypoints3D()]),
+        SceneVariable: SceneVariable(name='tilt_x', value=-12.5, bin=2, num_bins=6),
+        SampleLabels: SampleLabels(
+            header=header(), sample_key='000000042', seed=2 ** 40 + 3, index=42,
+            left=view('left').objects[0], left_visibility=[2, 1, 0],
+            right=view('right').objects[1], right_visibility=[0, 2, 2], keypoints_3d=obj3,
+            baseline=0.12, variables=[SceneVariable(name='roll', value=3.0, bin=4, num_bins=8),
+                                      SceneVariable(name='hands', value=2.0, bin=2,
+                                                    num_bins=4)]),
+        SceneVariableCounts: SceneVariableCounts(name='roll', counts=[0.0, 1.5, 3.0]),
+        SamplerFeedback: SamplerFeedback(source='trainer', variables=[
+            SceneVariableCounts(name='roll', counts=[1.0, 2.0]),
+            SceneVariableCounts(name='hands', counts=[0.0])]),
+        SceneVariableDirichlet: SceneVariableDirichlet(name='fx', lo=420.0, hi=650.0,
+                                                       categorical=False,
+                                                       alpha_prior=[1.0, 1.0],
+                                                       alpha=[1.0, 4.5]),
+        SamplerState: SamplerState(header=header(frame=''), seed=7, num_updates=3,
+                                   next_index=120, variables=[SceneVariableDirichlet(
+                                       name='hands', lo=0.0, hi=4.0, categorical=True,
+                                       alpha_prior=[2.0, 1.0, 1.0, 4.0],
+                                       alpha=[2.0, 1.0, 6.0, 4.0])]),
     }
 
 
@@ -185,7 +240,10 @@ def _msg_lines(msg_type):
 
 @pytest.mark.parametrize('msg_type', list(EXPECTED_FIELDS), ids=lambda t: t.__name__)
 def test_msg_file_conventions(msg_type):
-    """Purpose comment first, a comment above every field, header only on top level."""
+    """Purpose comment first, a comment above every field, header only on top level.
+
+    Constants (``uint8 NAME=2``) need a comment above them too.
+    """
     lines = _msg_lines(msg_type)
     assert lines[0].startswith('#'), 'the .msg file must start with a purpose comment'
     field = re.compile(r'^[A-Za-z][\w/]*(\[\d*\])?\s+\w+')
@@ -195,6 +253,10 @@ def test_msg_file_conventions(msg_type):
             continue
         assert field.match(line), line
         assert lines[i - 1].startswith('#'), 'no comment above field: %s' % line
+        if '=' in line.split('#')[0]:
+            name = line.split('=')[0].split()[1]
+            assert name.isupper() and hasattr(msg_type, name), line
+            continue
         fields.append(line.split()[1])
     assert sorted(fields) == sorted(EXPECTED_FIELDS[msg_type])
     assert ('header' in fields) == (msg_type in TOP_LEVEL)

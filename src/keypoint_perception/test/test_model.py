@@ -1,5 +1,16 @@
 # Copyright 2026 The keypoint_perception authors
-# Licensed under the Apache License, Version 2.0
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
 """Belief-map network: the paper's layer list, shapes, loss, learning."""
 
 import pytest
@@ -7,7 +18,7 @@ import torch
 from torch import nn
 
 from keypoint_perception.core.model import (
-    BeliefMapNet, BeliefNetConfig, belief_loss, count_macs, make_config)
+    BeliefMapNet, BeliefNetConfig, belief_loss, count_macs, make_config, symmetric_belief_loss)
 
 
 def _convs(module):
@@ -89,3 +100,18 @@ def test_network_learns_a_blob_position():
         opt.step()
     pred = net.eval()(x)[-1].flatten(1).argmax(1)
     assert (pred == t.flatten(1).argmax(1)).float().mean() >= 0.75
+
+
+def test_symmetric_loss_takes_the_best_labelling_per_sample():
+    torch.manual_seed(0)
+    t = torch.zeros(2, 2, 4, 4)
+    t[:, 0, 0, 0] = 1
+    t[:, 1, 3, 3] = 1
+    swapped = t[:, [1, 0]]
+    pred = [torch.stack([t[0], swapped[1]]).clamp(0.01, 0.99)]  # sample 1 labelled the other way
+    both = torch.stack([t, swapped], dim=1)                     # (B, P, J, h, w)
+    sym = symmetric_belief_loss(pred, both)
+    fixed = belief_loss(pred, t)
+    assert sym < 0.5 * fixed
+    assert sym == pytest.approx(float(belief_loss([pred[0][:1]], t[:1])), rel=1e-5)
+    assert symmetric_belief_loss(pred, t[:, None]) == pytest.approx(float(fixed), rel=1e-5)

@@ -1,12 +1,24 @@
 # Copyright 2026 The keypoint_perception authors
-# Licensed under the Apache License, Version 2.0
-r"""Command line: ``sim-datagen generate`` and ``sim-datagen preview``.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+r"""Command line: ``sim-datagen generate``, ``preview`` and ``export-coco``.
 
 Examples::
 
     sim-datagen generate --config config/checkerboard.yaml --count 10000 \\
         --out /data/cb_sim --workers 2 --seed 0
     sim-datagen preview --data /data/cb_sim --out sheet.png --count 16
+    sim-datagen export-coco --data /data/cb_sim --out /data/cb_coco/annotations.json
 
 Sample ``i`` is generated from a seed derived from ``(seed, i)``, so a
 dataset does not depend on ``--workers``.  Re-running the same command
@@ -179,6 +191,17 @@ def cmd_preview(a) -> int:
     return 0
 
 
+def cmd_export_coco(a) -> int:
+    from .coco import export_coco
+    images_dir = a.images_dir or os.path.join(os.path.dirname(os.path.abspath(a.out)), 'images')
+    coco = export_coco(a.data, a.out, images_dir, a.views, a.bbox_margin,
+                       write_images=not a.no_images)
+    where = '' if a.no_images else f' (JPEGs in {images_dir})'
+    print(f'wrote {a.out}: {len(coco["images"])} images, {len(coco["annotations"])} '
+          f'keypoint annotations{where}', file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog='sim-datagen', description=__doc__.split('\n')[0])
     sub = ap.add_subparsers(dest='cmd', required=True)
@@ -201,6 +224,17 @@ def build_parser() -> argparse.ArgumentParser:
     pv.add_argument('--cols', type=int, default=4)
     pv.add_argument('--hist', default=None, help='histogram PNG (default: <out>_hist.png)')
     pv.set_defaults(func=cmd_preview)
+    ex = sub.add_parser('export-coco', help='COCO keypoints annotations + extracted JPEGs')
+    ex.add_argument('--data', required=True, help='dataset directory')
+    ex.add_argument('--out', required=True, help='annotations JSON to write')
+    ex.add_argument('--images-dir', default=None,
+                    help='folder for the JPEGs (default: <folder of --out>/images)')
+    ex.add_argument('--views', nargs='+', default=['left', 'right'], choices=['left', 'right'],
+                    help='views exported as images (default: both)')
+    ex.add_argument('--bbox-margin', type=float, default=0.0,
+                    help='keypoint boxes grow by this fraction of their size per side')
+    ex.add_argument('--no-images', action='store_true', help='write the JSON only')
+    ex.set_defaults(func=cmd_export_coco)
     return ap
 
 

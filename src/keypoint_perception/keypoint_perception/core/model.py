@@ -1,5 +1,16 @@
 # Copyright 2026 The keypoint_perception authors
-# Licensed under the Apache License, Version 2.0
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
 """Multi-stage belief-map network for keypoint detection.
 
 The architecture follows Heindl et al. 2019, "3D Robot Pose Estimation from
@@ -257,6 +268,41 @@ def belief_loss(beliefs: Sequence[torch.Tensor], targets: torch.Tensor,
             per_map = per_map * weights
         total = total + per_map.mean()
     return total / len(beliefs)
+
+
+def symmetric_belief_loss(beliefs: Sequence[torch.Tensor], targets: torch.Tensor,
+                          kind: str = 'bce') -> torch.Tensor:
+    """Belief loss under the best keypoint labelling of a symmetric object.
+
+    A symmetric object has several equally correct labellings; a fixed rule
+    that picks one from the image switches abruptly at some object
+    orientations and gives nearly identical images contradictory targets.
+    Taking, per sample, the minimum loss over the symmetry permutations of the
+    targets (the "min-of-N" loss used for symmetric objects in pose
+    estimation, e.g. Rad and Lepetit 2017, BB8) lets the network choose any
+    consistent labelling; decoding then relabels canonically.
+
+    Args:
+        beliefs: N tensors (B, J, h, w) in [0, 1].
+        targets: (B, P, J, h, w) targets, one per symmetry permutation
+            (P = 1 for an object without symmetries).
+        kind: ``'bce'`` or ``'mse'``, as in :func:`belief_loss`.
+
+    Returns:
+        scalar: mean over samples of the minimum over P of the mean over
+        stages, maps and pixels.
+    """
+    if kind not in ('bce', 'mse'):
+        raise ValueError(f'unknown loss {kind!r}')
+    per_perm = 0.0
+    for b in beliefs:
+        b = b.unsqueeze(1).expand_as(targets)
+        if kind == 'bce':
+            px = F.binary_cross_entropy(b.clamp(1e-6, 1 - 1e-6), targets, reduction='none')
+        else:
+            px = (b - targets) ** 2
+        per_perm = per_perm + px.mean(dim=(2, 3, 4))
+    return (per_perm / len(beliefs)).min(dim=1).values.mean()
 
 
 def count_macs(config: BeliefNetConfig) -> int:

@@ -1,5 +1,16 @@
 # Copyright 2026 The keypoint_perception authors
-# Licensed under the Apache License, Version 2.0
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
 """Stereo keypoint node: synchronized stereo pair in, 2D/3D keypoints, TF, markers out.
 
 Subscribed topics (relative, remappable; sensor-data QoS):
@@ -95,6 +106,7 @@ class StereoKeypointNode(Node):
         self.object_class = self.detector.object_class
         self.pipeline = StereoKeypointPipeline(self.detector)
         self.bridge = CvBridge()
+        self._last_warning = {}
         self.add_on_set_parameters_callback(self._on_parameters)
         self._apply_parameters()
 
@@ -160,8 +172,18 @@ class StereoKeypointNode(Node):
     # -- processing -----------------------------------------------------------------
 
     def _warn(self, what: str):
-        self.get_logger().warning(f'dropping stereo pair: {what}',
-                                  throttle_duration_sec=WARN_THROTTLE_S)
+        """Warn about a dropped pair, throttled per kind of problem.
+
+        The kind is the text before the first ':' so that different problems
+        (a bad encoding, then a bad calibration) are each reported at once,
+        while a stream of the same problem gives one line per
+        ``WARN_THROTTLE_S`` seconds.
+        """
+        kind = what.split(':', 1)[0]
+        now = time.monotonic()
+        if now - self._last_warning.get(kind, -1e9) >= WARN_THROTTLE_S:
+            self._last_warning[kind] = now
+            self.get_logger().warning(f'dropping stereo pair: {what}')
 
     def _image(self, msg: Image, side: str):
         try:
@@ -171,13 +193,20 @@ class StereoKeypointNode(Node):
                              f'{len(msg.data)} bytes): {e}') from e
         return np.ascontiguousarray(img)
 
+    @staticmethod
+    def _camera(info: CameraInfo, side: str) -> CameraModel:
+        try:
+            return CameraModel.from_camera_info(info)
+        except CalibrationError as e:
+            raise CalibrationError(f'{side} camera_info: {e}') from e
+
     def on_stereo(self, left_msg: Image, left_info: CameraInfo, right_msg: Image,
                   right_info: CameraInfo):
         """Process one synchronized pair; bad input is warned about and skipped."""
         try:
             self._apply_parameters()
-            left_cam = CameraModel.from_camera_info(left_info)
-            right_cam = CameraModel.from_camera_info(right_info)
+            left_cam = self._camera(left_info, 'left')
+            right_cam = self._camera(right_info, 'right')
             left = self._image(left_msg, 'left')
             right = self._image(right_msg, 'right')
             for side, img, cam in (('left', left, left_cam), ('right', right, right_cam)):

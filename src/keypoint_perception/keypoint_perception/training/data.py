@@ -1,5 +1,16 @@
 # Copyright 2026 The keypoint_perception authors
-# Licensed under the Apache License, Version 2.0
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
 """Training data: synthetic stereo shards -> per-view arrays, augmentation, targets.
 
 Each stereo sample of a ``sim_datagen`` dataset gives two training views (left
@@ -17,7 +28,7 @@ from typing import Dict, List, Sequence, Tuple
 import cv2
 import numpy as np
 
-from ..core.heatmaps import canonical_symmetry_order, gaussian_targets, image_to_heatmap
+from ..core.heatmaps import gaussian_targets, image_to_heatmap
 
 
 @dataclass
@@ -153,21 +164,22 @@ def augment_view(image: np.ndarray, uv: np.ndarray, visibility: np.ndarray,
     return np.clip(img, 0, 255).astype(np.uint8), uv.astype(np.float32), visibility
 
 
-def make_targets(uv: np.ndarray, visibility: np.ndarray, symmetries, heatmap_size,
-                 stride: int, sigma: float) -> Tuple[np.ndarray, np.ndarray]:
-    """Canonically labelled Gaussian targets for one view.
+def symmetric_targets(uv: np.ndarray, visibility: np.ndarray, symmetries, heatmap_size,
+                      stride: int, sigma: float) -> np.ndarray:
+    """Gaussian targets for every labelling of a symmetric object (one view).
 
     Args:
         uv: (J, 2) input pixels; visibility: (J,) COCO visibility.
-        symmetries: the object's symmetry permutations.
+        symmetries: the object's symmetry permutations (identity implied).
         heatmap_size: (h, w) belief cells; stride: input pixels per cell.
         sigma: Gaussian sigma in cells.
 
     Returns:
-        targets (J, h, w) float32, canonical permutation (J,) int.
+        (P, J, h, w) float32, P = 1 + len(symmetries); entry 0 is the
+        identity labelling.
     """
-    perm = canonical_symmetry_order(uv, symmetries) if symmetries else np.arange(len(uv))
-    uv, visibility = uv[perm], visibility[perm]
     h, w = heatmap_size
     cells = image_to_heatmap(uv, (w * stride, h * stride), (w, h))
-    return gaussian_targets(cells, visibility > 0, heatmap_size, sigma), perm
+    base = gaussian_targets(cells, visibility > 0, heatmap_size, sigma)
+    perms = [np.arange(len(uv))] + [np.asarray(p, dtype=int) for p in symmetries]
+    return np.stack([base[p] for p in perms])

@@ -1,5 +1,16 @@
 # Copyright 2026 The keypoint_perception authors
-# Licensed under the Apache License, Version 2.0
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
 """Train a belief-map network on synthetic stereo shards (``keypoints-train``).
 
 Only synthetic data is used for training and model selection (validation on
@@ -21,9 +32,10 @@ from tqdm import tqdm
 
 from ..core.heatmaps import canonical_symmetry_order, decode_beliefs, heatmap_to_image
 from ..core.inference import load_checkpoint, save_checkpoint
-from ..core.model import BeliefMapNet, belief_loss, make_config, normalize_images
+from ..core.model import (BeliefMapNet, make_config, normalize_images,
+                          symmetric_belief_loss)
 from ..core.objects import load_object_class
-from .data import augment_view, make_targets, ShardCache, ViewSet
+from .data import augment_view, ShardCache, symmetric_targets, ViewSet
 from .metrics import summarize_errors, symmetric_errors
 
 
@@ -38,13 +50,16 @@ def is_validation_shard(path: str, every: int = 10) -> bool:
 
 def make_batch(views: ViewSet, idx: np.ndarray, symmetries, config, sigma: float,
                rng: np.random.Generator, augment: bool = True):
-    """Augmented images (B, 3, H, W) and targets (B, J, h, w) as tensors."""
+    """Augmented images (B, 3, H, W) and targets (B, P, J, h, w) as tensors.
+
+    P is the number of labellings of the object (1 + its symmetries).
+    """
     imgs, tgts = [], []
     for i in idx:
         img, uv, vis = views.images[i], views.uv[i], views.visibility[i]
         if augment:
             img, uv, vis = augment_view(img, uv, vis, rng)
-        tgt, _ = make_targets(uv, vis, symmetries, config.heatmap_size, config.stride, sigma)
+        tgt = symmetric_targets(uv, vis, symmetries, config.heatmap_size, config.stride, sigma)
         imgs.append(img)
         tgts.append(tgt)
     images = normalize_images(torch.from_numpy(np.stack(imgs)))
@@ -123,9 +138,14 @@ def train(args) -> str:
         rng = np.random.default_rng(ckpt['numpy_seed'] + step)
         print(f'resuming {last_path} at step {step} (best {best:.3f}% of diagonal)')
     else:
-        oc = load_object_class(args.object)
-        config = make_config(args.config, oc.num_keypoints)
-        model = BeliefMapNet(config)
+        if args.init:  # warm start: weights only, new optimizer and schedule
+            model, oc, _ = load_checkpoint(args.init)
+            config = model.config
+            print(f'initialized from {args.init}')
+        else:
+            oc = load_object_class(args.object)
+            config = make_config(args.config, oc.num_keypoints)
+            model = BeliefMapNet(config)
         step, best, ckpt = 0, float('inf'), None
         with open(csv_path, 'w') as f:
             f.write('step,elapsed_s,train_loss,val_mean_px,val_mean_pct_diag,val_max_px,'
@@ -149,7 +169,7 @@ def train(args) -> str:
     while step < args.steps:
         idx = rng.integers(0, len(train_views), args.batch)
         images, targets = make_batch(train_views, idx, oc.symmetries, config, args.sigma, rng)
-        loss = belief_loss(model(images), targets, kind=args.loss)
+        loss = symmetric_belief_loss(model(images), targets, kind=args.loss)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -207,6 +227,7 @@ def main(argv=None):
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--resume', action='store_true', help='continue from OUT/last.pt')
+    p.add_argument('--init', default='', help='start from the weights of this checkpoint')
     args = p.parse_args(argv)
     best = train(args)
     print(f'best checkpoint: {best}')

@@ -1,0 +1,59 @@
+# Copyright 2026 The keypoint_perception authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""StreamDataset queueing without DDS: round-robin fairness, drop-oldest, timeout."""
+
+import threading
+
+import pytest
+
+import torch  # noqa: E402,F401
+
+
+def _fake_runtime(ds, namespaces, queue_size):
+    """Give ``ds`` a runtime whose queues the test fills by hand (no ROS)."""
+    from sim_datagen.stream_dataset import _Source
+    sources = {ns: _Source(ns, queue_size, max_partial=8) for ns in namespaces}
+    ds._rt = {'cond': threading.Condition(threading.RLock()), 'sources': sources, 'rr': 0}
+    return sources
+
+
+def test_round_robin_over_sources_with_data():
+    from sim_datagen.stream_dataset import StreamDataset
+    ds = StreamDataset(['/fast', '/slow', '/idle'], queue_size=100, max_samples=12, timeout=1.0)
+    src = _fake_runtime(ds, ds.namespaces, 100)
+    for i in range(20):
+        src['/fast'].put(('/fast', i))
+    for i in range(3):
+        src['/slow'].put(('/slow', i))
+    got = list(ds)
+    ds._rt = None
+    # the slow source gets every other turn while it has data; the idle one is skipped
+    assert got[:6] == [('/fast', 0), ('/slow', 0), ('/fast', 1), ('/slow', 1), ('/fast', 2),
+                       ('/slow', 2)]
+    assert got[6:] == [('/fast', i) for i in range(3, 9)]
+
+
+def test_full_queue_drops_oldest_and_timeout():
+    from sim_datagen.stream_dataset import StreamDataset
+    ds = StreamDataset('/a', queue_size=3, timeout=0.2)
+    src = _fake_runtime(ds, ds.namespaces, 3)['/a']
+    for i in range(5):
+        src.put(i)
+    it = iter(ds)
+    assert [next(it) for _ in range(3)] == [2, 3, 4]
+    assert (src.received, src.dropped) == (5, 2)
+    assert ds.stats()['/a']['dropped'] == 2
+    with pytest.raises(TimeoutError):
+        next(it)
+    ds._rt = None

@@ -1,0 +1,206 @@
+# Copyright 2026 The keypoint_perception authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""The perception node over real DDS (localhost only, own domain id).
+
+A stereo pair rendered by sim_datagen goes in as Image + CameraInfo; the
+node's ``keypoints_3d`` must match the renderer's ground truth.  Malformed
+messages must produce a warning naming the problem while the node keeps
+working.
+"""
+
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+os.environ['ROS_DOMAIN_ID'] = '71'
+
+import rclpy  # noqa: E402
+
+from builtin_interfaces.msg import Time  # noqa: E402
+from keypoint_msgs.msg import Keypoints3D, StereoKeypoints2D  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, 'src', 'sim_datagen'))
+
+#: a render without occluders, blur, noise or lens distortion, board fully in view
+CLEAN = {'hands': 0, 'bar': 0, 'n_distractors': 0, 'person': 0, 'blur_sigma': 0.0,
+         'motion_blur': 0.0, 'noise_sigma': 0.0, 'distortion': 0, 'jpeg_quality': 95,
+         'out_of_view': 0, 'shadow': 0, 'vignetting': 0.0, 'board_width_frac': 0.5,
+         'tilt_x': 10.0, 'tilt_y': -15.0, 'roll': 8.0, 'center_x': 0.0, 'center_y': 0.0}
+
+
+def _rendered_pair():
+    from sim_datagen.generator import load_config, SampleGenerator
+    cfg = load_config(os.path.join(ROOT, 'src', 'sim_datagen', 'config', 'checkerboard.yaml'))
+    gen = SampleGenerator(cfg)
+    try:
+        return gen.generate(3, seed=7, overrides=CLEAN)
+    finally:
+        gen.world.close()
+
+
+def _info(labels, view, stamp, frame):
+    ci = labels['camera_info'][view]
+    msg = CameraInfo()
+    msg.header.stamp, msg.header.frame_id = stamp, frame
+    msg.width, msg.height = int(ci['width']), int(ci['height'])
+    msg.distortion_model = 'plumb_bob'
+    msg.d = [float(v) for v in ci['D']] or [0.0] * 5
+    msg.k = [float(v) for v in np.ravel(ci['K'])]
+    msg.r = [float(v) for v in np.ravel(ci.get('R', np.eye(3)))]
+    msg.p = [float(v) for v in np.ravel(ci['P'])]
+    return msg
+
+
+def _image(arr, stamp, frame, encoding='rgb8'):
+    msg = Image()
+    msg.header.stamp, msg.header.frame_id = stamp, frame
+    msg.height, msg.width = arr.shape[:2]
+    msg.encoding = encoding
+    msg.step = arr.shape[1] * (arr.shape[2] if arr.ndim == 3 else 1)
+    msg.data = arr.tobytes()
+    return msg
+
+
+@pytest.fixture(scope='module')
+def harness(tmp_path_factory):
+    from keypoint_perception.demo import node_command
+    log_path = tmp_path_factory.mktemp('node') / 'node.log'
+    log = open(log_path, 'w')
+    proc = subprocess.Popen(
+        node_command('stereo_keypoint_node') + [
+            '--ros-args', '-p', 'reliable_qos:=true', '-p', 'input_rectified:=true'],
+        stdout=log, stderr=subprocess.STDOUT)
+    rclpy.init()
+    node = rclpy.create_node('node_test_harness')
+    pubs = {t: node.create_publisher(Image if 'image' in t else CameraInfo, t, 10)
+            for t in ('left/image_rect', 'left/camera_info', 'right/image_rect',
+                      'right/camera_info')}
+    got = {}
+
+    def on(kind):
+        def cb(msg):
+            got[(kind, msg.header.stamp.sec)] = msg
+        return cb
+
+    node.create_subscription(Keypoints3D, 'keypoints_3d', on('3d'), 10)
+    node.create_subscription(StereoKeypoints2D, 'keypoints_2d', on('2d'), 10)
+    deadline = time.time() + 120
+    while any(p.get_subscription_count() == 0 for p in pubs.values()) or \
+            node.count_publishers('keypoints_3d') == 0:
+        rclpy.spin_once(node, timeout_sec=0.1)
+        assert proc.poll() is None, open(log_path).read()
+        assert time.time() < deadline, 'node did not come up: ' + open(log_path).read()
+    time.sleep(1.0)
+    yield node, pubs, got, proc, log_path
+    node.destroy_node()
+    rclpy.shutdown()
+    proc.terminate()
+    proc.wait(10)
+    log.close()
+
+
+def _send(harness, sec, left, right, labels, left_enc='rgb8', break_info=None):
+    node, pubs, got, _, _ = harness
+    stamp = Time(sec=sec)
+    linfo = _info(labels, 'left', stamp, 'left_optical')
+    rinfo = _info(labels, 'right', stamp, 'right_optical')
+    if break_info:
+        break_info(linfo)
+    pubs['left/image_rect'].publish(_image(left, stamp, 'left_optical', left_enc))
+    pubs['left/camera_info'].publish(linfo)
+    pubs['right/image_rect'].publish(_image(right, stamp, 'right_optical'))
+    pubs['right/camera_info'].publish(rinfo)
+
+
+def _wait(harness, key, timeout=30.0):
+    node, _, got, _, _ = harness
+    t0 = time.time()
+    while key not in got and time.time() - t0 < timeout:
+        rclpy.spin_once(node, timeout_sec=0.05)
+    return got.get(key)
+
+
+def _wait_log(path, text, timeout=20.0):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        with open(path) as f:
+            if text in f.read():
+                return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.fixture(scope='module')
+def sample():
+    return _rendered_pair()
+
+
+def test_rendered_pair_gives_keypoints_3d_near_ground_truth(harness, sample):
+    from keypoint_perception.training.metrics import symmetric_errors
+    _send(harness, 1, sample['left'], sample['right'], sample['labels'])
+    msg = _wait(harness, ('3d', 1))
+    assert msg is not None, 'no keypoints_3d for the rendered pair'
+    assert msg.header.frame_id == 'left_optical' and msg.header.stamp.sec == 1
+    obj = msg.objects[0]
+    assert obj.class_name == 'checkerboard'
+    assert [k.valid for k in obj.keypoints] == [True] * 4
+    xyz = np.array([[k.position.x, k.position.y, k.position.z] for k in obj.keypoints])
+    gt = np.asarray(sample['labels']['keypoints_3d'])
+    err = symmetric_errors(xyz, gt, [[2, 3, 0, 1]])
+    depth = gt[:, 2].mean()
+    # the lite network localizes to about a pixel: a few mm at this range
+    assert err.max() < 0.02 * depth, (err, depth)
+    assert all(k.reprojection_error < 4.0 for k in obj.keypoints)
+    assert obj.pose_valid and obj.pose_fit_rmse < 0.01
+    msg2d = _wait(harness, ('2d', 1))
+    assert msg2d.left.frame_id == 'left_optical' and msg2d.right.frame_id == 'right_optical'
+    uv = np.array([[k.x, k.y] for k in msg2d.left.objects[0].keypoints])
+    uv_gt = np.asarray(sample['labels']['keypoints_2d']['left'])
+    assert symmetric_errors(uv, uv_gt, [[2, 3, 0, 1]]).max() < 4.0
+
+
+@pytest.mark.parametrize('sec, kind, expected', [
+    (11, 'encoding', "'yuv999'"),
+    (12, 'zero_k', 'left camera_info: K is all zeros'),
+    (13, 'size', 'different sizes'),
+])
+def test_bad_messages_warn_and_node_survives(harness, sample, sec, kind, expected):
+    node, pubs, got, proc, log_path = harness
+    left, right, labels = sample['left'], sample['right'], sample['labels']
+    if kind == 'encoding':
+        _send(harness, sec, left, right, labels, left_enc='yuv999')
+    elif kind == 'zero_k':
+        def zero(info):
+            info.k = [0.0] * 9
+            info.p = [0.0] * 12
+        _send(harness, sec, left, right, labels, break_info=zero)
+    else:
+        def shorter(info):
+            info.height -= 2
+        _send(harness, sec, np.ascontiguousarray(left[:-2]), right, labels,
+              break_info=shorter)
+    assert _wait_log(log_path, expected), open(log_path).read()[-2000:]
+    assert ('3d', sec) not in got
+    assert proc.poll() is None, 'node died on a bad message'
+    # and the next good pair is still processed
+    _send(harness, sec + 100, left, right, labels)
+    assert _wait(harness, ('3d', sec + 100)) is not None
