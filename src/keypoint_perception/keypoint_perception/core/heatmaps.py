@@ -197,3 +197,32 @@ def canonical_symmetry_order(uv: np.ndarray, symmetries) -> np.ndarray:
         return perms[int(np.argmax(scores))]
     key = np.nan_to_num(s, nan=np.inf)
     return min(perms, key=lambda p: tuple(key[p]))
+
+
+def decode_candidates(beliefs: np.ndarray, max_candidates: int = 3, nms_kernel: int = 3,
+                      threshold: float = 0.1):
+    """The strongest NMS peaks of each belief map, refined to sub-cell positions.
+
+    Used when a later stage (stereo and template consistency) chooses among
+    several peaks instead of trusting the highest one.
+
+    Args:
+        beliefs: (J, h, w) float belief maps in [0, 1].
+        max_candidates: K, peaks kept per map.
+        nms_kernel: odd NMS neighbourhood in cells.
+        threshold: minimum belief of a peak.
+
+    Returns:
+        uv: (J, K, 2) float64 cell coordinates, strongest first, NaN-padded.
+        confidence: (J, K) float32 peak beliefs, 0-padded.
+    """
+    beliefs = np.asarray(beliefs)
+    j = beliefs.shape[0]
+    uv = np.full((j, max_candidates, 2), np.nan)
+    conf = np.zeros((j, max_candidates), np.float32)
+    for k in range(j):
+        for c, (u, v, s) in enumerate(nms_peaks(beliefs[k], nms_kernel, threshold,
+                                                max_candidates)):
+            uv[k, c] = refine_peak(beliefs[k], int(u), int(v))
+            conf[k, c] = s
+    return uv, conf

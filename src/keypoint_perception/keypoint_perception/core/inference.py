@@ -30,7 +30,9 @@ import numpy as np
 import torch
 
 from . import geometry
-from .heatmaps import canonical_symmetry_order, decode_beliefs, heatmap_to_image
+from .heatmaps import (canonical_symmetry_order, decode_beliefs, decode_candidates,
+                       heatmap_to_image)
+from .matching import select_consistent_candidates
 from .model import BeliefMapNet, BeliefNetConfig, normalize_images
 from .objects import ObjectClass
 
@@ -166,6 +168,27 @@ class KeypointDetector:
             uv, conf, beliefs = uv[perm], conf[perm], beliefs[perm]
         return Detection2D(uv, conf, beliefs)
 
+    def candidates(self, beliefs: np.ndarray, image_size, max_candidates: int = 3):
+        """Several peaks per keypoint, labelled as :meth:`decode` labels the top ones.
+
+        Args:
+            beliefs: (J, h, w) beliefs of one image, as given to :meth:`decode`.
+            image_size: (w, h) of the image.
+            max_candidates: K, peaks kept per keypoint.
+
+        Returns:
+            uv (J, K, 2) float64 image pixels, strongest first, NaN-padded;
+            confidence (J, K) float32.
+        """
+        cells, conf = decode_candidates(beliefs, max_candidates, self.nms_kernel,
+                                        self.peak_threshold)
+        h, w = beliefs.shape[1:]
+        uv = heatmap_to_image(cells, (w, h), image_size)
+        if self.object_class.symmetries and np.isfinite(uv[:, 0]).all():
+            perm = canonical_symmetry_order(uv[:, 0], self.object_class.symmetries)
+            uv, conf = uv[perm], conf[perm]
+        return uv, conf
+
     def detect(self, images: Sequence[np.ndarray]) -> List[Detection2D]:
         """Detect keypoints in each image (one batch).
 
@@ -215,13 +238,18 @@ class StereoKeypointPipeline:
 
     def __init__(self, detector: KeypointDetector, min_confidence: float = 0.3,
                  max_reprojection_error_px: float = 4.0, min_depth_m: float = 0.05,
-                 refine: bool = True, fit_pose: bool = True, input_rectified: bool = False):
+                 refine: bool = True, fit_pose: bool = True, input_rectified: bool = False,
+                 template_check: bool = True):
         """Configure thresholds (see :func:`geometry.triangulate_stereo`).
 
         ``input_rectified`` says the images are already rectified, so their
         pixels are used with ``P`` directly (ROS ``image_rect`` topics carry
         the raw camera's CameraInfo); otherwise keypoints are undistorted and
-        rectified with ``K``, ``D``, ``R``, ``P`` first.
+        rectified with ``K``, ``D``, ``R``, ``P`` first.  ``template_check``
+        chooses among several belief peaks per keypoint the ones that agree
+        across views and with the template's shape
+        (:func:`~.matching.select_consistent_candidates`), falling back to the
+        highest peaks when no consistent choice exists.
         """
         self.detector = detector
         self.min_confidence = min_confidence
@@ -230,6 +258,22 @@ class StereoKeypointPipeline:
         self.refine = refine
         self.fit_pose = fit_pose
         self.input_rectified = input_rectified
+        self.template_check = template_check
+
+    @staticmethod
+    def _apply_selection(sel, left: Detection2D, right: Detection2D, cl, cr):
+        """Detections holding the selected candidates (NaN where none was chosen)."""
+        j = len(sel.left_index)
+        uv_l, uv_r = np.full((j, 2), np.nan), np.full((j, 2), np.nan)
+        c_l, c_r = np.zeros(j, np.float32), np.zeros(j, np.float32)
+        beliefs_r = right.beliefs.copy()
+        for k in range(j):
+            if sel.left_index[k] >= 0:
+                uv_l[k], c_l[k] = cl[0][k, sel.left_index[k]], cl[1][k, sel.left_index[k]]
+                rk, b = sel.right_keypoint[k], sel.right_index[k]
+                uv_r[k], c_r[k] = cr[0][rk, b], cr[1][rk, b]
+                beliefs_r[k] = right.beliefs[rk]
+        return Detection2D(uv_l, c_l, left.beliefs), Detection2D(uv_r, c_r, beliefs_r)
 
     def process(self, left_image: np.ndarray, right_image: np.ndarray,
                 left_camera: geometry.CameraModel,
@@ -253,18 +297,36 @@ class StereoKeypointPipeline:
         t2 = time.perf_counter()
         left = self.detector.decode(beliefs[0], (left_image.shape[1], left_image.shape[0]))
         right = self.detector.decode(beliefs[1], (right_image.shape[1], right_image.shape[0]))
-        if oc.symmetries:
+        selection = None
+        if self.template_check and oc.num_keypoints >= 3 and np.isfinite(oc.template).all():
+            sizes = [(im.shape[1], im.shape[0]) for im in (left_image, right_image)]
+            cl = self.detector.candidates(beliefs[0], sizes[0])
+            cr = self.detector.candidates(beliefs[1], sizes[1])
+            selection = select_consistent_candidates(
+                left_camera, right_camera, cl[0], cl[1], cr[0], cr[1], oc.template,
+                oc.symmetries, points_are_rectified=self.input_rectified,
+                min_confidence=self.detector.peak_threshold)
+        if selection is not None:
+            # geometrically verified peaks are kept even below min_confidence
+            left, right = self._apply_selection(selection, left, right, cl, cr)
+            accepted = selection.left_index >= 0
+        elif oc.symmetries:
             perm = geometry.match_stereo_symmetry(
                 left_camera, right_camera, left.uv, right.uv, oc.symmetries,
                 points_are_rectified=self.input_rectified)
             perm = list(perm)
             right = Detection2D(right.uv[perm], right.confidence[perm], right.beliefs[perm])
         conf = np.minimum(left.confidence, right.confidence)
-        uv_l = np.where((conf >= self.min_confidence)[:, None], left.uv, np.nan)
-        uv_r = np.where((conf >= self.min_confidence)[:, None], right.uv, np.nan)
+        if selection is None:
+            accepted = conf >= self.min_confidence
+        # rejected keypoints are reported as missing (NaN) in both views
+        left = Detection2D(np.where(accepted[:, None], left.uv, np.nan), left.confidence,
+                           left.beliefs)
+        right = Detection2D(np.where(accepted[:, None], right.uv, np.nan), right.confidence,
+                            right.beliefs)
         t3 = time.perf_counter()
         tri = geometry.triangulate_stereo(
-            left_camera, right_camera, uv_l, uv_r, refine=self.refine,
+            left_camera, right_camera, left.uv, right.uv, refine=self.refine,
             max_reprojection_error_px=self.max_reprojection_error_px,
             min_depth=self.min_depth_m, points_are_rectified=self.input_rectified)
         pose, rmse = None, float('nan')

@@ -90,8 +90,7 @@ def evaluate_real(model: str, data_dir: str, left_info: str, right_info: str, ou
         rimg = cv2.cvtColor(cv2.imread(rg.path), cv2.COLOR_BGR2RGB)
         res = pipe.process(limg, rimg, lcam, rcam)
         for det, g, img in ((res.left, lg, limg), (res.right, rg, rimg)):
-            uv = np.where((det.confidence >= min_confidence)[:, None], det.uv, np.nan)
-            e = symmetric_errors(uv, g.keypoints, oc.symmetries)
+            e = symmetric_errors(det.uv, g.keypoints, oc.symmetries)  # NaN = not accepted
             view_err.append(e)
             diags.append(np.hypot(img.shape[1], img.shape[0]))
             rows.append({'image': g.image, 'keypoints_found': int(np.isfinite(e).sum()),

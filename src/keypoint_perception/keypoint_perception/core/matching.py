@@ -1,0 +1,148 @@
+# Copyright 2026 The keypoint_perception authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Choosing keypoint peaks that agree across views and with the object's template.
+
+A belief map can peak on a distractor (a keyboard, a picture of the object).
+With several peaks per keypoint and view, the stereo rig and the object's
+rigid template give two independent checks:
+
+1. epipolar: a left and a right peak can be the same 3D point only if they lie
+   on the same rectified row (horizontal rig) with positive disparity;
+2. shape: the triangulated keypoints must reproduce the template's pairwise
+   distances (a rigid motion preserves them).
+
+Among the combinations (one stereo candidate or none per keypoint, at least
+three) whose pairwise distances all match the template within a relative
+tolerance, the one with the largest summed belief wins.  This is hypothesis
+selection in the spirit of RANSAC (Fischler and Bolles 1981) over the small
+candidate sets the network proposes.
+"""
+
+from dataclasses import dataclass
+import itertools
+from typing import Optional, Sequence
+
+import numpy as np
+
+from .geometry import CameraModel, rectify_points, triangulate_dlt
+
+
+@dataclass
+class StereoSelection:
+    """Chosen peaks, per keypoint.
+
+    Attributes:
+        left_index, right_index: (J,) int candidate index in each view
+            (-1 = none chosen).
+        right_keypoint: (J,) int which right-view keypoint's candidates the
+            match came from (differs from j when the views are labelled
+            differently under a symmetry), -1 when none.
+        score: summed belief product of the chosen candidates.
+    """
+
+    left_index: np.ndarray
+    right_index: np.ndarray
+    right_keypoint: np.ndarray
+    score: float
+
+
+def select_consistent_candidates(
+        left: CameraModel, right: CameraModel, uv_left: np.ndarray, conf_left: np.ndarray,
+        uv_right: np.ndarray, conf_right: np.ndarray, template: np.ndarray,
+        symmetries: Sequence[Sequence[int]] = (), points_are_rectified: bool = False,
+        min_confidence: float = 0.1, epipolar_tolerance_px: float = 4.0,
+        distance_tolerance: float = 0.15, max_pairs_per_keypoint: int = 4,
+        max_combinations: int = 20000) -> Optional[StereoSelection]:
+    """Choose one left/right peak pair per keypoint consistent with stereo and template.
+
+    Args:
+        left, right: camera models of a horizontal stereo rig.
+        uv_left, uv_right: (J, K, 2) candidate pixels (raw, or rectified when
+            ``points_are_rectified``), NaN-padded.
+        conf_left, conf_right: (J, K) candidate beliefs.
+        template: (J, 3) keypoints in the object frame, metres.
+        symmetries: keypoint permutations of the object (identity implied);
+            right candidates of keypoint ``p[j]`` may match left keypoint j.
+        min_confidence: candidates below this belief are ignored.
+        epipolar_tolerance_px: max rectified row difference of a pair.
+        distance_tolerance: max relative error of each pairwise distance.
+        max_pairs_per_keypoint: best-scoring stereo pairs kept per keypoint.
+        max_combinations: give up (return None) above this many hypotheses.
+
+    Returns:
+        :class:`StereoSelection`, or None when no combination of at least
+        three keypoints is consistent (or the rig is not horizontal).
+    """
+    P_l, P_r = left.P, right.P
+    if abs(P_r[0, 3]) < abs(P_r[1, 3]):
+        return None  # vertical rig: not handled here
+    sign = 1.0 if P_r[0, 3] < 0 else -1.0  # right camera at +x: u_left > u_right
+    j_count, k_count = uv_left.shape[:2]
+
+    def rect(cam, uv):
+        flat = uv.reshape(-1, 2)
+        out = np.full_like(flat, np.nan)
+        ok = np.all(np.isfinite(flat), axis=1)
+        if ok.any():
+            out[ok] = flat[ok] if points_are_rectified else rectify_points(cam, flat[ok])
+        return out.reshape(uv.shape)
+
+    rl, rr = rect(left, uv_left), rect(right, uv_right)
+    perms = [np.arange(j_count)] + [np.asarray(p, dtype=int) for p in symmetries]
+    pairs = []  # per keypoint: list of (score, a, right_keypoint, b, X)
+    for j in range(j_count):
+        cands = []
+        for rk in sorted({int(p[j]) for p in perms}):
+            for a in range(k_count):
+                if conf_left[j, a] < min_confidence or not np.isfinite(rl[j, a]).all():
+                    continue
+                for b in range(k_count):
+                    if conf_right[rk, b] < min_confidence or not np.isfinite(rr[rk, b]).all():
+                        continue
+                    if abs(rl[j, a, 1] - rr[rk, b, 1]) > epipolar_tolerance_px or \
+                            sign * (rl[j, a, 0] - rr[rk, b, 0]) <= 0:
+                        continue
+                    cands.append((float(conf_left[j, a] * conf_right[rk, b]), a, rk, b))
+        cands.sort(key=lambda c: -c[0])
+        cands = cands[:max_pairs_per_keypoint]
+        if cands:
+            X = triangulate_dlt(P_l, P_r, np.array([rl[j, c[1]] for c in cands]),
+                                np.array([rr[c[2], c[3]] for c in cands]))
+            cands = [c + (X[i],) for i, c in enumerate(cands)]
+        pairs.append(cands)
+    n_options = [len(c) + 1 for c in pairs]  # +1: keypoint left out
+    if np.prod(n_options, dtype=float) > max_combinations:
+        return None
+    d_ref = np.linalg.norm(template[:, None] - template[None], axis=2)
+    best = None
+    for combo in itertools.product(*[range(-1, len(c)) for c in pairs]):
+        chosen = [j for j, c in enumerate(combo) if c >= 0]
+        if len(chosen) < 3:
+            continue
+        X = np.array([pairs[j][combo[j]][4] for j in chosen])
+        d = np.linalg.norm(X[:, None] - X[None], axis=2)
+        ref = d_ref[np.ix_(chosen, chosen)]
+        iu = np.triu_indices(len(chosen), 1)
+        if np.any(np.abs(d[iu] - ref[iu]) > distance_tolerance * ref[iu]):
+            continue
+        score = sum(pairs[j][combo[j]][0] for j in chosen)
+        if best is None or score > best.score:
+            li = np.full(j_count, -1)
+            ri = np.full(j_count, -1)
+            rk = np.full(j_count, -1)
+            for j in chosen:
+                _, a, k, b, _ = pairs[j][combo[j]]
+                li[j], rk[j], ri[j] = a, k, b
+            best = StereoSelection(li, ri, rk, float(score))
+    return best
