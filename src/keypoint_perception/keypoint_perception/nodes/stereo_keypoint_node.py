@@ -91,6 +91,8 @@ class StereoKeypointNode(Node):
         p('input_rectified', True, 'Images are rectified (image_rect): pixels are used with '
           'P directly. Set false for raw images: keypoints are then undistorted and '
           'rectified with K, D, R, P before triangulation.')
+        p('template_check', True, 'Choose among several belief peaks per keypoint those that '
+          'agree across views (epipolar) and with the class template\'s shape.')
         p('refine_triangulation', True, 'Gauss-Newton refinement of the DLT points.')
         p('fit_pose', True, 'Fit the class template (Umeyama) for the object pose and TF.')
         p('publish_tf', True, 'Broadcast keypoint and object frames on /tf.')
@@ -167,6 +169,7 @@ class StereoKeypointNode(Node):
         self.pipeline.min_depth_m = g('min_depth')
         self.pipeline.refine = g('refine_triangulation')
         self.pipeline.input_rectified = g('input_rectified')
+        self.pipeline.template_check = g('template_check')
         self.pipeline.fit_pose = g('fit_pose')
 
     # -- processing -----------------------------------------------------------------
