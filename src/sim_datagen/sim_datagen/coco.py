@@ -41,33 +41,15 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import tarfile
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 
-from .dataset_io import list_shards, read_meta
+from .dataset_io import iter_raw, list_shards, read_meta
 
 #: segmentation value of the labelled object (sim_datagen.generator.SEG_BOARD)
 SEG_OBJECT = 1
-
-
-def iter_raw(path: str) -> Iterator[Tuple[str, Dict[str, bytes]]]:
-    """Yield ``(key, {suffix: bytes})`` for each sample of a shard, undecoded."""
-    with tarfile.open(path, 'r') as tar:
-        key, members = None, {}
-        for info in tar:
-            if not info.isfile():
-                continue
-            k, _, suffix = info.name.partition('.')
-            if k != key and members:
-                yield key, members
-                members = {}
-            key = k
-            members[suffix] = tar.extractfile(info).read()
-        if members:
-            yield key, members
 
 
 def skeleton_1based(skeleton: Sequence, names: Sequence[str]) -> List[List[int]]:

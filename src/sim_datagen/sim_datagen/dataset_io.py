@@ -28,7 +28,7 @@ import glob
 import json
 import os
 import tarfile
-from typing import Dict, Iterator, List
+from typing import Dict, Iterator, List, Tuple
 
 import cv2
 import numpy as np
@@ -71,8 +71,14 @@ def _decode(members: Dict[str, bytes], decode_images: bool) -> dict:
     return s
 
 
-def iter_shard(path: str, decode_images: bool = True) -> Iterator[dict]:
-    """Yield the samples of one shard in stored order (see :func:`iter_samples`)."""
+def iter_raw(path: str, suffixes=None) -> Iterator[Tuple[str, Dict[str, bytes]]]:
+    """Yield ``(key, {suffix: bytes})`` for each sample of a shard, undecoded.
+
+    Args:
+        path: shard file.
+        suffixes: if given, only members with these suffixes (e.g. ``{'json'}``)
+            are read.
+    """
     with tarfile.open(path, 'r') as tar:
         key, members = None, {}
         for info in tar:
@@ -80,13 +86,19 @@ def iter_shard(path: str, decode_images: bool = True) -> Iterator[dict]:
                 continue
             k, _, suffix = info.name.partition('.')
             if k != key and members:
-                yield dict(key=key, **_decode(members, decode_images))
+                yield key, members
                 members = {}
             key = k
-            if decode_images or suffix == 'json':
+            if suffixes is None or suffix in suffixes:
                 members[suffix] = tar.extractfile(info).read()
         if members:
-            yield dict(key=key, **_decode(members, decode_images))
+            yield key, members
+
+
+def iter_shard(path: str, decode_images: bool = True) -> Iterator[dict]:
+    """Yield the samples of one shard in stored order (see :func:`iter_samples`)."""
+    for key, members in iter_raw(path, None if decode_images else {'json'}):
+        yield dict(key=key, **_decode(members, decode_images))
 
 
 def iter_samples(dataset_dir: str, decode_images: bool = True) -> Iterator[dict]:
