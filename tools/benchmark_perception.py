@@ -193,7 +193,7 @@ def main(argv=None):
         f'publish-to-result latency {latency} ms; target >= 5 pairs/s).',
         END,
     ]
-    section = '\n'.join(lines) + '\n'
+    section = '\n'.join(lines).replace(ROOT + '/', '') + '\n'
     os.makedirs(os.path.dirname(DOC), exist_ok=True)
     doc = open(DOC).read() if os.path.isfile(DOC) else '# Benchmarks\n\n'
     if BEGIN in doc and END in doc:

@@ -302,10 +302,13 @@ class StereoKeypointPipeline:
             sizes = [(im.shape[1], im.shape[0]) for im in (left_image, right_image)]
             cl = self.detector.candidates(beliefs[0], sizes[0])
             cr = self.detector.candidates(beliefs[1], sizes[1])
+            # a belief cell in original pixels: the localization scale of the network
+            cell_px = self.detector.config.stride * sizes[0][0] / self.detector.config.input_width
             selection = select_consistent_candidates(
                 left_camera, right_camera, cl[0], cl[1], cr[0], cr[1], oc.template,
                 oc.symmetries, points_are_rectified=self.input_rectified,
-                min_confidence=self.detector.peak_threshold)
+                min_confidence=self.detector.peak_threshold,
+                epipolar_tolerance_px=max(4.0, cell_px))
         if selection is not None:
             # geometrically verified peaks are kept even below min_confidence
             left, right = self._apply_selection(selection, left, right, cl, cr)
