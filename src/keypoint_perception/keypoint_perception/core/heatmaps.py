@@ -201,7 +201,7 @@ def canonical_symmetry_order(uv: np.ndarray, symmetries) -> np.ndarray:
 
 def decode_candidates(beliefs: np.ndarray, max_candidates: int = 3, nms_kernel: int = 3,
                       threshold: float = 0.1):
-    """The strongest NMS peaks of each belief map, refined to sub-cell positions.
+    """Return the strongest NMS peaks of each belief map, refined to sub-cell positions.
 
     Used when a later stage (stereo and template consistency) chooses among
     several peaks instead of trusting the highest one.

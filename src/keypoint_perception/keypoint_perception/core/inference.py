@@ -262,7 +262,7 @@ class StereoKeypointPipeline:
 
     @staticmethod
     def _apply_selection(sel, left: Detection2D, right: Detection2D, cl, cr):
-        """Detections holding the selected candidates (NaN where none was chosen)."""
+        """Build detections from the selected candidates (NaN where none was chosen)."""
         j = len(sel.left_index)
         uv_l, uv_r = np.full((j, 2), np.nan), np.full((j, 2), np.nan)
         c_l, c_r = np.zeros(j, np.float32), np.zeros(j, np.float32)
