@@ -42,10 +42,11 @@ sys.path.insert(0, os.path.join(ROOT, 'src', 'sim_datagen'))
 
 #: a render without occluders, blur, noise or lens distortion, board fully in view,
 #: with the 25 mm squares of the class template
-CLEAN = {'square_size': 0.025, 'hands': 0, 'bar': 0, 'n_distractors': 0, 'person': 0, 'blur_sigma': 0.0,
-         'motion_blur': 0.0, 'noise_sigma': 0.0, 'distortion': 0, 'jpeg_quality': 95,
-         'out_of_view': 0, 'shadow': 0, 'vignetting': 0.0, 'board_width_frac': 0.5,
-         'tilt_x': 10.0, 'tilt_y': -15.0, 'roll': 8.0, 'center_x': 0.0, 'center_y': 0.0}
+CLEAN = {'square_size': 0.025, 'hands': 0, 'bar': 0, 'n_distractors': 0, 'person': 0,
+         'blur_sigma': 0.0, 'motion_blur': 0.0, 'noise_sigma': 0.0, 'distortion': 0,
+         'jpeg_quality': 95, 'out_of_view': 0, 'shadow': 0, 'vignetting': 0.0,
+         'board_width_frac': 0.5, 'tilt_x': 10.0, 'tilt_y': -15.0, 'roll': 8.0,
+         'center_x': 0.0, 'center_y': 0.0}
 
 
 def _rendered_pair():
