@@ -764,18 +764,17 @@ def test_real_rig_triangulates_the_board(opencv_data, real_rig):
     assert np.median(fit_rmse) < 0.002
 
 
-def test_symmetric_keypoint_error():
+def test_symmetric_errors():
     """Per-keypoint error under the best symmetric permutation."""
+    from keypoint_perception.training.metrics import symmetric_errors
     gt = np.array([[10.0, 10.0], [100.0, 12.0], [98.0, 80.0], [12.0, 78.0]])
     sym = [[2, 3, 0, 1]]
     pred = gt[[2, 3, 0, 1]] + [[1.0, 0.0], [0.0, 2.0], [0.0, 0.0], [3.0, 4.0]]
-    err, perm = gtm.symmetric_keypoint_error(pred, gt, sym, return_permutation=True)
-    assert perm == (2, 3, 0, 1)
-    np.testing.assert_allclose(err, [0.0, 5.0, 1.0, 2.0])
-    np.testing.assert_allclose(gtm.symmetric_keypoint_error(gt, gt, sym), 0.0)
+    np.testing.assert_allclose(symmetric_errors(pred, gt, sym), [0.0, 5.0, 1.0, 2.0])
+    np.testing.assert_allclose(symmetric_errors(gt, gt, sym), 0.0)
     pred2 = gt.copy()
     pred2[1] = np.nan
-    err2 = gtm.symmetric_keypoint_error(pred2, gt, sym)
+    err2 = symmetric_errors(pred2, gt, sym)
     assert np.isnan(err2[1]) and np.allclose(err2[[0, 2, 3]], 0.0)
-    with pytest.raises(ValueError):
-        gtm.symmetric_keypoint_error(gt[:3], gt, sym)
+    batch = symmetric_errors(np.stack([pred, gt]), np.stack([gt, gt]), sym)
+    assert batch.shape == (2, 4) and np.allclose(batch[1], 0.0)

@@ -21,9 +21,7 @@ batch.
 """
 
 from dataclasses import dataclass
-import glob
-import os
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -62,11 +60,6 @@ class ViewSet:
                          ('images', 'uv', 'visibility', 'scale', 'diagonal')))
 
 
-def list_shards(dataset_dir: str) -> List[str]:
-    """Complete shards of a dataset folder, sorted (``.tmp`` files are partial)."""
-    return sorted(glob.glob(os.path.join(dataset_dir, 'shard-*.tar')))
-
-
 def load_shard_views(shard_path: str, input_size: Tuple[int, int]) -> ViewSet:
     """Decode one shard into a :class:`ViewSet` (left and right views).
 
@@ -103,6 +96,7 @@ class ShardCache:
 
     def refresh(self) -> int:
         """Load new complete shards; returns how many were added."""
+        from sim_datagen.dataset_io import list_shards
         new = [p for d in self.dataset_dirs for p in list_shards(d) if p not in self.loaded]
         for p in new:
             self.loaded[p] = load_shard_views(p, self.input_size)

@@ -11,7 +11,7 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Ground truth of the real test sequence and symmetry-aware keypoint errors.
+"""Ground truth of the real test sequence (OpenCV chessboard corners).
 
 The real test data is OpenCV's stereo calibration sequence (13 pairs of
 640x480 images of a chessboard with 9 x 6 inner corners), fetched by
@@ -28,11 +28,10 @@ from collections import OrderedDict
 from dataclasses import dataclass
 import json
 import os
-from typing import Dict, Sequence
+from typing import Dict
 
 import numpy as np
 
-from keypoint_perception.core.geometry import normalize_symmetries
 
 #: Inner corners of the board: per row (along the long side), rows.
 PATTERN_SIZE = (9, 6)
@@ -134,43 +133,3 @@ def load_opencv_stereo_ground_truth(data_dir: str) -> Dict[str, ChessboardGround
             path=os.path.abspath(os.path.join(data_dir, name)), corners=corners,
             keypoints=keypoints, keypoint_corner_indices=idx)
     return out
-
-
-def symmetric_keypoint_error(pred: np.ndarray, gt: np.ndarray,
-                             symmetries: Sequence[Sequence[int]] = (),
-                             return_permutation: bool = False):
-    """Per-keypoint 2D error under the best symmetric relabelling of the prediction.
-
-    For each permutation p (identity first, then ``symmetries``) the error of
-    keypoint j is ``||pred[p[j]] - gt[j]||``; the permutation with the lowest
-    mean error over the keypoints where both are finite wins (ties keep the
-    earlier one).
-
-    Args:
-        pred: (J, 2) predicted pixels; NaN rows = not detected.
-        gt: (J, 2) ground-truth pixels.
-        symmetries: permutations of range(J) that leave the object unchanged
-            (identity implied).
-        return_permutation: also return the permutation used.
-
-    Returns:
-        (J,) float64 errors in pixels (NaN where pred or gt is NaN); with
-        ``return_permutation``, a tuple (errors, permutation).
-
-    Raises:
-        ValueError: on shape mismatch or a symmetry that is not a permutation.
-    """
-    pred = np.asarray(pred, dtype=np.float64)
-    gt = np.asarray(gt, dtype=np.float64)
-    if pred.ndim != 2 or pred.shape != gt.shape or pred.shape[1] != 2:
-        raise ValueError(f'pred {pred.shape} and gt {gt.shape} must both be (J, 2)')
-    best_err, best_perm, best_mean = None, None, None
-    for perm in normalize_symmetries(symmetries, pred.shape[0]):
-        err = np.linalg.norm(pred[list(perm)] - gt, axis=1)
-        finite = np.isfinite(err)
-        mean = float(np.mean(err[finite])) if np.any(finite) else np.inf
-        if best_mean is None or mean < best_mean:
-            best_err, best_perm, best_mean = err, perm, mean
-    if return_permutation:
-        return best_err, best_perm
-    return best_err
