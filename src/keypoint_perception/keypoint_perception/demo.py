@@ -118,6 +118,7 @@ def run(args) -> int:
     from rclpy.node import Node
     from rclpy.parameter import Parameter
     from keypoint_msgs.msg import Keypoints3D, StereoKeypoints2D
+    from cv_bridge import CvBridge
     from sensor_msgs.msg import Image
     from .core.objects import load_object_class
     from .nodes.stereo_replay_node import pair_files, StereoReplayNode
@@ -154,6 +155,7 @@ def run(args) -> int:
         Parameter('left_camera_info', value=args.left_info),
         Parameter('right_camera_info', value=args.right_info)])
     rec = Node('keypoints_demo_recorder')
+    bridge = CvBridge()
     got = {}
 
     def on_msg(kind):
@@ -205,8 +207,7 @@ def run(args) -> int:
                 print(summary_line(i, len(pairs), os.path.basename(lp), obj, latency)
                       + ('' if msgs else '  (no result: timeout)'), flush=True)
                 if 'debug' in msgs:
-                    from cv_bridge import CvBridge
-                    img = CvBridge().imgmsg_to_cv2(msgs['debug'], 'bgr8')
+                    img = bridge.imgmsg_to_cv2(msgs['debug'], 'bgr8')
                     name = os.path.splitext(os.path.basename(lp))[0]
                     cv2.imwrite(os.path.join(ann_dir, f'{i:03d}_{name}.jpg'), img)
         elapsed = time.time() - t_start

@@ -126,19 +126,8 @@ def decode_beliefs(beliefs: np.ndarray, nms_kernel: int = 3,
         uv: (J, 2) float64 positions in cells, NaN where no peak passed.
         confidence: (J,) float32 peak belief in [0, 1] (0 where no peak).
     """
-    beliefs = np.asarray(beliefs)
-    if beliefs.ndim != 3:
-        raise ValueError(f'beliefs must be (J, h, w), got shape {beliefs.shape}')
-    j = beliefs.shape[0]
-    uv = np.full((j, 2), np.nan)
-    conf = np.zeros(j, np.float32)
-    for k in range(j):
-        peaks = nms_peaks(beliefs[k], nms_kernel, threshold, max_peaks=1)
-        if len(peaks):
-            u, v, s = peaks[0]
-            uv[k] = refine_peak(beliefs[k], int(u), int(v))
-            conf[k] = s
-    return uv, conf
+    uv, conf = decode_candidates(beliefs, 1, nms_kernel, threshold)
+    return uv[:, 0], conf[:, 0]
 
 
 def image_to_heatmap(uv: np.ndarray, image_size: Tuple[int, int],
@@ -217,6 +206,8 @@ def decode_candidates(beliefs: np.ndarray, max_candidates: int = 3, nms_kernel: 
         confidence: (J, K) float32 peak beliefs, 0-padded.
     """
     beliefs = np.asarray(beliefs)
+    if beliefs.ndim != 3:
+        raise ValueError(f'beliefs must be (J, h, w), got shape {beliefs.shape}')
     j = beliefs.shape[0]
     uv = np.full((j, max_candidates, 2), np.nan)
     conf = np.zeros((j, max_candidates), np.float32)
@@ -226,3 +217,33 @@ def decode_candidates(beliefs: np.ndarray, max_candidates: int = 3, nms_kernel: 
             uv[k, c] = refine_peak(beliefs[k], int(u), int(v))
             conf[k, c] = s
     return uv, conf
+
+
+def decode_keypoints(beliefs: np.ndarray, image_size: Tuple[int, int], symmetries=(),
+                     max_candidates: int = 1, nms_kernel: int = 3, threshold: float = 0.1):
+    """Peaks of one image's belief maps in image pixels, canonically labelled.
+
+    Chains :func:`decode_candidates`, :func:`heatmap_to_image` and, for a
+    symmetric object whose strongest peaks are all found,
+    :func:`canonical_symmetry_order` on the strongest peaks.
+
+    Args:
+        beliefs: (J, h, w) float belief maps of one image.
+        image_size: (width, height) of the image the pixels refer to.
+        symmetries: the object's symmetry permutations (identity implied).
+        max_candidates: K, peaks kept per keypoint, strongest first.
+        nms_kernel: odd NMS neighbourhood in cells.
+        threshold: minimum belief of a peak.
+
+    Returns:
+        uv: (J, K, 2) float64 image pixels (OpenCV convention), NaN-padded.
+        confidence: (J, K) float32 peak beliefs, 0-padded.
+        perm: (J,) int labelling applied, ``uv[j]`` comes from map ``perm[j]``.
+    """
+    cells, conf = decode_candidates(beliefs, max_candidates, nms_kernel, threshold)
+    h, w = np.asarray(beliefs).shape[1:]
+    uv = heatmap_to_image(cells, (w, h), image_size)
+    perm = np.arange(len(uv))
+    if len(symmetries) and np.isfinite(uv[:, 0]).all():
+        perm = canonical_symmetry_order(uv[:, 0], symmetries)
+    return uv[perm], conf[perm], perm

@@ -30,8 +30,7 @@ import numpy as np
 import torch
 
 from . import geometry
-from .heatmaps import (canonical_symmetry_order, decode_beliefs, decode_candidates,
-                       heatmap_to_image)
+from .heatmaps import decode_keypoints
 from .matching import select_consistent_candidates
 from .model import BeliefMapNet, BeliefNetConfig, normalize_images
 from .objects import ObjectClass
@@ -158,36 +157,20 @@ class KeypointDetector:
         """Last-stage belief maps, (B, J, h, w) float32."""
         return self.model(self.preprocess(images))[-1].float().cpu().numpy()
 
-    def decode(self, beliefs: np.ndarray, image_size) -> Detection2D:
-        """Decode (J, h, w) beliefs of one image of ``image_size`` (w, h)."""
-        uv_cells, conf = decode_beliefs(beliefs, self.nms_kernel, self.peak_threshold)
-        h, w = beliefs.shape[1:]
-        uv = heatmap_to_image(uv_cells, (w, h), image_size)
-        if self.object_class.symmetries and np.isfinite(uv).all():
-            perm = canonical_symmetry_order(uv, self.object_class.symmetries)
-            uv, conf, beliefs = uv[perm], conf[perm], beliefs[perm]
-        return Detection2D(uv, conf, beliefs)
-
-    def candidates(self, beliefs: np.ndarray, image_size, max_candidates: int = 3):
-        """Several peaks per keypoint, labelled as :meth:`decode` labels the top ones.
-
-        Args:
-            beliefs: (J, h, w) beliefs of one image, as given to :meth:`decode`.
-            image_size: (w, h) of the image.
-            max_candidates: K, peaks kept per keypoint.
+    def candidates(self, beliefs: np.ndarray, image_size, max_candidates: int = 1):
+        """Peaks of one image's (J, h, w) beliefs, see :func:`~.heatmaps.decode_keypoints`.
 
         Returns:
-            uv (J, K, 2) float64 image pixels, strongest first, NaN-padded;
-            confidence (J, K) float32.
+            uv (J, K, 2) float64 pixels of an image of ``image_size`` (w, h),
+            confidence (J, K) float32, labelling perm (J,) int.
         """
-        cells, conf = decode_candidates(beliefs, max_candidates, self.nms_kernel,
-                                        self.peak_threshold)
-        h, w = beliefs.shape[1:]
-        uv = heatmap_to_image(cells, (w, h), image_size)
-        if self.object_class.symmetries and np.isfinite(uv[:, 0]).all():
-            perm = canonical_symmetry_order(uv[:, 0], self.object_class.symmetries)
-            uv, conf = uv[perm], conf[perm]
-        return uv, conf
+        return decode_keypoints(beliefs, image_size, self.object_class.symmetries,
+                                max_candidates, self.nms_kernel, self.peak_threshold)
+
+    def decode(self, beliefs: np.ndarray, image_size) -> Detection2D:
+        """Decode (J, h, w) beliefs of one image of ``image_size`` (w, h): top peaks."""
+        uv, conf, perm = self.candidates(beliefs, image_size)
+        return Detection2D(uv[:, 0], conf[:, 0], beliefs[perm])
 
     def detect(self, images: Sequence[np.ndarray]) -> List[Detection2D]:
         """Detect keypoints in each image (one batch).
@@ -295,13 +278,15 @@ class StereoKeypointPipeline:
         with torch.no_grad():
             beliefs = self.detector.model(batch)[-1].float().cpu().numpy()
         t2 = time.perf_counter()
-        left = self.detector.decode(beliefs[0], (left_image.shape[1], left_image.shape[0]))
-        right = self.detector.decode(beliefs[1], (right_image.shape[1], right_image.shape[0]))
+        sizes = [(im.shape[1], im.shape[0]) for im in (left_image, right_image)]
+        check = self.template_check and oc.num_keypoints >= 3 and np.isfinite(oc.template).all()
+        k = 3 if check else 1  # several peaks only when the template check chooses
+        cl = self.detector.candidates(beliefs[0], sizes[0], k)
+        cr = self.detector.candidates(beliefs[1], sizes[1], k)
+        left = Detection2D(cl[0][:, 0], cl[1][:, 0], beliefs[0][cl[2]])
+        right = Detection2D(cr[0][:, 0], cr[1][:, 0], beliefs[1][cr[2]])
         selection = None
-        if self.template_check and oc.num_keypoints >= 3 and np.isfinite(oc.template).all():
-            sizes = [(im.shape[1], im.shape[0]) for im in (left_image, right_image)]
-            cl = self.detector.candidates(beliefs[0], sizes[0])
-            cr = self.detector.candidates(beliefs[1], sizes[1])
+        if check:
             # a belief cell in original pixels: the localization scale of the network
             cell_px = self.detector.config.stride * sizes[0][0] / self.detector.config.input_width
             selection = select_consistent_candidates(

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..core.heatmaps import canonical_symmetry_order, decode_beliefs, heatmap_to_image
+from ..core.heatmaps import decode_keypoints
 from ..core.inference import load_checkpoint, save_checkpoint
 from ..core.model import (BeliefMapNet, make_config, normalize_images,
                           symmetric_belief_loss)
@@ -75,17 +75,14 @@ def evaluate(model: BeliefMapNet, views: ViewSet, symmetries, batch_size: int = 
     """
     model.eval()
     cfg = model.config
-    h, w = cfg.heatmap_size
     errors = []
     for s in range(0, len(views), batch_size):
         sl = slice(s, s + batch_size)
         beliefs = model(normalize_images(torch.from_numpy(views.images[sl])))[-1].numpy()
         for b, uv_gt, vis, scale in zip(beliefs, views.uv[sl], views.visibility[sl],
                                         views.scale[sl]):
-            cells, _ = decode_beliefs(b, threshold=threshold)
-            uv = heatmap_to_image(cells, (w, h), (cfg.input_width, cfg.input_height))
-            if symmetries and np.isfinite(uv).all():
-                uv = uv[canonical_symmetry_order(uv, symmetries)]
+            uv = decode_keypoints(b, (cfg.input_width, cfg.input_height), symmetries,
+                                  threshold=threshold)[0][:, 0]
             err = symmetric_errors((uv + 0.5) * scale - 0.5, (uv_gt + 0.5) * scale - 0.5,
                                    symmetries)
             errors.append(np.where(vis > 0, err, -1.0))
