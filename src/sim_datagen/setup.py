@@ -34,6 +34,7 @@ setup(
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),
         ('share/' + package_name + '/config', files('config/*.yaml')),
+        ('share/' + package_name + '/config/base', files('config/base/*.yaml')),
     ],
     install_requires=['setuptools'],
     zip_safe=True,

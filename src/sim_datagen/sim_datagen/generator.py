@@ -28,9 +28,11 @@ length) come from the same per-sample generator, seeded from
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+import itertools
 import os
 import time
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -39,6 +41,8 @@ import yaml
 from .randomization import SceneSampler
 from .scene import textures as tx
 from .scene.camera import StereoRig, rot_x, rot_y, rot_z
+from .scene.urdf_object import (class_anchors, ConfigError, parse_sources, UrdfInstance,
+                                write_procedural)
 from .scene.world import World
 
 # instance ids of the optional segmentation output
@@ -96,20 +100,70 @@ def resolve_config(path: str) -> str:
     raise FileNotFoundError(f'config {path!r} not found (tried {cands})')
 
 
+def _merge(base: dict, over: dict) -> dict:
+    """Deep-merge ``over`` into a copy of ``base``.
+
+    Mappings merge recursively (base keys keep their order, new keys are
+    appended), other values replace, ``None`` deletes the key.
+    """
+    out = dict(base)
+    for k, val in over.items():
+        if val is None:
+            out.pop(k, None)
+        elif isinstance(val, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], val)
+        else:
+            out[k] = val
+    return out
+
+
+def _read_config(path: str, seen=()) -> dict:
+    """Parse a config YAML, following ``extends`` (a path relative to the file)."""
+    with open(path) as f:
+        cfg = yaml.safe_load(f)
+    if not isinstance(cfg, dict):
+        raise ConfigError(f'{path}: expected a mapping at the top level')
+    ext = cfg.pop('extends', None)
+    if ext is None:
+        return cfg
+    if not isinstance(ext, str):
+        raise ConfigError(f'{path}: extends: expected a file name, got {ext!r}')
+    base_path = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(path)), ext))
+    if base_path in seen or not os.path.isfile(base_path):
+        raise ConfigError(f'{path}: extends: {base_path!r} is missing or circular')
+    return _merge(_read_config(base_path, seen + (base_path,)), cfg)
+
+
 def load_config(path: str) -> dict:
     """Read a generator config YAML and the object class YAML it names.
 
-    ``path`` may also be a bare name, see :func:`resolve_config`.
+    ``path`` may also be a bare name, see :func:`resolve_config`.  A config
+    may name a base config with ``extends: <file>`` (relative to its own
+    folder); the two are deep-merged (see :func:`_merge`: ``variables``
+    of the base come first, in their order; ``name: null`` removes one).
 
-    Returns the config dict with ``object_def`` (the parsed object YAML) and
-    ``object_yaml`` (its path) filled in.
+    Returns:
+        The config dict with ``object_def`` (the parsed object YAML),
+        ``object_yaml`` (its path) and ``config_file`` (the resolved
+        config path) filled in.
+
+    Raises:
+        FileNotFoundError: config or object class not found.
+        ConfigError: malformed YAML structure (message names the file).
     """
-    with open(resolve_config(path)) as f:
-        cfg = yaml.safe_load(f)
+    cfg_path = resolve_config(path)
+    cfg = _read_config(cfg_path)
     obj_path = cfg.get('object_yaml') or find_object_yaml(cfg.get('object', 'checkerboard'))
     with open(obj_path) as f:
         cfg['object_def'] = yaml.safe_load(f)
+    od = cfg['object_def']
+    if not isinstance(od, dict) or not isinstance(od.get('keypoints'), list) or not all(
+            isinstance(k, dict) and 'name' in k for k in od['keypoints']):
+        raise ConfigError(f'{obj_path}: keypoints: expected a list of {{name: ..}} entries')
+    if not isinstance(cfg.get('variables'), dict):
+        raise ConfigError(f'{cfg_path}: variables: expected a mapping')
     cfg['object_yaml'] = obj_path
+    cfg['config_file'] = os.path.abspath(cfg_path)
     return cfg
 
 
@@ -216,9 +270,10 @@ def distortion_maps(K: np.ndarray, D, w: int, h: int, K_src: Optional[np.ndarray
     return mx, my
 
 
-def keypoint_visibility(uv: np.ndarray, z: np.ndarray, seg: np.ndarray, board_ids
+def keypoint_visibility(uv: np.ndarray, z: np.ndarray, seg: np.ndarray, board_ids,
+                        depth: Optional[np.ndarray] = None, depth_tolerance=None
                         ) -> np.ndarray:
-    """COCO visibility per keypoint, decided from the rendered segmentation.
+    """COCO visibility per keypoint, decided from the rendered segmentation (and depth).
 
     Args:
         uv: (J, 2) pixel coordinates of the keypoints in this view (pinhole).
@@ -226,23 +281,69 @@ def keypoint_visibility(uv: np.ndarray, z: np.ndarray, seg: np.ndarray, board_id
         seg: (H, W) int segmentation of this view (PyBullet body unique ids,
             -1 where nothing was drawn).
         board_ids: body ids that belong to the object (board print + backing).
+        depth: optional (H, W) rendered optical depth of this view, m.
+        depth_tolerance: with ``depth``: (J,) or scalar, m; how far the
+            object's own surface may lie in front of the keypoint (a joint
+            origin inside a robot link, a point on a surface) and still
+            count as visible.
 
     Returns:
         (J,) int64: 0 outside the image (pixel centre range ``[-0.5, W-0.5)``)
-        or behind the camera, 1 inside but another body is rendered at the
-        keypoint's (nearest) pixel, i.e. occluded, 2 the object itself is
-        rendered there (visible).
+        or behind the camera, 1 occluded, 2 visible.  Without ``depth``:
+        2 iff the object itself is rendered at the keypoint's (nearest)
+        pixel.  With ``depth``: 2 iff nothing is rendered there, or the
+        rendered surface is not in front of the keypoint (an object surface
+        may be ``depth_tolerance`` in front, another body not at all).
     """
     H, W = seg.shape
     uv = np.asarray(uv, dtype=np.float64)
     vis = np.zeros(len(uv), np.int64)
     ok = ((uv[:, 0] >= -0.5) & (uv[:, 0] < W - 0.5) & (uv[:, 1] >= -0.5)
           & (uv[:, 1] < H - 0.5) & np.all(np.isfinite(uv), axis=1) & (np.asarray(z) > 0))
+    tol = None if depth is None else np.broadcast_to(
+        np.asarray(depth_tolerance, np.float64), (len(uv),))
     for j in np.nonzero(ok)[0]:
         c = int(np.clip(np.rint(uv[j, 0]), 0, W - 1))
         r = int(np.clip(np.rint(uv[j, 1]), 0, H - 1))
-        vis[j] = 2 if int(seg[r, c]) in board_ids else 1
+        own = int(seg[r, c]) in board_ids
+        if depth is None:
+            vis[j] = 2 if own else 1
+        elif seg[r, c] < 0:
+            vis[j] = 2
+        else:
+            vis[j] = 2 if depth[r, c] >= z[j] - (tol[j] if own else 1e-3) else 1
     return vis
+
+
+@dataclass
+class _Scene:
+    """The bodies and labels of one sample's scene (world = left optical frame).
+
+    Attributes:
+        object_ids: body ids of the labelled object.
+        occ_ids: occluder body ids (hands, bars).
+        dis_ids: distractor body ids.
+        kp3d: (J, 3) keypoints, m.
+        pose: (4, 4) object frame in the left optical frame.
+        u_c, v_c: pixel of the object's reference point (left, pinhole).
+        z: its depth, m.
+        extra_labels: class-specific label entries.
+        depth_tolerance: (J,) m for the depth visibility test, or None for
+            the segmentation-only test.
+        instance: the URDF instance (URDF classes).
+    """
+
+    object_ids: set
+    occ_ids: List[int]
+    dis_ids: List[int]
+    kp3d: np.ndarray
+    pose: np.ndarray
+    u_c: float
+    v_c: float
+    z: float
+    extra_labels: dict = field(default_factory=dict)
+    depth_tolerance: Optional[np.ndarray] = None
+    instance: Optional[UrdfInstance] = None
 
 
 class _Stopwatch:
@@ -286,7 +387,8 @@ class SampleGenerator:
         od = cfg['object_def']
         self.object_name = od.get('name', 'checkerboard')
         self.kp_names = [k['name'] for k in od['keypoints']]
-        self.kp_template = np.array([k['position'] for k in od['keypoints']], dtype=np.float64)
+        self.kp_template = np.array([k.get('position', [np.nan] * 3) for k in od['keypoints']],
+                                    dtype=np.float64)
         self.template_square = float(od.get('square_size', 0.025))
         self.skeleton = od.get('skeleton', [])
         self.near = float(cfg.get('near', 0.02))
@@ -295,20 +397,75 @@ class SampleGenerator:
                                             'right': 'right_camera_optical_frame'})
         self.outputs = cfg.get('outputs', {})
         cv2.setNumThreads(1)  # one core per worker process
+        self.sources = []
+        if cfg.get('scene', 'checkerboard') == 'urdf':
+            self._init_urdf(cfg)
+        elif cfg.get('scene', 'checkerboard') != 'checkerboard':
+            raise ConfigError(f"{cfg.get('config_file', 'config')}: scene: expected "
+                              f"checkerboard or urdf, got {cfg['scene']!r}")
+
+    def _init_urdf(self, cfg: dict):
+        """Validate a URDF class: sources, keypoint links, joints, tolerances.
+
+        Every source is loaded once (procedural ones with their default
+        parameters) so that a wrong link or joint name fails here, naming
+        the config and object files.
+        """
+        where = cfg.get('config_file', 'config')
+        self.sources = parse_sources(cfg, where)
+        self.anchors = class_anchors(cfg['object_def'], cfg['object_yaml'])
+        vc = cfg.get('visibility', {}) or {}
+        tol = vc.get('depth_tolerance', 0.01)
+        per = vc.get('keypoints', {}) or {}
+        bad = sorted(set(per) - set(self.kp_names))
+        if bad or not isinstance(tol, (int, float)):
+            raise ConfigError(f'{where}: visibility: unknown keypoint(s) {bad} or a '
+                              f'depth_tolerance that is not a number')
+        self.kp_tol = np.array([float(per.get(n, tol)) for n in self.kp_names])
+        self._proc_count = itertools.count()
+        for src in self.sources:
+            anchors = self._source_anchors(src)
+            if src.kind == 'procedural':
+                path = write_procedural(src, None, self.world.tmp, f'check_{src.name}')
+                body = self.world.load_urdf(path)
+            else:
+                body = self.world.load_urdf(src.target, 1.0, cached=src.cacheable
+                                            and src.scale == 1.0)
+            inst = UrdfInstance(body, self.world.cid)
+            links = [a[0] for a in anchors if a[0] is not None]
+            missing = sorted(set(links) - set(inst.links))
+            if missing:
+                raise ConfigError(f'{where} / {cfg["object_yaml"]}: source {src.name!r}: '
+                                  f'link(s) {missing} not in the URDF; links: '
+                                  f'{sorted(inst.links)}')
+            try:
+                inst.set_joints({n: 0.0 for n in src.joints})
+            except KeyError as e:
+                raise ConfigError(f'{where}: source {src.name!r}: joints: {e}') from None
+        self.world.clear()
+
+    def _source_anchors(self, src) -> list:
+        """``(link, position)`` per keypoint for a source (class YAML + overrides)."""
+        return [src.keypoints.get(n, (link, pos)) for n, link, pos in self.anchors]
 
     # ------------------------------------------------------------------
-    def generate(self, index: int, seed: int, overrides: Optional[Dict[str, float]] = None
-                 ) -> dict:
+    def generate(self, index: int, seed: int, overrides: Optional[Dict[str, float]] = None,
+                 scene_hook: Optional[Callable[['_Scene'], None]] = None) -> dict:
         """Make sample ``index`` of run ``seed``.
 
-        ``overrides`` fixes scene variables ``{name: value}`` after sampling
-        (their bin is recomputed; used by tests and for debugging).
+        Args:
+            index: sample index.
+            seed: run seed; the sample is a function of ``(seed, index)``.
+            overrides: fixes scene variables ``{name: value}`` after sampling
+                (their bin is recomputed; used by tests and for debugging).
+            scene_hook: called with the built :class:`_Scene` right before
+                rendering (tests add bodies, e.g. an occluder, through it).
 
         Returns:
             dict with ``key`` (str), ``left``/``right`` (H, W, 3) uint8 RGB,
-            ``labels`` (JSON-ready dict, see :meth:`_labels`), optional
+            ``labels`` (JSON-ready dict, see the package README), optional
             ``depth`` (H, W) uint16 mm and ``seg`` (H, W) uint8 of the left
-            view, and ``timing`` (seconds per stage).
+            view, and ``timing`` / ``cpu_timing`` (seconds per stage).
         """
         sw = _Stopwatch()
         rng = sample_rng(seed, index)
@@ -316,79 +473,16 @@ class SampleGenerator:
         for k, val in (overrides or {}).items():
             draws[k] = (val, self.sampler[k].bin_of(val))
         v = {k: val for k, (val, _) in draws.items()}
-        W, H = self.W, self.H
 
-        # --- stereo rig ---------------------------------------------------
-        fx = v['fx']
-        K = np.array([[fx, 0, (W - 1) / 2 + v['cx_offset']],
-                      [0, fx * v['aspect'], (H - 1) / 2 + v['cy_offset']],
-                      [0, 0, 1]])
-        rig = StereoRig(K, W, H, v['baseline'], self.near, self.far)
-        D = None
-        if v['distortion'] == 1:  # plumb_bob k1, k2; k2 keeps r_d(r_u) monotonic
-            k1 = v['k1']
-            D = [k1, max(rng.uniform(-0.05, 0.12), 0.45 * k1 * k1 + 0.01)]
-        # pinhole rig that is rendered (wider field of view when D distorts)
-        K_r = K if D is None else render_intrinsics(K, D, W, H)
-        rig_r = rig if D is None else StereoRig(K_r, W, H, v['baseline'], self.near, self.far)
-
-        # --- board pose ---------------------------------------------------
-        s = v['square_size']
-        margin, frame = v['margin'], v['frame']
-        hx, hy = (5 + margin + frame) * s, (3.5 + margin + frame) * s
-        R = rot_z(np.radians(v['roll'])) @ rot_x(np.radians(v['tilt_x'])) @ \
-            rot_y(np.radians(v['tilt_y']))
-        Z = max(fx * 2 * hx / (v['board_width_frac'] * W), 0.15)
-        corners = np.array([[-hx, -hy, 0], [hx, -hy, 0], [hx, hy, 0], [-hx, hy, 0]]) @ R.T
-        Z = max(Z, 0.12 - corners[:, 2].min())
-        c = corners + [0, 0, Z]
-        du = fx * c[:, 0] / c[:, 2]
-        dv = K[1, 1] * c[:, 1] / c[:, 2]
-        centre = []
-        for d, size, val in ((du, W, v['center_x']), (dv, H, v['center_y'])):
-            lo, hi = -d.min() + 2, size - 1 - d.max() - 2
-            if v['out_of_view'] == 1:
-                ext = 0.35 * (d.max() - d.min())
-                lo, hi = lo - ext, hi + ext
-            if hi < lo:
-                lo = hi = 0.5 * (lo + hi)
-            centre.append(lo + (val + 1) / 2 * (hi - lo))
-        u_c, v_c = centre
-        t = Z * np.linalg.solve(K, [u_c, v_c, 1.0])
-        T_board = _T(R, t)
-
-        # --- world ----------------------------------------------------------
-        world = self.world
-        black = int(round(v['board_black'] / 10.0) * 10)
-        paper_rgba = list(np.clip(v['paper_brightness'] * rng.uniform(0.93, 1.0, 3), 0, 1)) + [1]
-        frame_rgba = self._frame_color(rng)
-        paper, backing = world.add_board(T_board, s, margin, v['thickness'], frame,
-                                         world.board_texture(v['checker_phase'], black),
-                                         paper_rgba, frame_rgba)
-        board_ids = {paper, backing}
-        occ_ids: List[int] = []
-        hands = v['hands']
-        if hands in (1, 3):
-            occ_ids += self._add_hand(rng, T_board, -1, s, margin, frame, hy, v)
-        if hands in (2, 3):
-            occ_ids += self._add_hand(rng, T_board, +1, s, margin, frame, hy, v)
-        if v['bar'] == 1:
-            occ_ids.append(self._add_bar(rng, T_board, hx, hy))
-        dis_ids = [self._add_distractor(rng, K, Z) for _ in range(int(v['n_distractors']))]
-
-        az, pol = np.radians(v['light_azimuth']), np.radians(v['light_polar'])
-        ldir = [np.sin(pol) * np.cos(az), np.sin(pol) * np.sin(az), -np.cos(pol)]
-        warm, cool = np.array([1.0, 0.85, 0.7]), np.array([0.8, 0.9, 1.0])
-        lt = v['light_temperature']
-        light = dict(lightDirection=[float(x) for x in ldir],
-                     lightColor=[float(x) for x in (1 - lt) * warm + lt * cool],
-                     lightDistance=float(rng.uniform(2, 5)), shadow=int(v['shadow']),
-                     lightAmbientCoeff=float(v['light_ambient']),
-                     lightDiffuseCoeff=float(v['light_diffuse']),
-                     lightSpecularCoeff=float(v['light_specular']))
+        K, D, K_r, rig, rig_r = self._rig(rng, v)
+        sc = self._urdf_scene(rng, v, K) if self.sources else self._board_scene(rng, v, K)
+        light = self._light(rng, v)
+        if scene_hook is not None:
+            scene_hook(sc)
         sw.lap('scene')
 
         # --- render -----------------------------------------------------------
+        world = self.world
         cams = {'left': rig.left, 'right': rig.right}
         rcams = {'left': rig_r.left, 'right': rig_r.right}
         renders = {n: world.render(cam, light) for n, cam in rcams.items()}
@@ -396,13 +490,17 @@ class SampleGenerator:
         sw.lap('render')
 
         # --- labels -----------------------------------------------------------
-        kp_obj = self.kp_template * (s / self.template_square)
-        kp3d = kp_obj @ R.T + t
+        kp3d = sc.kp3d
         kp2d, vis = {}, {}
         for n, cam in cams.items():
             uv_r = rcams[n].project(kp3d)  # pixel in the (pinhole) render
             z = cam.to_camera(kp3d)[:, 2]
-            vis[n] = keypoint_visibility(uv_r, z, renders[n][2], board_ids)
+            if sc.depth_tolerance is None:
+                vis[n] = keypoint_visibility(uv_r, z, renders[n][2], sc.object_ids)
+            else:
+                vis[n] = keypoint_visibility(uv_r, z, renders[n][2], sc.object_ids,
+                                             rcams[n].linear_depth(renders[n][1]),
+                                             sc.depth_tolerance)
             if D is None:
                 kp2d[n] = uv_r
             else:  # label = distorted projection; in/out decided in the distorted image
@@ -411,7 +509,7 @@ class SampleGenerator:
         sw.lap('label')
 
         # --- imaging ------------------------------------------------------------
-        images = self._compose(rng, v, K, K_r, renders, u_c, v_c, Z, D)
+        images = self._compose(rng, v, K, K_r, renders, sc.u_c, sc.v_c, sc.z, D)
         sw.lap('imaging')
 
         labels = {
@@ -420,8 +518,8 @@ class SampleGenerator:
             'keypoints_2d': {n: kp2d[n].tolist() for n in cams},
             'visibility': {n: vis[n].tolist() for n in cams},
             'keypoints_3d': kp3d.tolist(),
-            'object_pose': T_board.tolist(),
-            'square_size': s,
+            'object_pose': sc.pose.tolist(),
+            **sc.extra_labels,
             'camera_info': rig.camera_infos(self.frames['left'], self.frames['right'], D),
             'baseline': rig.baseline,
             'variables': {k: {'value': val, 'bin': b} for k, (val, b) in draws.items()},
@@ -436,11 +534,189 @@ class SampleGenerator:
         if self.outputs.get('segmentation'):
             segm = renders['left'][2]
             seg = np.zeros(segm.shape, np.uint8)
-            seg[np.isin(segm, list(board_ids))] = SEG_BOARD
-            seg[np.isin(segm, occ_ids)] = SEG_OCCLUDER
-            seg[np.isin(segm, dis_ids)] = SEG_DISTRACTOR
+            seg[np.isin(segm, list(sc.object_ids))] = SEG_BOARD
+            seg[np.isin(segm, sc.occ_ids)] = SEG_OCCLUDER
+            seg[np.isin(segm, sc.dis_ids)] = SEG_DISTRACTOR
             out['seg'] = self._remap(seg, K, K_r, D)
         return out
+
+    def _rig(self, rng, v):
+        """Stereo rig of a sample: K, D (None or [k1, k2]), render K_r, rig, render rig."""
+        W, H = self.W, self.H
+        fx = v['fx']
+        K = np.array([[fx, 0, (W - 1) / 2 + v['cx_offset']],
+                      [0, fx * v['aspect'], (H - 1) / 2 + v['cy_offset']],
+                      [0, 0, 1]])
+        rig = StereoRig(K, W, H, v['baseline'], self.near, self.far)
+        D = None
+        if v['distortion'] == 1:  # plumb_bob k1, k2; k2 keeps r_d(r_u) monotonic
+            k1 = v['k1']
+            D = [k1, max(rng.uniform(-0.05, 0.12), 0.45 * k1 * k1 + 0.01)]
+        # pinhole rig that is rendered (wider field of view when D distorts)
+        K_r = K if D is None else render_intrinsics(K, D, W, H)
+        rig_r = rig if D is None else StereoRig(K_r, W, H, v['baseline'], self.near, self.far)
+        return K, D, K_r, rig, rig_r
+
+    def _centre_in_view(self, c: np.ndarray, K: np.ndarray, v) -> Tuple[float, float]:
+        """Image position (u, v) of the object's reference point, from center_x/y.
+
+        ``c``: (N, 3) object extreme points in camera orientation with the
+        reference point at (0, 0, Z).  The range of positions keeps the
+        points 2 px inside the image (35 % of the object's extent beyond it
+        when ``out_of_view``); ``center_x/y`` in [-1, 1] pick within it.
+        """
+        du = K[0, 0] * c[:, 0] / c[:, 2]
+        dv = K[1, 1] * c[:, 1] / c[:, 2]
+        centre = []
+        for d, size, val in ((du, self.W, v['center_x']), (dv, self.H, v['center_y'])):
+            lo, hi = -d.min() + 2, size - 1 - d.max() - 2
+            if v['out_of_view'] == 1:
+                ext = 0.35 * (d.max() - d.min())
+                lo, hi = lo - ext, hi + ext
+            if hi < lo:
+                lo = hi = 0.5 * (lo + hi)
+            centre.append(lo + (val + 1) / 2 * (hi - lo))
+        return centre[0], centre[1]
+
+    def _board_scene(self, rng, v, K) -> '_Scene':
+        """Chessboard, hands, bar and distractors for one sample."""
+        W = self.W
+        fx = v['fx']
+        s = v['square_size']
+        margin, frame = v['margin'], v['frame']
+        hx, hy = (5 + margin + frame) * s, (3.5 + margin + frame) * s
+        R = rot_z(np.radians(v['roll'])) @ rot_x(np.radians(v['tilt_x'])) @ \
+            rot_y(np.radians(v['tilt_y']))
+        Z = max(fx * 2 * hx / (v['board_width_frac'] * W), 0.15)
+        corners = np.array([[-hx, -hy, 0], [hx, -hy, 0], [hx, hy, 0], [-hx, hy, 0]]) @ R.T
+        Z = max(Z, 0.12 - corners[:, 2].min())
+        u_c, v_c = self._centre_in_view(corners + [0, 0, Z], K, v)
+        t = Z * np.linalg.solve(K, [u_c, v_c, 1.0])
+        T_board = _T(R, t)
+
+        world = self.world
+        black = int(round(v['board_black'] / 10.0) * 10)
+        paper_rgba = list(np.clip(v['paper_brightness'] * rng.uniform(0.93, 1.0, 3), 0, 1)) + [1]
+        frame_rgba = self._frame_color(rng)
+        paper, backing = world.add_board(T_board, s, margin, v['thickness'], frame,
+                                         world.board_texture(v['checker_phase'], black),
+                                         paper_rgba, frame_rgba)
+        occ_ids: List[int] = []
+        hands = v['hands']
+        if hands in (1, 3):
+            occ_ids += self._add_hand(rng, T_board, -1, s, margin, frame, hy, v)
+        if hands in (2, 3):
+            occ_ids += self._add_hand(rng, T_board, +1, s, margin, frame, hy, v)
+        if v['bar'] == 1:
+            occ_ids.append(self._add_bar(rng, T_board, hx, hy))
+        dis_ids = [self._add_distractor(rng, K, Z) for _ in range(int(v['n_distractors']))]
+        kp3d = (self.kp_template * (s / self.template_square)) @ R.T + t
+        return _Scene({paper, backing}, occ_ids, dis_ids, kp3d, T_board, u_c, v_c, Z,
+                      {'square_size': s})
+
+    def _urdf_scene(self, rng, v, K) -> '_Scene':
+        """Build a URDF object's scene (source, joints, colours, view, occluders).
+
+        The object's collision bounding box (object frame, after setting the
+        joints) is seen from ``view_azimuth`` (deg about the object's +z,
+        0 = from +x) and ``view_elevation`` (deg above its xy plane), rolled
+        by ``view_roll``; ``object_size_frac`` is the larger of its image
+        width / W and height / H; ``center_x/y`` and ``out_of_view`` place it
+        as the board.  Optional: a support plane under it (``support``), a
+        bar in front (``bar``), distractors, recolouring (``color_mode``).
+        """
+        world = self.world
+        W, H = self.W, self.H
+        src = self.sources[int(v['source'])] if 'source' in v else self.sources[0]
+        scale = float(v[src.scale]) if isinstance(src.scale, str) else src.scale
+        if src.kind == 'procedural':
+            stem = f'{src.target}_{next(self._proc_count)}'
+            path = write_procedural(src, v, world.tmp, stem)
+            body = world.load_urdf(path, scale)
+            for ext in ('.urdf', '.obj'):  # loaded; PyBullet keeps the meshes
+                if os.path.exists(os.path.join(world.tmp, stem + ext)):
+                    os.remove(os.path.join(world.tmp, stem + ext))
+        else:
+            body = world.load_urdf(src.target, scale, cached=src.cacheable)
+        obj = UrdfInstance(body, world.cid, scale)
+        obj.set_base_pose(np.eye(4))
+        joints = obj.set_joints({n: obj.joint_value(n, js, v) for n, js in src.joints.items()})
+        box = obj.aabb()
+        c = box.mean(axis=0)
+        corners = np.array(list(itertools.product(*box.T)))
+        a, e = np.radians(v['view_azimuth']), np.radians(np.clip(v['view_elevation'], -85, 85))
+        f = -np.array([np.cos(e) * np.cos(a), np.cos(e) * np.sin(a), np.sin(e)])
+        r = np.cross(f, [0.0, 0.0, 1.0])
+        r /= np.linalg.norm(r)
+        R_obj_cam = np.c_[r, np.cross(f, r), f] @ rot_z(np.radians(v.get('view_roll', 0.0)))
+        R = R_obj_cam.T                                  # object -> camera rotation
+        q = (corners - c) @ R.T
+        ext = q.max(axis=0) - q.min(axis=0)
+        frac = v['object_size_frac']
+        Z = max(K[0, 0] * ext[0] / (frac * W), K[1, 1] * ext[1] / (frac * H), 0.15)
+        Z = max(Z, 0.12 - q[:, 2].min())
+        u_c, v_c = self._centre_in_view(q + [0, 0, Z], K, v)
+        t_c = Z * np.linalg.solve(K, [u_c, v_c, 1.0])
+        T_obj = _T(R, t_c - R @ c)
+        obj.set_base_pose(T_obj)
+        kp3d = obj.points(self._source_anchors(src))
+        self._color_object(rng, v, obj, src)
+
+        occ_ids: List[int] = []
+        if v.get('support', 0) == 1:  # table / floor under the object (segmentation: 0)
+            L = max(3 * float(np.linalg.norm(box[1] - box[0])), 1.0)
+            rgba = list(tx.random_color(rng, 0.5) / 255.0) + [1.0]
+            tex = (world.object_tex[int(rng.integers(0, len(world.object_tex)))]
+                   if rng.random() < 0.6 else None)
+            world.add_box(T_obj @ _T(np.eye(3), [c[0], c[1], box[0, 2] - 0.005]),
+                          [L, L, 0.005], rgba, tex)
+        T_view = _T(np.eye(3), [t_c[0], t_c[1], Z + q[:, 2].min()])
+        if v.get('bar', 0) == 1:
+            occ_ids.append(self._add_bar(rng, T_view, ext[0] / 2, ext[1] / 2))
+        dis_ids = [self._add_distractor(rng, K, Z) for _ in range(int(v['n_distractors']))]
+        extra = {'object': {'source': src.name, 'urdf': src.spec, 'scale': scale,
+                            'joints': joints}}
+        return _Scene({body}, occ_ids, dis_ids, kp3d, T_obj, u_c, v_c, Z, extra,
+                      self.kp_tol, obj)
+
+    def _color_object(self, rng, v, obj: UrdfInstance, src) -> None:
+        """Recolour the object's links from ``color_mode`` and ``color_hue/saturation/value``.
+
+        Modes: 0 as loaded, 1 one colour, 2 one colour per link, 3 textured.
+        """
+        mode = int(v.get('color_mode', 0))
+        orig = self.world.urdf_rgba.get(obj.body, {})
+        hsv = np.uint8([[[int(180 * v.get('color_hue', 0.0)) % 180,
+                          int(255 * v.get('color_saturation', 0.0)),
+                          int(255 * v.get('color_value', 0.8))]]])
+        base = list(cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0] / 255.0) + [1.0]
+        for i, link in enumerate(obj.visual_links()):
+            tex = None
+            if mode == 0:
+                rgba = orig.get(link, [1.0, 1.0, 1.0, 1.0])
+            elif mode == 1 or (mode == 2 and i == 0):
+                rgba = base
+            elif mode == 2:
+                rgba = list(tx.random_color(rng) / 255.0) + [1.0]
+            else:
+                rgba = list(np.clip(np.array(base[:3]) * 0.5 + 0.5, 0, 1)) + [1.0]
+                tex = self.world.object_tex[int(rng.integers(0, len(self.world.object_tex)))]
+            obj.set_color(link, rgba, tex)
+        if mode == 3 and src.cacheable:
+            self.world.uncache(obj.body)  # a texture cannot be taken off again
+
+    def _light(self, rng, v) -> dict:
+        """``getCameraImage`` lighting kwargs from the light_* variables."""
+        az, pol = np.radians(v['light_azimuth']), np.radians(v['light_polar'])
+        ldir = [np.sin(pol) * np.cos(az), np.sin(pol) * np.sin(az), -np.cos(pol)]
+        warm, cool = np.array([1.0, 0.85, 0.7]), np.array([0.8, 0.9, 1.0])
+        lt = v['light_temperature']
+        return dict(lightDirection=[float(x) for x in ldir],
+                    lightColor=[float(x) for x in (1 - lt) * warm + lt * cool],
+                    lightDistance=float(rng.uniform(2, 5)), shadow=int(v['shadow']),
+                    lightAmbientCoeff=float(v['light_ambient']),
+                    lightDiffuseCoeff=float(v['light_diffuse']),
+                    lightSpecularCoeff=float(v['light_specular']))
 
     # ------------------------------------------------------------------
     def _inside(self, uv: np.ndarray) -> np.ndarray:

@@ -81,12 +81,17 @@ class World:
         self.reset_every = reset_every
         self.resource_seed = resource_seed
         self._bodies: List[int] = []
+        #: URDF bodies kept loaded between samples, {(path, scale): body id}
+        self._urdf_cache: Dict[Tuple[str, float], int] = {}
         self._count = 0
         self._reset()
 
     # -- resources -------------------------------------------------------
     def _reset(self):
         p.resetSimulation(physicsClientId=self.cid)
+        self._urdf_cache = {}
+        #: {body id: {link index: rgba}} as loaded, for every URDF body
+        self.urdf_rgba: Dict[int, Dict[int, List[float]]] = {}
         self._board_tex: Dict[Tuple[int, int], int] = {}
         rng = np.random.default_rng(self.resource_seed)
         self.object_tex: List[int] = []
@@ -255,11 +260,58 @@ class World:
             vs = self.mesh_shapes[(kind - 4) % len(self.mesh_shapes)]
         return self._body(vs, T, rgba, tex)
 
+    def load_urdf(self, path: str, scale: float = 1.0, cached: bool = False) -> int:
+        """Load a URDF with a fixed base; returns the body id.
+
+        Args:
+            path: URDF file (meshes relative to it).
+            scale: PyBullet ``globalScaling``.
+            cached: keep the body loaded after :meth:`clear` (moved out of
+                sight) and return the same body for the next call with the
+                same ``(path, scale)``; the caller re-sets its pose, joints
+                and colours every sample.  Not for files rewritten between
+                calls (procedural URDFs).
+
+        Raises:
+            pybullet.error: the file cannot be loaded.
+        """
+        key = (os.path.abspath(path), float(scale))
+        if cached and key in self._urdf_cache:
+            return self._urdf_cache[key]
+        b = p.loadURDF(path, useFixedBase=True, globalScaling=float(scale),
+                       flags=p.URDF_ENABLE_CACHED_GRAPHICS_SHAPES, physicsClientId=self.cid)
+        if cached:
+            self._urdf_cache[key] = b
+        else:
+            self._bodies.append(b)
+        rgba: Dict[int, List[float]] = {}
+        for v in p.getVisualShapeData(b, physicsClientId=self.cid):
+            rgba.setdefault(int(v[1]), [float(c) for c in v[7]])
+        self.urdf_rgba[b] = rgba
+        return b
+
+    def uncache(self, body: int) -> None:
+        """Treat a cached body as a per-sample one (removed by the next :meth:`clear`).
+
+        Used when a sample changed it in a way that cannot be undone (a texture).
+        """
+        for k, b in list(self._urdf_cache.items()):
+            if b == body:
+                del self._urdf_cache[k]
+                self._bodies.append(b)
+
     def clear(self):
-        """Remove the per-sample bodies (and reset the simulation periodically)."""
+        """Remove the per-sample bodies (and reset the simulation periodically).
+
+        Cached URDF bodies stay loaded, moved 1 km behind the camera.
+        """
         for b in self._bodies:
             p.removeBody(b, physicsClientId=self.cid)
+            self.urdf_rgba.pop(b, None)
         self._bodies = []
+        for b in self._urdf_cache.values():
+            p.resetBasePositionAndOrientation(b, [0, 0, -1000.0], [0, 0, 0, 1],
+                                              physicsClientId=self.cid)
         self._count += 1
         if self.reset_every and self._count % self.reset_every == 0:
             self._reset()

@@ -1,0 +1,234 @@
+# Copyright 2026 The keypoint_perception authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""URDF object classes (mug, drawer, robots): labels against independent oracles."""
+
+import json
+import os
+
+import cv2
+import numpy as np
+import pybullet as p
+import pytest
+from sim_datagen.generator import _T, load_config, SampleGenerator
+from sim_datagen.scene.urdf_object import ConfigError, pose_matrix
+
+from conftest import PKG
+
+CLASSES = ['mug', 'drawer', 'kuka_iiwa', 'panda']
+
+#: a clean scene: no occluders, distortion, blur or noise, object in view
+CLEAN = {'bar': 0, 'n_distractors': 0, 'person': 0, 'blur_sigma': 0.0, 'motion_blur': 0.0,
+         'noise_sigma': 0.0, 'distortion': 0, 'out_of_view': 0, 'support': 0,
+         'center_x': 0.0, 'center_y': 0.0, 'jpeg_quality': 95}
+
+
+def _small(name: str) -> dict:
+    cfg = load_config(name)
+    cfg['image'] = {'width': 192, 'height': 144}
+    cfg['world'] = dict(cfg['world'], n_object_textures=4, n_meshes=2,
+                        use_pybullet_data_textures=False, background_pad=64)
+    return cfg
+
+
+@pytest.fixture(scope='module', params=CLASSES)
+def gen(request):
+    g = SampleGenerator(_small(request.param))
+    yield g
+    g.world.close()
+
+
+def _project(P: np.ndarray, X: np.ndarray) -> np.ndarray:
+    uvw = np.c_[X, np.ones(len(X))] @ P.T
+    return uvw[:, :2] / uvw[:, 2:]
+
+
+def test_labels_are_projections_of_the_3d_keypoints(gen):
+    """2D labels = stored 3D keypoints through the stored P (pinhole) / K, D (OpenCV)."""
+    for index, distortion in ((0, 0), (1, 1)):
+        s = gen.generate(index, 11, overrides={'distortion': distortion})
+        lab = json.loads(json.dumps(s['labels']))   # what the writer stores
+        X = np.array(lab['keypoints_3d'])
+        assert X.shape == (len(gen.kp_names), 3) and np.all(X[:, 2] > 0)
+        for n in ('left', 'right'):
+            ci = lab['camera_info'][n]
+            uv = np.array(lab['keypoints_2d'][n])
+            vis = np.array(lab['visibility'][n])
+            assert uv.shape == (len(X), 2) and set(vis.tolist()) <= {0, 1, 2}
+            P = np.array(ci['P']).reshape(3, 4)
+            if distortion == 0:
+                np.testing.assert_allclose(uv, _project(P, X), atol=1e-6)
+            else:
+                K = np.array(ci['K']).reshape(3, 3)
+                t = np.linalg.solve(K, P[:, 3])   # right: (-baseline, 0, 0)
+                ref, _ = cv2.projectPoints(X + t, np.zeros(3), np.zeros(3), K,
+                                           np.array(ci['D'], np.float64))
+                np.testing.assert_allclose(uv, ref[:, 0], atol=1e-4)
+        assert lab['object']['source'] in [src.name for src in gen.sources]
+
+
+def _joint_origin_oracle(body: int, cid: int, link_name: str) -> np.ndarray:
+    """World position of the joint whose child is ``link_name``, from getJointInfo."""
+    for j in range(p.getNumJoints(body, physicsClientId=cid)):
+        ji = p.getJointInfo(body, j, physicsClientId=cid)
+        if ji[12].decode() != link_name:
+            continue
+        parent = ji[16]
+        if parent < 0:
+            T_par = pose_matrix(*p.getBasePositionAndOrientation(body, physicsClientId=cid))
+        else:
+            st = p.getLinkState(body, parent, computeForwardKinematics=1, physicsClientId=cid)
+            T_par = pose_matrix(st[0], st[1])   # parent's inertial frame, as ji[14] is
+        return (T_par @ pose_matrix(ji[14], ji[15]))[:3, 3]
+    raise KeyError(link_name)
+
+
+@pytest.mark.parametrize('name', ['kuka_iiwa', 'panda'])
+def test_robot_keypoints_are_pybullet_joint_origins(name):
+    """3D keypoints = joint origins from getJointInfo and link frames from getLinkState."""
+    gen = SampleGenerator(_small(name))
+    try:
+        got = {}
+
+        def hook(sc):
+            inst = sc.instance
+            got['oracle'] = np.array([_joint_origin_oracle(inst.body, inst.cid, link)
+                                      for _, link, _ in gen.anchors])
+            got['link_state'] = np.array([p.getLinkState(
+                inst.body, inst.links[link], computeForwardKinematics=1,
+                physicsClientId=inst.cid)[4] for _, link, _ in gen.anchors])
+            got['q'] = {n: (p.getJointState(inst.body, j[0], physicsClientId=inst.cid)[0],
+                            j[2], j[3]) for n, j in inst.joints.items()}
+
+        for index in range(2):
+            s = gen.generate(index, 5, overrides={'distortion': 0}, scene_hook=hook)
+            kp3d = np.array(s['labels']['keypoints_3d'])
+            np.testing.assert_allclose(kp3d, got['oracle'], atol=1e-6)
+            np.testing.assert_allclose(kp3d, got['link_state'], atol=1e-6)
+            for n, spec in gen.sources[0].joints.items():   # fractions of the URDF limits
+                frac = s['labels']['variables'][spec.variable]['value']
+                q, lo, hi = got['q'][n]
+                assert q == pytest.approx(lo + frac * (hi - lo), abs=1e-9)
+                assert s['labels']['object']['joints'][n] == pytest.approx(q, abs=1e-9)
+        d = np.linalg.norm(kp3d[:, None] - kp3d[None], axis=2) + np.eye(len(kp3d))
+        assert d.min() > 0.02   # no two keypoints coincide
+    finally:
+        gen.world.close()
+
+
+def test_occluder_in_front_of_a_keypoint_marks_it_occluded(gen):
+    """A box put on the left camera's ray to a visible keypoint makes it occluded (1)."""
+    ov = dict(CLEAN, object_size_frac=0.6)
+    base = gen.generate(2, 3, overrides=ov)
+    vis = np.array(base['labels']['visibility']['left'])
+    X = np.array(base['labels']['keypoints_3d'])
+    assert (vis == 2).any(), 'no visible keypoint to occlude'
+    j = int(np.nonzero(vis == 2)[0][0])
+    size = 0.04 * np.linalg.norm(X[j])
+
+    def hook(sc):
+        sc.occ_ids.append(gen.world.add_box(_T(np.eye(3), 0.6 * X[j]), [size] * 3,
+                                            [1, 0, 0, 1]))
+
+    occ = gen.generate(2, 3, overrides=ov, scene_hook=hook)
+    np.testing.assert_allclose(occ['labels']['keypoints_3d'], X, atol=1e-12)
+    v2 = np.array(occ['labels']['visibility']['left'])
+    assert v2[j] == 1
+    # the box is rendered where the keypoint projects
+    uv = np.rint(occ['labels']['keypoints_2d']['left'][j]).astype(int)
+    assert np.abs(occ['left'][uv[1], uv[0]].astype(int) - base['left'][uv[1], uv[0]]).sum() > 0
+
+
+def test_determinism_by_seed_and_history(gen):
+    """A sample depends on (seed, index) only, not on what was rendered before."""
+    a = gen.generate(4, 9)
+    gen.generate(5, 9, overrides={'color_mode': 3})   # textures a (cached) body
+    gen.generate(6, 9)
+    b = gen.generate(4, 9)
+    assert json.dumps(a['labels'], sort_keys=True) == json.dumps(b['labels'], sort_keys=True)
+    for k in ('left', 'right'):
+        np.testing.assert_array_equal(a[k], b[k])
+    c = gen.generate(4, 10)
+    assert not np.array_equal(a['left'], c['left'])
+
+
+def test_drawer_keypoints_follow_the_opening():
+    """The drawer keypoints move along the cabinet's +x by the sampled opening."""
+    gen = SampleGenerator(_small('drawer'))
+    try:
+        out = {}
+        for f in (0.0, 1.0):
+            s = gen.generate(7, 1, overrides=dict(CLEAN, drawer_opening=f))
+            out[f] = s['labels']
+        q0 = out[0.0]['object']['joints']['drawer_joint']
+        q1 = out[1.0]['object']['joints']['drawer_joint']
+        assert q0 == 0.0 and q1 > 0.2
+
+        def in_object_frame(lab):   # keypoints in the cabinet's frame
+            T = np.array(lab['object_pose'])
+            return (np.array(lab['keypoints_3d']) - T[:3, 3]) @ T[:3, :3]
+
+        d = in_object_frame(out[1.0]) - in_object_frame(out[0.0])
+        np.testing.assert_allclose(d, np.tile([q1, 0, 0], (5, 1)), atol=1e-6)
+        assert np.abs(np.subtract(out[1.0]['keypoints_2d']['left'],
+                                  out[0.0]['keypoints_2d']['left'])).max() > 1.0
+    finally:
+        gen.world.close()
+
+
+def test_segmentation_and_depth_outputs():
+    """Segmentation marks the object (1); depth is set on it."""
+    cfg = _small('mug')
+    cfg['outputs'] = dict(cfg['outputs'], depth=True, segmentation=True)
+    gen = SampleGenerator(cfg)
+    try:
+        s = gen.generate(0, 2, overrides=dict(CLEAN, object_size_frac=0.5))
+        seg, depth = s['seg'], s['depth']
+        assert seg.shape == depth.shape == (144, 192)
+        assert (seg == 1).sum() > 100
+        X = np.array(s['labels']['keypoints_3d'])
+        assert np.all(depth[seg == 1] > 0) and depth[seg == 1].min() < 1000 * X[:, 2].max()
+    finally:
+        gen.world.close()
+
+
+def test_all_shipped_configs_load():
+    """Every config in config/ loads, its sampler builds and its class YAML parses."""
+    from sim_datagen.randomization import SceneSampler
+    names = sorted(f[:-5] for f in os.listdir(os.path.join(PKG, 'config')) if f.endswith('.yaml'))
+    assert set(CLASSES) <= set(names)
+    for n in names:
+        cfg = load_config(n)
+        SceneSampler.from_config(cfg['variables'])
+        from keypoint_perception.core.objects import ObjectClass
+        oc = ObjectClass.from_yaml(cfg['object_yaml'])
+        assert oc.num_keypoints == len(cfg['object_def']['keypoints'])
+
+
+def test_bad_config_names_file_and_field(tmp_path):
+    """Config mistakes raise ConfigError naming the file and the field."""
+    base = os.path.join(PKG, 'config', 'base', 'urdf_object.yaml')
+    bad = tmp_path / 'bad.yaml'
+    bad.write_text(f'extends: {base}\nobject: mug\nsources:\n'
+                   '  - {name: m, urdf: procedural:mug, params: {radius: no_such_var}}\n')
+    with pytest.raises(ConfigError, match=r'bad.yaml: sources\[0\].params.radius'):
+        SampleGenerator(load_config(str(bad)))
+    bad.write_text(f'extends: {base}\nobject: mug\nsources:\n'
+                   '  - {name: m, urdf: procedural:mug, params: {radius: 0.04}}\n'
+                   'visibility: {keypoints: {nose: 0.1}}\n')
+    with pytest.raises(ConfigError, match=r'bad.yaml: visibility'):
+        SampleGenerator(load_config(str(bad)))
+    bad.write_text(f'extends: {base}\nobject: kuka_iiwa\nsources:\n'
+                   '  - {name: m, urdf: procedural:mug}\n')
+    with pytest.raises(ConfigError, match=r'link\(s\).*lbr_iiwa_link_1'):
+        SampleGenerator(load_config(str(bad)))
