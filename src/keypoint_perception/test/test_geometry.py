@@ -778,3 +778,44 @@ def test_symmetric_errors():
     assert np.isnan(err2[1]) and np.allclose(err2[[0, 2, 3]], 0.0)
     batch = symmetric_errors(np.stack([pred, gt]), np.stack([gt, gt]), sym)
     assert batch.shape == (2, 4) and np.allclose(batch[1], 0.0)
+
+
+@pytest.mark.parametrize('model', ['plumb_bob', 'rational_polynomial', 'equidistant'])
+def test_unrectify_points_matches_opencv_projection(model):
+    """Left-rectified 3D points land where cv2.projectPoints puts them in each raw image."""
+    rng = np.random.default_rng(21)
+    for _ in range(3):
+        left, right, R, T = random_rig(rng, model)
+        X = points_in_view(rng, 40, left, zmin=0.5, zmax=4.0, margin=60)
+        X_rect = X @ left.R.T  # left optical -> left rectified (C_left = 0)
+        np.testing.assert_allclose(geo.unrectify_points(left, X_rect), project_raw(left, X),
+                                   atol=1e-6)
+        np.testing.assert_allclose(geo.unrectify_points(right, X_rect),
+                                   project_raw(right, X @ R.T + T), atol=1e-6)
+    behind = geo.unrectify_points(left, np.array([[0.0, 0.0, -1.0], [np.nan, 0, 1]]))
+    assert np.isnan(behind).all()
+
+
+def test_refine_pose_reprojection_recovers_pose_from_three_points():
+    """Noise-free stereo observations of 3 template points pull a perturbed pose back."""
+    rng = np.random.default_rng(22)
+    left, right, R_rig, T_rig = random_rig(rng, 'plumb_bob', baseline=0.08)
+    template = np.array([[-0.1, -0.06, 0], [0.1, -0.06, 0], [0.1, 0.06, 0], [-0.1, 0.06, 0]])
+    R_true = random_rotation(rng, math.radians(40))
+    t_true = np.array([0.05, -0.02, 0.9])
+    X = template @ R_true.T + t_true
+    rect_l = geo.project(left.P, X @ left.R.T)
+    rect_r = geo.project(right.P, X @ left.R.T)
+    rect_l[3] = rect_r[3] = np.nan  # the fourth keypoint is not observed
+    R0 = cv2.Rodrigues(np.array([0.05, -0.04, 0.03]))[0] @ R_true
+    t0 = t_true + np.array([0.01, -0.01, 0.06])
+    R, t, rms = geo.refine_pose_reprojection(template, R0, t0, left, right, rect_l, rect_r)
+    assert rms < 1e-4
+    np.testing.assert_allclose(t, t_true, atol=1e-6)
+    np.testing.assert_allclose(R, R_true, atol=1e-6)
+    # the unobserved keypoint is predicted exactly
+    np.testing.assert_allclose(template[3] @ R.T + t, X[3], atol=1e-6)
+    # fewer than 3 observed points: the initial pose comes back unchanged
+    rect_l[2] = np.nan
+    R1, t1, rms1 = geo.refine_pose_reprojection(template, R0, t0, left, right, rect_l, rect_r)
+    assert np.isnan(rms1) and np.array_equal(R1, R0) and np.array_equal(t1, t0)

@@ -14,6 +14,7 @@
 """Stereo + template consistent choice among several belief peaks."""
 
 import numpy as np
+import pytest
 
 from keypoint_perception.core.geometry import CameraModel
 from keypoint_perception.core.matching import select_consistent_candidates
@@ -75,3 +76,48 @@ def test_no_consistent_combination_returns_none():
     sel = select_consistent_candidates(left, right, uv_l[:, None], conf, uv_r[:, None], conf,
                                        oc.template, oc.symmetries, points_are_rectified=True)
     assert sel is None
+
+
+def _blob(shape, centre, peak, sigma=1.0):
+    """(h, w) Gaussian belief blob at (u, v) cells."""
+    vv, uu = np.mgrid[0:shape[0], 0:shape[1]]
+    return peak * np.exp(-((uu - centre[0]) ** 2 + (vv - centre[1]) ** 2) / (2 * sigma ** 2))
+
+
+def test_local_peak_prefers_the_prediction_over_a_stronger_edge_peak():
+    from keypoint_perception.core.matching import local_peak
+    b = np.maximum(_blob((48, 64), (20.3, 10.0), 0.2), _blob((48, 64), (22.0, 12.0), 0.6))
+    uv, belief = local_peak(b, np.array([20.0, 10.0]), radius=2)
+    assert belief == pytest.approx(b[10, 20])
+    assert uv[0] == pytest.approx(20.3, abs=0.15) and uv[1] == pytest.approx(10.0, abs=0.15)
+    # without the weaker peak, the stronger one inside the window is found
+    uv, belief = local_peak(_blob((48, 64), (22.0, 12.0), 0.6), np.array([20.0, 10.0]), 2)
+    np.testing.assert_allclose(uv, [22.0, 12.0], atol=0.05)
+    assert local_peak(b, np.array([np.nan, 1.0]), 2) == (None, 0.0)
+    assert local_peak(b, np.array([200.0, 10.0]), 2) == (None, 0.0)
+
+
+def test_complete_from_template_finds_weak_peaks_at_the_prediction():
+    from keypoint_perception.core.matching import complete_from_template
+    left, right = _rig()
+    X = np.array([[-0.1, -0.06, 0.8], [0.1, -0.06, 0.85], [0.1, 0.06, 0.9], [-0.1, 0.06, 0.8]])
+    size, hm = (640, 480), (64, 48)
+    beliefs = []
+    for cam in (left, right):
+        cells = (_project(cam.P, X) + 0.5) * 0.1 - 0.5
+        beliefs.append(np.stack([_blob((48, 64), c, 0.12) for c in cells]))
+    missing = np.array([False, False, True, True])
+    # the prediction is 5 px off; keypoint 3's right-view belief is too weak
+    beliefs[1][3] *= 0.2
+    pred = X + np.array([0.004, 0.0, 0.0])
+    ul, ur, cl, cr = complete_from_template(left, right, beliefs[0], beliefs[1], size, size,
+                                            pred, missing, points_are_rectified=True,
+                                            search_radius_cells=2, min_belief=0.05)
+    assert np.isnan(ul[:2]).all() and np.isnan(ul[3]).all() and np.isnan(ur[3]).all()
+    np.testing.assert_allclose(ul[2], _project(left.P, X[2:3])[0], atol=0.6)
+    np.testing.assert_allclose(ur[2], _project(right.P, X[2:3])[0], atol=0.6)
+    assert cl[2] == pytest.approx(0.12, abs=0.01) and cr[3] == 0.0
+    assert hm == (beliefs[0].shape[2], beliefs[0].shape[1])
+    with pytest.raises(ValueError):
+        complete_from_template(left, right, beliefs[0], beliefs[1][:2], size, size, pred,
+                               missing)

@@ -20,6 +20,7 @@ adds the stereo part: symmetry-consistent labelling of the two views,
 triangulation into the left camera's optical frame and the rigid template fit.
 """
 
+import dataclasses
 from dataclasses import dataclass, field
 import os
 import time
@@ -31,7 +32,7 @@ import torch
 
 from . import geometry
 from .heatmaps import decode_keypoints
-from .matching import select_consistent_candidates
+from .matching import complete_from_template, select_consistent_candidates
 from .model import BeliefMapNet, BeliefNetConfig, normalize_images
 from .objects import ObjectClass
 
@@ -222,7 +223,9 @@ class StereoKeypointPipeline:
     def __init__(self, detector: KeypointDetector, min_confidence: float = 0.3,
                  max_reprojection_error_px: float = 4.0, min_depth_m: float = 0.05,
                  refine: bool = True, fit_pose: bool = True, input_rectified: bool = False,
-                 template_check: bool = True):
+                 template_check: bool = True, template_completion: bool = True,
+                 completion_min_belief: float = 0.05, completion_radius_px: float = 20.0,
+                 completion_tolerance: float = 0.15):
         """Configure thresholds (see :func:`geometry.triangulate_stereo`).
 
         ``input_rectified`` says the images are already rectified, so their
@@ -232,7 +235,13 @@ class StereoKeypointPipeline:
         chooses among several belief peaks per keypoint the ones that agree
         across views and with the template's shape
         (:func:`~.matching.select_consistent_candidates`), falling back to the
-        highest peaks when no consistent choice exists.
+        highest peaks when no consistent choice exists.  ``template_completion``
+        looks for keypoints still missing after triangulation where the
+        template fitted to at least three others predicts them, accepting a
+        belief of ``completion_min_belief`` in both views within
+        ``completion_radius_px`` (original pixels) of the prediction and a
+        triangulated point within ``completion_tolerance`` times the
+        template's median keypoint distance of it.
         """
         self.detector = detector
         self.min_confidence = min_confidence
@@ -242,21 +251,89 @@ class StereoKeypointPipeline:
         self.fit_pose = fit_pose
         self.input_rectified = input_rectified
         self.template_check = template_check
+        self.template_completion = template_completion
+        self.completion_min_belief = completion_min_belief
+        self.completion_radius_px = completion_radius_px
+        self.completion_tolerance = completion_tolerance
 
     @staticmethod
-    def _apply_selection(sel, left: Detection2D, right: Detection2D, cl, cr):
-        """Build detections from the selected candidates (NaN where none was chosen)."""
+    def _apply_selection(sel, left: Detection2D, right: Detection2D, cl, cr, symmetries):
+        """Build detections from the selected candidates (NaN where none was chosen).
+
+        The right belief maps are relabelled with the symmetry permutation
+        that agrees with most selected pairs, so that keypoint j's map means
+        the same corner in both views (needed by the template completion).
+        """
         j = len(sel.left_index)
         uv_l, uv_r = np.full((j, 2), np.nan), np.full((j, 2), np.nan)
         c_l, c_r = np.zeros(j, np.float32), np.zeros(j, np.float32)
-        beliefs_r = right.beliefs.copy()
-        for k in range(j):
-            if sel.left_index[k] >= 0:
-                uv_l[k], c_l[k] = cl[0][k, sel.left_index[k]], cl[1][k, sel.left_index[k]]
-                rk, b = sel.right_keypoint[k], sel.right_index[k]
-                uv_r[k], c_r[k] = cr[0][rk, b], cr[1][rk, b]
-                beliefs_r[k] = right.beliefs[rk]
+        chosen = sel.left_index >= 0
+        perms = [np.arange(j)] + [np.asarray(p, dtype=int) for p in symmetries]
+        perm = max(perms, key=lambda p: int(np.sum(p[chosen] == sel.right_keypoint[chosen])))
+        beliefs_r = right.beliefs[perm].copy()
+        for k in np.flatnonzero(chosen):
+            uv_l[k], c_l[k] = cl[0][k, sel.left_index[k]], cl[1][k, sel.left_index[k]]
+            rk, b = sel.right_keypoint[k], sel.right_index[k]
+            uv_r[k], c_r[k] = cr[0][rk, b], cr[1][rk, b]
+            beliefs_r[k] = right.beliefs[rk]
         return Detection2D(uv_l, c_l, left.beliefs), Detection2D(uv_r, c_r, beliefs_r)
+
+    def _complete(self, fit, left: Detection2D, right: Detection2D, sizes, tri, conf,
+                  left_camera, right_camera):
+        """Template completion (see :func:`~.matching.complete_from_template`), in place.
+
+        Missing keypoints found near the fitted template's prediction in both
+        views are triangulated and kept if they pass the reprojection check
+        and lie within ``completion_tolerance`` (relative to the template's
+        median pairwise distance) of the prediction; ``left``, ``right``,
+        ``conf`` are updated in place and the template refitted.  The
+        prediction uses the pose refined on the image measurements
+        (:func:`~.geometry.refine_pose_reprojection`), not the noisier fit to
+        triangulated points.
+
+        Returns:
+            the (re)fitted :class:`~.geometry.TemplateFit` and the updated
+            :class:`~.geometry.StereoTriangulation`.
+        """
+        oc = self.detector.object_class
+        template = oc.template[list(fit.permutation)]
+        seen = tri.valid[:, None]
+        R, t, _ = geometry.refine_pose_reprojection(
+            template, fit.R, fit.t, left_camera, right_camera,
+            np.where(seen, tri.uv_left_rect, np.nan), np.where(seen, tri.uv_right_rect, np.nan))
+        predicted = template @ R.T + t  # left optical frame
+        predicted_rect = predicted @ left_camera.R.T + geometry.camera_center(left_camera.P)
+        cell_px = self.detector.config.stride * sizes[0][0] / self.detector.config.input_width
+        ul, ur, cfl, cfr = complete_from_template(
+            left_camera, right_camera, left.beliefs, right.beliefs, sizes[0], sizes[1],
+            predicted_rect, ~tri.valid, self.input_rectified,
+            search_radius_cells=max(1, int(round(self.completion_radius_px / cell_px))),
+            min_belief=self.completion_min_belief)
+        new = ~tri.valid & np.isfinite(ul).all(axis=1) & np.isfinite(ur).all(axis=1)
+        if not new.any():
+            return fit, tri
+        t2 = geometry.triangulate_stereo(
+            left_camera, right_camera, np.where(new[:, None], ul, np.nan),
+            np.where(new[:, None], ur, np.nan), refine=self.refine,
+            max_reprojection_error_px=self.max_reprojection_error_px,
+            min_depth=self.min_depth_m, points_are_rectified=self.input_rectified)
+        d_ref = np.linalg.norm(oc.template[:, None] - oc.template[None], axis=2)
+        tol = self.completion_tolerance * np.median(d_ref[np.triu_indices(len(d_ref), 1)])
+        with np.errstate(invalid='ignore'):
+            ok = new & t2.valid & (np.linalg.norm(t2.xyz - predicted, axis=1) <= tol)
+        if not ok.any():
+            return fit, tri
+        left.uv[ok], right.uv[ok] = ul[ok], ur[ok]
+        left.confidence[ok], right.confidence[ok] = cfl[ok], cfr[ok]
+        conf[ok] = np.minimum(cfl[ok], cfr[ok])
+        merged = {name: np.where(ok[:, None] if getattr(tri, name).ndim == 2 else ok,
+                                 getattr(t2, name), getattr(tri, name))
+                  for name in ('xyz', 'reprojection_error_px', 'valid', 'uv_left_rect',
+                               'uv_right_rect', 'xyz_rect')}
+        merged['reason'] = tuple(t2.reason[j] if ok[j] else r for j, r in enumerate(tri.reason))
+        tri = dataclasses.replace(tri, **merged)
+        refit = geometry.fit_template_pose(oc.template, tri.xyz, tri.valid, oc.symmetries)
+        return (refit if refit is not None else fit), tri
 
     def process(self, left_image: np.ndarray, right_image: np.ndarray,
                 left_camera: geometry.CameraModel,
@@ -296,7 +373,8 @@ class StereoKeypointPipeline:
                 epipolar_tolerance_px=max(4.0, cell_px))
         if selection is not None:
             # geometrically verified peaks are kept even below min_confidence
-            left, right = self._apply_selection(selection, left, right, cl, cr)
+            left, right = self._apply_selection(selection, left, right, cl, cr,
+                                                oc.symmetries)
             accepted = selection.left_index >= 0
         elif oc.symmetries:
             perm = geometry.match_stereo_symmetry(
@@ -317,13 +395,17 @@ class StereoKeypointPipeline:
             left_camera, right_camera, left.uv, right.uv, refine=self.refine,
             max_reprojection_error_px=self.max_reprojection_error_px,
             min_depth=self.min_depth_m, points_are_rectified=self.input_rectified)
-        pose, rmse = None, float('nan')
-        if self.fit_pose and tri.valid.sum() >= 3:
+        fit = None
+        if (self.fit_pose or self.template_completion) and tri.valid.sum() >= 3:
             fit = geometry.fit_template_pose(oc.template, tri.xyz, tri.valid, oc.symmetries)
-            if fit is not None:
-                pose = np.eye(4)
-                pose[:3, :3], pose[:3, 3] = fit.R, fit.t
-                rmse = float(fit.rmse)
+        if self.template_completion and fit is not None and not tri.valid.all():
+            fit, tri = self._complete(fit, left, right, sizes, tri, conf, left_camera,
+                                      right_camera)
+        pose, rmse = None, float('nan')
+        if self.fit_pose and fit is not None:
+            pose = np.eye(4)
+            pose[:3, :3], pose[:3, 3] = fit.R, fit.t
+            rmse = float(fit.rmse)
         t4 = time.perf_counter()
         timings = {'preprocess': (t1 - t0) * 1e3, 'network': (t2 - t1) * 1e3,
                    'decode': (t3 - t2) * 1e3, 'triangulate_fit': (t4 - t3) * 1e3}

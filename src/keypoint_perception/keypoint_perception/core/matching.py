@@ -27,15 +27,22 @@ three) whose pairwise distances all match the template within a relative
 tolerance, the one with the largest summed belief wins.  This is hypothesis
 selection in the spirit of RANSAC (Fischler and Bolles 1981) over the small
 candidate sets the network proposes.
+
+When at least three keypoints are triangulated, the fitted template predicts
+where the missing ones must be in both images;
+:func:`complete_from_template` looks for a (weaker) belief peak there, a
+guided search in the spirit of the "guided matching" step of Hartley and
+Zisserman (2nd ed., 11.6) applied to belief maps.
 """
 
 from dataclasses import dataclass
 import itertools
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-from .geometry import CameraModel, rectify_points, triangulate_dlt
+from .geometry import CameraModel, rectify_points, triangulate_dlt, unrectify_points
+from .heatmaps import heatmap_to_image, image_to_heatmap, refine_peak
 
 
 @dataclass
@@ -146,3 +153,107 @@ def select_consistent_candidates(
                 li[j], rk[j], ri[j] = a, k, b
             best = StereoSelection(li, ri, rk, float(score))
     return best
+
+
+def local_peak(belief: np.ndarray, cell: np.ndarray, radius: int
+               ) -> Tuple[Optional[np.ndarray], float]:
+    """Belief peak near a predicted cell, refined to sub-cell.
+
+    Within ``radius`` cells of ``cell`` the cell maximizing
+    ``belief * exp(-d^2 / (2 sigma^2))``, ``sigma = radius / 2`` and ``d``
+    the distance to the prediction, is chosen (the maximum a posteriori
+    position under a Gaussian prior of the prediction's error), so that a
+    weaker peak at the prediction beats a stronger one at the window's edge.
+
+    Args:
+        belief: (h, w) float belief map.
+        cell: (2,) float (u, v) cell coordinates of the predicted position.
+        radius: half-size of the square search window, cells (>= 1).
+
+    Returns:
+        ((2,) float64 refined (u, v) cells, belief at the chosen cell) or
+        (None, 0.0) when the window lies outside the map or the prediction
+        is not finite.
+    """
+    h, w = belief.shape
+    if not np.all(np.isfinite(cell)):
+        return None, 0.0
+    u0, v0 = int(round(cell[0])), int(round(cell[1]))
+    r0, r1 = max(v0 - radius, 0), min(v0 + radius + 1, h)
+    c0, c1 = max(u0 - radius, 0), min(u0 + radius + 1, w)
+    if r0 >= r1 or c0 >= c1:
+        return None, 0.0
+    vv, uu = np.mgrid[r0:r1, c0:c1]
+    d2 = (uu - cell[0]) ** 2 + (vv - cell[1]) ** 2
+    score = belief[r0:r1, c0:c1] * np.exp(-d2 / (2 * (max(radius, 1) / 2.0) ** 2))
+    dv, du = np.unravel_index(int(np.argmax(score)), score.shape)
+    u, v = c0 + int(du), r0 + int(dv)
+    return np.array(refine_peak(belief, u, v)), float(belief[v, u])
+
+
+def complete_from_template(
+        left: CameraModel, right: CameraModel, beliefs_left: np.ndarray,
+        beliefs_right: np.ndarray, image_size_left: Tuple[int, int],
+        image_size_right: Tuple[int, int], predicted_rect: np.ndarray, missing: np.ndarray,
+        points_are_rectified: bool = False, search_radius_cells: int = 2,
+        min_belief: float = 0.05) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Look for missing keypoints where the fitted template predicts them.
+
+    Each missing keypoint's predicted 3D position is projected into both
+    images (:func:`~.geometry.unrectify_points`, or ``P`` directly for
+    rectified input), mapped to belief cells, and the highest belief within
+    ``search_radius_cells`` is taken (sub-cell refined) if it reaches
+    ``min_belief`` in BOTH views.  The caller triangulates the result and
+    checks it against the prediction.
+
+    Args:
+        left, right: the stereo cameras.
+        beliefs_left, beliefs_right: (J, h, w) float belief maps, labelled
+            alike (right relabelled to agree with left).
+        image_size_left, image_size_right: (width, height) of each image.
+        predicted_rect: (J, 3) float predicted keypoints in the left
+            rectified frame (frame of ``P``), metres.
+        missing: (J,) bool, the keypoints to look for.
+        points_are_rectified: the images are rectified (use ``P``).
+        search_radius_cells: half-size of the search window, belief cells.
+        min_belief: lowest belief accepted, in both views.
+
+    Returns:
+        uv_left, uv_right: (J, 2) float64 image pixels, NaN where not found.
+        conf_left, conf_right: (J,) float32 beliefs (0 where not found).
+
+    Raises:
+        ValueError: if the belief maps or predictions do not have J rows.
+    """
+    j_count = beliefs_left.shape[0]
+    predicted_rect = np.asarray(predicted_rect, dtype=np.float64)
+    if beliefs_right.shape[0] != j_count or predicted_rect.shape != (j_count, 3):
+        raise ValueError(f'need {j_count} belief maps per view and ({j_count}, 3) '
+                         f'predictions, got {beliefs_right.shape} and {predicted_rect.shape}')
+    uv = [np.full((j_count, 2), np.nan), np.full((j_count, 2), np.nan)]
+    conf = [np.zeros(j_count, np.float32), np.zeros(j_count, np.float32)]
+    views = ((left, beliefs_left, image_size_left), (right, beliefs_right, image_size_right))
+    idx = np.flatnonzero(np.asarray(missing, dtype=bool))
+    if idx.size == 0:
+        return uv[0], uv[1], conf[0], conf[1]
+    found = []
+    for cam, beliefs, size in views:
+        hm_size = (beliefs.shape[2], beliefs.shape[1])
+        if points_are_rectified:
+            h = predicted_rect[idx] @ cam.P[:, :3].T + cam.P[:, 3]
+            with np.errstate(divide='ignore', invalid='ignore'):
+                pix = np.where(h[:, 2:3] > 0, h[:, :2] / h[:, 2:3], np.nan)
+        else:
+            pix = unrectify_points(cam, predicted_rect[idx])
+        cells = image_to_heatmap(pix, size, hm_size)
+        found.append([local_peak(beliefs[j], c, search_radius_cells)
+                      for j, c in zip(idx, cells)])
+    for n, j in enumerate(idx):
+        (cl, bl), (cr, br) = found[0][n], found[1][n]
+        if cl is None or cr is None or min(bl, br) < min_belief:
+            continue
+        for k, (c, b) in enumerate(((cl, bl), (cr, br))):
+            beliefs, size = views[k][1], views[k][2]
+            uv[k][j] = heatmap_to_image(c, (beliefs.shape[2], beliefs.shape[1]), size)
+            conf[k][j] = b
+    return uv[0], uv[1], conf[0], conf[1]

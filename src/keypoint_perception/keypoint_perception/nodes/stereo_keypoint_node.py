@@ -93,6 +93,12 @@ class StereoKeypointNode(Node):
           'rectified with K, D, R, P before triangulation.')
         p('template_check', True, 'Choose among several belief peaks per keypoint those that '
           'agree across views (epipolar) and with the class template\'s shape.')
+        p('template_completion', True, 'When at least 3 keypoints are triangulated, look for '
+          'the missing ones where the fitted template predicts them (weaker belief accepted).')
+        p('completion_min_belief', 0.05, 'Lowest belief (both views) of a keypoint found by '
+          'template completion.', float_range=(0.0, 1.0))
+        p('completion_radius', 20.0, 'Search radius (pixels) around the predicted position '
+          'for template completion.', float_range=(1.0, 1000.0))
         p('refine_triangulation', True, 'Gauss-Newton refinement of the DLT points.')
         p('fit_pose', True, 'Fit the class template (Umeyama) for the object pose and TF.')
         p('publish_tf', True, 'Broadcast keypoint and object frames on /tf.')
@@ -170,6 +176,9 @@ class StereoKeypointNode(Node):
         self.pipeline.refine = g('refine_triangulation')
         self.pipeline.input_rectified = g('input_rectified')
         self.pipeline.template_check = g('template_check')
+        self.pipeline.template_completion = g('template_completion')
+        self.pipeline.completion_min_belief = g('completion_min_belief')
+        self.pipeline.completion_radius_px = g('completion_radius')
         self.pipeline.fit_pose = g('fit_pose')
 
     # -- processing -----------------------------------------------------------------
