@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from ..core.heatmaps import gaussian_targets, image_to_heatmap
+from .distractors import paste_distractors
 
 
 @dataclass
@@ -127,13 +128,16 @@ def random_affine(rng: np.random.Generator, size: Tuple[int, int], max_rotation_
 
 
 def augment_view(image: np.ndarray, uv: np.ndarray, visibility: np.ndarray,
-                 rng: np.random.Generator):
+                 rng: np.random.Generator, distractor_prob: float = 0.0):
     """Geometric and photometric augmentation of one view.
 
     Args:
         image: (h, w, 3) uint8.
         uv: (J, 2) input pixels.
         visibility: (J,) uint8 COCO visibility.
+        rng: random generator.
+        distractor_prob: probability of pasting procedural clutter away from
+            the keypoints (:func:`~.distractors.paste_distractors`).
 
     Returns:
         (image, uv, visibility) augmented; keypoints pushed outside the image
@@ -146,6 +150,8 @@ def augment_view(image: np.ndarray, uv: np.ndarray, visibility: np.ndarray,
     uv = uv @ m[:, :2].T + m[:, 2]
     inside = (uv[:, 0] >= 0) & (uv[:, 0] <= w - 1) & (uv[:, 1] >= 0) & (uv[:, 1] <= h - 1)
     visibility = np.where(inside, visibility, 0).astype(np.uint8)
+    if distractor_prob > 0 and rng.random() < distractor_prob:
+        image = paste_distractors(image, uv, visibility, rng)
     img = image.astype(np.float32)
     if rng.random() < 0.5:
         img = np.repeat(img @ np.float32([[0.299], [0.587], [0.114]]), 3, axis=2)

@@ -31,7 +31,7 @@ import torch
 from tqdm import tqdm
 
 from ..core.heatmaps import decode_keypoints
-from ..core.inference import load_checkpoint, save_checkpoint
+from ..core.inference import load_checkpoint, resolve_model_path, save_checkpoint
 from ..core.model import (BeliefMapNet, make_config, normalize_images,
                           symmetric_belief_loss)
 from ..core.objects import load_object_class
@@ -49,7 +49,7 @@ def is_validation_shard(path: str, every: int = 10) -> bool:
 
 
 def make_batch(views: ViewSet, idx: np.ndarray, symmetries, config, sigma: float,
-               rng: np.random.Generator, augment: bool = True):
+               rng: np.random.Generator, augment: bool = True, distractor_prob: float = 0.0):
     """Augmented images (B, 3, H, W) and targets (B, P, J, h, w) as tensors.
 
     P is the number of labellings of the object (1 + its symmetries).
@@ -58,7 +58,7 @@ def make_batch(views: ViewSet, idx: np.ndarray, symmetries, config, sigma: float
     for i in idx:
         img, uv, vis = views.images[i], views.uv[i], views.visibility[i]
         if augment:
-            img, uv, vis = augment_view(img, uv, vis, rng)
+            img, uv, vis = augment_view(img, uv, vis, rng, distractor_prob)
         tgt = symmetric_targets(uv, vis, symmetries, config.heatmap_size, config.stride, sigma)
         imgs.append(img)
         tgts.append(tgt)
@@ -136,7 +136,7 @@ def train(args) -> str:
         print(f'resuming {last_path} at step {step} (best {best:.3f}% of diagonal)')
     else:
         if args.init:  # warm start: weights only, new optimizer and schedule
-            model, oc, _ = load_checkpoint(args.init)
+            model, oc, _ = load_checkpoint(resolve_model_path(args.init))
             config = model.config
             print(f'initialized from {args.init}')
         else:
@@ -165,7 +165,8 @@ def train(args) -> str:
     pbar = tqdm(total=args.steps, initial=step, desc='train', unit='step', dynamic_ncols=True)
     while step < args.steps:
         idx = rng.integers(0, len(train_views), args.batch)
-        images, targets = make_batch(train_views, idx, oc.symmetries, config, args.sigma, rng)
+        images, targets = make_batch(train_views, idx, oc.symmetries, config, args.sigma, rng,
+                                     distractor_prob=args.distractors)
         loss = symmetric_belief_loss(model(images), targets, kind=args.loss)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -220,11 +221,14 @@ def main(argv=None):
     p.add_argument('--lr', type=float, default=2e-3)
     p.add_argument('--sigma', type=float, default=1.5, help='target sigma in belief cells')
     p.add_argument('--loss', default='bce', choices=['bce', 'mse'])
+    p.add_argument('--distractors', type=float, default=0.5,
+                   help='probability of pasting procedural clutter into a view')
     p.add_argument('--eval-every', type=int, default=200)
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--resume', action='store_true', help='continue from OUT/last.pt')
-    p.add_argument('--init', default='', help='start from the weights of this checkpoint')
+    p.add_argument('--init', default='',
+                   help='start from the weights of this checkpoint or shipped model name')
     args = p.parse_args(argv)
     best = train(args)
     print(f'best checkpoint: {best}')
