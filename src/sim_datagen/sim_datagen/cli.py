@@ -184,7 +184,7 @@ def cmd_generate(a) -> int:
 
 def cmd_preview(a) -> int:
     from .preview import contact_sheet, variable_histograms
-    n = contact_sheet(a.data, a.out, a.count, a.cols)
+    n = contact_sheet(a.data, a.out, a.count, a.cols, a.tile_width)
     hist = a.hist or os.path.splitext(a.out)[0] + '_hist.png'
     m = variable_histograms(a.data, hist)
     print(f'wrote {a.out} ({n} samples) and {hist} ({m} samples)', file=sys.stderr)
@@ -219,9 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.set_defaults(func=cmd_generate)
     pv = sub.add_parser('preview', help='contact sheet + variable histograms')
     pv.add_argument('--data', required=True)
-    pv.add_argument('--out', required=True, help='contact sheet PNG')
+    pv.add_argument('--out', required=True,
+                    help='contact sheet image (.png, or .jpg at quality 85)')
     pv.add_argument('--count', type=int, default=16)
     pv.add_argument('--cols', type=int, default=4)
+    pv.add_argument('--tile-width', type=int, default=320, help='px per view in the sheet')
     pv.add_argument('--hist', default=None, help='histogram PNG (default: <out>_hist.png)')
     pv.set_defaults(func=cmd_preview)
     ex = sub.add_parser('export-coco', help='COCO keypoints annotations + extracted JPEGs')

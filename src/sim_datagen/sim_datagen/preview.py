@@ -48,7 +48,11 @@ def draw_keypoints(img: np.ndarray, kp: np.ndarray, vis: np.ndarray, skeleton) -
 
 def contact_sheet(data_dir: str, out_png: str, count: int = 16, cols: int = 4,
                   tile_w: int = 320) -> int:
-    """Write a grid of left|right pairs with labels drawn. Returns #samples."""
+    """Write a grid of left|right pairs with labels drawn. Returns #samples.
+
+    ``tile_w``: width of one view in px.  A ``.jpg``/``.jpeg`` output is
+    written at JPEG quality 85, other extensions as ``cv2.imwrite`` does.
+    """
     meta = read_meta(data_dir)
     skel = meta.get('skeleton', [])
     tiles = []
@@ -70,7 +74,9 @@ def contact_sheet(data_dir: str, out_png: str, count: int = 16, cols: int = 4,
         row = tiles[r:r + cols]
         row += [np.zeros_like(tiles[0])] * (cols - len(row))
         rows.append(np.hstack(row))
-    cv2.imwrite(out_png, cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR))
+    jpeg = out_png.lower().endswith(('.jpg', '.jpeg'))
+    cv2.imwrite(out_png, cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR),
+                [cv2.IMWRITE_JPEG_QUALITY, 85] if jpeg else [])
     return len(tiles)
 
 
