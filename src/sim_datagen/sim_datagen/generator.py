@@ -18,6 +18,11 @@ down, +z forward, metres).  The board's object frame follows the object
 class YAML (origin at the centre of the inner-corner grid, +x along the
 long side, +z into the board, print facing -z).
 
+Two scenes share the rig, placement, lighting, rendering, labels and
+imaging: the chessboard (``scene: checkerboard``, the default) and URDF
+objects (``scene: urdf``: sources, joints and keypoint links from the config
+and the object-class YAML, see :mod:`sim_datagen.scene.urdf_object`).
+
 Randomness: every scene-level variable is drawn through the
 :class:`~sim_datagen.randomization.SceneSampler` (value and bin recorded in
 the labels).  Per-instance details whose number varies (each distractor's
