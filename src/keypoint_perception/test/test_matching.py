@@ -121,3 +121,40 @@ def test_complete_from_template_finds_weak_peaks_at_the_prediction():
     with pytest.raises(ValueError):
         complete_from_template(left, right, beliefs[0], beliefs[1][:2], size, size, pred,
                                missing)
+
+
+def _pipeline_stub():
+    """A StereoKeypointPipeline around a stub detector (only the object class is used)."""
+    from types import SimpleNamespace
+    from keypoint_perception.core.inference import StereoKeypointPipeline
+    oc = load_object_class('checkerboard')
+    return StereoKeypointPipeline(SimpleNamespace(object_class=oc)), oc
+
+
+@pytest.mark.parametrize('corrupt', [None, 0, 2])
+def test_template_outlier_is_dropped_and_inliers_kept(corrupt):
+    from keypoint_perception.core.geometry import triangulate_stereo
+    from keypoint_perception.core.inference import Detection2D
+    pipe, oc = _pipeline_stub()
+    left, right = _rig()
+    a = np.radians(25)
+    R = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
+    X = oc.template @ R.T + np.array([0.02, 0.01, 0.7])
+    uv_l, uv_r = _project(left.P, X), _project(right.P, X)
+    rng = np.random.default_rng(5)
+    uv_l, uv_r = uv_l + rng.normal(0, 1.0, uv_l.shape), uv_r + rng.normal(0, 1.0, uv_r.shape)
+    if corrupt is not None:
+        uv_r[corrupt, 0] -= 45.0  # a wrong peak on the epipolar line: wrong depth
+    tri = triangulate_stereo(left, right, uv_l, uv_r, points_are_rectified=True)
+    assert tri.valid.all()
+    det_l = Detection2D(uv_l.copy(), np.ones(4, np.float32), np.zeros((4, 2, 2), np.float32))
+    det_r = Detection2D(uv_r.copy(), np.ones(4, np.float32), np.zeros((4, 2, 2), np.float32))
+    conf = np.ones(4, np.float32)
+    out = pipe._reject_template_outlier(det_l, det_r, tri, conf, left, right)
+    expected = np.ones(4, bool)
+    if corrupt is not None:
+        expected[corrupt] = False
+        assert out.reason[corrupt] == 'template_outlier'
+        assert np.isnan(det_r.uv[corrupt]).all() and conf[corrupt] == 0
+    np.testing.assert_array_equal(out.valid, expected)
+    assert np.isfinite(out.xyz[expected]).all() and np.isnan(out.xyz[~expected]).all()

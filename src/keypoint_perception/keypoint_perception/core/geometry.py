@@ -59,6 +59,7 @@ REASON_NON_FINITE_INPUT = 'non_finite_input'
 REASON_DEGENERATE = 'degenerate'
 REASON_BEHIND_CAMERA = 'behind_camera'
 REASON_REPROJECTION_ERROR = 'reprojection_error'
+REASON_TEMPLATE_OUTLIER = 'template_outlier'  # set by the pipeline's leave-one-out check
 
 # Termination of OpenCV's iterative undistortion; its default is only 5
 # iterations, which leaves errors of ~0.1 px for strong distortion.

@@ -296,12 +296,7 @@ class StereoKeypointPipeline:
             :class:`~.geometry.StereoTriangulation`.
         """
         oc = self.detector.object_class
-        template = oc.template[list(fit.permutation)]
-        seen = tri.valid[:, None]
-        R, t, _ = geometry.refine_pose_reprojection(
-            template, fit.R, fit.t, left_camera, right_camera,
-            np.where(seen, tri.uv_left_rect, np.nan), np.where(seen, tri.uv_right_rect, np.nan))
-        predicted = template @ R.T + t  # left optical frame
+        predicted = self._predict_rect(fit, tri, tri.valid, left_camera, right_camera)[0]
         predicted_rect = predicted @ left_camera.R.T + geometry.camera_center(left_camera.P)
         cell_px = self.detector.config.stride * sizes[0][0] / self.detector.config.input_width
         ul, ur, cfl, cfr = complete_from_template(
@@ -334,6 +329,65 @@ class StereoKeypointPipeline:
         tri = dataclasses.replace(tri, **merged)
         refit = geometry.fit_template_pose(oc.template, tri.xyz, tri.valid, oc.symmetries)
         return (refit if refit is not None else fit), tri
+
+    def _predict_rect(self, fit, tri, keep: np.ndarray, left_camera, right_camera):
+        """Template keypoints under the pose refined on the ``keep`` observations.
+
+        Returns:
+            (J, 3) left optical points, (J, 2) left and (J, 2) right rectified
+            pixels, and the RMS reprojection error (pixels) of the ``keep``
+            observations.
+        """
+        template = self.detector.object_class.template[list(fit.permutation)]
+        seen = keep[:, None]
+        R, t, rms = geometry.refine_pose_reprojection(
+            template, fit.R, fit.t, left_camera, right_camera,
+            np.where(seen, tri.uv_left_rect, np.nan), np.where(seen, tri.uv_right_rect, np.nan))
+        xyz = template @ R.T + t
+        x_rect = xyz @ left_camera.R.T + geometry.camera_center(left_camera.P)
+        return (xyz, geometry.project(left_camera.P, x_rect),
+                geometry.project(right_camera.P, x_rect), rms)
+
+    def _reject_template_outlier(self, left: Detection2D, right: Detection2D, tri, conf,
+                                 left_camera, right_camera):
+        """Drop a keypoint that the template fitted to the others contradicts.
+
+        With at least four triangulated keypoints, the pose is fitted to each
+        leave-one-out subset (:func:`~.geometry.refine_pose_reprojection`);
+        the subset whose own reprojection RMS is lowest is the most
+        self-consistent, and the keypoint it leaves out is marked missing when
+        its rectified-pixel residual under that pose exceeds
+        ``completion_radius_px`` in either view, so that template completion
+        can look for it where it should be.  ``left``, ``right`` and ``conf``
+        are updated in place.
+
+        Returns:
+            the updated :class:`~.geometry.StereoTriangulation`.
+        """
+        oc = self.detector.object_class
+        best_rms, worst, worst_j = np.inf, 0.0, -1
+        for j in np.flatnonzero(tri.valid):
+            keep = tri.valid.copy()
+            keep[j] = False
+            fit = geometry.fit_template_pose(oc.template, tri.xyz, keep, oc.symmetries)
+            if fit is None:
+                continue
+            _, pl, pr, rms = self._predict_rect(fit, tri, keep, left_camera, right_camera)
+            if rms < best_rms:
+                best_rms, worst_j = rms, j
+                worst = max(np.linalg.norm(pl[j] - tri.uv_left_rect[j]),
+                            np.linalg.norm(pr[j] - tri.uv_right_rect[j]))
+        if worst_j < 0 or not worst > self.completion_radius_px:
+            return tri
+        left.uv[worst_j] = right.uv[worst_j] = np.nan
+        conf[worst_j] = 0.0
+        valid = tri.valid.copy()
+        valid[worst_j] = False
+        nan3 = np.where(valid[:, None], tri.xyz, np.nan)
+        reason = tuple(geometry.REASON_TEMPLATE_OUTLIER if j == worst_j else r
+                       for j, r in enumerate(tri.reason))
+        return dataclasses.replace(tri, valid=valid, xyz=nan3, reason=reason,
+                                   xyz_rect=np.where(valid[:, None], tri.xyz_rect, np.nan))
 
     def process(self, left_image: np.ndarray, right_image: np.ndarray,
                 left_camera: geometry.CameraModel,
@@ -396,6 +450,9 @@ class StereoKeypointPipeline:
             max_reprojection_error_px=self.max_reprojection_error_px,
             min_depth=self.min_depth_m, points_are_rectified=self.input_rectified)
         fit = None
+        if self.template_completion and tri.valid.sum() >= 4:
+            tri = self._reject_template_outlier(left, right, tri, conf, left_camera,
+                                                right_camera)
         if (self.fit_pose or self.template_completion) and tri.valid.sum() >= 3:
             fit = geometry.fit_template_pose(oc.template, tri.xyz, tri.valid, oc.symmetries)
         if self.template_completion and fit is not None and not tri.valid.all():
