@@ -124,7 +124,7 @@ def test_complete_from_template_finds_weak_peaks_at_the_prediction():
 
 
 def _pipeline_stub():
-    """A StereoKeypointPipeline around a stub detector (only the object class is used)."""
+    """Build a StereoKeypointPipeline around a stub detector (only its object class is used)."""
     from types import SimpleNamespace
     from keypoint_perception.core.inference import StereoKeypointPipeline
     oc = load_object_class('checkerboard')
