@@ -491,8 +491,9 @@ class SampleGenerator:
         cams = {'left': rig.left, 'right': rig.right}
         rcams = {'left': rig_r.left, 'right': rig_r.right}
         renders = {n: world.render(cam, light) for n, cam in rcams.items()}
-        world.clear()
         sw.lap('render')
+        world.clear()  # removing the sample's bodies is scene work
+        sw.lap('scene')
 
         # --- labels -----------------------------------------------------------
         kp3d = sc.kp3d
@@ -543,6 +544,7 @@ class SampleGenerator:
             seg[np.isin(segm, sc.occ_ids)] = SEG_OCCLUDER
             seg[np.isin(segm, sc.dis_ids)] = SEG_DISTRACTOR
             out['seg'] = self._remap(seg, K, K_r, D)
+        sw.lap('label')  # depth / segmentation outputs (same dicts as out['timing'])
         return out
 
     def _rig(self, rng, v):
