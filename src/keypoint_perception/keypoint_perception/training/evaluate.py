@@ -29,6 +29,7 @@ images into ``--out`` and print a Markdown summary.
 
 import argparse
 import csv
+import dataclasses
 import json
 import os
 from typing import Dict, List
@@ -101,13 +102,8 @@ def evaluate_real(model: str, data_dir: str, left_info: str, right_info: str, ou
         tri_gt = triangulate_stereo(lcam, rcam, lg.keypoints, _match_right(lg, rg, lcam, rcam,
                                                                            oc))
         if full:
-            for a, b in oc.skeleton:
-                ref = np.linalg.norm(oc.template[a] - oc.template[b])
-                side_err.append(100 * (np.linalg.norm(res.xyz[a] - res.xyz[b]) - ref) / ref)
-            d = np.linalg.norm(res.xyz[:, None] - tri_gt.xyz[None], axis=2)
-            err3d.append(min(np.mean(d[np.arange(len(p)), p]) for p in
-                             [np.arange(oc.num_keypoints)] + [np.asarray(q) for q in
-                                                              oc.symmetries]))
+            side_err += _side_errors_pct(res.xyz, oc)
+            err3d.append(_error_3d(res.xyz, tri_gt.xyz, oc))
         title = (f'{suffix.split(".")[0]}: {int(res.valid.sum())}/{oc.num_keypoints} in 3D, '
                  f'2D err L {np.nanmean(view_err[-2]):.1f} px R {np.nanmean(view_err[-1]):.1f} px')
         vis = draw_stereo(limg, rimg, res, oc, beliefs=True, title=title)
@@ -140,13 +136,47 @@ def _match_right(lg, rg, lcam, rcam, oc):
     return rg.keypoints[perm]
 
 
+def _camera_from_label(ci: dict) -> CameraModel:
+    """Build a CameraModel from a sim_datagen ``camera_info`` label (CameraInfo fields)."""
+    return CameraModel(int(ci['width']), int(ci['height']), np.reshape(ci['K'], (3, 3)),
+                       np.asarray(ci['D'], dtype=np.float64), ci['distortion_model'],
+                       np.reshape(ci['R'], (3, 3)), np.reshape(ci['P'], (3, 4)),
+                       ci.get('frame_id', ''))
+
+
+def _side_errors_pct(xyz: np.ndarray, oc) -> List[float]:
+    """Signed relative errors (%) of the skeleton edge lengths of (J, 3) points."""
+    out = []
+    for a, b in oc.skeleton:
+        ref = np.linalg.norm(oc.template[a] - oc.template[b])
+        out.append(100 * (np.linalg.norm(xyz[a] - xyz[b]) - ref) / ref)
+    return out
+
+
+def _error_3d(xyz: np.ndarray, truth: np.ndarray, oc) -> float:
+    """Mean distance (m) of (J, 3) points to the truth, best over the symmetries."""
+    d = np.linalg.norm(xyz[:, None] - truth[None], axis=2)
+    perms = [np.arange(oc.num_keypoints)] + [np.asarray(q) for q in oc.symmetries]
+    return float(min(np.mean(d[np.arange(len(p)), p]) for p in perms))
+
+
 def evaluate_synthetic(model: str, data_dir: str, out: str, max_samples: int = 0) -> Dict:
-    """2D figures on a synthetic dataset (keypoints inside the image only)."""
+    """2D figures on a synthetic dataset, and the stereo pipeline's 3D figures.
+
+    2D: the network's highest peaks (no stereo help) against the labels, on
+    views where every keypoint is labelled inside the image.  3D: the full
+    :class:`~..core.inference.StereoKeypointPipeline` (stereo selection,
+    template completion) on pairs where every keypoint is labelled in both
+    views, against the rendered 3D keypoints (left optical frame).
+    """
     from sim_datagen.dataset_io import iter_samples
     detector = KeypointDetector(model)
     oc = detector.object_class
+    pipe = StereoKeypointPipeline(detector)
     os.makedirs(out, exist_ok=True)
     errs, diags, rows = [], [], []
+    pairs = pairs_full = 0
+    side_err, err3d = [], []
     for n, s in enumerate(iter_samples(data_dir)):
         if max_samples and n >= max_samples:
             break
@@ -160,9 +190,31 @@ def evaluate_synthetic(model: str, data_dir: str, out: str, max_samples: int = 0
                 diags.append(np.hypot(img.shape[1], img.shape[0]))
             rows.append({'sample': s.get('key', n), 'view': view,
                          **{f'err_px_{j}': round(float(v), 3) for j, v in enumerate(e)}})
+        if (np.asarray(s['vis_left']) > 0).all() and (np.asarray(s['vis_right']) > 0).all():
+            info = s['labels']['camera_info']
+            cams = [_camera_from_label(info[v]) for v in ('left', 'right')]
+            # the rendered board's size varies: give the pipeline this sample's
+            # template, as a user configures the size of their real object
+            size, ref = s['labels'].get('square_size'), oc.extra.get('square_size')
+            scaled = dataclasses.replace(oc, template=oc.template * (size / ref)) \
+                if size and ref else oc
+            detector.object_class = scaled
+            res = pipe.process(imgs[0], imgs[1], *cams)
+            detector.object_class = oc
+            pairs += 1
+            if res.valid.all():
+                pairs_full += 1
+                side_err += _side_errors_pct(res.xyz, scaled)
+                err3d.append(_error_3d(res.xyz, np.asarray(s['kp3d']), oc))
     errs = np.array(errs)
     m = summarize_errors(errs, np.array(diags))
-    m.update(views=len(errs), model=detector.model_path, dataset=data_dir)
+    m.update(views=len(errs), model=detector.model_path, dataset=data_dir,
+             pairs=pairs, pairs_all_triangulated=pairs_full,
+             side_length_error_pct_mean=float(np.mean(np.abs(side_err))) if side_err else None,
+             side_length_error_pct_median=(float(np.median(np.abs(side_err))) if side_err
+                                           else None),
+             error_3d_mm_mean=float(1000 * np.mean(err3d)) if err3d else None,
+             error_3d_mm_median=float(1000 * np.median(err3d)) if err3d else None)
     _write(out, m, rows)
     _histogram(100 * errs.ravel() / np.repeat(diags, errs.shape[1]),
                os.path.join(out, 'error_histogram.png'), 'Synthetic test set')
