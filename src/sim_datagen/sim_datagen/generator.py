@@ -275,6 +275,19 @@ def distortion_maps(K: np.ndarray, D, w: int, h: int, K_src: Optional[np.ndarray
     return mx, my
 
 
+def _clip_polygon(poly: np.ndarray, a: np.ndarray, d: float) -> np.ndarray:
+    """Clip a convex polygon ((N, 3) vertices in order) to the half-space ``a . p + d >= 0``."""
+    s = poly @ a + d
+    out = []
+    for i in range(len(poly)):
+        j = (i + 1) % len(poly)
+        if s[i] >= 0:
+            out.append(poly[i])
+        if (s[i] >= 0) != (s[j] >= 0):
+            out.append(poly[i] + (poly[j] - poly[i]) * (s[i] / (s[i] - s[j])))
+    return np.array(out).reshape(-1, 3)
+
+
 def keypoint_visibility(uv: np.ndarray, z: np.ndarray, seg: np.ndarray, board_ids,
                         depth: Optional[np.ndarray] = None, depth_tolerance=None
                         ) -> np.ndarray:
@@ -480,7 +493,8 @@ class SampleGenerator:
         v = {k: val for k, (val, _) in draws.items()}
 
         K, D, K_r, rig, rig_r = self._rig(rng, v)
-        sc = self._urdf_scene(rng, v, K) if self.sources else self._board_scene(rng, v, K)
+        sc = (self._urdf_scene(rng, v, K, K_r) if self.sources
+              else self._board_scene(rng, v, K))
         light = self._light(rng, v)
         if scene_hook is not None:
             scene_hook(sc)
@@ -621,7 +635,7 @@ class SampleGenerator:
         return _Scene({paper, backing}, occ_ids, dis_ids, kp3d, T_board, u_c, v_c, Z,
                       {'square_size': s})
 
-    def _urdf_scene(self, rng, v, K) -> '_Scene':
+    def _urdf_scene(self, rng, v, K, K_r=None) -> '_Scene':
         """Build a URDF object's scene (source, joints, colours, view, occluders).
 
         The object's collision bounding box (object frame, after setting the
@@ -631,8 +645,10 @@ class SampleGenerator:
         width / W and height / H; ``center_x/y`` and ``out_of_view`` place it
         as the board.  Optional: a support plane under it (``support``), a
         bar in front (``bar``), distractors, recolouring (``color_mode``).
+        ``K_r``: the intrinsics that are rendered (default ``K``).
         """
         world = self.world
+        K_r = K if K_r is None else K_r
         W, H = self.W, self.H
         src = self.sources[int(v['source'])] if 'source' in v else self.sources[0]
         scale = float(v[src.scale]) if isinstance(src.scale, str) else src.scale
@@ -675,8 +691,8 @@ class SampleGenerator:
             rgba = list(tx.random_color(rng, 0.5) / 255.0) + [1.0]
             tex = (world.object_tex[int(rng.integers(0, len(world.object_tex)))]
                    if rng.random() < 0.6 else None)
-            world.add_box(T_obj @ _T(np.eye(3), [c[0], c[1], box[0, 2] - 0.005]),
-                          [L, L, 0.005], rgba, tex)
+            self._add_support(T_obj @ _T(np.eye(3), [c[0], c[1], box[0, 2]]), L, rgba, tex,
+                              K_r, v['baseline'])
         T_view = _T(np.eye(3), [t_c[0], t_c[1], Z + q[:, 2].min()])
         if v.get('bar', 0) == 1:
             occ_ids.append(self._add_bar(rng, T_view, ext[0] / 2, ext[1] / 2))
@@ -685,6 +701,45 @@ class SampleGenerator:
                             'joints': joints}}
         return _Scene({body}, occ_ids, dis_ids, kp3d, T_obj, u_c, v_c, Z, extra,
                       self.kp_tol, obj)
+
+    def _add_support(self, T_top: np.ndarray, half: float, rgba, tex, K_r, baseline,
+                     margin: float = 8.0) -> Optional[int]:
+        """Add the support plane: the part of a square that both cameras can see.
+
+        The square (half size ``half``, m, in the xy plane of ``T_top``, seen
+        from its +z side) reaches far beyond the view.  TinyRenderer does not
+        clip triangles: one that crosses the near plane or leaves the image
+        is still scanned over its whole on-screen bounding box, which made
+        an unclipped plane cost about 85 ms per view.  The square is
+        therefore clipped to the near plane and to the union of the two
+        render frusta (``margin`` px wider), and only that polygon is
+        added.  What the cameras see is the same plane; texture coordinates
+        follow the unclipped square (the texture spans all of it).
+
+        Returns:
+            The body id, or ``None`` when no part of the plane is in view.
+        """
+        n = self.near
+        fx, fy, cx, cy = K_r[0, 0], K_r[1, 1], K_r[0, 2], K_r[1, 2]
+        m, W, H = margin, self.W, self.H
+        # half-spaces a . p + d >= 0, p in the left optical (world) frame
+        planes = [(np.array([0.0, 0.0, 1.0]), -n),                          # near
+                  (np.array([fx, 0.0, cx + m]), 0.0),                         # left (left cam)
+                  (np.array([-fx, 0.0, W - 1 + m - cx]), fx * baseline),      # right (right cam)
+                  (np.array([0.0, fy, cy + m]), 0.0),                         # top
+                  (np.array([0.0, -fy, H - 1 + m - cy]), 0.0)]                # bottom
+        sq = np.array([[-half, -half, 0.0], [half, -half, 0.0], [half, half, 0.0],
+                       [-half, half, 0.0]])
+        poly = sq @ T_top[:3, :3].T + T_top[:3, 3]
+        for a, d in planes:
+            poly = _clip_polygon(poly, a, d)
+            if len(poly) < 3:
+                return None
+        local = (poly - T_top[:3, 3]) @ T_top[:3, :3]
+        uvs = ((local[:, :2] + half) / (2 * half)).tolist()
+        idx = [i for k in range(1, len(poly) - 1) for i in (0, k, k + 1)]  # +z side: CCW
+        return self.world.add_mesh(np.eye(4), poly.tolist(), idx, uvs,
+                                   [T_top[:3, 2].tolist()] * len(poly), rgba, tex)
 
     def _color_object(self, rng, v, obj: UrdfInstance, src) -> None:
         """Recolour the object's links from ``color_mode`` and ``color_hue/saturation/value``.

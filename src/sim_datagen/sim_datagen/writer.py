@@ -68,7 +68,7 @@ def encode_sample(sample: dict, jpeg_quality: int = 95) -> Dict[str, bytes]:
     out = {}
     q = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)]
     for n in ('left', 'right'):
-        ok, buf = cv2.imencode('.jpg', np.ascontiguousarray(sample[n][:, :, ::-1]), q)
+        ok, buf = cv2.imencode('.jpg', cv2.cvtColor(sample[n], cv2.COLOR_RGB2BGR), q)
         if not ok:
             raise RuntimeError('JPEG encoding failed')
         out[f'{n}.jpg'] = buf.tobytes()

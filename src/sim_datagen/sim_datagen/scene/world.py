@@ -190,6 +190,23 @@ class World:
         backing = self._body(vb, T_world_board, frame_rgba)
         return paper, backing
 
+    def add_mesh(self, T: np.ndarray, vertices, indices, uvs, normals, rgba,
+                 tex: Optional[int] = None) -> int:
+        """Add a triangle mesh (vertices in the body frame, m) at pose ``T``.
+
+        Triangles are counter-clockwise as seen from the side they show;
+        ``uvs`` and ``normals`` are per vertex.  The mesh is handed to
+        PyBullet unindexed (one vertex per index): with shared vertices its
+        TinyRenderer shaded some triangles with normals that were not the
+        given ones (lighter wedges on a flat polygon).
+        """
+        idx = [int(i) for i in indices]
+        vs = p.createVisualShape(p.GEOM_MESH, vertices=[list(vertices[i]) for i in idx],
+                                 indices=list(range(len(idx))), uvs=[list(uvs[i]) for i in idx],
+                                 normals=[list(normals[i]) for i in idx],
+                                 physicsClientId=self.cid)
+        return self._body(vs, T, rgba, tex)
+
     def add_box(self, T: np.ndarray, half_extents, rgba, tex: Optional[int] = None) -> int:
         """Add a box (half extents in m) at pose ``T`` (world)."""
         vs = p.createVisualShape(p.GEOM_BOX, halfExtents=[float(h) for h in half_extents],
@@ -337,7 +354,8 @@ class World:
         w, h, rgba, depth, segm = p.getCameraImage(
             cam.width, cam.height, view, proj, renderer=p.ER_TINY_RENDERER, flags=flags,
             physicsClientId=self.cid, **light)
-        rgb = np.asarray(rgba, dtype=np.uint8).reshape(h, w, 4)[:, :, :3]
+        # contiguous RGB (cvtColor drops alpha faster than a strided copy)
+        rgb = cv2.cvtColor(np.asarray(rgba, dtype=np.uint8).reshape(h, w, 4), cv2.COLOR_RGBA2RGB)
         depth = np.asarray(depth, dtype=np.float32).reshape(h, w)
         segm = np.asarray(segm, dtype=np.int32).reshape(h, w) if seg else None
         return rgb, depth, segm
