@@ -157,16 +157,18 @@ def tube(path: np.ndarray, radius: float, side: np.ndarray, sides: int = 10
 
 def write_obj(path: str, parts: Sequence[Tuple[np.ndarray, ...]]) -> None:
     """Write meshes (vertices, normals, uvs, faces) into one OBJ file."""
-    lines, off = [], 0
+    # one %-format per block (C speed; a per-line f-string cost ~12 ms per mug)
+    chunks, off = [], 0
     for v, n, uv, f in parts:
-        lines += [f'v {x:.6f} {y:.6f} {z:.6f}' for x, y, z in v]
-        lines += [f'vt {a:.5f} {b:.5f}' for a, b in uv]
-        lines += [f'vn {x:.5f} {y:.5f} {z:.5f}' for x, y, z in n]
-        lines += ['f ' + ' '.join(f'{i + 1 + off}/{i + 1 + off}/{i + 1 + off}' for i in tri)
-                  for tri in f]
+        v, n, uv = (np.asarray(a, np.float64) for a in (v, n, uv))
+        f = np.repeat(np.asarray(f, np.int64).reshape(-1, 3) + 1 + off, 3, axis=1)
+        chunks += [('v %.6f %.6f %.6f\n' * len(v)) % tuple(v.ravel().tolist()),
+                   ('vt %.5f %.5f\n' * len(uv)) % tuple(uv.ravel().tolist()),
+                   ('vn %.5f %.5f %.5f\n' * len(n)) % tuple(n.ravel().tolist()),
+                   ('f %d/%d/%d %d/%d/%d %d/%d/%d\n' * len(f)) % tuple(f.ravel().tolist())]
         off += len(v)
     with open(path, 'w') as fh:
-        fh.write('\n'.join(lines) + '\n')
+        fh.write(''.join(chunks))
 
 
 # ---------------------------------------------------------------------------

@@ -90,6 +90,7 @@ class World:
     def _reset(self):
         p.resetSimulation(physicsClientId=self.cid)
         self._urdf_cache = {}
+        board_keys = list(getattr(self, '_board_tex', {}))  # reloaded below
         #: {body id: {link index: rgba}} as loaded, for every URDF body
         self.urdf_rgba: Dict[int, Dict[int, List[float]]] = {}
         self._board_tex: Dict[Tuple[int, int], int] = {}
@@ -122,6 +123,8 @@ class World:
                         self.mesh_radii.append(s * _obj_radius(f))
         except ImportError:
             pass
+        for key in board_keys:
+            self.board_texture(*key)
 
     def board_texture(self, phase: int, black: int) -> int:
         """Texture id of the board print (cached per (phase, black level))."""
