@@ -52,6 +52,8 @@ from .scene.world import World
 
 # instance ids of the optional segmentation output
 SEG_BACKGROUND, SEG_BOARD, SEG_OCCLUDER, SEG_DISTRACTOR = 0, 1, 2, 3
+#: id of a support plane drawn by the generator in a render's segmentation (no body)
+SEG_SUPPORT_ID = 1 << 30
 
 
 def find_object_yaml(name: str) -> str:
@@ -349,6 +351,9 @@ class _Scene:
         depth_tolerance: (J,) m for the depth visibility test, or None for
             the segmentation-only test.
         instance: the URDF instance (URDF classes).
+        support: ``(T_top, half, rgba, texture id)`` of a support plane that
+            is drawn into the renders (:meth:`SampleGenerator._draw_support`),
+            not rendered by PyBullet.
     """
 
     object_ids: set
@@ -362,6 +367,7 @@ class _Scene:
     extra_labels: dict = field(default_factory=dict)
     depth_tolerance: Optional[np.ndarray] = None
     instance: Optional[UrdfInstance] = None
+    support: Optional[tuple] = None
 
 
 class _Stopwatch:
@@ -402,6 +408,8 @@ class SampleGenerator:
                                     texture_files=self.lib.files[:8],
                                     reset_every=int(wc.get('reset_every', 250)))
         self.pad = int(wc.get('background_pad', 200))
+        #: draw a shadowless support plane with numpy instead of TinyRenderer
+        self.raycast_support = bool(wc.get('raycast_support', True))
         od = cfg['object_def']
         self.object_name = od.get('name', 'checkerboard')
         self.kp_names = [k['name'] for k in od['keypoints']]
@@ -523,6 +531,9 @@ class SampleGenerator:
         cams = {'left': rig.left, 'right': rig.right}
         rcams = {'left': rig_r.left, 'right': rig_r.right}
         renders = {n: world.render(cam, light) for n, cam in rcams.items()}
+        if sc.support is not None:
+            renders = {n: self._draw_support(r, rcams[n], sc.support, light)
+                       for n, r in renders.items()}
         sw.lap('render')
         world.clear()  # removing the sample's bodies is scene work
         sw.lap('scene')
@@ -704,13 +715,17 @@ class SampleGenerator:
         self._color_object(rng, v, obj, src)
 
         occ_ids: List[int] = []
+        support = None
         if v.get('support', 0) == 1:  # table / floor under the object (segmentation: 0)
             L = max(3 * float(np.linalg.norm(box[1] - box[0])), 1.0)
             rgba = list(tx.random_color(rng, 0.5) / 255.0) + [1.0]
             tex = (world.object_tex[int(rng.integers(0, len(world.object_tex)))]
                    if rng.random() < 0.6 else None)
-            self._add_support(T_obj @ _T(np.eye(3), [c[0], c[1], box[0, 2]]), L, rgba, tex,
-                              K_r, v['baseline'])
+            T_top = T_obj @ _T(np.eye(3), [c[0], c[1], box[0, 2]])
+            if int(v.get('shadow', 0)) == 1 or not self.raycast_support:  # casts shadows
+                self._add_support(T_top, L, rgba, tex, K_r, v['baseline'])
+            else:  # drawn into the renders by _draw_support
+                support = (T_top, L, rgba, tex)
         T_view = _T(np.eye(3), [t_c[0], t_c[1], Z + q[:, 2].min()])
         if v.get('bar', 0) == 1:
             occ_ids.append(self._add_bar(rng, T_view, ext[0] / 2, ext[1] / 2))
@@ -718,7 +733,7 @@ class SampleGenerator:
         extra = {'object': {'source': src.name, 'urdf': src.spec, 'scale': scale,
                             'joints': joints}}
         return _Scene({body}, occ_ids, dis_ids, kp3d, T_obj, u_c, v_c, Z, extra,
-                      self.kp_tol, obj)
+                      self.kp_tol, obj, support)
 
     def _add_support(self, T_top: np.ndarray, half: float, rgba, tex, K_r, baseline,
                      margin: float = 8.0) -> Optional[int]:
@@ -758,6 +773,70 @@ class SampleGenerator:
         idx = [i for k in range(1, len(poly) - 1) for i in (0, k, k + 1)]  # +z side: CCW
         return self.world.add_mesh(np.eye(4), poly.tolist(), idx, uvs,
                                    [T_top[:3, 2].tolist()] * len(poly), rgba, tex)
+
+    def _draw_support(self, render, cam, support, light):
+        """Draw the support plane into a render (colour, depth buffer, segmentation).
+
+        TinyRenderer costs ~150 ns per covered pixel, and a floor under the
+        object often fills the view (~45 ms per view even clipped, see
+        :meth:`_add_support`).  Without shadows nothing else interacts with
+        it, so it is ray-cast here instead: per pixel the plane's depth, a
+        depth test against the render, nearest-texel texture lookup and
+        TinyRenderer's lighting terms for a flat surface (ambient, diffuse
+        and specular from ``light``; median grey within a few levels of the
+        rendered plane).  The plane's segmentation id is
+        :data:`SEG_SUPPORT_ID` (no body: segmentation output 0, an "other
+        body" for the visibility test, as the rendered plane was).
+        """
+        rgb, dbuf, seg = render
+        T_top, half, rgba, tex = support
+        T_cw = np.linalg.inv(cam.T_world_cam)
+        R = T_cw[:3, :3] @ T_top[:3, :3]
+        t = T_cw[:3, :3] @ T_top[:3, 3] + T_cw[:3, 3]
+        nrm = R[:, 2]
+        c = float(nrm @ t)
+        if c >= 0:  # camera below the plane: back face, culled as in TinyRenderer
+            return render
+        K = cam.K
+        xs = ((np.arange(self.W) - K[0, 2]) / K[0, 0]).astype(np.float32)[None, :]
+        ys = ((np.arange(self.H) - K[1, 2]) / K[1, 1]).astype(np.float32)[:, None]
+        with np.errstate(divide='ignore', invalid='ignore'):
+            z = np.float32(c) / (np.float32(nrm[0]) * xs + np.float32(nrm[1]) * ys
+                                 + np.float32(nrm[2]))
+        # plane coordinates of the hit point (x, y along the square's axes)
+        q = [np.float32(v) for v in (R[:, 0] @ t, R[:, 1] @ t)]
+        lx = (xs * np.float32(R[0, 0]) + ys * np.float32(R[1, 0]) + np.float32(R[2, 0])) * z - q[0]
+        ly = (xs * np.float32(R[0, 1]) + ys * np.float32(R[1, 1]) + np.float32(R[2, 1])) * z - q[1]
+        zr = cam.linear_depth(dbuf)
+        draw = ((z > cam.near) & (z < cam.far) & (np.abs(lx) <= half) & (np.abs(ly) <= half)
+                & ((seg < 0) | (z < zr)))
+        if not draw.any():
+            return render
+        ldir = np.asarray(light['lightDirection'], np.float64)
+        ldir /= max(np.linalg.norm(ldir), 1e-12)
+        ka, kd, ks = (light['lightAmbientCoeff'], light['lightDiffuseCoeff'],
+                      light['lightSpecularCoeff'])
+        n_w = T_top[:3, 2]
+        refl = n_w * (2.0 * float(n_w @ ldir)) - ldir   # TinyRenderer: specular = r.z (world)
+        refl /= max(np.linalg.norm(refl), 1e-12)
+        intensity = ka + min(kd * max(0.0, float(n_w @ ldir)) + ks * max(0.0, float(refl[2])),
+                             1.0 - ka)
+        colour = (np.asarray(rgba[:3]) * np.asarray(light['lightColor']) * intensity)
+        rgb, dbuf, seg = rgb.copy(), np.array(dbuf, copy=True), np.array(seg, copy=True)
+        if tex is None:
+            rgb[draw] = np.clip(np.rint(255.0 * colour), 0, 255).astype(np.uint8)
+        else:
+            img = self.world.texture_image(tex)
+            th, tw = img.shape[:2]
+            u = (lx[draw] + half) / (2 * half)
+            vv = (ly[draw] + half) / (2 * half)
+            texel = img[np.clip((vv * th).astype(np.int32), 0, th - 1),
+                        np.clip((u * tw).astype(np.int32), 0, tw - 1)]
+            rgb[draw] = np.clip(texel * colour.astype(np.float32), 0, 255).astype(np.uint8)
+        n_, f_ = cam.near, cam.far
+        dbuf[draw] = (1.0 / n_ - 1.0 / z[draw]) / (1.0 / n_ - 1.0 / f_)
+        seg[draw] = SEG_SUPPORT_ID
+        return rgb, dbuf, seg
 
     def _color_object(self, rng, v, obj: UrdfInstance, src) -> None:
         """Recolour the object's links from ``color_mode`` and ``color_hue/saturation/value``.

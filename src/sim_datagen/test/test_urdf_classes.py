@@ -259,3 +259,72 @@ def test_cli_dataset_coco_and_ros_messages(tmp_path):
     back = rm.msg_to_labels(msg)
     np.testing.assert_allclose(back['keypoints_3d'], samples[0]['labels']['keypoints_3d'],
                                atol=1e-6)
+
+
+def test_clipped_support_plane_matches_the_full_plane(monkeypatch):
+    """The frustum-clipped support polygon renders what the 6 L wide plate rendered.
+
+    Same depth and colour (untextured) wherever the plane is seen, up to
+    edge pixels and the old plate's 5 mm rim; same labels.  The first view
+    clips the square to a pentagon.  With shadows: without, the plane is
+    ray-cast (next test).
+    """
+    cfg = _small('kuka_iiwa')
+    cfg['image'] = {'width': 640, 'height': 480}
+    cfg['outputs'] = dict(cfg['outputs'], depth=True, segmentation=True)
+    g = SampleGenerator(cfg)
+    clipped = SampleGenerator._add_support
+
+    def full_plate(self, T_top, half, rgba, tex, K_r, baseline, margin=8.0):
+        return self.world.add_box(T_top @ _T(np.eye(3), [0, 0, -0.005]), [half, half, 0.005],
+                                  rgba, None)
+
+    def clipped_untextured(self, T_top, half, rgba, tex, K_r, baseline, margin=8.0):
+        return clipped(self, T_top, half, rgba, None, K_r, baseline, margin)
+
+    try:
+        for index, seed, over in [(4, 0, {'distortion': 1, 'view_elevation': 5.0}),
+                                  (1, 5, {'view_elevation': 40.0}),
+                                  (2, 5, {'view_elevation': 65.0, 'distortion': 1})]:
+            over = {'support': 1, 'shadow': 1, 'light_specular': 0.0, **over}
+            monkeypatch.setattr(SampleGenerator, '_add_support', clipped_untextured)
+            a = g.generate(index, seed, overrides=over)
+            monkeypatch.setattr(SampleGenerator, '_add_support', full_plate)
+            b = g.generate(index, seed, overrides=over)
+            da, db = a['depth'].astype(np.float64), b['depth'].astype(np.float64)
+            plane = (a['seg'] == 0) & (da > 0)
+            assert plane.mean() > 0.2                          # the plane is in view
+            assert np.mean(np.abs(da - db) > 6) < 0.01, index
+            assert a['labels']['visibility'] == b['labels']['visibility']
+            grey = [cv2.cvtColor(s['left'], cv2.COLOR_RGB2GRAY)[plane].astype(np.float64)
+                    for s in (a, b)]
+            assert np.mean(np.abs(grey[0] - grey[1]) > 12) < 0.02, index
+    finally:
+        g.world.close()
+
+
+def test_raycast_support_plane_matches_the_rendered_one():
+    """The ray-cast shadowless support plane: same depth, labels, similar colour."""
+    cfg = _small('drawer')
+    cfg['image'] = {'width': 320, 'height': 240}
+    cfg['outputs'] = dict(cfg['outputs'], depth=True, segmentation=True)
+    g = SampleGenerator(cfg)
+    try:
+        for index in range(4):
+            over = {'support': 1, 'shadow': 0, 'light_specular': 0.0,
+                    'view_elevation': 10.0 + 18 * index, 'distortion': index % 2}
+            g.raycast_support = True
+            a = g.generate(index, 3, overrides=over)
+            g.raycast_support = False
+            b = g.generate(index, 3, overrides=over)
+            da, db = a['depth'].astype(np.float64), b['depth'].astype(np.float64)
+            plane = (a['seg'] == 0) & (da > 0)
+            assert plane.mean() > 0.1, index
+            assert np.mean(np.abs(da - db) > 6) < 0.01, index
+            assert (a['seg'] == b['seg']).mean() > 0.99, index
+            assert a['labels']['visibility'] == b['labels']['visibility']
+            grey = [np.median(cv2.cvtColor(s['left'], cv2.COLOR_RGB2GRAY)[plane])
+                    for s in (a, b)]
+            assert abs(float(grey[0]) - float(grey[1])) < 25, (index, grey)
+    finally:
+        g.world.close()

@@ -96,15 +96,20 @@ class World:
         self._board_tex: Dict[Tuple[int, int], int] = {}
         rng = np.random.default_rng(self.resource_seed)
         self.object_tex: List[int] = []
+        #: {texture id: image file} of the object textures, see texture_image
+        self._tex_files: Dict[int, str] = {}
+        self._tex_images: Dict[str, np.ndarray] = {}
         for i, im in enumerate(object_textures(rng, self.n_object_textures)):
             f = os.path.join(self.tmp, f'obj_{i}.png')
             if not os.path.exists(f):
                 cv2.imwrite(f, im[:, :, ::-1])
             self.object_tex.append(p.loadTexture(f, physicsClientId=self.cid))
+            self._tex_files[self.object_tex[-1]] = f
         for f in self.texture_files:
             t = p.loadTexture(f, physicsClientId=self.cid)
             if t >= 0:
                 self.object_tex.append(t)
+                self._tex_files[t] = f
         self.mesh_shapes: List[int] = []
         #: bounding radius (m) of each mesh about its origin
         self.mesh_radii: List[float] = []
@@ -125,6 +130,14 @@ class World:
             pass
         for key in board_keys:
             self.board_texture(*key)
+
+    def texture_image(self, tex: int) -> np.ndarray:
+        """RGB image (H, W, 3) uint8 of an object texture id (cached per file)."""
+        f = self._tex_files[int(tex)]
+        if f not in self._tex_images:
+            im = cv2.imread(f, cv2.IMREAD_COLOR)
+            self._tex_images[f] = np.ascontiguousarray(im[:, :, ::-1])
+        return self._tex_images[f]
 
     def board_texture(self, phase: int, black: int) -> int:
         """Texture id of the board print (cached per (phase, black level))."""
