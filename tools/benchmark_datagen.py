@@ -27,7 +27,8 @@ generator's own ``_Stopwatch``), not wall time: the figures are meant to hold
 on a machine that is busy with other jobs (a training run shared the two cores
 when they were recorded), where wall time measures the other jobs too.
 Stages: ``scene`` (object placement, joints, URDF loading, removing the bodies),
-``render`` (the two ``getCameraImage`` calls), ``label`` (projection,
+``render`` (the two ``getCameraImage`` calls and, for URDF classes, the
+ray-cast support plane), ``label`` (projection,
 visibility from depth / segmentation, the depth and segmentation outputs),
 ``imaging`` (background, compositing, camera effects, sensor noise),
 ``encode`` (JPEG / PNG / JSON), ``write`` (tar shard).  ``--warmup`` samples
@@ -121,24 +122,27 @@ def table(results: dict) -> list:
     return lines
 
 
-def write_doc(results: dict, command: str, args) -> str:
+def write_doc(results: dict, command: str, args, load: str) -> str:
     """Replace the ``datagen`` marker section of docs/benchmarks.md; returns it."""
     lines = [
         BEGIN,
-        f'Measured {datetime.date.today().isoformat()} on {machine()}, with',
+        f'Measured {datetime.date.today().isoformat()} on {machine()}',
+        f'(load average {load} at the start), with',
         '',
         f'`{command}`',
         '',
         f'(one in-process worker, {args.count} samples per class after {args.warmup} '
-        f'warm-up samples, seed {args.seed}; 640x480 stereo, TinyRenderer, full labels:',
-        'depth and segmentation outputs on, encoded and written to a tar shard).',
-        'Process CPU milliseconds per stereo sample (`time.process_time`; wall time',
-        'is not meaningful here, a network was training on the same two cores):',
+        f'warm-up samples, seed {args.seed};',
+        '640x480 stereo, TinyRenderer, full labels: depth and segmentation outputs',
+        'on, encoded and written to a tar shard). Process CPU milliseconds per',
+        'stereo sample (`time.process_time`; wall time is not meaningful here, a',
+        'network was training on the same two cores):',
         '',
         *table(results),
         '',
         'Stages: scene = placement, joints, URDF loading and removal of the bodies;',
-        'render = the two `getCameraImage` calls; label = projection, visibility',
+        'render = the two `getCameraImage` calls (+ the ray-cast support plane of',
+        'the URDF classes); label = projection, visibility',
         'from depth / segmentation and the depth / segmentation outputs; imaging =',
         'background, compositing, camera effects, sensor noise; encode = JPEG / PNG /',
         f'JSON; write = tar shard. Target: <= {TARGET_MS:.0f} ms CPU per stereo sample per',
@@ -171,8 +175,10 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     argv = sys.argv[1:] if argv is None else argv
     command = ' '.join(['python tools/benchmark_datagen.py', *map(shlex.quote, argv)])
+    load = ' / '.join(f'{x:.1f}' for x in os.getloadavg())
     print('CPU time per process (time.process_time), not wall time: other jobs may share '
-          'the cores, so wall time would measure them too.', file=sys.stderr)
+          f'the cores (load average {load}), so wall time would measure them too.',
+          file=sys.stderr)
     results = {}
     for name in a.classes:
         results[name] = bench_class(name, a.count, a.seed, a.warmup, a.shard_size)
@@ -185,7 +191,7 @@ def main(argv=None) -> int:
             json.dump({'machine': machine(), 'command': command, 'results': results}, f,
                       indent=1)
     if a.write_doc:
-        write_doc(results, command, a)
+        write_doc(results, command, a, load)
     return 0
 
 
