@@ -410,6 +410,10 @@ class SampleGenerator:
         self.pad = int(wc.get('background_pad', 200))
         #: draw a shadowless support plane with numpy instead of TinyRenderer
         self.raycast_support = bool(wc.get('raycast_support', True))
+        #: with ``raycast_support``: also a support plane that receives shadows (own shadow map)
+        self.raycast_shadow = bool(wc.get('raycast_shadow', True))
+        #: pixels (square) of that shadow map
+        self.shadow_map_px = int(wc.get('shadow_map_px', 256))
         od = cfg['object_def']
         self.object_name = od.get('name', 'checkerboard')
         self.kp_names = [k['name'] for k in od['keypoints']]
@@ -530,9 +534,14 @@ class SampleGenerator:
         world = self.world
         cams = {'left': rig.left, 'right': rig.right}
         rcams = {'left': rig_r.left, 'right': rig_r.right}
+        if sc.support is not None and light['shadow'] and not self._lit_side(sc.support, light):
+            # light below the plane: the plane shadows the object, let TinyRenderer do it
+            self._add_support(*sc.support, K_r, v['baseline'])
+            sc.support = None
         renders = {n: world.render(cam, light) for n, cam in rcams.items()}
         if sc.support is not None:
-            renders = {n: self._draw_support(r, rcams[n], sc.support, light)
+            smap = self._shadow_map(sc, light) if light['shadow'] else None
+            renders = {n: self._draw_support(r, rcams[n], sc.support, light, smap)
                        for n, r in renders.items()}
         sw.lap('render')
         world.clear()  # removing the sample's bodies is scene work
@@ -722,9 +731,10 @@ class SampleGenerator:
             tex = (world.object_tex[int(rng.integers(0, len(world.object_tex)))]
                    if rng.random() < 0.6 else None)
             T_top = T_obj @ _T(np.eye(3), [c[0], c[1], box[0, 2]])
-            if int(v.get('shadow', 0)) == 1 or not self.raycast_support:  # casts shadows
+            if not self.raycast_support or (int(v.get('shadow', 0)) == 1
+                                            and not self.raycast_shadow):
                 self._add_support(T_top, L, rgba, tex, K_r, v['baseline'])
-            else:  # drawn into the renders by _draw_support
+            else:  # drawn into the renders by _draw_support (shadows: _shadow_map)
                 support = (T_top, L, rgba, tex)
         T_view = _T(np.eye(3), [t_c[0], t_c[1], Z + q[:, 2].min()])
         if v.get('bar', 0) == 1:
@@ -774,22 +784,69 @@ class SampleGenerator:
         return self.world.add_mesh(np.eye(4), poly.tolist(), idx, uvs,
                                    [T_top[:3, 2].tolist()] * len(poly), rgba, tex)
 
-    def _draw_support(self, render, cam, support, light):
+    def _lit_side(self, support, light) -> bool:
+        """Return whether TinyRenderer's shadow light (a point) is above the support plane."""
+        T_top = support[0]
+        pos = np.asarray(light['lightDirection'], np.float64)
+        pos = pos / max(np.linalg.norm(pos), 1e-12) * float(light['lightDistance'])
+        return float(T_top[:3, 2] @ (pos - T_top[:3, 3])) > 0.0
+
+    def _shadow_map(self, sc: '_Scene', light) -> Optional[tuple]:
+        """Depth of the shadow casters seen from the light, for a ray-cast support plane.
+
+        TinyRenderer's shadow pass renders every body (the plane too) from a
+        point light at ``lightDirection * lightDistance`` (world frame) at
+        the full image size, and its shader multiplies the diffuse and
+        specular terms by 0.8 where the shadow map is nearer than the
+        surface.  Here the bodies (object, bar, distractors; no plane) are
+        rendered once per sample from the same point, ``shadow_map_px``
+        square, with a field of view fitted to the object's bounding box:
+        every floor point in the object's shadow projects into its
+        silhouette there.  :meth:`_draw_support` looks the map up per
+        pixel (a homography from the plane) for both views.
+
+        Returns:
+            ``(camera, linear depth (px, px) float32, inf where no body)``,
+            or None when the light is inside the object's bounding box.
+        """
+        from .scene.camera import PinholeCamera
+        ldir = np.asarray(light['lightDirection'], np.float64)
+        pos = ldir / max(np.linalg.norm(ldir), 1e-12) * float(light['lightDistance'])
+        corners = np.array(list(itertools.product(*sc.instance.aabb().T)))
+        R = _rot_to(corners.mean(axis=0) - pos)          # light camera axes (z: to the object)
+        pc = (corners - pos) @ R
+        if pc[:, 2].min() <= 0.05:
+            return None
+        px = self.shadow_map_px
+        tan = 1.05 * float(np.max(np.abs(pc[:, :2]) / pc[:, 2:3]))
+        f = (px / 2 - 1) / max(tan, 1e-6)
+        K = np.array([[f, 0, (px - 1) / 2], [0, f, (px - 1) / 2], [0, 0, 1]])
+        cam = PinholeCamera(K, px, px, _T(R, pos), near=0.02,
+                            far=float(2 * pc[:, 2].max() + 1.0))
+        _, zbuf, seg = self.world.render(cam, dict(light, shadow=0))
+        depth = cam.linear_depth(zbuf).astype(np.float32)
+        depth[seg < 0] = np.inf
+        return cam, depth
+
+    def _draw_support(self, render, cam, support, light, shadow_map=None):
         """Draw the support plane into a render (colour, depth buffer, segmentation).
 
         TinyRenderer costs ~150 ns per covered pixel, and a floor under the
         object often fills the view (~45 ms per view even clipped, see
-        :meth:`_add_support`).  Without shadows nothing else interacts with
-        it, so it is drawn here (~4 ms per view): a plane's depth buffer
-        value is affine in the pixel coordinates and its texture
-        coordinates are a homography of them, so a depth test against the
-        render and one ``cv2.warpPerspective`` (nearest texel) give it.
-        Shading: TinyRenderer's terms for a flat surface (ambient, diffuse,
-        specular = reflected light's world z, from ``light``; median grey
-        within a few levels of the rendered plane).  The plane's
-        segmentation id is :data:`SEG_SUPPORT_ID` (no body: segmentation
-        output 0, an "other body" for the visibility test, as the rendered
-        plane was).  The render's arrays are modified in place.
+        :meth:`_add_support`).  It is drawn here instead (~4 ms per view): a
+        plane's depth buffer value is affine in the pixel coordinates and
+        its texture coordinates are a homography of them, so a depth test
+        against the render and one ``cv2.warpPerspective`` (nearest texel)
+        give it.  Shading: TinyRenderer's shader for a flat surface, per
+        channel ``texel * rgba * (ambient + s * (diffuse + specular) *
+        lightColor)`` (specular = reflected light's world z), ``s`` = 0.8 in
+        shadow, else 1.  Shadows (``shadow_map`` from :meth:`_shadow_map`):
+        the plane's point behind each pixel is another homography away from
+        the shadow map's pixel; it is in shadow where the map holds a body
+        nearer the light.  The plane's segmentation id is
+        :data:`SEG_SUPPORT_ID` (no body: segmentation output 0, an "other
+        body" for the visibility test, as the rendered plane was).  The
+        render's arrays are modified in place.
         """
         rgb, dbuf, seg = render
         T_top, half, rgba, tex = support
@@ -811,20 +868,24 @@ class SampleGenerator:
         img = (self.world.texture_image(tex) if tex is not None
                else np.full((2, 2, 3), 255, np.uint8))
         q0, q1 = float(R[:, 0] @ t), float(R[:, 1] @ t)
-        L = np.stack([c * R[:, 0] - q0 * nrm, c * R[:, 1] - q1 * nrm, nrm])
+        L = np.stack([c * R[:, 0] - q0 * nrm, c * R[:, 1] - q1 * nrm, nrm]) @ Kinv
         flags = cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP
 
         def warp(im):
             h, w = im.shape[:2]
             S = np.array([[w / (2 * half), 0, w / 2], [0, h / (2 * half), h / 2], [0, 0, 1]])
-            return cv2.warpPerspective(im, S @ L @ Kinv, (self.W, self.H), flags=flags)
+            # replicated border: nearest rounding reaches half a texel past the last one
+            return cv2.warpPerspective(im, S @ L, (self.W, self.H), flags=flags,
+                                       borderMode=cv2.BORDER_REPLICATE)
 
         texel = warp(img)
         # the square's extent: nearest-texel rounding is off by half a texel, so
-        # a fine mask (2L / 1024 per texel) rather than the texture decides it
+        # a fine mask (2L / 1024 per texel, zero border) rather than the texture decides it
         if getattr(self, '_square', None) is None:
             self._square = np.full((1024, 1024), 255, np.uint8)
-        inside = warp(self._square)
+        h, w = self._square.shape
+        S = np.array([[w / (2 * half), 0, w / 2], [0, h / (2 * half), h / 2], [0, 0, 1]])
+        inside = cv2.warpPerspective(self._square, S @ L, (self.W, self.H), flags=flags)
         draw = (inside > 0) & (d > 0) & (d < dbuf)
         if not draw.any():
             return render
@@ -835,11 +896,31 @@ class SampleGenerator:
         n_w = T_top[:3, 2]
         refl = n_w * (2.0 * float(n_w @ ldir)) - ldir   # TinyRenderer: specular = r.z (world)
         refl /= max(np.linalg.norm(refl), 1e-12)
-        intensity = ka + min(kd * max(0.0, float(n_w @ ldir)) + ks * max(0.0, float(refl[2])),
-                             1.0 - ka)
-        colour = np.asarray(rgba[:3]) * np.asarray(light['lightColor']) * intensity
-        shaded = cv2.multiply(texel, tuple(float(x) for x in colour) + (0.0,))
-        cv2.copyTo(shaded, draw.view(np.uint8), rgb)
+        lit = kd * max(0.0, float(n_w @ ldir)) + ks * max(0.0, float(refl[2]))
+        rgba3, lc = np.asarray(rgba[:3], np.float64), np.asarray(light['lightColor'], np.float64)
+
+        def shade(s):
+            colour = rgba3 * (ka + s * lit * lc)
+            return cv2.multiply(texel, tuple(float(x) for x in colour) + (0.0,))
+
+        cv2.copyTo(shade(1.0), draw.view(np.uint8), rgb)
+        if shadow_map is not None:
+            lcam, ldepth = shadow_map
+            T_lw = np.linalg.inv(lcam.T_world_cam)
+            # plane (x, y, 1) -> light camera coordinates; A: pixel -> w * light coordinates
+            M = T_lw[:3, :3] @ np.c_[T_top[:3, 0], T_top[:3, 1],
+                                     T_top[:3, 3] - lcam.T_world_cam[:3, 3]]
+            A = M @ L
+            hit = cv2.warpPerspective(ldepth, lcam.K @ A, (self.W, self.H), flags=flags,
+                                      borderMode=cv2.BORDER_CONSTANT, borderValue=np.inf)
+            uu = np.arange(self.W, dtype=np.float32)[None, :]
+            vv = np.arange(self.H, dtype=np.float32)[:, None]
+            with np.errstate(divide='ignore', invalid='ignore'):
+                z_l = ((A[2, 0] * uu + (A[2, 1] * vv + A[2, 2]))
+                       / (L[2, 0] * uu + (L[2, 1] * vv + L[2, 2])))
+            dark = draw & (hit < z_l * np.float32(0.998) - np.float32(0.003))
+            if dark.any():
+                cv2.copyTo(shade(0.8), dark.view(np.uint8), rgb)
         np.copyto(dbuf, d, where=draw)
         np.copyto(seg, SEG_SUPPORT_ID, where=draw)
         return rgb, dbuf, seg

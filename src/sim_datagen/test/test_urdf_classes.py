@@ -266,13 +266,14 @@ def test_clipped_support_plane_matches_the_full_plane(monkeypatch):
 
     Same depth and colour (untextured) wherever the plane is seen, up to
     edge pixels and the old plate's 5 mm rim; same labels.  The first view
-    clips the square to a pentagon.  With shadows: without, the plane is
-    ray-cast (next test).
+    clips the square to a pentagon.  With shadows and ``raycast_shadow`` off:
+    otherwise the plane is ray-cast (next tests).
     """
     cfg = _small('kuka_iiwa')
     cfg['image'] = {'width': 640, 'height': 480}
     cfg['outputs'] = dict(cfg['outputs'], depth=True, segmentation=True)
     g = SampleGenerator(cfg)
+    g.raycast_shadow = False  # the plane with shadows rendered by TinyRenderer
     clipped = SampleGenerator._add_support
 
     def full_plate(self, T_top, half, rgba, tex, K_r, baseline, margin=8.0):
@@ -327,4 +328,49 @@ def test_raycast_support_plane_matches_the_rendered_one():
                     for s in (a, b)]
             assert abs(float(grey[0]) - float(grey[1])) < 25, (index, grey)
     finally:
+        g.world.close()
+
+
+def test_raycast_shadowed_support_plane_matches_the_rendered_one():
+    """With shadows the ray-cast plane (own shadow map) keeps depth, labels and colour.
+
+    Untextured planes; the shadows themselves differ (TinyRenderer's shadow
+    frustum is centred on the camera, ours on the object), but darken only
+    the diffuse term by 0.8, so the plane's median grey stays close.
+    """
+    cfg = _small('drawer')
+    cfg['image'] = {'width': 320, 'height': 240}
+    cfg['outputs'] = dict(cfg['outputs'], depth=True, segmentation=True)
+    g = SampleGenerator(cfg)
+    original = SampleGenerator._add_support
+
+    def untextured(sc):
+        if sc.support is not None:
+            sc.support = sc.support[:3] + (None,)
+
+    def add_untextured(self, T_top, half, rgba, tex, K_r, baseline, margin=8.0):
+        return original(self, T_top, half, rgba, None, K_r, baseline, margin)
+
+    SampleGenerator._add_support = add_untextured
+    try:
+        drawn = 0
+        for index in range(4):
+            over = {'support': 1, 'shadow': 1, 'light_specular': 0.0, 'n_distractors': 0,
+                    'view_elevation': 10.0 + 18 * index, 'distortion': index % 2}
+            g.raycast_shadow = True
+            a = g.generate(index, 3, overrides=over, scene_hook=untextured)
+            g.raycast_shadow = False
+            b = g.generate(index, 3, overrides=over, scene_hook=untextured)
+            da, db = a['depth'].astype(np.float64), b['depth'].astype(np.float64)
+            plane = (a['seg'] == 0) & (da > 0)
+            drawn += int(plane.mean() > 0.1)
+            assert np.mean(np.abs(da - db) > 6) < 0.01, index
+            assert (a['seg'] == b['seg']).mean() > 0.99, index
+            assert a['labels']['visibility'] == b['labels']['visibility']
+            grey = [cv2.cvtColor(s['left'], cv2.COLOR_RGB2GRAY)[plane].astype(np.float64)
+                    for s in (a, b)]
+            assert np.mean(np.abs(grey[0] - grey[1]) > 12) < 0.05, index
+        assert drawn >= 3
+    finally:
+        SampleGenerator._add_support = original
         g.world.close()
