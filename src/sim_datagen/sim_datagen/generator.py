@@ -471,14 +471,20 @@ class SampleGenerator:
                               f'depth_tolerance that is not a number')
         self.kp_tol = np.array([float(per.get(n, tol)) for n in self.kp_names])
         self._proc_count = itertools.count()
+        #: {source name: URDF that is rendered}: a decimated copy when visual_decimation
+        self._render_urdf = {}
+        for src in self.sources:
+            if src.kind == 'file' and src.visual_decimation > 0:
+                from .scene.decimate import decimated_urdf
+                self._render_urdf[src.name] = decimated_urdf(src.target, src.visual_decimation)
         for src in self.sources:
             anchors = self._source_anchors(src)
             if src.kind == 'procedural':
                 path = write_procedural(src, None, self.world.tmp, f'check_{src.name}')
                 body = self.world.load_urdf(path)
             else:
-                body = self.world.load_urdf(src.target, 1.0, cached=src.cacheable
-                                            and src.scale == 1.0)
+                body = self.world.load_urdf(self._render_urdf.get(src.name, src.target), 1.0,
+                                            cached=src.cacheable and src.scale == 1.0)
             inst = UrdfInstance(body, self.world.cid)
             links = [a[0] for a in anchors if a[0] is not None]
             missing = sorted(set(links) - set(inst.links))
@@ -698,7 +704,8 @@ class SampleGenerator:
                 if os.path.exists(os.path.join(world.tmp, stem + ext)):
                     os.remove(os.path.join(world.tmp, stem + ext))
         else:
-            body = world.load_urdf(src.target, scale, cached=src.cacheable)
+            body = world.load_urdf(self._render_urdf.get(src.name, src.target), scale,
+                                   cached=src.cacheable)
         obj = UrdfInstance(body, world.cid, scale)
         obj.set_base_pose(np.eye(4))
         joints = obj.set_joints({n: obj.joint_value(n, js, v) for n, js in src.joints.items()})

@@ -25,6 +25,7 @@ the schema)::
         params: {radius: mug_radius, wall: 0.004}   # procedural family parameters
         joints: {drawer_joint: {variable: drawer_opening, mode: fraction}}
         keypoints: {handle: {link: base_link, position: [0, 0.07, 0.05]}}
+        visual_decimation: 0.8                   # render decimated visual meshes (file sources)
 
 Keypoints come from the object-class YAML: ``link`` (default: the URDF's
 base link) and ``position`` in that link's frame (m, default the link
@@ -104,6 +105,9 @@ class UrdfSource:
     joints: Dict[str, JointSpec] = field(default_factory=dict)
     keypoints: Dict[str, Tuple[Optional[str], Optional[List[float]]]] = \
         field(default_factory=dict)
+    #: fraction of the visual triangles removed for rendering (file sources), see
+    #: :mod:`sim_datagen.scene.decimate`; 0 renders the URDF as it is
+    visual_decimation: float = 0.0
 
     @property
     def cacheable(self) -> bool:
@@ -200,13 +204,20 @@ def parse_sources(cfg: Mapping, config_path: str) -> List[UrdfSource]:
         where = f'{f}: sources[{i}]'
         if not isinstance(s, Mapping) or 'urdf' not in s:
             raise ConfigError(f'{where}: needs a `urdf` entry')
-        unknown = set(s) - {'name', 'urdf', 'scale', 'params', 'joints', 'keypoints'}
+        unknown = set(s) - {'name', 'urdf', 'scale', 'params', 'joints', 'keypoints',
+                            'visual_decimation'}
         if unknown:
             raise ConfigError(f'{where}: unknown key(s) {sorted(unknown)}')
         kind, target = resolve_urdf(s['urdf'], os.path.dirname(os.path.abspath(config_path)),
                                     where)
         src = UrdfSource(str(s.get('name', f'source_{i}')), kind, target, str(s['urdf']),
                          _num_or_var(s.get('scale', 1.0), f'{where}.scale', variables))
+        dec = s.get('visual_decimation', 0.0)
+        if (isinstance(dec, bool) or not isinstance(dec, (int, float)) or not 0 <= dec < 1
+                or (dec and kind != 'file')):
+            raise ConfigError(f'{where}.visual_decimation: expected a number in [0, 1) for a '
+                              f'URDF file source, got {dec!r}')
+        src.visual_decimation = float(dec)
         params = s.get('params', {}) or {}
         if params and kind != 'procedural':
             raise ConfigError(f'{where}.params: only procedural sources take parameters')
