@@ -158,3 +158,48 @@ def test_template_outlier_is_dropped_and_inliers_kept(corrupt):
         assert np.isnan(det_r.uv[corrupt]).all() and conf[corrupt] == 0
     np.testing.assert_array_equal(out.valid, expected)
     assert np.isfinite(out.xyz[expected]).all() and np.isnan(out.xyz[~expected]).all()
+
+
+def _front_view_board():
+    """Checkerboard class, rig and its 4 corners seen from the printed side (rectified px)."""
+    left, right = _rig()
+    oc = load_object_class('checkerboard')
+    a = np.deg2rad(20)
+    R = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+    X = oc.template @ R.T + [0.02, -0.01, 0.6]
+    return oc, left, right, _project(left.P, X), _project(right.P, X)
+
+
+def test_visible_side_rejects_the_mirror_labelling():
+    oc, left, right, uv_l, uv_r = _front_view_board()
+    mirror = [1, 0, 3, 2]  # same pairwise distances: the board seen from behind
+    conf = np.full((4, 1), 0.9, np.float32)
+    args = (left, right, uv_l[mirror][:, None], conf, uv_r[mirror][:, None], conf,
+            oc.template, oc.symmetries)
+    sel = select_consistent_candidates(*args, points_are_rectified=True)
+    assert sel is not None and (sel.left_index >= 0).all()  # distances cannot tell
+    assert select_consistent_candidates(*args, points_are_rectified=True,
+                                        visible_side=oc.extra['visible_side']) is None
+    # the true labelling passes the check
+    ok = select_consistent_candidates(left, right, uv_l[:, None], conf, uv_r[:, None], conf,
+                                      oc.template, oc.symmetries, points_are_rectified=True,
+                                      visible_side=oc.extra['visible_side'])
+    assert ok is not None and (ok.left_index >= 0).all()
+
+
+def test_interchangeable_keypoints_take_peaks_from_each_others_maps():
+    oc, left, right, uv_l, uv_r = _front_view_board()
+    cand_l = np.full((4, 1, 2), np.nan)
+    conf_l = np.zeros((4, 1), np.float32)
+    # left maps 0 and 1 fire on corners 3 and 0; map 2 is right; map 3 is empty
+    for ch, corner in ((0, 3), (1, 0), (2, 2)):
+        cand_l[ch, 0], conf_l[ch, 0] = uv_l[corner], 0.8
+    conf_r = np.full((4, 1), 0.8, np.float32)
+    args = (left, right, cand_l, conf_l, uv_r[:, None], conf_r, oc.template, oc.symmetries)
+    assert select_consistent_candidates(*args, points_are_rectified=True) is None
+    sel = select_consistent_candidates(*args, points_are_rectified=True,
+                                       interchangeable=oc.extra['interchangeable'])
+    assert sel is not None
+    assert sel.left_keypoint.tolist() == [1, -1, 2, 0]
+    assert sel.right_keypoint.tolist() == [0, -1, 2, 3]
+    assert sel.left_index.tolist() == [0, -1, 0, 0]

@@ -268,15 +268,19 @@ class StereoKeypointPipeline:
         uv_l, uv_r = np.full((j, 2), np.nan), np.full((j, 2), np.nan)
         c_l, c_r = np.zeros(j, np.float32), np.zeros(j, np.float32)
         chosen = sel.left_index >= 0
+        left_kp = sel.left_keypoint if sel.left_keypoint is not None else np.arange(j)
         perms = [np.arange(j)] + [np.asarray(p, dtype=int) for p in symmetries]
         perm = max(perms, key=lambda p: int(np.sum(p[chosen] == sel.right_keypoint[chosen])))
         beliefs_r = right.beliefs[perm].copy()
+        beliefs_l = left.beliefs.copy()
         for k in np.flatnonzero(chosen):
-            uv_l[k], c_l[k] = cl[0][k, sel.left_index[k]], cl[1][k, sel.left_index[k]]
+            lk, a = left_kp[k], sel.left_index[k]
+            uv_l[k], c_l[k] = cl[0][lk, a], cl[1][lk, a]
             rk, b = sel.right_keypoint[k], sel.right_index[k]
             uv_r[k], c_r[k] = cr[0][rk, b], cr[1][rk, b]
+            beliefs_l[k] = left.beliefs[lk]
             beliefs_r[k] = right.beliefs[rk]
-        return Detection2D(uv_l, c_l, left.beliefs), Detection2D(uv_r, c_r, beliefs_r)
+        return Detection2D(uv_l, c_l, beliefs_l), Detection2D(uv_r, c_r, beliefs_r)
 
     def _complete(self, fit, left: Detection2D, right: Detection2D, sizes, tri, conf,
                   left_camera, right_camera):
@@ -424,7 +428,10 @@ class StereoKeypointPipeline:
                 left_camera, right_camera, cl[0], cl[1], cr[0], cr[1], oc.template,
                 oc.symmetries, points_are_rectified=self.input_rectified,
                 min_confidence=self.detector.peak_threshold,
-                epipolar_tolerance_px=max(4.0, cell_px))
+                epipolar_tolerance_px=max(4.0, cell_px),
+                visible_side=oc.extra.get('visible_side'),
+                interchangeable=oc.extra.get('interchangeable', ()),
+                max_pairs_per_keypoint=6 if oc.extra.get('interchangeable') else 4)
         if selection is not None:
             # geometrically verified peaks are kept even below min_confidence
             left, right = self._apply_selection(selection, left, right, cl, cr,

@@ -41,7 +41,9 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-from .geometry import CameraModel, rectify_points, triangulate_dlt, unrectify_points
+from .geometry import (camera_center, CameraModel, fit_rigid_transform, rectify_points,
+                       triangulate_dlt,
+                       unrectify_points)
 from .heatmaps import heatmap_to_image, image_to_heatmap, refine_peak
 
 
@@ -56,12 +58,16 @@ class StereoSelection:
             match came from (differs from j when the views are labelled
             differently under a symmetry), -1 when none.
         score: summed belief product of the chosen candidates.
+        left_keypoint: (J,) int which left-view keypoint's candidates the
+            match came from (differs from j only with ``interchangeable``
+            keypoints), -1 when none; None means ``j``.
     """
 
     left_index: np.ndarray
     right_index: np.ndarray
     right_keypoint: np.ndarray
     score: float
+    left_keypoint: Optional[np.ndarray] = None
 
 
 def select_consistent_candidates(
@@ -70,7 +76,10 @@ def select_consistent_candidates(
         symmetries: Sequence[Sequence[int]] = (), points_are_rectified: bool = False,
         min_confidence: float = 0.1, epipolar_tolerance_px: float = 4.0,
         distance_tolerance: float = 0.15, max_pairs_per_keypoint: int = 4,
-        max_combinations: int = 20000) -> Optional[StereoSelection]:
+        max_combinations: int = 20000,
+        visible_side: Optional[np.ndarray] = None,
+        interchangeable: Sequence[Sequence[int]] = (),
+        cross_label_weight: float = 0.5) -> Optional[StereoSelection]:
     """Choose one left/right peak pair per keypoint consistent with stereo and template.
 
     Args:
@@ -86,6 +95,21 @@ def select_consistent_candidates(
         distance_tolerance: max relative error of each pairwise distance.
         max_pairs_per_keypoint: best-scoring stereo pairs kept per keypoint.
         max_combinations: give up (return None) above this many hypotheses.
+        visible_side: (3,) outward normal, in the object frame, of the only
+            side the keypoints can be seen from (a printed target: its print
+            side), or None.  Pairwise distances cannot tell a labelling from
+            its mirror image; for a planar template the mirror image is the
+            object seen from behind, which this rejects: the rigid fit
+            (:func:`~.geometry.fit_rigid_transform`) must turn the normal
+            towards the camera.
+        interchangeable: groups of keypoints that look alike (e.g. the four
+            extreme corners of a chessboard, whose identity depends on
+            counting squares), so that a belief map may peak on another
+            member's position.  A keypoint then also draws candidates from
+            its group's other maps, with its belief scaled by
+            ``cross_label_weight``, and the template's 3D shape (long side
+            vs short side) decides the labels.
+        cross_label_weight: score factor of a candidate from another map.
 
     Returns:
         :class:`StereoSelection`, or None when no combination of at least
@@ -107,52 +131,81 @@ def select_consistent_candidates(
 
     rl, rr = rect(left, uv_left), rect(right, uv_right)
     perms = [np.arange(j_count)] + [np.asarray(p, dtype=int) for p in symmetries]
-    pairs = []  # per keypoint: list of (score, a, right_keypoint, b, X)
+    group = {j: {j} for j in range(j_count)}
+    for g in interchangeable:
+        for j in g:
+            group[int(j)] = {int(k) for k in g}
+    pairs = []  # per keypoint: list of (score, left_keypoint, a, right_keypoint, b, X)
     for j in range(j_count):
+        own_right = {int(p[j]) for p in perms}
+        right_maps = sorted(set().union(*[group[k] for k in own_right]))
         cands = []
-        for rk in sorted({int(p[j]) for p in perms}):
+        for lk in sorted(group[j]):
             for a in range(k_count):
-                if conf_left[j, a] < min_confidence or not np.isfinite(rl[j, a]).all():
+                if conf_left[lk, a] < min_confidence or not np.isfinite(rl[lk, a]).all():
                     continue
-                for b in range(k_count):
-                    if conf_right[rk, b] < min_confidence or not np.isfinite(rr[rk, b]).all():
-                        continue
-                    if abs(rl[j, a, 1] - rr[rk, b, 1]) > epipolar_tolerance_px or \
-                            sign * (rl[j, a, 0] - rr[rk, b, 0]) <= 0:
-                        continue
-                    cands.append((float(conf_left[j, a] * conf_right[rk, b]), a, rk, b))
+                for rk in right_maps:
+                    w = (1.0 if lk == j else cross_label_weight) * \
+                        (1.0 if rk in own_right else cross_label_weight)
+                    for b in range(k_count):
+                        if conf_right[rk, b] < min_confidence or \
+                                not np.isfinite(rr[rk, b]).all():
+                            continue
+                        if abs(rl[lk, a, 1] - rr[rk, b, 1]) > epipolar_tolerance_px or \
+                                sign * (rl[lk, a, 0] - rr[rk, b, 0]) <= 0:
+                            continue
+                        cands.append((w * float(conf_left[lk, a] * conf_right[rk, b]),
+                                      lk, a, rk, b))
         cands.sort(key=lambda c: -c[0])
         cands = cands[:max_pairs_per_keypoint]
         if cands:
-            X = triangulate_dlt(P_l, P_r, np.array([rl[j, c[1]] for c in cands]),
-                                np.array([rr[c[2], c[3]] for c in cands]))
+            X = triangulate_dlt(P_l, P_r, np.array([rl[c[1], c[2]] for c in cands]),
+                                np.array([rr[c[3], c[4]] for c in cands]))
             cands = [c + (X[i],) for i, c in enumerate(cands)]
         pairs.append(cands)
     n_options = [len(c) + 1 for c in pairs]  # +1: keypoint left out
     if np.prod(n_options, dtype=float) > max_combinations:
         return None
     d_ref = np.linalg.norm(template[:, None] - template[None], axis=2)
+    c_left = camera_center(P_l)
     best = None
     for combo in itertools.product(*[range(-1, len(c)) for c in pairs]):
         chosen = [j for j, c in enumerate(combo) if c >= 0]
         if len(chosen) < 3:
             continue
-        X = np.array([pairs[j][combo[j]][4] for j in chosen])
+        X = np.array([pairs[j][combo[j]][5] for j in chosen])
         d = np.linalg.norm(X[:, None] - X[None], axis=2)
         ref = d_ref[np.ix_(chosen, chosen)]
         iu = np.triu_indices(len(chosen), 1)
         if np.any(np.abs(d[iu] - ref[iu]) > distance_tolerance * ref[iu]):
             continue
+        if visible_side is not None and not faces_camera(template[chosen], X - c_left,
+                                                         visible_side):
+            continue
         score = sum(pairs[j][combo[j]][0] for j in chosen)
         if best is None or score > best.score:
-            li = np.full(j_count, -1)
-            ri = np.full(j_count, -1)
-            rk = np.full(j_count, -1)
+            li, ri, lk, rk = (np.full(j_count, -1) for _ in range(4))
             for j in chosen:
-                _, a, k, b, _ = pairs[j][combo[j]]
-                li[j], rk[j], ri[j] = a, k, b
-            best = StereoSelection(li, ri, rk, float(score))
+                _, lk[j], li[j], rk[j], ri[j], _ = pairs[j][combo[j]]
+            best = StereoSelection(li, ri, rk, float(score), lk)
     return best
+
+
+def faces_camera(template: np.ndarray, points: np.ndarray, visible_side: np.ndarray) -> bool:
+    """Whether the object side ``visible_side`` faces a camera at the origin.
+
+    Args:
+        template: (N >= 3, 3) object-frame keypoints, metres.
+        points: (N, 3) the same keypoints in a camera frame (camera centre at
+            the origin, e.g. the left rectified frame), metres.
+        visible_side: (3,) outward normal of the visible side, object frame.
+
+    Returns:
+        True when the fitted rotation turns ``visible_side`` towards the
+        camera (negative dot product with the ray to the points' centroid).
+    """
+    R, t, _ = fit_rigid_transform(template, points)
+    return float((R @ np.asarray(visible_side, dtype=np.float64)) @ points.mean(axis=0)) < 0
 
 
 def local_peak(belief: np.ndarray, cell: np.ndarray, radius: int

@@ -39,6 +39,21 @@ from .data import augment_view, ShardCache, symmetric_targets, ViewSet
 from .metrics import summarize_errors, symmetric_errors
 
 
+def refreshed_object_class(oc, name_or_path: str):
+    """The class definition from ``name_or_path`` when it describes the same keypoints.
+
+    A warm start keeps the checkpoint's weights; the class YAML may have
+    gained inference options since (e.g. ``visible_side``), which then reach
+    the new checkpoint.  A YAML with other keypoints is ignored (the
+    checkpoint's definition is kept).
+    """
+    try:
+        new = load_object_class(name_or_path)
+    except (FileNotFoundError, ValueError):
+        return oc
+    return new if new.keypoint_names == oc.keypoint_names else oc
+
+
 def is_validation_shard(path: str, every: int = 10) -> bool:
     """Every ``every``-th shard (by index in its name) is held out for validation."""
     stem = os.path.basename(path).split('.')[0]
@@ -138,6 +153,7 @@ def train(args) -> str:
         if args.init:  # warm start: weights only, new optimizer and schedule
             model, oc, _ = load_checkpoint(resolve_model_path(args.init))
             config = model.config
+            oc = refreshed_object_class(oc, args.object)
             print(f'initialized from {args.init}')
         else:
             oc = load_object_class(args.object)
