@@ -40,7 +40,7 @@ from .metrics import summarize_errors, symmetric_errors
 
 
 def refreshed_object_class(oc, name_or_path: str):
-    """The class definition from ``name_or_path`` when it describes the same keypoints.
+    """Return the class definition from ``name_or_path`` if it has the same keypoints.
 
     A warm start keeps the checkpoint's weights; the class YAML may have
     gained inference options since (e.g. ``visible_side``), which then reach
