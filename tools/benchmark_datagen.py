@@ -42,10 +42,11 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import shlex
 import sys
 import tempfile
+
+from benchmark_common import cpu_model, replace_section
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOC = os.path.join(ROOT, 'docs', 'benchmarks.md')
@@ -57,16 +58,10 @@ TARGET_MS = 160.0
 
 def machine() -> str:
     """CPU model (from /proc/cpuinfo), core count and library versions."""
-    import pybullet
-    cpu = platform.processor() or 'unknown CPU'
-    try:
-        with open('/proc/cpuinfo') as f:
-            cpu = next(line.split(':', 1)[1].strip() for line in f if 'model name' in line)
-    except (OSError, StopIteration):
-        pass
     import cv2
-    return (f'{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, '
-            f'PyBullet API {pybullet.getAPIVersion()}, OpenCV {cv2.__version__}')
+    import pybullet
+    return (f'{cpu_model()}, PyBullet API {pybullet.getAPIVersion()}, '
+            f'OpenCV {cv2.__version__}')
 
 
 def bench_class(name: str, count: int, seed: int, warmup: int, shard_size: int) -> dict:
@@ -150,13 +145,7 @@ def write_doc(results: dict, command: str, args, load: str) -> str:
         END,
     ]
     section = '\n'.join(lines)
-    doc = open(DOC).read() if os.path.isfile(DOC) else '# Benchmarks\n\n'
-    if BEGIN in doc and END in doc:
-        doc = doc[:doc.index(BEGIN)] + section + doc[doc.index(END) + len(END):]
-    else:
-        doc = doc.rstrip('\n') + '\n\n' + section + '\n'
-    with open(DOC, 'w') as f:
-        f.write(doc)
+    replace_section(DOC, BEGIN, END, section)
     return section
 
 

@@ -31,13 +31,14 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import re
 import subprocess
 import sys
 import time
 
 import numpy as np
+
+from benchmark_common import cpu_model, replace_section
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOC = os.path.join(ROOT, 'docs', 'benchmarks.md')
@@ -47,14 +48,8 @@ BEGIN, END = '<!-- BEGIN perception -->', '<!-- END perception -->'
 def machine() -> str:
     """One line describing CPU, cores and library versions."""
     import torch
-    cpu = platform.processor() or 'unknown CPU'
-    try:
-        with open('/proc/cpuinfo') as f:
-            cpu = next(line.split(':', 1)[1].strip() for line in f if 'model name' in line)
-    except (OSError, StopIteration):
-        pass
-    return (f'{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, '
-            f'torch {torch.__version__} ({torch.get_num_threads()} threads), no GPU')
+    return (f'{cpu_model()}, torch {torch.__version__} ({torch.get_num_threads()} threads), '
+            'no GPU')
 
 
 def run(cmd, **kw) -> str:
@@ -179,6 +174,22 @@ def main(argv=None):
         f'| PCK@0.5% / 1% / 2% | {syn["pck@0.5"]:.3f} / {syn["pck@1"]:.3f} / '
         f'{syn["pck@2"]:.3f} |',
         '',
+        'The 2D figures are the network\'s highest peaks alone. The full stereo pipeline',
+        '(peak selection, template verification and completion; template scaled to each',
+        'sample\'s rendered board size) on the pairs with all four corners labelled in both',
+        'views:',
+        '',
+        '| figure | value |',
+        '|---|---|',
+        f'| pairs with all 4 corners triangulated | {syn["pairs_all_triangulated"]}/'
+        f'{syn["pairs"]} |',
+        f'| board side length error, mean / median | '
+        f'{syn["side_length_error_pct_mean"]:.2f}% / {syn["side_length_error_pct_median"]:.2f}% |'
+        if syn.get('side_length_error_pct_mean') is not None else '| side length error | n/a |',
+        f'| 3D error vs rendered keypoints, mean / median | {syn["error_3d_mm_mean"]:.1f} / '
+        f'{syn["error_3d_mm_median"]:.1f} mm |'
+        if syn.get('error_3d_mm_mean') is not None else '| 3D error | n/a |',
+        '',
         '### Speed (2 CPU cores, no GPU)',
         '',
         'Per-stage latency of the core pipeline, mean over 3 x 13 real pairs (both views in',
@@ -194,14 +205,7 @@ def main(argv=None):
         END,
     ]
     section = '\n'.join(lines).replace(ROOT + '/', '') + '\n'
-    os.makedirs(os.path.dirname(DOC), exist_ok=True)
-    doc = open(DOC).read() if os.path.isfile(DOC) else '# Benchmarks\n\n'
-    if BEGIN in doc and END in doc:
-        doc = doc[:doc.index(BEGIN)] + section.rstrip('\n') + doc[doc.index(END) + len(END):]
-    else:
-        doc = doc.rstrip('\n') + '\n\n' + section
-    with open(DOC, 'w') as f:
-        f.write(doc)
+    replace_section(DOC, BEGIN, END, section)
     img_dir = os.path.join(ROOT, 'docs', 'images')
     os.makedirs(img_dir, exist_ok=True)
     import shutil

@@ -1,0 +1,45 @@
+# Copyright 2026 The keypoint_perception authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Helpers shared by the benchmark scripts in tools/ (machine line, doc sections)."""
+
+import os
+import platform
+
+
+def cpu_model() -> str:
+    """Return the CPU model name from /proc/cpuinfo (platform's guess elsewhere)."""
+    cpu = platform.processor() or 'unknown CPU'
+    try:
+        with open('/proc/cpuinfo') as f:
+            cpu = next(line.split(':', 1)[1].strip() for line in f if 'model name' in line)
+    except (OSError, StopIteration):
+        pass
+    return f'{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}'
+
+
+def replace_section(path: str, begin: str, end: str, section: str) -> None:
+    """Replace the text from ``begin`` to ``end`` (markers included) in a Markdown file.
+
+    ``section`` must start with ``begin`` and end with ``end``; when the file
+    or the markers are missing, the section is appended.
+    """
+    doc = open(path).read() if os.path.isfile(path) else '# Benchmarks\n\n'
+    section = section.rstrip('\n')
+    if begin in doc and end in doc:
+        doc = doc[:doc.index(begin)] + section + doc[doc.index(end) + len(end):]
+    else:
+        doc = doc.rstrip('\n') + '\n\n' + section + '\n'
+    os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+    with open(path, 'w') as f:
+        f.write(doc)
