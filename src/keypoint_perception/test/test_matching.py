@@ -38,13 +38,18 @@ def _project(P, X):
     return x[:, :2] / x[:, 2:]
 
 
-def test_template_and_epipolar_checks_reject_a_stronger_distractor():
+def _front_view_board():
+    """Checkerboard class, rig and its 4 corners seen from the printed side (rectified px)."""
     left, right = _rig()
     oc = load_object_class('checkerboard')
     a = np.deg2rad(20)
     R = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
     X = oc.template @ R.T + [0.02, -0.01, 0.6]
-    uv_l, uv_r = _project(left.P, X), _project(right.P, X)
+    return oc, left, right, _project(left.P, X), _project(right.P, X)
+
+
+def test_template_and_epipolar_checks_reject_a_stronger_distractor():
+    oc, left, right, uv_l, uv_r = _front_view_board()
     # candidate 0 of keypoint 2 is a stronger distractor (a stereo-consistent point
     # elsewhere in the scene); keypoint 1's right view is labelled as keypoint 3
     cand_l = np.full((4, 2, 2), np.nan)
@@ -158,16 +163,6 @@ def test_template_outlier_is_dropped_and_inliers_kept(corrupt):
         assert np.isnan(det_r.uv[corrupt]).all() and conf[corrupt] == 0
     np.testing.assert_array_equal(out.valid, expected)
     assert np.isfinite(out.xyz[expected]).all() and np.isnan(out.xyz[~expected]).all()
-
-
-def _front_view_board():
-    """Checkerboard class, rig and its 4 corners seen from the printed side (rectified px)."""
-    left, right = _rig()
-    oc = load_object_class('checkerboard')
-    a = np.deg2rad(20)
-    R = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
-    X = oc.template @ R.T + [0.02, -0.01, 0.6]
-    return oc, left, right, _project(left.P, X), _project(right.P, X)
 
 
 def test_visible_side_rejects_the_mirror_labelling():
