@@ -36,7 +36,6 @@ Zisserman (2nd ed., 11.6) applied to belief maps.
 """
 
 from dataclasses import dataclass
-import itertools
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
@@ -168,27 +167,42 @@ def select_consistent_candidates(
         return None
     d_ref = np.linalg.norm(template[:, None] - template[None], axis=2)
     c_left = camera_center(P_l)
-    best = None
-    for combo in itertools.product(*[range(-1, len(c)) for c in pairs]):
-        chosen = [j for j, c in enumerate(combo) if c >= 0]
-        if len(chosen) < 3:
-            continue
-        X = np.array([pairs[j][combo[j]][5] for j in chosen])
-        d = np.linalg.norm(X[:, None] - X[None], axis=2)
-        ref = d_ref[np.ix_(chosen, chosen)]
-        iu = np.triu_indices(len(chosen), 1)
-        if np.any(np.abs(d[iu] - ref[iu]) > distance_tolerance * ref[iu]):
-            continue
-        if visible_side is not None and not faces_camera(template[chosen], X - c_left,
-                                                         visible_side):
-            continue
-        score = sum(pairs[j][combo[j]][0] for j in chosen)
-        if best is None or score > best.score:
-            li, ri, lk, rk = (np.full(j_count, -1) for _ in range(4))
-            for j in chosen:
-                _, lk[j], li[j], rk[j], ri[j], _ = pairs[j][combo[j]]
-            best = StereoSelection(li, ri, rk, float(score), lk)
-    return best
+    # pairwise shape consistency of candidate pairs, one table per keypoint pair
+    X = [np.array([c[5] for c in cands]).reshape(-1, 3) for cands in pairs]
+    consistent = {}
+    for j in range(j_count):
+        for k in range(j + 1, j_count):
+            d = np.linalg.norm(X[j][:, None] - X[k][None], axis=2)
+            consistent[j, k] = np.abs(d - d_ref[j, k]) <= distance_tolerance * d_ref[j, k]
+    scores = [[c[0] for c in cands] for cands in pairs]
+    rest = np.cumsum([max(sc, default=0.0) for sc in scores][::-1])[::-1].tolist() + [0.0]
+    best = [None, -np.inf]
+
+    def visit(j, chosen, score):
+        # depth-first over keypoints in itertools.product order (leave out first),
+        # pruned by shape consistency and by the best reachable score
+        if j == j_count:
+            if len(chosen) >= 3 and score > best[1]:
+                idx = [k for k, _ in chosen]
+                pts = np.array([X[k][c] for k, c in chosen])
+                if visible_side is None or faces_camera(template[idx], pts - c_left,
+                                                        visible_side):
+                    best[0], best[1] = list(chosen), score
+            return
+        if score + rest[j] <= best[1] or len(chosen) + (j_count - j) < 3:
+            return
+        visit(j + 1, chosen, score)
+        for c in range(len(pairs[j])):
+            if all(consistent[k, j][ck, c] for k, ck in chosen):
+                visit(j + 1, chosen + [(j, c)], score + scores[j][c])
+
+    visit(0, [], 0.0)
+    if best[0] is None:
+        return None
+    li, ri, lk, rk = (np.full(j_count, -1) for _ in range(4))
+    for j, c in best[0]:
+        _, lk[j], li[j], rk[j], ri[j], _ = pairs[j][c]
+    return StereoSelection(li, ri, rk, float(best[1]), lk)
 
 
 def faces_camera(template: np.ndarray, points: np.ndarray, visible_side: np.ndarray) -> bool:
