@@ -457,12 +457,14 @@ class StereoKeypointPipeline:
             max_reprojection_error_px=self.max_reprojection_error_px,
             min_depth=self.min_depth_m, points_are_rectified=self.input_rectified)
         fit = None
-        if self.template_completion and tri.valid.sum() >= 4:
+        # verification and completion need a rigid template (finite positions)
+        complete = self.template_completion and bool(np.isfinite(oc.template).all())
+        if complete and tri.valid.sum() >= 4:
             tri = self._reject_template_outlier(left, right, tri, conf, left_camera,
                                                 right_camera)
-        if (self.fit_pose or self.template_completion) and tri.valid.sum() >= 3:
+        if (self.fit_pose or complete) and tri.valid.sum() >= 3:
             fit = geometry.fit_template_pose(oc.template, tri.xyz, tri.valid, oc.symmetries)
-        if self.template_completion and fit is not None and not tri.valid.all():
+        if complete and fit is not None and not tri.valid.all():
             fit, tri = self._complete(fit, left, right, sizes, tri, conf, left_camera,
                                       right_camera)
         pose, rmse = None, float('nan')
