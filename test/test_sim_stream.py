@@ -30,6 +30,8 @@ import time
 import numpy as np
 import pytest
 
+from _helpers import wait_for_log
+
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 os.environ['ROS_DOMAIN_ID'] = '84'
 
@@ -59,16 +61,6 @@ def node_command():
     except Exception:  # noqa: B902 - not installed
         pass
     return [sys.executable, '-m', 'sim_datagen.nodes.stream_node']
-
-
-def _wait_log(path, text, timeout=20.0):
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        with open(path) as f:
-            if text in f.read():
-                return True
-        time.sleep(0.2)
-    return False
 
 
 @pytest.fixture(scope='module')
@@ -197,7 +189,7 @@ def test_invalid_feedback_is_rejected_and_node_keeps_streaming(stream):
     assert ds.send_feedback('/sim_b', {'no_such_variable': [1.0]})
     for text in ('rejected feedback (nothing applied): roll: 2 counts, the variable has 8 bins',
                  "rejected feedback (nothing applied): unknown variable 'no_such_variable'"):
-        assert _wait_log(log, text), open(log).read()
+        assert wait_for_log(log, text), open(log).read()
     assert proc.poll() is None
     it = iter(ds)
     last = _take(ds, it, 1, '/sim_b')[0]['labels']['index']

@@ -27,6 +27,8 @@ import time
 import numpy as np
 import pytest
 
+from _helpers import wait_for_log
+
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 os.environ['ROS_DOMAIN_ID'] = '71'
 
@@ -141,16 +143,6 @@ def _wait(harness, key, timeout=30.0):
     return got.get(key)
 
 
-def _wait_log(path, text, timeout=20.0):
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        with open(path) as f:
-            if text in f.read():
-                return True
-        time.sleep(0.2)
-    return False
-
-
 @pytest.fixture(scope='module')
 def sample():
     return _rendered_pair()
@@ -205,7 +197,7 @@ def test_bad_messages_warn_and_node_survives(harness, sample, sec, kind, expecte
             info.height -= 2
         _send(harness, sec, np.ascontiguousarray(left[:-2]), right, labels,
               break_info=shorter)
-    assert _wait_log(log_path, expected), open(log_path).read()[-2000:]
+    assert wait_for_log(log_path, expected), open(log_path).read()[-2000:]
     assert ('3d', sec) not in got
     assert proc.poll() is None, 'node died on a bad message'
     # and the next good pair is still processed
