@@ -115,3 +115,13 @@ def test_symmetric_loss_takes_the_best_labelling_per_sample():
     assert sym < 0.5 * fixed
     assert sym == pytest.approx(float(belief_loss([pred[0][:1]], t[:1])), rel=1e-5)
     assert symmetric_belief_loss(pred, t[:, None]) == pytest.approx(float(fixed), rel=1e-5)
+    # per sample: both samples matched by one labelling -> equal values, mean = scalar
+    per = symmetric_belief_loss(pred, both, reduction='none')
+    assert per.shape == (2,)
+    assert float(per[0]) == pytest.approx(float(per[1]), rel=1e-5)
+    assert float(per.mean()) == pytest.approx(float(sym), rel=1e-6)
+    # under the fixed labelling only, sample 1 is the hard one
+    per_fixed = symmetric_belief_loss(pred, t[:, None], reduction='none')
+    assert float(per_fixed[1]) > 5 * float(per_fixed[0])
+    with pytest.raises(ValueError):
+        symmetric_belief_loss(pred, both, reduction='sum')

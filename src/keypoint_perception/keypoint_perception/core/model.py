@@ -271,7 +271,7 @@ def belief_loss(beliefs: Sequence[torch.Tensor], targets: torch.Tensor,
 
 
 def symmetric_belief_loss(beliefs: Sequence[torch.Tensor], targets: torch.Tensor,
-                          kind: str = 'bce') -> torch.Tensor:
+                          kind: str = 'bce', reduction: str = 'mean') -> torch.Tensor:
     """Belief loss under the best keypoint labelling of a symmetric object.
 
     A symmetric object has several equally correct labellings; a fixed rule
@@ -287,13 +287,21 @@ def symmetric_belief_loss(beliefs: Sequence[torch.Tensor], targets: torch.Tensor
         targets: (B, P, J, h, w) targets, one per symmetry permutation
             (P = 1 for an object without symmetries).
         kind: ``'bce'`` or ``'mse'``, as in :func:`belief_loss`.
+        reduction: ``'mean'`` (scalar) or ``'none'`` (one value per sample,
+            e.g. for loss-prioritized sampling).
 
     Returns:
         scalar: mean over samples of the minimum over P of the mean over
-        stages, maps and pixels.
+        stages, maps and pixels; (B,) per-sample values with
+        ``reduction='none'``.
+
+    Raises:
+        ValueError: unknown ``kind`` or ``reduction``.
     """
     if kind not in ('bce', 'mse'):
         raise ValueError(f'unknown loss {kind!r}')
+    if reduction not in ('mean', 'none'):
+        raise ValueError(f'unknown reduction {reduction!r}')
     per_perm = 0.0
     for b in beliefs:
         b = b.unsqueeze(1).expand_as(targets)
@@ -302,7 +310,8 @@ def symmetric_belief_loss(beliefs: Sequence[torch.Tensor], targets: torch.Tensor
         else:
             px = (b - targets) ** 2
         per_perm = per_perm + px.mean(dim=(2, 3, 4))
-    return (per_perm / len(beliefs)).min(dim=1).values.mean()
+    per_sample = (per_perm / len(beliefs)).min(dim=1).values
+    return per_sample.mean() if reduction == 'mean' else per_sample
 
 
 def count_macs(config: BeliefNetConfig) -> int:

@@ -36,6 +36,7 @@ from ..core.model import (BeliefMapNet, make_config, normalize_images,
                           symmetric_belief_loss)
 from ..core.objects import load_object_class
 from .data import augment_view, ShardCache, symmetric_targets, ViewSet
+from .hard_examples import LossPrioritizedSampler
 from .metrics import summarize_errors, symmetric_errors
 
 
@@ -176,14 +177,20 @@ def train(args) -> str:
     train_views, val_views = cache.split()
     print(f'{oc.name}: {len(train_views)} training views, {len(val_views)} validation views; '
           f'model {args.config} {config.input_width}x{config.input_height}')
+    sampler = LossPrioritizedSampler(len(train_views), args.hard_examples, rng=rng)
+    if ckpt is not None and 'sampler' in ckpt:
+        sampler.load_state_dict(ckpt['sampler'])
     t_start = time.time()
     losses = []
     pbar = tqdm(total=args.steps, initial=step, desc='train', unit='step', dynamic_ncols=True)
     while step < args.steps:
-        idx = rng.integers(0, len(train_views), args.batch)
+        idx = sampler.sample(args.batch)
         images, targets = make_batch(train_views, idx, oc.symmetries, config, args.sigma, rng,
                                      distractor_prob=args.distractors)
-        loss = symmetric_belief_loss(model(images), targets, kind=args.loss)
+        per_sample = symmetric_belief_loss(model(images), targets, kind=args.loss,
+                                           reduction='none')
+        sampler.update(idx, per_sample.detach().numpy())
+        loss = per_sample.mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -211,10 +218,11 @@ def train(args) -> str:
                 save_checkpoint(best_path, model, oc, meta)
             save_checkpoint(last_path, model, oc, meta, extra={
                 'optimizer': opt.state_dict(), 'scheduler': sched.state_dict(), 'step': step,
-                'best_error': best, 'numpy_seed': args.seed})
+                'best_error': best, 'numpy_seed': args.seed, 'sampler': sampler.state_dict()})
             plot_curves(csv_path, os.path.join(args.out, 'training_curves.png'))
             if cache.refresh():
                 train_views, val_views = cache.split()
+                sampler.resize(len(train_views))
                 tqdm.write(f'picked up new shards: {len(train_views)} training views')
             if args.minutes and time.time() - t_start > 60 * args.minutes:
                 tqdm.write(f'time budget of {args.minutes} min reached')
@@ -239,6 +247,8 @@ def main(argv=None):
     p.add_argument('--loss', default='bce', choices=['bce', 'mse'])
     p.add_argument('--distractors', type=float, default=0.5,
                    help='probability of pasting procedural clutter into a view')
+    p.add_argument('--hard-examples', type=float, default=0.0,
+                   help='share of loss-prioritized view sampling in [0, 1] (0 = uniform)')
     p.add_argument('--eval-every', type=int, default=200)
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--seed', type=int, default=0)
