@@ -445,6 +445,31 @@ def test_stereo_baseline_horizontal_and_vertical():
     np.testing.assert_allclose(res.xyz, X[ok], rtol=1e-6)
 
 
+def test_stereo_point_sigma_matches_monte_carlo_triangulation():
+    """Noise along and across the ray against cv2.triangulatePoints on noisy pixels."""
+    f, b, sigma_px = 500.0, 0.06, 0.4  # first order holds while noise << disparity (12 px)
+    K = np.array([[f, 0, 320], [0, f, 240], [0, 0, 1]])
+    Pl = np.hstack([K, np.zeros((3, 1))])
+    Pr = np.hstack([K, [[-f * b], [0], [0]]])
+    rng = np.random.default_rng(4)
+    X = np.array([0.3, -0.2, 2.5])
+    n = 4000
+    uv = [(P @ np.append(X, 1))[:2] / (P @ np.append(X, 1))[2] for P in (Pl, Pr)]
+    noisy = [np.repeat(u[None], n, 0) + rng.normal(0, sigma_px, (n, 2)) for u in uv]
+    h = cv2.triangulatePoints(Pl, Pr, noisy[0].T, noisy[1].T)
+    pts = (h[:3] / h[3]).T
+    ray = X / np.linalg.norm(X)
+    along = (pts - X) @ ray
+    across = (pts - X) - along[:, None] * ray
+    sz, sxy = geo.stereo_point_sigma(X[2], f, b, sigma_px)
+    assert np.std(along) == pytest.approx(sz / ray[2], rel=0.08)  # depth noise along the ray
+    assert np.sqrt(np.mean(np.sum(across ** 2, axis=1)) / 2) == pytest.approx(sxy, rel=0.15)
+    np.testing.assert_allclose(geo.stereo_point_sigma(np.array([1.0, 2.0]), f, b, 1.0)[0],
+                               [np.sqrt(2) / 30, 4 * np.sqrt(2) / 30])  # grows with z^2
+    with pytest.raises(ValueError):
+        geo.stereo_point_sigma(1.0, f, 0.0, 1.0)
+
+
 # ------------------------------------------------------------ camera models
 def test_camera_info_round_trip_and_frame_id():
     """Duck-typed CameraInfo parsing, round trip and frame_id."""

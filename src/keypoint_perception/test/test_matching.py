@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from keypoint_perception.core.geometry import CameraModel
-from keypoint_perception.core.matching import select_consistent_candidates
+from keypoint_perception.core.matching import distance_sigma, select_consistent_candidates
 from keypoint_perception.core.objects import load_object_class
 
 FX, CX, CY, B = 500.0, 320.0, 240.0, 0.1
@@ -198,3 +198,80 @@ def test_interchangeable_keypoints_take_peaks_from_each_others_maps():
     assert sel.left_keypoint.tolist() == [1, -1, 2, 0]
     assert sel.right_keypoint.tolist() == [0, -1, 2, 3]
     assert sel.left_index.tolist() == [0, -1, 0, 0]
+
+
+def test_distance_sigma_only_counts_noise_along_the_joining_line():
+    f, b, sigma_px = 500.0, 0.06, 3.0
+    from keypoint_perception.core.geometry import stereo_point_sigma
+    sz, sxy = stereo_point_sigma(2.0, f, b, sigma_px)
+    # pair along the optical axis: both depth noises add up (at the nearer depth)
+    in_depth = distance_sigma(np.array([[0, 0, 2.0]]), np.array([[0, 0, 2.2]]), f, b,
+                              sigma_px)
+    assert in_depth.shape == (1, 1)
+    assert in_depth[0, 0] == pytest.approx(np.sqrt(2) * sz, rel=1e-9)
+    # face-on pair: the joining line is nearly across both rays -> mostly lateral noise
+    face_on = distance_sigma(np.array([[-0.1, 0, 2.0]]), np.array([[0.1, 0, 2.0]]), f, b,
+                             sigma_px)[0, 0]
+    assert np.sqrt(2) * sxy < face_on < 0.1 * in_depth[0, 0]
+    # Monte Carlo on a tilted pair, noise along each ray and across it (first order
+    # holds while the noise is small against the points' separation)
+    sigma_px = 0.3
+    rng = np.random.default_rng(2)
+    a, c = np.array([-0.1, 0.05, 1.9]), np.array([0.1, -0.05, 2.1])
+    d = []
+    s_z, s_xy = stereo_point_sigma(1.9, f, b, sigma_px)  # the nearer depth
+    for _ in range(4000):
+        pts = []
+        for p in (a, c):
+            r = p / np.linalg.norm(p)
+            e = rng.normal(0, s_xy, 3)
+            e -= (e @ r) * r
+            pts.append(p + e + rng.normal(0, s_z) * r)
+        d.append(np.linalg.norm(pts[1] - pts[0]))
+    expected = distance_sigma(a[None], c[None], f, b, sigma_px)[0, 0]
+    assert np.std(d) == pytest.approx(expected, rel=0.1)
+
+
+def test_localization_sigma_keeps_a_far_board_with_noisy_depth():
+    """Far board, short baseline: disparity noise breaks the 15% distance check."""
+    oc = load_object_class('checkerboard')
+    left, right = _rig()
+    a = np.deg2rad(35)
+    R = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+    X = oc.template @ R.T + [0.0, 0.0, 2.0]  # disparity 25 px at 2 m, 0.1 m baseline
+    uv_l, uv_r = _project(left.P, X), _project(right.P, X)
+    uv_r[2, 0] += 1.0  # keypoint 2's disparity 1 px short: 8 cm too far
+    conf = np.full((4, 1), 0.8, np.float32)
+    args = (left, right, uv_l[:, None], conf, uv_r[:, None], conf, oc.template,
+            oc.symmetries)
+    strict = select_consistent_candidates(*args, points_are_rectified=True)
+    # the 15% check leaves one keypoint of the inconsistent pair out
+    assert strict is not None and (strict.left_index == -1).sum() == 1
+    noisy = select_consistent_candidates(*args, points_are_rectified=True,
+                                         localization_sigma_px=1.0)
+    assert noisy is not None and (noisy.left_index == 0).all()
+    # the allowance is no blank cheque: a gross depth error (60 cm) is still rejected
+    uv_r[2, 0] += 5.0
+    gross = select_consistent_candidates(left, right, uv_l[:, None], conf, uv_r[:, None], conf,
+                                         oc.template, oc.symmetries, points_are_rectified=True,
+                                         localization_sigma_px=1.0)
+    assert gross is not None and gross.left_index[2] == -1 and (gross.left_index == 0).sum() == 3
+
+
+def test_one_peak_is_never_two_keypoints():
+    """Look-alike pooling offers a map's peak to every keypoint; only one may take it.
+
+    Even where depth noise would excuse any distance, the allowance is capped
+    below the template distance, which two keypoints on one peak never match.
+    """
+    oc = load_object_class('checkerboard')
+    left, right = _rig()
+    X = np.array([[0.0, 0.0, 20.0]])  # one far peak: depth noise swamps any shape check
+    cand_l = np.full((4, 1, 2), np.nan)
+    cand_r = np.full((4, 1, 2), np.nan)
+    conf = np.zeros((4, 1), np.float32)
+    cand_l[0, 0], cand_r[0, 0], conf[0, 0] = _project(left.P, X)[0], _project(right.P, X)[0], 0.9
+    sel = select_consistent_candidates(left, right, cand_l, conf, cand_r, conf, oc.template,
+                                       oc.symmetries, points_are_rectified=True,
+                                       interchangeable=[[0, 1, 2, 3]], localization_sigma_px=5.0)
+    assert sel is None  # fewer than three distinct peaks

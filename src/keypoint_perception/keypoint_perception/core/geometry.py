@@ -505,6 +505,38 @@ def stereo_baseline(left: CameraModel, right: CameraModel) -> float:
     return float(np.linalg.norm(camera_center(right.P) - camera_center(left.P)))
 
 
+def stereo_point_sigma(depth: np.ndarray, focal_px: float, baseline_m: float,
+                       sigma_px: float) -> Tuple[np.ndarray, np.ndarray]:
+    """Return the standard deviations (m) of a triangulated point from its pixel noise.
+
+    First-order propagation for a rectified rig (Hartley and Zisserman, 2nd
+    ed., 12.6; e.g. Chang and Chatterjee 1992): with depth ``z = f B / d``
+    and independent noise ``sigma_px`` on the left and right image positions,
+    the disparity ``d`` has noise ``sqrt(2) sigma_px``, so the point moves
+    along its viewing ray by ``sigma_z = z^2 sqrt(2) sigma_px / (f B)`` and
+    across it by ``sigma_xy = z sigma_px / f`` per axis.
+
+    Args:
+        depth: (...,) float depths z in metres (rectified left frame).
+        focal_px: f, rectified focal length in pixels (``P[0, 0]``).
+        baseline_m: B, stereo baseline in metres (> 0).
+        sigma_px: standard deviation of one view's keypoint position, pixels.
+
+    Returns:
+        ``(sigma_z, sigma_xy)``, each (...,) float64 metres (NaN where depth
+        is): along the viewing ray, and per axis across it.
+
+    Raises:
+        ValueError: if ``focal_px`` or ``baseline_m`` is not positive.
+    """
+    if not focal_px > 0 or not baseline_m > 0:
+        raise ValueError(f'need a positive focal length and baseline, got {focal_px} px '
+                         f'and {baseline_m} m')
+    z = np.asarray(depth, dtype=np.float64)
+    return z * z * np.sqrt(2.0) * sigma_px / (focal_px * baseline_m), \
+        np.abs(z) * sigma_px / focal_px
+
+
 # --------------------------------------------------------------- triangulation
 def triangulate_dlt(P_left: np.ndarray, P_right: np.ndarray, uv_left: np.ndarray,
                     uv_right: np.ndarray) -> np.ndarray:

@@ -225,7 +225,7 @@ class StereoKeypointPipeline:
                  refine: bool = True, fit_pose: bool = True, input_rectified: bool = False,
                  template_check: bool = True, template_completion: bool = True,
                  completion_min_belief: float = 0.05, completion_radius_px: float = 20.0,
-                 completion_tolerance: float = 0.15):
+                 completion_tolerance: float = 0.15, localization_sigma_cells: float = 0.0):
         """Configure thresholds (see :func:`geometry.triangulate_stereo`).
 
         ``input_rectified`` says the images are already rectified, so their
@@ -241,7 +241,15 @@ class StereoKeypointPipeline:
         belief of ``completion_min_belief`` in both views within
         ``completion_radius_px`` (original pixels) of the prediction and a
         triangulated point within ``completion_tolerance`` times the
-        template's median keypoint distance of it.
+        template's median keypoint distance of it.  With
+        ``localization_sigma_cells`` > 0 (a peak's standard deviation in
+        belief cells, per view), both shape checks accept up to twice the
+        triangulation noise this causes at the keypoints' depth when that
+        exceeds the relative tolerance, capped at half the template
+        distance (:func:`~.geometry.stereo_point_sigma`,
+        :func:`~.matching.distance_sigma`): a far object seen with a short
+        baseline is then not rejected for the depth noise its small
+        disparity implies, at the price of looser checks against wrong peaks.
         """
         self.detector = detector
         self.min_confidence = min_confidence
@@ -255,6 +263,11 @@ class StereoKeypointPipeline:
         self.completion_min_belief = completion_min_belief
         self.completion_radius_px = completion_radius_px
         self.completion_tolerance = completion_tolerance
+        self.localization_sigma_cells = localization_sigma_cells
+
+    def _cell_px(self, image_width: int) -> float:
+        """Size of one belief cell in original pixels (the network's localization scale)."""
+        return self.detector.config.stride * image_width / self.detector.config.input_width
 
     @staticmethod
     def _apply_selection(sel, left: Detection2D, right: Detection2D, cl, cr, symmetries):
@@ -302,7 +315,7 @@ class StereoKeypointPipeline:
         oc = self.detector.object_class
         predicted = self._predict_rect(fit, tri, tri.valid, left_camera, right_camera)[0]
         predicted_rect = predicted @ left_camera.R.T + geometry.camera_center(left_camera.P)
-        cell_px = self.detector.config.stride * sizes[0][0] / self.detector.config.input_width
+        cell_px = self._cell_px(sizes[0][0])
         ul, ur, cfl, cfr = complete_from_template(
             left_camera, right_camera, left.beliefs, right.beliefs, sizes[0], sizes[1],
             predicted_rect, ~tri.valid, self.input_rectified,
@@ -317,7 +330,14 @@ class StereoKeypointPipeline:
             max_reprojection_error_px=self.max_reprojection_error_px,
             min_depth=self.min_depth_m, points_are_rectified=self.input_rectified)
         d_ref = np.linalg.norm(oc.template[:, None] - oc.template[None], axis=2)
-        tol = self.completion_tolerance * np.median(d_ref[np.triu_indices(len(d_ref), 1)])
+        median = np.median(d_ref[np.triu_indices(len(d_ref), 1)])
+        tol = self.completion_tolerance * median
+        f, b = left_camera.P[0, 0], geometry.stereo_baseline(left_camera, right_camera)
+        if self.localization_sigma_cells > 0 and f > 0 and b > 0:
+            depth = predicted_rect[:, 2] - geometry.camera_center(left_camera.P)[2]
+            sz, sxy = geometry.stereo_point_sigma(depth, f, b,
+                                                  self.localization_sigma_cells * cell_px)
+            tol = np.clip(2.0 * np.sqrt(sz ** 2 + 2.0 * sxy ** 2), tol, max(tol, 0.5 * median))
         with np.errstate(invalid='ignore'):
             ok = new & t2.valid & (np.linalg.norm(t2.xyz - predicted, axis=1) <= tol)
         if not ok.any():
@@ -422,8 +442,7 @@ class StereoKeypointPipeline:
         right = Detection2D(cr[0][:, 0], cr[1][:, 0], beliefs[1][cr[2]])
         selection = None
         if check:
-            # a belief cell in original pixels: the localization scale of the network
-            cell_px = self.detector.config.stride * sizes[0][0] / self.detector.config.input_width
+            cell_px = self._cell_px(sizes[0][0])
             selection = select_consistent_candidates(
                 left_camera, right_camera, cl[0], cl[1], cr[0], cr[1], oc.template,
                 oc.symmetries, points_are_rectified=self.input_rectified,
@@ -431,7 +450,8 @@ class StereoKeypointPipeline:
                 epipolar_tolerance_px=max(4.0, cell_px),
                 visible_side=oc.extra.get('visible_side'),
                 interchangeable=oc.extra.get('interchangeable', ()),
-                max_pairs_per_keypoint=6 if oc.extra.get('interchangeable') else 4)
+                max_pairs_per_keypoint=6 if oc.extra.get('interchangeable') else 4,
+                localization_sigma_px=self.localization_sigma_cells * cell_px)
         if selection is not None:
             # geometrically verified peaks are kept even below min_confidence
             left, right = self._apply_selection(selection, left, right, cl, cr,

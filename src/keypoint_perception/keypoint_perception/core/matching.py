@@ -41,7 +41,7 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 
 from .geometry import (camera_center, CameraModel, fit_rigid_transform, rectify_points,
-                       triangulate_dlt,
+                       stereo_baseline, stereo_point_sigma, triangulate_dlt,
                        unrectify_points)
 from .heatmaps import heatmap_to_image, image_to_heatmap, refine_peak
 
@@ -78,7 +78,8 @@ def select_consistent_candidates(
         max_combinations: int = 20000,
         visible_side: Optional[np.ndarray] = None,
         interchangeable: Sequence[Sequence[int]] = (),
-        cross_label_weight: float = 0.5) -> Optional[StereoSelection]:
+        cross_label_weight: float = 0.5,
+        localization_sigma_px: float = 0.0) -> Optional[StereoSelection]:
     """Choose one left/right peak pair per keypoint consistent with stereo and template.
 
     Args:
@@ -91,7 +92,8 @@ def select_consistent_candidates(
             right candidates of keypoint ``p[j]`` may match left keypoint j.
         min_confidence: candidates below this belief are ignored.
         epipolar_tolerance_px: max rectified row difference of a pair.
-        distance_tolerance: max relative error of each pairwise distance.
+        distance_tolerance: max relative error of each pairwise distance
+            (may be widened by ``localization_sigma_px``, see below).
         max_pairs_per_keypoint: best-scoring stereo pairs kept per keypoint.
         max_combinations: give up (return None) above this many hypotheses.
         visible_side: (3,) outward normal, in the object frame, of the only
@@ -109,6 +111,14 @@ def select_consistent_candidates(
             ``cross_label_weight``, and the template's 3D shape (long side
             vs short side) decides the labels.
         cross_label_weight: score factor of a candidate from another map.
+        localization_sigma_px: standard deviation of a peak's position in
+            one view, pixels (the network's localization noise).  A far
+            object seen with a short baseline has a small disparity, so a
+            few pixels of noise move its triangulated keypoints by
+            centimetres (:func:`~.geometry.stereo_point_sigma`); a pair of
+            keypoints then passes if ``|d - d_ref| <= max(distance_tolerance
+            * d_ref, min(2 sigma_d, d_ref / 2))``
+            (:func:`distance_sigma`).  0 disables this allowance.
 
     Returns:
         :class:`StereoSelection`, or None when no combination of at least
@@ -169,11 +179,20 @@ def select_consistent_candidates(
     c_left = camera_center(P_l)
     # pairwise shape consistency of candidate pairs, one table per keypoint pair
     X = [np.array([c[5] for c in cands]).reshape(-1, 3) for cands in pairs]
+    f, b = P_l[0, 0], stereo_baseline(left, right)
+    noisy = localization_sigma_px > 0 and f > 0 and b > 0
     consistent = {}
     for j in range(j_count):
         for k in range(j + 1, j_count):
             d = np.linalg.norm(X[j][:, None] - X[k][None], axis=2)
-            consistent[j, k] = np.abs(d - d_ref[j, k]) <= distance_tolerance * d_ref[j, k]
+            allowed = distance_tolerance * d_ref[j, k]
+            if noisy:
+                # capped: beyond half the distance a shape check tells nothing apart
+                # (and one peak offered to two keypoints, distance 0, never passes)
+                allowed = np.clip(2.0 * distance_sigma(X[j] - c_left, X[k] - c_left, f, b,
+                                                       localization_sigma_px),
+                                  allowed, max(allowed, 0.5 * d_ref[j, k]))
+            consistent[j, k] = np.abs(d - d_ref[j, k]) <= allowed
     scores = [[c[0] for c in cands] for cands in pairs]
     rest = np.cumsum([max(sc, default=0.0) for sc in scores][::-1])[::-1].tolist() + [0.0]
     best = [None, -np.inf]
@@ -203,6 +222,45 @@ def select_consistent_candidates(
     for j, c in best[0]:
         _, lk[j], li[j], rk[j], ri[j], _ = pairs[j][c]
     return StereoSelection(li, ri, rk, float(best[1]), lk)
+
+
+def distance_sigma(points_a: np.ndarray, points_b: np.ndarray, focal_px: float,
+                   baseline_m: float, sigma_px: float) -> np.ndarray:
+    """Return the standard deviation (m) of the distance between two triangulated points.
+
+    Each point's noise (:func:`~.geometry.stereo_point_sigma`) is large
+    along its viewing ray and small across it; only its component along
+    the unit vector ``u`` joining the two points changes their distance, so
+
+        sigma_d^2 = sum over both points of
+                    (u . r)^2 sigma_z^2 + (1 - (u . r)^2) sigma_xy^2
+
+    with ``r`` the point's unit viewing ray.  Both points' noise is taken at
+    the nearer point's depth: a point triangulated too far away (a wrong
+    match) must not widen its own allowance.  Two keypoints of a board seen
+    face-on (``u`` across the rays) keep their distance however noisy
+    their depths are.
+
+    Args:
+        points_a: (N, 3) float points, camera at the origin, metres.
+        points_b: (M, 3) float points in the same frame.
+        focal_px, baseline_m, sigma_px: as in
+            :func:`~.geometry.stereo_point_sigma`.
+
+    Returns:
+        (N, M) float64 standard deviations in metres.
+    """
+    a = np.asarray(points_a, dtype=np.float64)[:, None]
+    b = np.asarray(points_b, dtype=np.float64)[None]
+    u = b - a
+    u = u / np.maximum(np.linalg.norm(u, axis=2, keepdims=True), 1e-12)
+    sz, sxy = stereo_point_sigma(np.minimum(a[..., 2], b[..., 2]), focal_px, baseline_m,
+                                 sigma_px)
+    var = 0.0
+    for p in (a, b):
+        cos2 = np.sum(u * p, axis=2) ** 2 / np.maximum(np.sum(p * p, axis=2), 1e-24)
+        var = var + cos2 * sz ** 2 + (1.0 - cos2) * sxy ** 2
+    return np.sqrt(var)
 
 
 def faces_camera(template: np.ndarray, points: np.ndarray, visible_side: np.ndarray) -> bool:

@@ -99,6 +99,10 @@ class StereoKeypointNode(Node):
           'template completion.', float_range=(0.0, 1.0))
         p('completion_radius', 20.0, 'Search radius (pixels) around the predicted position '
           'for template completion.', float_range=(1.0, 1000.0))
+        p('localization_sigma', 0.0, 'Standard deviation of a keypoint\'s image position '
+          '(belief cells, per view). When > 0, the template shape checks allow for the '
+          'triangulation noise this causes at the keypoints\' depth (far objects, short '
+          'baselines); 0 keeps the fixed relative tolerance.', float_range=(0.0, 5.0))
         p('refine_triangulation', True, 'Gauss-Newton refinement of the DLT points.')
         p('fit_pose', True, 'Fit the class template (Umeyama) for the object pose and TF.')
         p('publish_tf', True, 'Broadcast keypoint and object frames on /tf.')
@@ -179,6 +183,7 @@ class StereoKeypointNode(Node):
         self.pipeline.template_completion = g('template_completion')
         self.pipeline.completion_min_belief = g('completion_min_belief')
         self.pipeline.completion_radius_px = g('completion_radius')
+        self.pipeline.localization_sigma_cells = g('localization_sigma')
         self.pipeline.fit_pose = g('fit_pose')
 
     # -- processing -----------------------------------------------------------------
