@@ -72,13 +72,18 @@ def _contact_sheet(images: List[np.ndarray], path: str, cols: int = 2,
 
 
 def evaluate_real(model: str, data_dir: str, left_info: str, right_info: str, out: str,
-                  min_confidence: float = 0.3) -> Dict:
-    """Evaluate on OpenCV's stereo sequence; returns the metrics dict."""
+                  min_confidence: float = 0.3, localization_sigma: float = 0.0) -> Dict:
+    """Evaluate on OpenCV's stereo sequence; returns the metrics dict.
+
+    ``localization_sigma`` (belief cells) is the pipeline's option of that
+    name (:class:`~..core.inference.StereoKeypointPipeline`).
+    """
     from .ground_truth import load_opencv_stereo_ground_truth
     gt = load_opencv_stereo_ground_truth(data_dir)
     detector = KeypointDetector(model)
     oc = detector.object_class
-    pipe = StereoKeypointPipeline(detector, min_confidence=min_confidence)
+    pipe = StereoKeypointPipeline(detector, min_confidence=min_confidence,
+                                  localization_sigma_cells=localization_sigma)
     lcam, rcam = CameraModel.from_yaml(left_info), CameraModel.from_yaml(right_info)
     os.makedirs(out, exist_ok=True)
     names = sorted({n[len('left'):] for n in gt if n.startswith('left')
@@ -160,7 +165,8 @@ def _error_3d(xyz: np.ndarray, truth: np.ndarray, oc) -> float:
     return float(min(np.mean(d[np.arange(len(p)), p]) for p in perms))
 
 
-def evaluate_synthetic(model: str, data_dir: str, out: str, max_samples: int = 0) -> Dict:
+def evaluate_synthetic(model: str, data_dir: str, out: str, max_samples: int = 0,
+                       localization_sigma: float = 0.0) -> Dict:
     """2D figures on a synthetic dataset, and the stereo pipeline's 3D figures.
 
     2D: the network's highest peaks (no stereo help) against the labels, on
@@ -172,7 +178,7 @@ def evaluate_synthetic(model: str, data_dir: str, out: str, max_samples: int = 0
     from sim_datagen.dataset_io import iter_samples
     detector = KeypointDetector(model)
     oc = detector.object_class
-    pipe = StereoKeypointPipeline(detector)
+    pipe = StereoKeypointPipeline(detector, localization_sigma_cells=localization_sigma)
     os.makedirs(out, exist_ok=True)
     errs, diags, rows = [], [], []
     pairs = pairs_full = 0
@@ -260,12 +266,16 @@ def main(argv=None):
     for q in (r, s):
         q.add_argument('--model', default='checkerboard_lite')
         q.add_argument('--out', default='')
+        q.add_argument('--localization-sigma', type=float, default=0.0,
+                       help='belief cells; > 0 widens the shape checks by stereo depth noise')
     args = p.parse_args(argv)
     out = args.out or os.path.join(root, 'output', 'eval', args.mode)
     if args.mode == 'real':
-        m = evaluate_real(args.model, args.data, args.left_info, args.right_info, out)
+        m = evaluate_real(args.model, args.data, args.left_info, args.right_info, out,
+                          localization_sigma=args.localization_sigma)
     else:
-        m = evaluate_synthetic(args.model, args.data, out, args.max_samples)
+        m = evaluate_synthetic(args.model, args.data, out, args.max_samples,
+                               args.localization_sigma)
     print(markdown(m))
     print(f'\nwrote {out}/')
 
