@@ -275,3 +275,20 @@ def test_one_peak_is_never_two_keypoints():
                                        oc.symmetries, points_are_rectified=True,
                                        interchangeable=[[0, 1, 2, 3]], localization_sigma_px=5.0)
     assert sel is None  # fewer than three distinct peaks
+
+
+def test_shape_consistent_drops_the_point_off_the_template():
+    from keypoint_perception.core.matching import shape_consistent
+    oc = load_object_class('checkerboard')
+    X = oc.template + [0.1, 0.0, 0.8]
+    valid = np.ones(4, bool)
+    assert shape_consistent(X, valid, oc.template).all()
+    bad = X.copy()
+    bad[2] += [0.0, 0.06, 0.0]  # one corner 6 cm off: 2 of its 3 distances break
+    np.testing.assert_array_equal(shape_consistent(bad, valid, oc.template),
+                                  [True, True, False, True])
+    # missing rows stay missing; two points at the wrong distance: one is dropped
+    np.testing.assert_array_equal(shape_consistent(bad, [True, False, True, False],
+                                                   oc.template).sum(), 1)
+    np.testing.assert_array_equal(shape_consistent(X, [True, False, True, False], oc.template),
+                                  [True, False, True, False])

@@ -32,7 +32,7 @@ import torch
 
 from . import geometry
 from .heatmaps import decode_keypoints
-from .matching import complete_from_template, select_consistent_candidates
+from .matching import complete_from_template, select_consistent_candidates, shape_consistent
 from .model import BeliefMapNet, BeliefNetConfig, normalize_images
 from .objects import ObjectClass
 
@@ -403,14 +403,24 @@ class StereoKeypointPipeline:
                             np.linalg.norm(pr[j] - tri.uv_right_rect[j]))
         if worst_j < 0 or not worst > self.completion_radius_px:
             return tri
-        left.uv[worst_j] = right.uv[worst_j] = np.nan
-        conf[worst_j] = 0.0
-        valid = tri.valid.copy()
-        valid[worst_j] = False
-        nan3 = np.where(valid[:, None], tri.xyz, np.nan)
-        reason = tuple(geometry.REASON_TEMPLATE_OUTLIER if j == worst_j else r
-                       for j, r in enumerate(tri.reason))
-        return dataclasses.replace(tri, valid=valid, xyz=nan3, reason=reason,
+        drop = np.zeros(len(tri.valid), bool)
+        drop[worst_j] = True
+        return self._drop_outliers(drop, left, right, tri, conf)
+
+    @staticmethod
+    def _drop_outliers(drop: np.ndarray, left: Detection2D, right: Detection2D, tri, conf):
+        """Mark the ``drop`` (J,) bool keypoints missing as template outliers, in place.
+
+        Returns:
+            the updated :class:`~.geometry.StereoTriangulation`.
+        """
+        left.uv[drop] = right.uv[drop] = np.nan
+        conf[drop] = 0.0
+        valid = tri.valid & ~drop
+        reason = tuple(geometry.REASON_TEMPLATE_OUTLIER if d else r
+                       for d, r in zip(drop, tri.reason))
+        return dataclasses.replace(tri, valid=valid, reason=reason,
+                                   xyz=np.where(valid[:, None], tri.xyz, np.nan),
                                    xyz_rect=np.where(valid[:, None], tri.xyz_rect, np.nan))
 
     def process(self, left_image: np.ndarray, right_image: np.ndarray,
@@ -477,6 +487,15 @@ class StereoKeypointPipeline:
             max_reprojection_error_px=self.max_reprojection_error_px,
             min_depth=self.min_depth_m, points_are_rectified=self.input_rectified)
         fit = None
+        if check and selection is None and tri.valid.sum() >= 2:
+            # the highest peaks, which no consistent selection vouched for: their
+            # 2D detections stand, 3D points off the template's shape do not
+            keep = shape_consistent(tri.xyz, tri.valid, oc.template)
+            reason = tuple(geometry.REASON_TEMPLATE_OUTLIER if v and not k else r
+                           for v, k, r in zip(tri.valid, keep, tri.reason))
+            tri = dataclasses.replace(tri, valid=keep, reason=reason,
+                                      xyz=np.where(keep[:, None], tri.xyz, np.nan),
+                                      xyz_rect=np.where(keep[:, None], tri.xyz_rect, np.nan))
         # verification and completion need a rigid template (finite positions)
         complete = self.template_completion and bool(np.isfinite(oc.template).all())
         if complete and tri.valid.sum() >= 4:

@@ -263,6 +263,41 @@ def distance_sigma(points_a: np.ndarray, points_b: np.ndarray, focal_px: float,
     return np.sqrt(var)
 
 
+def shape_consistent(points: np.ndarray, valid: np.ndarray, template: np.ndarray,
+                     distance_tolerance: float = 0.15) -> np.ndarray:
+    """Drop triangulated keypoints until all pairwise distances match the template.
+
+    Used where no peak selection vouched for the points (its fallback to the
+    highest peaks): while some pair of valid keypoints has a distance off by
+    more than ``distance_tolerance`` (relative) from the template's, the
+    keypoint in the most such pairs (ties: the larger summed relative error)
+    is dropped.
+
+    Args:
+        points: (J, 3) float triangulated keypoints, metres (any frame).
+        valid: (J,) bool, which rows hold a keypoint.
+        template: (J, 3) float template keypoints, metres.
+        distance_tolerance: max relative error of a pairwise distance.
+
+    Returns:
+        (J,) bool, the keypoints kept (a subset of ``valid``).
+    """
+    keep = np.asarray(valid, dtype=bool).copy()
+    d = np.linalg.norm(points[:, None] - points[None], axis=2)
+    d_ref = np.linalg.norm(template[:, None] - template[None], axis=2)
+    with np.errstate(invalid='ignore', divide='ignore'):
+        rel = np.abs(d - d_ref) / d_ref
+    while keep.sum() >= 2:
+        pair = keep[:, None] & keep[None] & ~np.eye(len(keep), dtype=bool)
+        bad = pair & ~(rel <= distance_tolerance)
+        if not bad.any():
+            break
+        count = bad.sum(axis=1)
+        excess = np.where(bad, rel, 0.0).sum(axis=1)
+        keep[np.lexsort((-excess, -count))[0]] = False
+    return keep
+
+
 def faces_camera(template: np.ndarray, points: np.ndarray, visible_side: np.ndarray) -> bool:
     """Whether the object side ``visible_side`` faces a camera at the origin.
 
