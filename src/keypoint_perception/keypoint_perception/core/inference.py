@@ -403,22 +403,24 @@ class StereoKeypointPipeline:
                             np.linalg.norm(pr[j] - tri.uv_right_rect[j]))
         if worst_j < 0 or not worst > self.completion_radius_px:
             return tri
+        # missing in 2D too, so that template completion looks for it afresh
+        left.uv[worst_j] = right.uv[worst_j] = np.nan
+        conf[worst_j] = 0.0
         drop = np.zeros(len(tri.valid), bool)
         drop[worst_j] = True
-        return self._drop_outliers(drop, left, right, tri, conf)
+        return self._reject_3d(tri, drop)
 
     @staticmethod
-    def _drop_outliers(drop: np.ndarray, left: Detection2D, right: Detection2D, tri, conf):
-        """Mark the ``drop`` (J,) bool keypoints missing as template outliers, in place.
+    def _reject_3d(tri, drop: np.ndarray):
+        """Invalidate the ``drop`` (J,) bool 3D points as template outliers.
 
         Returns:
-            the updated :class:`~.geometry.StereoTriangulation`.
+            a new :class:`~.geometry.StereoTriangulation` (NaN ``xyz`` and
+            ``xyz_rect`` rows, reason ``template_outlier``).
         """
-        left.uv[drop] = right.uv[drop] = np.nan
-        conf[drop] = 0.0
         valid = tri.valid & ~drop
         reason = tuple(geometry.REASON_TEMPLATE_OUTLIER if d else r
-                       for d, r in zip(drop, tri.reason))
+                       for d, r in zip(drop & tri.valid, tri.reason))
         return dataclasses.replace(tri, valid=valid, reason=reason,
                                    xyz=np.where(valid[:, None], tri.xyz, np.nan),
                                    xyz_rect=np.where(valid[:, None], tri.xyz_rect, np.nan))
@@ -490,12 +492,7 @@ class StereoKeypointPipeline:
         if check and selection is None and tri.valid.sum() >= 2:
             # the highest peaks, which no consistent selection vouched for: their
             # 2D detections stand, 3D points off the template's shape do not
-            keep = shape_consistent(tri.xyz, tri.valid, oc.template)
-            reason = tuple(geometry.REASON_TEMPLATE_OUTLIER if v and not k else r
-                           for v, k, r in zip(tri.valid, keep, tri.reason))
-            tri = dataclasses.replace(tri, valid=keep, reason=reason,
-                                      xyz=np.where(keep[:, None], tri.xyz, np.nan),
-                                      xyz_rect=np.where(keep[:, None], tri.xyz_rect, np.nan))
+            tri = self._reject_3d(tri, ~shape_consistent(tri.xyz, tri.valid, oc.template))
         # verification and completion need a rigid template (finite positions)
         complete = self.template_completion and bool(np.isfinite(oc.template).all())
         if complete and tri.valid.sum() >= 4:

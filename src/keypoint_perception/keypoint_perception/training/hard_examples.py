@@ -103,7 +103,7 @@ class LossPrioritizedSampler:
 
     def state_dict(self) -> dict:
         """Priorities for a resumable checkpoint."""
-        return {'loss': self.loss.copy(), 'share': self.share, 'exponent': self.exponent}
+        return {'loss': self.loss.copy()}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore :meth:`state_dict` output (ignored if the view count differs)."""
