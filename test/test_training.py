@@ -11,14 +11,16 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""End-to-end: render a tiny dataset, train, interrupt, resume (no ROS)."""
+"""End-to-end on a tiny rendered dataset (no ROS): train, resume; sampler feedback."""
 
 import csv
+import json
 import os
 import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KP = os.path.join(ROOT, 'src', 'keypoint_perception')
@@ -40,14 +42,21 @@ def _steps(run_dir):
         return [int(row['step']) for row in csv.DictReader(f)]
 
 
-def test_train_then_resume_from_last_checkpoint(tmp_path):
-    import torch
-    from keypoint_perception.core.inference import load_checkpoint
-
-    data = tmp_path / 'ds'
+@pytest.fixture(scope='module')
+def dataset(tmp_path_factory):
+    """Four rendered checkerboard stereo samples in two shards."""
+    data = tmp_path_factory.mktemp('sim') / 'ds'
     _run(['sim_datagen.cli', 'generate', '--config',
           os.path.join(SIM, 'config', 'checkerboard.yaml'), '--count', '4', '--shard-size', '2',
           '--out', str(data), '--seed', '3'])
+    return data
+
+
+def test_train_then_resume_from_last_checkpoint(dataset, tmp_path):
+    import torch
+    from keypoint_perception.core.inference import load_checkpoint
+
+    data = dataset
     run = tmp_path / 'run'
     train = ['keypoint_perception.training.train', '--data', str(data), '--out', str(run),
              '--batch', '2', '--threads', '1', '--eval-every', '2', '--hard-examples', '0.5']
@@ -71,3 +80,31 @@ def test_train_then_resume_from_last_checkpoint(tmp_path):
     assert oc.name == 'checkerboard' and ckpt['meta']['step'] in (2, 4)
     assert 'synthetic only' in ckpt['meta']['trained_on']
     assert (run / 'training_curves.png').stat().st_size > 5000
+
+
+def test_feedback_folds_the_hardest_samples_bins_into_the_sampler(dataset, tmp_path):
+    from sim_datagen.dataset_io import iter_samples, read_meta
+
+    out = tmp_path / 'fb'
+    r = _run(['keypoint_perception.training.feedback', '--data', str(dataset), '--all-shards',
+              '--worst', '0.5', '--out', str(out)])
+    assert '4 samples' in r.stdout and '2 hardest counted' in r.stdout
+    prior = read_meta(str(dataset))['sampler_state']['variables']
+    with open(out / 'sampler_state.json') as f:
+        fb = json.load(f)
+    assert fb['samples'] == 4 and fb['hard_samples'] == 2
+    seen = {}
+    for s in iter_samples(str(dataset), decode_images=False):
+        for name, d in s['labels']['variables'].items():
+            seen.setdefault(name, set()).add(d['bin'])
+    for name, var in fb['sampler_state']['variables'].items():
+        added = np.asarray(var['theta']) - np.asarray(prior[name]['theta'])
+        assert added.sum() == pytest.approx(2.0), name   # theta += counts of 2 samples
+        assert set(np.flatnonzero(added > 0)) <= seen[name], name
+    with open(out / 'bin_errors.csv') as f:
+        rows = list(csv.DictReader(f))
+    per_var = {}
+    for row in rows:
+        per_var[row['variable']] = per_var.get(row['variable'], 0) + int(row['samples'])
+    assert set(per_var.values()) == {4}
+    assert (out / 'bin_errors.png').stat().st_size > 5000

@@ -52,6 +52,7 @@ setup(
             'keypoints-demo = keypoint_perception.demo:main',
             'keypoints-train = keypoint_perception.training.train:main',
             'keypoints-eval = keypoint_perception.training.evaluate:main',
+            'keypoints-feedback = keypoint_perception.training.feedback:main',
         ],
     },
 )
