@@ -137,6 +137,7 @@ def plot_bin_errors(table, spread, sampler_state: Mapping, path: str, top: int =
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     names = [n for n, _ in spread[:top]]
+    ratio = dict(spread)
     cols = 4
     rows = max(1, int(np.ceil(len(names) / cols)))
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False)
@@ -152,7 +153,7 @@ def plot_bin_errors(table, spread, sampler_state: Mapping, path: str, top: int =
             labels = [f'{0.5 * (a + b):.3g}' for a, b in zip(edges[:-1], edges[1:])]
         ax.bar(range(len(mean)), np.nan_to_num(mean), color='tab:red')
         ax.set_xticks(range(len(mean)), labels, fontsize=7, rotation=45)
-        ax.set_title(f'{name} (x{dict(spread)[name]:.2f})', fontsize=9)
+        ax.set_title(f'{name} (x{ratio[name]:.2f})', fontsize=9)
         ax.set_ylabel('error % diag', fontsize=7)
         for x, c in enumerate(count):
             ax.text(x, 0, str(int(c)), ha='center', va='bottom', fontsize=6, color='white')
@@ -181,6 +182,8 @@ def score_dataset(model: str, data_dir: str, validation_only: bool = True,
     bins, scores, keys = [], [], []
     bar = tqdm(total=max_samples or None, desc='scoring', unit='pair')
     for shard in shards:
+        if max_samples and len(scores) >= max_samples:
+            break
         for s in iter_shard(shard):
             if max_samples and len(scores) >= max_samples:
                 break
