@@ -168,7 +168,7 @@ def score_dataset(model: str, data_dir: str, validation_only: bool = True,
     """Run ``model`` on a synthetic dataset and score every stereo sample.
 
     Returns:
-        (bins: list of ``{variable: bin}``, scores (N,) float64, keys list).
+        (bins: list of ``{variable: bin}`` per sample, scores (N,) float64).
     """
     from sim_datagen.dataset_io import iter_shard, list_shards
     from .train import is_validation_shard
@@ -179,7 +179,7 @@ def score_dataset(model: str, data_dir: str, validation_only: bool = True,
     if not shards:
         raise FileNotFoundError(f'no {"validation " if validation_only else ""}shards in '
                                 f'{data_dir}')
-    bins, scores, keys = [], [], []
+    bins, scores = [], []
     bar = tqdm(total=max_samples or None, desc='scoring', unit='pair')
     for shard in shards:
         if max_samples and len(scores) >= max_samples:
@@ -194,10 +194,9 @@ def score_dataset(model: str, data_dir: str, validation_only: bool = True,
             scores.append(sample_score(errs, [s['vis_left'], s['vis_right']],
                                        [np.hypot(*im.shape[:2]) for im in imgs], miss_pct))
             bins.append({n: int(d['bin']) for n, d in s['labels']['variables'].items()})
-            keys.append(s['key'])
             bar.update(1)
     bar.close()
-    return bins, np.asarray(scores), keys
+    return bins, np.asarray(scores)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -221,8 +220,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     state = meta['sampler_state']
     sampler = SceneSampler.from_config(meta['config']['variables'])
     sampler.load_state_dict(state)
-    bins, scores, keys = score_dataset(a.model, a.data, not a.all_shards, a.max_samples,
-                                       a.miss_pct)
+    bins, scores = score_dataset(a.model, a.data, not a.all_shards, a.max_samples, a.miss_pct)
     worst = hardest(scores, a.worst)
     counts = sampler.counts_from_bins(bins[i] for i in worst)
     sampler.update(counts)
