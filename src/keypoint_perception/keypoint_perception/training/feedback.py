@@ -222,6 +222,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     sampler.load_state_dict(state)
     bins, scores = score_dataset(a.model, a.data, not a.all_shards, a.max_samples, a.miss_pct)
     worst = hardest(scores, a.worst)
+    if not len(worst):
+        p.error(f'no sample with a labelled keypoint was scored in {a.data}')
     counts = sampler.counts_from_bins(bins[i] for i in worst)
     sampler.update(counts)
     new_state = sampler.state_dict()
@@ -232,17 +234,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         json.dump({'sampler_state': new_state, 'model': a.model, 'data': a.data,
                    'samples': int(len(scores)), 'hard_samples': int(len(worst)),
                    'mean_score_pct': float(np.nanmean(scores)),
-                   'hard_score_threshold_pct': float(scores[worst].min()) if len(worst) else None},
+                   'hard_score_threshold_pct': float(scores[worst].min())},
                   f, indent=1)
     with open(os.path.join(a.out, 'bin_errors.csv'), 'w', newline='') as f:
         w = csv.writer(f)
         w.writerow(['variable', 'bin', 'samples', 'mean_error_pct', 'prior_p', 'posterior_p'])
         for name, (mean, count) in table.items():
-            v = sampler.variables[name]
+            posterior = sampler.variables[name].bin_probabilities()
             prior = np.asarray(state['variables'][name]['theta'], float)
-            for k in range(v.bins):
+            prior = prior / prior.sum()
+            for k in range(len(posterior)):
                 w.writerow([name, k, int(count[k]), f'{mean[k]:.4f}',
-                            f'{prior[k] / prior.sum():.4f}', f'{v.bin_probabilities()[k]:.4f}'])
+                            f'{prior[k]:.4f}', f'{posterior[k]:.4f}'])
     plot_bin_errors(table, spread, new_state, os.path.join(a.out, 'bin_errors.png'))
     print(f'{len(scores)} samples, mean score {np.nanmean(scores):.3f}% of the diagonal; '
           f'{len(worst)} hardest counted (score >= {scores[worst].min():.3f}%)')
