@@ -53,6 +53,7 @@ setup(
             'keypoints-train = keypoint_perception.training.train:main',
             'keypoints-eval = keypoint_perception.training.evaluate:main',
             'keypoints-feedback = keypoint_perception.training.feedback:main',
+            'keypoints-pack = keypoint_perception.training.view_pack:main',
         ],
     },
 )

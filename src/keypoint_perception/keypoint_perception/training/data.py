@@ -85,7 +85,12 @@ def load_shard_views(shard_path: str, input_size: Tuple[int, int]) -> ViewSet:
 
 
 class ShardCache:
-    """Loads shards once; :meth:`refresh` picks up shards written since."""
+    """Loads shards once; :meth:`refresh` picks up shards written since.
+
+    An entry of ``dataset_dirs`` that ends in ``.npz`` is a view pack
+    (:mod:`.view_pack`), read once, whose views keep their own
+    training/validation split.
+    """
 
     def __init__(self, dataset_dirs: Sequence[str], input_size: Tuple[int, int],
                  is_validation):
@@ -94,20 +99,38 @@ class ShardCache:
         self.input_size = input_size
         self.is_validation = is_validation
         self.loaded: Dict[str, ViewSet] = {}
+        self.packs: Dict[str, Tuple[ViewSet, ViewSet]] = {}
 
     def refresh(self) -> int:
-        """Load new complete shards; returns how many were added."""
+        """Load new complete shards and packs; returns how many were added.
+
+        Raises:
+            ValueError: if a pack's views are not of ``input_size``.
+        """
+        from .view_pack import load_view_pack
+        new_packs = [d for d in self.dataset_dirs if d.endswith('.npz') and d not in self.packs]
+        for d in new_packs:
+            train, val = load_view_pack(d)
+            shape = (train.images if len(train) else val.images).shape[1:3]
+            if shape != (self.input_size[1], self.input_size[0]):
+                raise ValueError(f'{d} holds {shape[1]}x{shape[0]} views, the model takes '
+                                 f'{self.input_size[0]}x{self.input_size[1]}')
+            self.packs[d] = (train, val)
         from sim_datagen.dataset_io import list_shards
-        new = [p for d in self.dataset_dirs for p in list_shards(d) if p not in self.loaded]
+        new = [p for d in self.dataset_dirs if not d.endswith('.npz')
+               for p in list_shards(d) if p not in self.loaded]
         for p in new:
             self.loaded[p] = load_shard_views(p, self.input_size)
-        return len(new)
+        return len(new) + len(new_packs)
 
     def split(self) -> Tuple[ViewSet, ViewSet]:
         """(train, validation) view sets over all loaded shards."""
         items = sorted(self.loaded.items())
         train = [v for p, v in items if not self.is_validation(p)]
         val = [v for p, v in items if self.is_validation(p)]
+        for t, v in self.packs.values():
+            train += [t] if len(t) else []
+            val += [v] if len(v) else []
         if not val and len(train) > 1:  # small datasets: hold out the last shard
             val = [train.pop()]
         if not train or not val:

@@ -21,7 +21,9 @@ the dataset folders while training runs are picked up at each validation.
 """
 
 import argparse
+import collections
 import csv
+import multiprocessing
 import os
 import time
 from typing import Dict
@@ -64,22 +66,109 @@ def is_validation_shard(path: str, every: int = 10) -> bool:
         return False
 
 
-def make_batch(views: ViewSet, idx: np.ndarray, symmetries, config, sigma: float,
-               rng: np.random.Generator, augment: bool = True, distractor_prob: float = 0.0):
-    """Augmented images (B, 3, H, W) and targets (B, P, J, h, w) as tensors.
+def make_batch_arrays(views: ViewSet, idx: np.ndarray, symmetries, config, sigma: float,
+                      seed, augment: bool = True, distractor_prob: float = 0.0):
+    """Augmented images and belief-map targets for the views ``idx``, as arrays.
 
-    P is the number of labellings of the object (1 + its symmetries).
+    The augmentation draws from ``np.random.default_rng(seed)`` alone, so a
+    batch is the same whichever process makes it.
+
+    Returns:
+        images (B, H, W, 3) uint8 RGB and targets (B, P, J, h, w) float32,
+        P being the number of labellings of the object (1 + its symmetries).
     """
+    rng = np.random.default_rng(seed)
     imgs, tgts = [], []
     for i in idx:
         img, uv, vis = views.images[i], views.uv[i], views.visibility[i]
         if augment:
             img, uv, vis = augment_view(img, uv, vis, rng, distractor_prob)
-        tgt = symmetric_targets(uv, vis, symmetries, config.heatmap_size, config.stride, sigma)
+        tgts.append(symmetric_targets(uv, vis, symmetries, config.heatmap_size, config.stride,
+                                      sigma))
         imgs.append(img)
-        tgts.append(tgt)
-    images = normalize_images(torch.from_numpy(np.stack(imgs)))
-    return images, torch.from_numpy(np.stack(tgts))
+    return np.stack(imgs), np.stack(tgts)
+
+
+_WORKER_JOB: dict = {}
+
+
+def _worker_batch(idx: np.ndarray, seed):
+    job = _WORKER_JOB
+    return make_batch_arrays(job['views'], idx, job['symmetries'], job['config'], job['sigma'],
+                             seed, distractor_prob=job['distractor_prob'])
+
+
+class BatchPrefetcher:
+    """Makes augmented training batches ahead of the optimizer in worker processes.
+
+    With ``workers == 0`` each batch is made in the calling process when it is
+    asked for.  With ``workers > 0`` a forked pool (which inherits the views
+    without copying them) keeps up to ``2 * workers`` batches in flight.
+    Batches depend only on their view indices and seed, so the worker count
+    changes speed, not results.
+    """
+
+    def __init__(self, views: ViewSet, symmetries, config, sigma: float,
+                 distractor_prob: float, workers: int = 0):
+        """Hold the job; start ``workers`` processes (fork) if > 0."""
+        self.job = dict(views=views, symmetries=symmetries, config=config, sigma=sigma,
+                        distractor_prob=distractor_prob)
+        self.workers = workers  # (calling cv2.setNumThreads in a forked worker hangs it)
+        self.depth = 2 * workers if workers > 0 else 1
+        self.pending = collections.deque()
+        self.pool = None
+        if workers > 0:
+            _WORKER_JOB.clear()
+            _WORKER_JOB.update(self.job)
+            self.pool = multiprocessing.get_context('fork').Pool(workers)
+
+    def __len__(self) -> int:
+        """Batches submitted and not yet taken."""
+        return len(self.pending)
+
+    def full(self) -> bool:
+        """Tell whether enough batches are in flight."""
+        return len(self.pending) >= self.depth
+
+    def submit(self, idx: np.ndarray, seed) -> None:
+        """Queue the batch of views ``idx`` augmented with ``seed``."""
+        if self.pool is None:
+            self.pending.append((idx, seed, None))
+        else:
+            self.pending.append((idx, seed, self.pool.apply_async(_worker_batch, (idx, seed))))
+
+    def next(self):
+        """Oldest queued batch: (idx, images (B,H,W,3) uint8, targets (B,P,J,h,w) float32)."""
+        idx, seed, result = self.pending.popleft()
+        if result is None:
+            j = self.job
+            images, targets = make_batch_arrays(j['views'], idx, j['symmetries'], j['config'],
+                                                j['sigma'], seed,
+                                                distractor_prob=j['distractor_prob'])
+        else:
+            images, targets = result.get()
+        return idx, images, targets
+
+    def close(self) -> None:
+        """Stop the workers."""
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+            self.pool = None
+        self.pending.clear()
+
+
+def resolve_device(name: str) -> torch.device:
+    """``'auto'`` -> CUDA when available, else CPU; other names are passed to torch.
+
+    Raises:
+        ValueError: if CUDA is asked for and not available.
+    """
+    if name == 'auto':
+        name = 'cuda' if torch.cuda.is_available() else 'cpu'
+    if name.startswith('cuda') and not torch.cuda.is_available():
+        raise ValueError('--device cuda: no CUDA device is available to torch')
+    return torch.device(name)
 
 
 @torch.no_grad()
@@ -91,10 +180,12 @@ def evaluate(model: BeliefMapNet, views: ViewSet, symmetries, batch_size: int = 
     """
     model.eval()
     cfg = model.config
+    device = next(model.parameters()).device
     errors = []
     for s in range(0, len(views), batch_size):
         sl = slice(s, s + batch_size)
-        beliefs = model(normalize_images(torch.from_numpy(views.images[sl])))[-1].numpy()
+        images = torch.from_numpy(views.images[sl]).to(device)
+        beliefs = model(normalize_images(images))[-1].float().cpu().numpy()
         for b, uv_gt, vis, scale in zip(beliefs, views.uv[sl], views.visibility[sl],
                                         views.scale[sl]):
             uv = decode_keypoints(b, (cfg.input_width, cfg.input_height), symmetries,
@@ -169,7 +260,6 @@ def train(args) -> str:
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps,
                                                 pct_start=0.05)
     if ckpt is not None:
-        opt.load_state_dict(ckpt['optimizer'])
         sched.load_state_dict(ckpt['scheduler'])
 
     cache = ShardCache(args.data, (config.input_width, config.input_height), is_validation_shard)
@@ -180,16 +270,31 @@ def train(args) -> str:
     sampler = LossPrioritizedSampler(len(train_views), args.hard_examples, rng=rng)
     if ckpt is not None and 'sampler' in ckpt:
         sampler.load_state_dict(ckpt['sampler'])
+    device = resolve_device(args.device)
+    batches = BatchPrefetcher(train_views, oc.symmetries, config, args.sigma, args.distractors,
+                              args.workers)
+    model.to(device)
+    if ckpt is not None:  # optimizer state follows the parameters' device
+        opt.load_state_dict(ckpt['optimizer'])
+    if device.type == 'cuda':
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    print(f'training on {device} with {args.workers} batch workers, batch {args.batch}')
     t_start = time.time()
     losses = []
+    submitted = step
     pbar = tqdm(total=args.steps, initial=step, desc='train', unit='step', dynamic_ncols=True)
     while step < args.steps:
-        idx = sampler.sample(args.batch)
-        images, targets = make_batch(train_views, idx, oc.symmetries, config, args.sigma, rng,
-                                     distractor_prob=args.distractors)
+        while not batches.full() and submitted < args.steps:
+            batches.submit(sampler.sample(args.batch), (args.seed, submitted))
+            submitted += 1
+        idx, images, targets = batches.next()
+        images = normalize_images(torch.from_numpy(images).to(device, non_blocking=True))
+        targets = torch.from_numpy(targets).to(device, non_blocking=True)
         per_sample = symmetric_belief_loss(model(images), targets, kind=args.loss,
                                            reduction='none')
-        sampler.update(idx, per_sample.detach().numpy())
+        sampler.update(idx, per_sample.detach().cpu().numpy())
         loss = per_sample.mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -200,7 +305,8 @@ def train(args) -> str:
         pbar.update(1)
         pbar.set_postfix(loss=f'{np.mean(losses[-50:]):.4f}')
         if step % args.eval_every == 0 or step == args.steps:
-            m = evaluate(model, val_views, oc.symmetries)
+            m = evaluate(model, val_views, oc.symmetries,
+                         batch_size=128 if device.type == 'cuda' else 32)
             with open(csv_path, 'a') as f:
                 f.write(f'{step},{time.time() - t_start:.0f},{np.mean(losses):.5f},'
                         f'{m["mean_px"]:.3f},{m["mean_pct_diag"]:.4f},{m["max_px"]:.2f},'
@@ -223,10 +329,15 @@ def train(args) -> str:
             if cache.refresh():
                 train_views, val_views = cache.split()
                 sampler.resize(len(train_views))
+                batches.close()  # the workers hold the old views
+                batches = BatchPrefetcher(train_views, oc.symmetries, config, args.sigma,
+                                          args.distractors, args.workers)
+                submitted = step
                 tqdm.write(f'picked up new shards: {len(train_views)} training views')
             if args.minutes and time.time() - t_start > 60 * args.minutes:
                 tqdm.write(f'time budget of {args.minutes} min reached')
                 break
+    batches.close()
     pbar.close()
     return best_path
 
@@ -250,7 +361,11 @@ def main(argv=None):
     p.add_argument('--hard-examples', type=float, default=0.0,
                    help='share of loss-prioritized view sampling in [0, 1] (0 = uniform)')
     p.add_argument('--eval-every', type=int, default=200)
-    p.add_argument('--threads', type=int, default=2)
+    p.add_argument('--threads', type=int, default=2, help='torch CPU threads')
+    p.add_argument('--device', default='cpu',
+                   help="'cpu', 'cuda', 'cuda:N' or 'auto' (CUDA when available)")
+    p.add_argument('--workers', type=int, default=0,
+                   help='processes making augmented batches (0 = in the training process)')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--resume', action='store_true', help='continue from OUT/last.pt')
     p.add_argument('--init', default='',
