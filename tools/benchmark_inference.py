@@ -155,12 +155,13 @@ def main(argv=None):
              'paper views/s (batch 32) |',
              '| --- | --- | --- | --- | --- | --- | --- | --- |']
     for dev, r in rows:
+        pv = r['paper_views_per_s']
         lines.append(f'| {r["name"]} | {r["lite_input"]} | '
                      f'{np.median(r["lite_net_pair"]):.2f} | '
                      f'{np.median(r["lite_pipeline_pair"]):.2f} | '
                      f'{r["lite_views_per_s"]:.0f} | {r["paper_input"]} | '
                      f'{np.median(r["paper_net_pair"]):.0f} | '
-                     f'{"-" if np.isnan(r["paper_views_per_s"]) else round(r["paper_views_per_s"])} |')
+                     f'{"-" if np.isnan(pv) else round(pv)} |')
     lines.append(END)
     section = '\n'.join(lines) + '\n'
     print(section)
