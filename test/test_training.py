@@ -82,6 +82,30 @@ def test_train_then_resume_from_last_checkpoint(dataset, tmp_path):
     assert (run / 'training_curves.png').stat().st_size > 5000
 
 
+def test_train_from_a_view_pack_with_batch_workers(dataset, tmp_path):
+    from keypoint_perception.training.data import load_shard_views
+    from keypoint_perception.training.view_pack import load_view_pack
+    from sim_datagen.dataset_io import list_shards
+
+    pack = tmp_path / 'packs' / 'ds.npz'
+    r = _run(['keypoint_perception.training.view_pack', '--data', str(dataset),
+              '--out', str(pack), '--quality', '101'])
+    assert '8 views (4 validation), 256x192' in r.stdout  # the last of 2 shards held out
+    train, val = load_view_pack(str(pack))
+    first, last = (load_shard_views(p, (256, 192)) for p in list_shards(str(dataset)))
+    np.testing.assert_array_equal(train.images, first.images)  # lossless, in shard order
+    np.testing.assert_array_equal(val.uv, last.uv)
+
+    run = tmp_path / 'run'
+    r = _run(['keypoint_perception.training.train', '--data', str(pack), '--out', str(run),
+              '--batch', '2', '--threads', '1', '--eval-every', '2', '--steps', '2',
+              '--workers', '2', '--device', 'cpu'])
+    assert 'training on cpu with 2 batch workers' in r.stdout
+    assert '4 training views, 4 validation views' in r.stdout
+    assert _steps(run) == [2]
+    assert (run / 'best.pt').is_file()
+
+
 def test_feedback_folds_the_hardest_samples_bins_into_the_sampler(dataset, tmp_path):
     from sim_datagen.dataset_io import iter_samples, read_meta
 

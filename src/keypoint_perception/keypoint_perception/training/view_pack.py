@@ -178,7 +178,8 @@ def main(argv=None):
     from .train import is_validation_shard
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--data', nargs='+', required=True, help='sim_datagen dataset folders or shard files')
+    p.add_argument('--data', nargs='+', required=True,
+                   help='sim_datagen dataset folders or shard files')
     p.add_argument('--out', required=True, help='pack file (.npz)')
     p.add_argument('--model', default='checkerboard_lite',
                    help='model whose input size the views are resized to')
