@@ -92,10 +92,13 @@ def make_batch_arrays(views: ViewSet, idx: np.ndarray, symmetries, config, sigma
 _WORKER_JOB: dict = {}
 
 
-def _worker_batch(idx: np.ndarray, seed):
-    job = _WORKER_JOB
+def _batch_from_job(job: dict, idx: np.ndarray, seed):
     return make_batch_arrays(job['views'], idx, job['symmetries'], job['config'], job['sigma'],
                              seed, distractor_prob=job['distractor_prob'])
+
+
+def _worker_batch(idx: np.ndarray, seed):
+    return _batch_from_job(_WORKER_JOB, idx, seed)
 
 
 class BatchPrefetcher:
@@ -113,11 +116,10 @@ class BatchPrefetcher:
         """Hold the job; start ``workers`` processes (fork) if > 0."""
         self.job = dict(views=views, symmetries=symmetries, config=config, sigma=sigma,
                         distractor_prob=distractor_prob)
-        self.workers = workers  # (calling cv2.setNumThreads in a forked worker hangs it)
         self.depth = 2 * workers if workers > 0 else 1
         self.pending = collections.deque()
         self.pool = None
-        if workers > 0:
+        if workers > 0:  # (calling cv2.setNumThreads in a forked worker hangs it)
             _WORKER_JOB.clear()
             _WORKER_JOB.update(self.job)
             self.pool = multiprocessing.get_context('fork').Pool(workers)
@@ -140,13 +142,8 @@ class BatchPrefetcher:
     def next(self):
         """Oldest queued batch: (idx, images (B,H,W,3) uint8, targets (B,P,J,h,w) float32)."""
         idx, seed, result = self.pending.popleft()
-        if result is None:
-            j = self.job
-            images, targets = make_batch_arrays(j['views'], idx, j['symmetries'], j['config'],
-                                                j['sigma'], seed,
-                                                distractor_prob=j['distractor_prob'])
-        else:
-            images, targets = result.get()
+        images, targets = (_batch_from_job(self.job, idx, seed) if result is None
+                           else result.get())
         return idx, images, targets
 
     def close(self) -> None:
