@@ -13,8 +13,11 @@
 # limitations under the License.
 """Helpers shared by the benchmark scripts in tools/ (machine line, doc sections)."""
 
+import glob
 import os
 import platform
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def cpu_model() -> str:
@@ -43,3 +46,29 @@ def replace_section(path: str, begin: str, end: str, section: str) -> None:
     os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
     with open(path, 'w') as f:
         f.write(doc)
+
+
+def load_real_pairs():
+    """The OpenCV real stereo sequence and its calibration (core only, no rclpy).
+
+    Returns:
+        (pairs, (left_camera, right_camera)): pairs is a list of
+        [left, right] (480, 640, 3) uint8 RGB images in file order, the
+        cameras are :class:`keypoint_perception.core.geometry.CameraModel`.
+
+    Raises:
+        FileNotFoundError: when the images are missing (run tools/fetch_data.sh).
+    """
+    import cv2
+    from keypoint_perception.core.geometry import CameraModel
+    data = os.path.join(ROOT, 'data', 'opencv_stereo')
+    lefts = sorted(glob.glob(os.path.join(data, 'left[0-9]*.jpg')))
+    rights = sorted(glob.glob(os.path.join(data, 'right[0-9]*.jpg')))
+    if not lefts or len(lefts) != len(rights):
+        raise FileNotFoundError(f'no stereo pairs in {data} (run tools/fetch_data.sh)')
+    pairs = [[cv2.cvtColor(cv2.imread(f), cv2.COLOR_BGR2RGB) for f in pr]
+             for pr in zip(lefts, rights)]
+    cal = os.path.join(ROOT, 'config', 'camera_info')
+    cams = tuple(CameraModel.from_yaml(os.path.join(cal, f'opencv_stereo_{s}.yaml'))
+                 for s in ('left', 'right'))
+    return pairs, cams

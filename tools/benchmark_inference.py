@@ -32,7 +32,6 @@ Usage (from the repository root)::
 
 import argparse
 import datetime
-import glob
 import os
 import sys
 import time
@@ -41,7 +40,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchmark_common import cpu_model, replace_section  # noqa: E402
+from benchmark_common import cpu_model, load_real_pairs, replace_section  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOC = os.path.join(ROOT, 'docs', 'benchmarks.md')
@@ -72,7 +71,7 @@ def bench_device(device: str, pairs, cams, repeats: int) -> dict:
     """Latency figures for one torch device."""
     import torch
     from keypoint_perception.core.inference import KeypointDetector, StereoKeypointPipeline
-    from keypoint_perception.core.model import BeliefMapNet, make_config
+    from keypoint_perception.core.model import BeliefMapNet, make_config, normalize_images
 
     det = KeypointDetector('checkerboard_lite', device=device)
     pipe = StereoKeypointPipeline(det)
@@ -95,7 +94,6 @@ def bench_device(device: str, pairs, cams, repeats: int) -> dict:
     x2 = torch.from_numpy(np.stack([cv2.resize(im, size) for im in pairs[0]])).to(device)
     on_gpu = device.startswith('cuda')
     with torch.no_grad():  # on CPU the paper network takes seconds: one timed pair only
-        from keypoint_perception.core.model import normalize_images
         res['paper_net_pair'] = _timed(lambda: paper(normalize_images(x2))[-1].float().cpu(),
                                        device, max(3, repeats // 2) if on_gpu else 1,
                                        2 if on_gpu else 1)
@@ -122,17 +120,7 @@ def main(argv=None):
     p.add_argument('--repeats', type=int, default=39)
     p.add_argument('--write-doc', action='store_true')
     args = p.parse_args(argv)
-    from keypoint_perception.core.geometry import CameraModel
-    data = os.path.join(ROOT, 'data', 'opencv_stereo')
-    lefts = sorted(glob.glob(os.path.join(data, 'left[0-9]*.jpg')))
-    rights = sorted(glob.glob(os.path.join(data, 'right[0-9]*.jpg')))
-    if not lefts or len(lefts) != len(rights):
-        sys.exit(f'no stereo pairs in {data} (run tools/fetch_data.sh)')
-    pairs = [[cv2.cvtColor(cv2.imread(f), cv2.COLOR_BGR2RGB) for f in pr]
-             for pr in zip(lefts, rights)]
-    cal = os.path.join(ROOT, 'config', 'camera_info')
-    cams = [CameraModel.from_yaml(os.path.join(cal, f'opencv_stereo_{s}.yaml'))
-            for s in ('left', 'right')]
+    pairs, cams = load_real_pairs()
     rows = []
     for dev in args.devices:
         r = bench_device(dev, pairs, cams, args.repeats)

@@ -38,7 +38,7 @@ import time
 
 import numpy as np
 
-from benchmark_common import cpu_model, replace_section
+from benchmark_common import cpu_model, load_real_pairs, replace_section
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOC = os.path.join(ROOT, 'docs', 'benchmarks.md')
@@ -62,18 +62,9 @@ def run(cmd, **kw) -> str:
 
 def stage_latency(model: str, repeats: int = 3) -> dict:
     """Mean per-stage milliseconds of StereoKeypointPipeline on the real pairs."""
-    import cv2
-    from keypoint_perception.core.geometry import CameraModel
     from keypoint_perception.core.inference import KeypointDetector, StereoKeypointPipeline
-    from keypoint_perception.nodes.stereo_replay_node import pair_files
-    data = os.path.join(ROOT, 'data', 'opencv_stereo')
-    cal = os.path.join(ROOT, 'config', 'camera_info')
     pipe = StereoKeypointPipeline(KeypointDetector(model))
-    lc = CameraModel.from_yaml(os.path.join(cal, 'opencv_stereo_left.yaml'))
-    rc = CameraModel.from_yaml(os.path.join(cal, 'opencv_stereo_right.yaml'))
-    pairs = [[cv2.cvtColor(cv2.imread(p), cv2.COLOR_BGR2RGB) for p in pr]
-             for pr in pair_files(os.path.join(data, 'left[0-9]*.jpg'),
-                                  os.path.join(data, 'right[0-9]*.jpg'))]
+    pairs, (lc, rc) = load_real_pairs()
     pipe.process(*pairs[0], lc, rc)  # warm-up
     times, totals = {}, []
     for _ in range(repeats):

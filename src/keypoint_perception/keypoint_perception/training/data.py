@@ -108,7 +108,9 @@ class ShardCache:
             ValueError: if a pack's views are not of ``input_size``.
         """
         from .view_pack import load_view_pack
-        new_packs = [d for d in self.dataset_dirs if d.endswith('.npz') and d not in self.packs]
+        is_pack = [d.endswith('.npz') for d in self.dataset_dirs]
+        new_packs = [d for d, pack in zip(self.dataset_dirs, is_pack)
+                     if pack and d not in self.packs]
         for d in new_packs:
             train, val = load_view_pack(d)
             shape = (train.images if len(train) else val.images).shape[1:3]
@@ -117,7 +119,7 @@ class ShardCache:
                                  f'{self.input_size[0]}x{self.input_size[1]}')
             self.packs[d] = (train, val)
         from sim_datagen.dataset_io import list_shards
-        new = [p for d in self.dataset_dirs if not d.endswith('.npz')
+        new = [p for d, pack in zip(self.dataset_dirs, is_pack) if not pack
                for p in list_shards(d) if p not in self.loaded]
         for p in new:
             self.loaded[p] = load_shard_views(p, self.input_size)
