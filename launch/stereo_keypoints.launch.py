@@ -37,6 +37,9 @@ ARGUMENTS = [
      'YAML file with the node parameters.'),
     ('model', 'checkerboard_lite', 'Shipped model name or checkpoint path.'),
     ('device', 'cpu', 'Torch device for the network, e.g. cpu or cuda:0.'),
+    ('test_time_augmentation', 'auto',
+     'none, rot180 (mean with the 180 degree rotated image: twice the network time) '
+     'or auto (what the checkpoint was validated with).'),
     ('approximate_sync', 'false',
      'Use approximate time sync (cameras without hardware trigger).'),
     ('sync_slop', '0.01', 'Approximate sync tolerance in seconds.'),
@@ -61,6 +64,7 @@ def generate_launch_description():
         output='screen',
         parameters=[cfg['params_file'], {
             'model': cfg['model'], 'device': cfg['device'],
+            'test_time_augmentation': cfg['test_time_augmentation'],
             'approximate_sync': cfg['approximate_sync'], 'sync_slop': cfg['sync_slop']}],
         remappings=[('left/image_rect', cfg['left_image']),
                     ('left/camera_info', cfg['left_camera_info']),

@@ -18,7 +18,7 @@ import pytest
 
 from keypoint_perception.core.heatmaps import (
     canonical_symmetry_order, decode_beliefs, gaussian_targets, heatmap_to_image,
-    image_to_heatmap, nms_peaks)
+    image_to_heatmap, merge_rotated_beliefs, nms_peaks)
 
 
 def test_gaussian_target_peak_and_absent_map():
@@ -102,3 +102,61 @@ def test_canonical_symmetry_order_with_missing_keypoint():
     uv = np.array([[np.nan, np.nan], [90, 12], [92, 60], [12, 58]], float)
     p = canonical_symmetry_order(uv, [[2, 3, 0, 1]])
     assert p.tolist() == [2, 3, 0, 1]    # finite keypoint 0 first
+
+
+def _rotated_view(uv, image_size, heatmap_size):
+    """Cell positions, in the 180-degree rotated belief map, of image points ``uv``."""
+    w, h = image_size
+    return image_to_heatmap(np.c_[w - 1 - uv[:, 0], h - 1 - uv[:, 1]], image_size, heatmap_size)
+
+
+@pytest.mark.parametrize('bias_px', [0.0, 3.0])
+def test_merge_rotated_beliefs_cancels_a_bias_that_turns_with_the_image(bias_px):
+    """Merge maps of an image and of its rotation, both shifted by one network bias.
+
+    The bias (in each network input's own frame) points the other way once
+    the rotated maps are rotated back, so the merged peak is unbiased; with
+    no bias the merged peak is where both looks put it.
+    """
+    rng = np.random.default_rng(3)
+    image_size, heatmap_size = (640, 480), (64, 48)
+    uv = rng.uniform(40, 440, size=(4, 2))
+    bias = np.array([bias_px, -0.5 * bias_px])
+    present = np.ones(4, bool)
+    direct = gaussian_targets(image_to_heatmap(uv + bias, image_size, heatmap_size),
+                              present, heatmap_size[::-1], 1.5)
+    rot_cells = _rotated_view(uv, image_size, heatmap_size) + bias * 64 / 640
+    rotated = gaussian_targets(rot_cells, present, heatmap_size[::-1], 1.5)
+    merged = merge_rotated_beliefs(direct[None], rotated[None])
+    assert merged.shape == (1, 4, 48, 64) and merged.dtype == np.float32
+    dec = heatmap_to_image(decode_beliefs(merged[0])[0], heatmap_size, image_size)
+    single = heatmap_to_image(decode_beliefs(direct)[0], heatmap_size, image_size)
+    assert np.abs(dec - uv).max() < 0.35 * max(bias_px, 1.0)
+    assert np.abs(single - uv - bias).max() < 0.35  # one look keeps its bias
+    if bias_px == 0:
+        np.testing.assert_allclose(merged[0], direct, atol=1e-6)
+
+
+def test_merge_rotated_beliefs_finds_the_symmetric_relabelling():
+    """Undo the symmetry relabelling of the rotated look.
+
+    A network free to label a symmetric object either way may return the
+    rotated look's keypoints 0..3 relabelled by the symmetry.
+    """
+    uv = np.array([[12.0, 9.0], [50.0, 11.0], [52.0, 38.0], [10.0, 36.0]])
+    present = np.ones(4, bool)
+    direct = gaussian_targets(uv, present, (48, 64), 1.5)
+    rot = np.c_[63 - uv[:, 0], 47 - uv[:, 1]]
+    relabelled = gaussian_targets(rot, present, (48, 64), 1.5)[[2, 3, 0, 1]]
+    merged = merge_rotated_beliefs(direct[None], relabelled[None], symmetries=[[2, 3, 0, 1]])
+    np.testing.assert_allclose(merged[0], direct, atol=1e-6)
+    # without the symmetry the labels cannot be matched: the maps stay split
+    unmatched = merge_rotated_beliefs(direct[None], relabelled[None])
+    assert unmatched[0].max() == pytest.approx(0.5, abs=1e-6)
+
+
+def test_merge_rotated_beliefs_rejects_mismatched_shapes():
+    with pytest.raises(ValueError, match='one shape'):
+        merge_rotated_beliefs(np.zeros((1, 4, 8, 8)), np.zeros((1, 4, 8, 9)))
+    with pytest.raises(ValueError, match='one shape'):
+        merge_rotated_beliefs(np.zeros((4, 8, 8)), np.zeros((4, 8, 8)))

@@ -247,3 +247,49 @@ def decode_keypoints(beliefs: np.ndarray, image_size: Tuple[int, int], symmetrie
     if len(symmetries) and np.isfinite(uv[:, 0]).all():
         perm = canonical_symmetry_order(uv[:, 0], symmetries)
     return uv[perm], conf[perm], perm
+
+
+def merge_rotated_beliefs(beliefs: np.ndarray, rotated_beliefs: np.ndarray,
+                          symmetries=()) -> np.ndarray:
+    """Average belief maps with those of the same images rotated by 180 degrees.
+
+    Test-time augmentation in the manner of the flip test of stacked
+    hourglass and HRNet pose networks (Newell et al. 2016; Sun et al. 2019,
+    ``flip_back``), with an in-plane rotation instead of a mirror, for
+    object classes whose appearance does not depend on the image's "up"
+    (a board on a table, seen from any side).  A 180 degree rotation maps
+    pixel (u, v) of a W x H image to (W - 1 - u, H - 1 - v) and, with the
+    pixel-centre convention of :func:`image_to_heatmap`, cell (j, i) of a
+    w x h map to (w - 1 - j, h - 1 - i), so the rotated maps are rotated back
+    cell for cell.  A network trained with the min-over-labellings loss of a
+    symmetric object may label the rotated view with another symmetry
+    permutation; per image, the permutation (identity or one of
+    ``symmetries``) whose maps overlap most with ``beliefs`` is used.
+    Averaging two looks cancels any position bias that turns with the image
+    and lowers the noise of the peaks.
+
+    Args:
+        beliefs: (B, J, h, w) float belief maps of the images.
+        rotated_beliefs: (B, J, h, w) float belief maps of the images rotated
+            by 180 degrees, as the network returned them (not rotated back).
+        symmetries: the object's symmetry permutations, each (J,) int
+            (identity implied).
+
+    Returns:
+        (B, J, h, w) float32 mean belief maps, in the frame of ``beliefs``.
+
+    Raises:
+        ValueError: the two arrays differ in shape or are not 4-D.
+    """
+    beliefs = np.asarray(beliefs, dtype=np.float32)
+    rotated_beliefs = np.asarray(rotated_beliefs, dtype=np.float32)
+    if beliefs.ndim != 4 or beliefs.shape != rotated_beliefs.shape:
+        raise ValueError(f'beliefs must be two (B, J, h, w) arrays of one shape, got '
+                         f'{beliefs.shape} and {rotated_beliefs.shape}')
+    back = rotated_beliefs[:, :, ::-1, ::-1]
+    perms = [np.arange(beliefs.shape[1])] + [np.asarray(p, dtype=int) for p in symmetries]
+    # (P, B) overlap of each relabelling with the unrotated maps
+    overlap = np.stack([np.einsum('bjyx,bjyx->b', beliefs, back[:, p]) for p in perms])
+    best = np.argmax(overlap, axis=0)
+    aligned = np.stack([back[b, perms[k]] for b, k in enumerate(best)])
+    return 0.5 * (beliefs + aligned)

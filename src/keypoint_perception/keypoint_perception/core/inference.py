@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from . import geometry
-from .heatmaps import decode_keypoints
+from .heatmaps import decode_keypoints, merge_rotated_beliefs
 from .matching import complete_from_template, select_consistent_candidates, shape_consistent
 from .model import BeliefMapNet, BeliefNetConfig, normalize_images
 from .objects import ObjectClass
@@ -39,6 +39,11 @@ from .objects import ObjectClass
 #: Folder of the weights shipped with the package.
 MODELS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                           'models')
+
+#: Test-time augmentations of :class:`KeypointDetector`: none, or the mean of
+#: the image's and its 180 degree rotation's belief maps
+#: (:func:`~.heatmaps.merge_rotated_beliefs`).
+TEST_TIME_AUGMENTATIONS = ('none', 'rot180')
 
 
 def resolve_model_path(name_or_path: str) -> str:
@@ -114,7 +119,8 @@ class KeypointDetector:
     """Belief-map network inference on batches of images (torch, CPU or CUDA)."""
 
     def __init__(self, model_path: str, device: str = 'cpu', num_threads: int = 0,
-                 peak_threshold: float = 0.1, nms_kernel: int = 3):
+                 peak_threshold: float = 0.1, nms_kernel: int = 3,
+                 test_time_augmentation: str = 'auto'):
         """Load weights.
 
         Args:
@@ -123,9 +129,14 @@ class KeypointDetector:
             num_threads: torch intra-op threads (0 keeps torch's default).
             peak_threshold: minimum belief of a detected keypoint.
             nms_kernel: odd NMS window in belief cells.
+            test_time_augmentation: one of :data:`TEST_TIME_AUGMENTATIONS`, or
+                ``'auto'`` for the one the checkpoint was validated with
+                (``meta['test_time_augmentation']``, ``'none'`` if absent).
+                ``'rot180'`` doubles the network's work.
 
         Raises:
             FileNotFoundError: unknown model.
+            ValueError: unknown test-time augmentation.
         """
         if num_threads > 0:
             torch.set_num_threads(num_threads)
@@ -137,6 +148,12 @@ class KeypointDetector:
         self.device = torch.device(device)
         self.peak_threshold = peak_threshold
         self.nms_kernel = nms_kernel
+        if test_time_augmentation == 'auto':
+            test_time_augmentation = self.meta.get('test_time_augmentation', 'none')
+        if test_time_augmentation not in TEST_TIME_AUGMENTATIONS:
+            raise ValueError(f'unknown test-time augmentation {test_time_augmentation!r}; '
+                             f'expected auto or one of {TEST_TIME_AUGMENTATIONS}')
+        self.test_time_augmentation = test_time_augmentation
 
     def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """Resize (H, W, 3) uint8 RGB (or (H, W) grey) images to the input size.
@@ -154,9 +171,26 @@ class KeypointDetector:
         return normalize_images(arr)
 
     @torch.no_grad()
+    def forward(self, batch: torch.Tensor) -> np.ndarray:
+        """Last-stage belief maps of a preprocessed batch, with test-time augmentation.
+
+        Args:
+            batch: (B, 3, h_in, w_in) float32 tensor from :meth:`preprocess`.
+
+        Returns:
+            (B, J, h, w) float32 belief maps; with ``'rot180'`` the mean of
+            the batch's and its rotated copy's maps (one forward pass of 2B).
+        """
+        if self.test_time_augmentation == 'rot180':
+            both = torch.cat([batch, torch.rot90(batch, 2, dims=(2, 3))])
+            out = self.model(both)[-1].float().cpu().numpy()
+            n = len(batch)
+            return merge_rotated_beliefs(out[:n], out[n:], self.object_class.symmetries)
+        return self.model(batch)[-1].float().cpu().numpy()
+
     def infer(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        """Last-stage belief maps, (B, J, h, w) float32."""
-        return self.model(self.preprocess(images))[-1].float().cpu().numpy()
+        """Last-stage belief maps, (B, J, h, w) float32 (see :meth:`forward`)."""
+        return self.forward(self.preprocess(images))
 
     def candidates(self, beliefs: np.ndarray, image_size, max_candidates: int = 1):
         """Peaks of one image's (J, h, w) beliefs, see :func:`~.heatmaps.decode_keypoints`.
@@ -442,8 +476,7 @@ class StereoKeypointPipeline:
         t0 = time.perf_counter()
         batch = self.detector.preprocess([left_image, right_image])
         t1 = time.perf_counter()
-        with torch.no_grad():
-            beliefs = self.detector.model(batch)[-1].float().cpu().numpy()
+        beliefs = self.detector.forward(batch)
         t2 = time.perf_counter()
         sizes = [(im.shape[1], im.shape[0]) for im in (left_image, right_image)]
         check = self.template_check and oc.num_keypoints >= 3 and np.isfinite(oc.template).all()

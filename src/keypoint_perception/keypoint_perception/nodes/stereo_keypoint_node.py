@@ -69,6 +69,10 @@ class StereoKeypointNode(Node):
         device = p('device', 'cpu', 'Torch device, e.g. "cpu" or "cuda:0".', read_only=True)
         threads = p('num_threads', 0, 'Torch intra-op threads; 0 keeps the default.',
                     read_only=True, int_range=(0, 256))
+        tta = p('test_time_augmentation', 'auto',
+                'Test-time augmentation: "none"; "rot180" (mean of the belief maps of each '
+                'image and of its 180 degree rotation: steadier peaks, twice the network '
+                'time); "auto" = what the checkpoint was validated with.', read_only=True)
         self.approximate_sync = p('approximate_sync', False,
                                   'Pair left/right with ApproximateTimeSynchronizer '
                                   '(unsynchronized cameras) instead of exact stamps.',
@@ -114,7 +118,8 @@ class StereoKeypointNode(Node):
           float_range=(0.0, 3600.0))
         p('debug_heatmaps', True, 'Overlay belief maps on debug/image.')
 
-        self.detector = KeypointDetector(model, device=device, num_threads=threads)
+        self.detector = KeypointDetector(model, device=device, num_threads=threads,
+                                         test_time_augmentation=tta)
         self.object_class = self.detector.object_class
         self.pipeline = StereoKeypointPipeline(self.detector)
         self.bridge = CvBridge()
@@ -145,7 +150,8 @@ class StereoKeypointNode(Node):
         self.get_logger().info(
             f'model {self.detector.model_path} ({self.object_class.name}, '
             f'{self.object_class.num_keypoints} keypoints, '
-            f'{self.detector.config.input_width}x{self.detector.config.input_height} input); '
+            f'{self.detector.config.input_width}x{self.detector.config.input_height} input, '
+            f'test-time augmentation {self.detector.test_time_augmentation}); '
             f'{"approximate" if self.approximate_sync else "exact"} sync; waiting for '
             f'{self.resolve_topic_name("left/image_rect")} and '
             f'{self.resolve_topic_name("right/image_rect")}')

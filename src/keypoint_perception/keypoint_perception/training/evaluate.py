@@ -38,7 +38,7 @@ import cv2
 import numpy as np
 
 from ..core.geometry import CameraModel, triangulate_stereo
-from ..core.inference import KeypointDetector, StereoKeypointPipeline
+from ..core.inference import KeypointDetector, StereoKeypointPipeline, TEST_TIME_AUGMENTATIONS
 from ..core.visualization import draw_stereo
 from .metrics import summarize_errors, symmetric_errors
 
@@ -72,15 +72,18 @@ def _contact_sheet(images: List[np.ndarray], path: str, cols: int = 2,
 
 
 def evaluate_real(model: str, data_dir: str, left_info: str, right_info: str, out: str,
-                  min_confidence: float = 0.3, localization_sigma: float = 0.0) -> Dict:
+                  min_confidence: float = 0.3, localization_sigma: float = 0.0,
+                  test_time_augmentation: str = 'auto') -> Dict:
     """Evaluate on OpenCV's stereo sequence; returns the metrics dict.
 
     ``localization_sigma`` (belief cells) is the pipeline's option of that
-    name (:class:`~..core.inference.StereoKeypointPipeline`).
+    name (:class:`~..core.inference.StereoKeypointPipeline`),
+    ``test_time_augmentation`` the detector's
+    (:class:`~..core.inference.KeypointDetector`).
     """
     from .ground_truth import load_opencv_stereo_ground_truth
     gt = load_opencv_stereo_ground_truth(data_dir)
-    detector = KeypointDetector(model)
+    detector = KeypointDetector(model, test_time_augmentation=test_time_augmentation)
     oc = detector.object_class
     pipe = StereoKeypointPipeline(detector, min_confidence=min_confidence,
                                   localization_sigma_cells=localization_sigma)
@@ -125,7 +128,8 @@ def evaluate_real(model: str, data_dir: str, left_info: str, right_info: str, ou
              side_length_error_pct_mean=float(np.mean(np.abs(side_err))) if side_err else None,
              side_length_error_pct_max=float(np.max(np.abs(side_err))) if side_err else None,
              error_3d_mm_mean=float(1000 * np.mean(err3d)) if err3d else None,
-             model=detector.model_path)
+             model=detector.model_path,
+             test_time_augmentation=detector.test_time_augmentation)
     _write(out, m, rows)
     _histogram(100 * errs.ravel() / np.repeat(diags, errs.shape[1]),
                os.path.join(out, 'error_histogram.png'),
@@ -166,7 +170,8 @@ def _error_3d(xyz: np.ndarray, truth: np.ndarray, oc) -> float:
 
 
 def evaluate_synthetic(model: str, data_dir: str, out: str, max_samples: int = 0,
-                       localization_sigma: float = 0.0) -> Dict:
+                       localization_sigma: float = 0.0,
+                       test_time_augmentation: str = 'auto') -> Dict:
     """2D figures on a synthetic dataset, and the stereo pipeline's 3D figures.
 
     2D: the network's highest peaks (no stereo help) against the labels, on
@@ -176,7 +181,7 @@ def evaluate_synthetic(model: str, data_dir: str, out: str, max_samples: int = 0
     views, against the rendered 3D keypoints (left optical frame).
     """
     from sim_datagen.dataset_io import iter_samples
-    detector = KeypointDetector(model)
+    detector = KeypointDetector(model, test_time_augmentation=test_time_augmentation)
     oc = detector.object_class
     pipe = StereoKeypointPipeline(detector, localization_sigma_cells=localization_sigma)
     os.makedirs(out, exist_ok=True)
@@ -215,6 +220,7 @@ def evaluate_synthetic(model: str, data_dir: str, out: str, max_samples: int = 0
     errs = np.array(errs)
     m = summarize_errors(errs, np.array(diags))
     m.update(views=len(errs), model=detector.model_path, dataset=data_dir,
+             test_time_augmentation=detector.test_time_augmentation,
              pairs=pairs, pairs_all_triangulated=pairs_full,
              side_length_error_pct_mean=float(np.mean(np.abs(side_err))) if side_err else None,
              side_length_error_pct_median=(float(np.median(np.abs(side_err))) if side_err
@@ -268,14 +274,17 @@ def main(argv=None):
         q.add_argument('--out', default='')
         q.add_argument('--localization-sigma', type=float, default=0.0,
                        help='belief cells; > 0 widens the shape checks by stereo depth noise')
+        q.add_argument('--tta', default='auto', choices=('auto',) + TEST_TIME_AUGMENTATIONS,
+                       help="test-time augmentation; auto = the checkpoint's")
     args = p.parse_args(argv)
     out = args.out or os.path.join(root, 'output', 'eval', args.mode)
     if args.mode == 'real':
         m = evaluate_real(args.model, args.data, args.left_info, args.right_info, out,
-                          localization_sigma=args.localization_sigma)
+                          localization_sigma=args.localization_sigma,
+                          test_time_augmentation=args.tta)
     else:
         m = evaluate_synthetic(args.model, args.data, out, args.max_samples,
-                               args.localization_sigma)
+                               args.localization_sigma, args.tta)
     print(markdown(m))
     print(f'\nwrote {out}/')
 
