@@ -121,7 +121,9 @@ def main(argv=None):
         '## Perception (issue 2)',
         '',
         f'Measured {datetime.date.today().isoformat()} on: {machine()}.',
-        f'Model: `{args.model}` (trained on synthetic renders only).',
+        f'Model: `{args.model}` (trained on synthetic renders only), test-time '
+        f'augmentation `{real.get("test_time_augmentation", "none")}` '
+        '(`auto`: the checkpoint\'s choice).',
         'Regenerate with `source tools/env.sh && python tools/benchmark_perception.py`.',
         '',
         '### Real stereo sequence (OpenCV sample, 13 pairs / 26 views)',
