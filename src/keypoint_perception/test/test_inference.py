@@ -16,7 +16,6 @@
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from keypoint_perception.core.heatmaps import merge_rotated_beliefs
 from keypoint_perception.core.inference import KeypointDetector, save_checkpoint
@@ -40,7 +39,6 @@ def _board_image(width=256, height=192, angle=25.0):
 
 @pytest.fixture(scope='module')
 def detector():
-    torch.manual_seed(0)
     return KeypointDetector('checkerboard_lite', test_time_augmentation='rot180')
 
 
