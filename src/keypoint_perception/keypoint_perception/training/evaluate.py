@@ -23,6 +23,11 @@ the triangulated ground-truth corners.
 ``keypoints-eval synthetic``: the same 2D figures on a synthetic test set
 written by ``sim-datagen generate``.
 
+``keypoints-eval validation``: the network's 2D figures on the held-out
+validation shards of training folders (the views at network resolution, as
+training scores them), the figure models are chosen by; only
+``metrics.json`` is written.
+
 Both write ``metrics.json``, a per-image CSV, an error histogram and annotated
 images into ``--out`` and print a Markdown summary.
 """
@@ -253,6 +258,34 @@ def markdown(metrics: Dict) -> str:
     return '\n'.join(lines)
 
 
+def evaluate_validation(model: str, data_dirs: List[str], out: str,
+                        test_time_augmentation: str = 'auto') -> Dict:
+    """2D figures on the validation shards of ``data_dirs`` (model selection).
+
+    The shards :func:`~.train.is_validation_shard` holds out (and the
+    validation views of view packs) are scored as training scores them
+    (:func:`~.train.evaluate`), through the detector's test-time
+    augmentation.
+    """
+    import torch
+    from .data import ShardCache
+    from .train import evaluate, is_validation_shard
+    detector = KeypointDetector(model, test_time_augmentation=test_time_augmentation)
+    cfg = detector.config
+    cache = ShardCache(data_dirs, (cfg.input_width, cfg.input_height), is_validation_shard)
+    cache.refresh()
+    _, views = cache.split()
+    with torch.no_grad():
+        m = evaluate(detector.model, views, detector.object_class.symmetries,
+                     forward=detector.forward)
+    m.update(model=detector.model_path, datasets=list(data_dirs),
+             test_time_augmentation=detector.test_time_augmentation)
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, 'metrics.json'), 'w') as f:
+        json.dump(m, f, indent=2)
+    return m
+
+
 def main(argv=None):
     """Console entry point ``keypoints-eval``."""
     from ..demo import repo_root
@@ -269,16 +302,21 @@ def main(argv=None):
     s = sub.add_parser('synthetic', help='synthetic test set')
     s.add_argument('--data', required=True)
     s.add_argument('--max-samples', type=int, default=0)
-    for q in (r, s):
+    v = sub.add_parser('validation', help='validation shards of training folders')
+    v.add_argument('--data', nargs='+', required=True, help='dataset folders or view packs')
+    for q in (r, s, v):
         q.add_argument('--model', default='checkerboard_lite')
         q.add_argument('--out', default='')
-        q.add_argument('--localization-sigma', type=float, default=0.0,
-                       help='belief cells; > 0 widens the shape checks by stereo depth noise')
         q.add_argument('--tta', default='auto', choices=('auto',) + TEST_TIME_AUGMENTATIONS,
                        help="test-time augmentation; auto = the checkpoint's")
+    for q in (r, s):
+        q.add_argument('--localization-sigma', type=float, default=0.0,
+                       help='belief cells; > 0 widens the shape checks by stereo depth noise')
     args = p.parse_args(argv)
     out = args.out or os.path.join(root, 'output', 'eval', args.mode)
-    if args.mode == 'real':
+    if args.mode == 'validation':
+        m = evaluate_validation(args.model, args.data, out, args.tta)
+    elif args.mode == 'real':
         m = evaluate_real(args.model, args.data, args.left_info, args.right_info, out,
                           localization_sigma=args.localization_sigma,
                           test_time_augmentation=args.tta)

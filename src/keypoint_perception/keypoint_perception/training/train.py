@@ -170,19 +170,27 @@ def resolve_device(name: str) -> torch.device:
 
 @torch.no_grad()
 def evaluate(model: BeliefMapNet, views: ViewSet, symmetries, batch_size: int = 32,
-             threshold: float = 0.1) -> Dict[str, float]:
+             threshold: float = 0.1, forward=None) -> Dict[str, float]:
     """2D error statistics on (unaugmented) views, in original image pixels.
 
-    Only keypoints inside the image (visibility > 0) are scored.
+    Only keypoints inside the image (visibility > 0) are scored.  ``forward``
+    maps a normalized (B, 3, h_in, w_in) float32 batch to (B, J, h, w)
+    float32 last-stage belief maps; the default is ``model`` alone, a
+    :meth:`~..core.inference.KeypointDetector.forward` adds its test-time
+    augmentation.  The model's train/eval mode is restored on return.
     """
+    was_training = model.training
     model.eval()
+    if forward is None:
+        def forward(batch):
+            return model(batch)[-1].float().cpu().numpy()
     cfg = model.config
     device = next(model.parameters()).device
     errors = []
     for s in range(0, len(views), batch_size):
         sl = slice(s, s + batch_size)
         images = torch.from_numpy(views.images[sl]).to(device)
-        beliefs = model(normalize_images(images))[-1].float().cpu().numpy()
+        beliefs = forward(normalize_images(images))
         for b, uv_gt, vis, scale in zip(beliefs, views.uv[sl], views.visibility[sl],
                                         views.scale[sl]):
             uv = decode_keypoints(b, (cfg.input_width, cfg.input_height), symmetries,
@@ -193,7 +201,7 @@ def evaluate(model: BeliefMapNet, views: ViewSet, symmetries, batch_size: int = 
     errors = np.asarray(errors)
     scored = errors >= 0
     keep = scored.all(axis=1)
-    model.train()
+    model.train(was_training)
     out = summarize_errors(np.where(scored, errors, np.nan)[keep], views.diagonal[keep])
     out['views'] = int(keep.sum())
     return out
