@@ -131,26 +131,35 @@ def decode_beliefs(beliefs: np.ndarray, nms_kernel: int = 3,
 
 
 def image_to_heatmap(uv: np.ndarray, image_size: Tuple[int, int],
-                     heatmap_size: Tuple[int, int]) -> np.ndarray:
+                     heatmap_size: Tuple[int, int],
+                     offset: Tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
     """Map image pixel coordinates to belief-map cell coordinates.
 
     Args:
-        uv: (..., 2) pixel coordinates in an image of ``image_size`` (w, h).
-        image_size: (width, height) of the image the coordinates refer to.
+        uv: (..., 2) pixel coordinates.
+        image_size: (width, height) of the image window the belief map
+            covers, pixels.
         heatmap_size: (width, height) of the belief map.
+        offset: (x0, y0) pixel position of that window in the image (a
+            region of interest; (0, 0) for the whole image).
 
     Returns:
         (..., 2) float64 cell coordinates (pixel-centre convention on both).
     """
-    uv = np.asarray(uv, dtype=np.float64)
+    uv = np.asarray(uv, dtype=np.float64) - np.asarray(offset, dtype=np.float64)
     scale = np.array([heatmap_size[0] / image_size[0], heatmap_size[1] / image_size[1]])
     return (uv + 0.5) * scale - 0.5
 
 
 def heatmap_to_image(uv: np.ndarray, heatmap_size: Tuple[int, int],
-                     image_size: Tuple[int, int]) -> np.ndarray:
-    """Inverse of :func:`image_to_heatmap` (sizes are (width, height))."""
-    return image_to_heatmap(uv, heatmap_size, image_size)
+                     image_size: Tuple[int, int],
+                     offset: Tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+    """Inverse of :func:`image_to_heatmap` (sizes are (width, height)).
+
+    Returns:
+        (..., 2) float64 image pixels: the window's pixels plus ``offset``.
+    """
+    return image_to_heatmap(uv, heatmap_size, image_size) + np.asarray(offset, dtype=np.float64)
 
 
 def canonical_symmetry_order(uv: np.ndarray, symmetries) -> np.ndarray:
@@ -220,7 +229,8 @@ def decode_candidates(beliefs: np.ndarray, max_candidates: int = 3, nms_kernel: 
 
 
 def decode_keypoints(beliefs: np.ndarray, image_size: Tuple[int, int], symmetries=(),
-                     max_candidates: int = 1, nms_kernel: int = 3, threshold: float = 0.1):
+                     max_candidates: int = 1, nms_kernel: int = 3, threshold: float = 0.1,
+                     offset: Tuple[float, float] = (0.0, 0.0)):
     """Peaks of one image's belief maps in image pixels, canonically labelled.
 
     Chains :func:`decode_candidates`, :func:`heatmap_to_image` and, for a
@@ -229,11 +239,13 @@ def decode_keypoints(beliefs: np.ndarray, image_size: Tuple[int, int], symmetrie
 
     Args:
         beliefs: (J, h, w) float belief maps of one image.
-        image_size: (width, height) of the image the pixels refer to.
+        image_size: (width, height) of the image (or image window) the
+            belief maps cover.
         symmetries: the object's symmetry permutations (identity implied).
         max_candidates: K, peaks kept per keypoint, strongest first.
         nms_kernel: odd NMS neighbourhood in cells.
         threshold: minimum belief of a peak.
+        offset: (x0, y0) of that window in the image, pixels.
 
     Returns:
         uv: (J, K, 2) float64 image pixels (OpenCV convention), NaN-padded.
@@ -242,7 +254,7 @@ def decode_keypoints(beliefs: np.ndarray, image_size: Tuple[int, int], symmetrie
     """
     cells, conf = decode_candidates(beliefs, max_candidates, nms_kernel, threshold)
     h, w = np.asarray(beliefs).shape[1:]
-    uv = heatmap_to_image(cells, (w, h), image_size)
+    uv = heatmap_to_image(cells, (w, h), image_size, offset)
     perm = np.arange(len(uv))
     if len(symmetries) and np.isfinite(uv[:, 0]).all():
         perm = canonical_symmetry_order(uv[:, 0], symmetries)

@@ -24,7 +24,7 @@ import dataclasses
 from dataclasses import dataclass, field
 import os
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -44,6 +44,11 @@ MODELS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file
 #: the image's and its 180 degree rotation's belief maps
 #: (:func:`~.heatmaps.merge_rotated_beliefs`).
 TEST_TIME_AUGMENTATIONS = ('none', 'rot180')
+
+#: When :class:`StereoKeypointPipeline` takes a second, zoomed look at the
+#: object (:func:`roi_around`): never, when the first look left keypoints
+#: out of 3D, or on every pair where the object was found.
+ROI_REFINEMENTS = ('off', 'incomplete', 'always')
 
 
 def resolve_model_path(name_or_path: str) -> str:
@@ -99,6 +104,68 @@ def load_checkpoint(path: str, map_location='cpu'):
     return model, ObjectClass.from_dict(ckpt['object_class']), ckpt
 
 
+def roi_around(points: np.ndarray, image_size: Tuple[int, int], input_size: Tuple[int, int],
+               scale: float = 2.5, min_gain: float = 1.25
+               ) -> Optional[Tuple[int, int, int, int]]:
+    """Region of interest for a second, zoomed look at an object.
+
+    The window has the network input's aspect ratio, is centred on the
+    points' bounding box and ``scale`` times its larger side (in input
+    aspect), at least the network input's size (no upsampling past the
+    image's own pixels), and is shifted to lie inside the image where it
+    fits.  The network then sees the object at up to
+    ``max(W, H * aspect) / w`` times the first look's resolution, the crop
+    step of top-down pose estimators (Xiao et al. 2018, "Simple Baselines
+    for Human Pose Estimation and Tracking").
+
+    Args:
+        points: (N, 2) float pixels of the object's keypoints in the image
+            (detected or predicted); NaN rows are ignored.
+        image_size: (W, H) of the image, pixels.
+        input_size: (w_in, h_in) of the network input, pixels.
+        scale: window side over the points' extent (> 1 leaves context).
+        min_gain: smallest resolution gain over the whole image worth a
+            second look.
+
+    Returns:
+        (x0, y0, w, h) int window in image pixels (x0, y0 may be negative or
+        the window larger than the image when the object is near a border
+        of an image of another aspect ratio; the outside is padded), or None
+        with fewer than two finite points or a gain below ``min_gain``.
+    """
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    pts = pts[np.isfinite(pts).all(axis=1)]
+    if len(pts) < 2:
+        return None
+    width, height = image_size
+    aspect = input_size[0] / input_size[1]
+    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    w = max(scale * max(hi[0] - lo[0], (hi[1] - lo[1]) * aspect), float(input_size[0]))
+    h = w / aspect
+    if max(width, height * aspect) / w < min_gain:
+        return None
+    corner = []
+    for c, side, full in ((0.5 * (lo[0] + hi[0]), w, width), (0.5 * (lo[1] + hi[1]), h, height)):
+        start = c - 0.5 * side
+        corner.append(min(max(start, 0.0), full - side) if side <= full else 0.5 * (full - side))
+    return (int(round(corner[0])), int(round(corner[1])), int(round(w)), int(round(h)))
+
+
+def crop_window(image: np.ndarray, roi: Tuple[int, int, int, int]) -> np.ndarray:
+    """Cut the (x0, y0, w, h) window out of an (H, W[, C]) image, zero-padded outside.
+
+    Returns:
+        (h, w[, C]) array of the image's dtype.
+    """
+    x0, y0, w, h = (int(v) for v in roi)
+    out = np.zeros((h, w) + image.shape[2:], image.dtype)
+    sx0, sy0 = max(x0, 0), max(y0, 0)
+    sx1, sy1 = min(x0 + w, image.shape[1]), min(y0 + h, image.shape[0])
+    if sx1 > sx0 and sy1 > sy0:
+        out[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = image[sy0:sy1, sx0:sx1]
+    return out
+
+
 @dataclass
 class Detection2D:
     """Keypoints of one object class in one image.
@@ -108,11 +175,14 @@ class Detection2D:
             convention), NaN where the keypoint was not found.
         confidence: (J,) float32 peak belief in [0, 1].
         beliefs: (J, h, w) float32 last-stage belief maps (network resolution).
+        roi: (x0, y0, w, h) int window of the image that ``beliefs`` cover,
+            pixels; None for the whole image.
     """
 
     uv: np.ndarray
     confidence: np.ndarray
     beliefs: np.ndarray
+    roi: Optional[Tuple[int, int, int, int]] = None
 
 
 class KeypointDetector:
@@ -155,17 +225,24 @@ class KeypointDetector:
                              f'expected auto or one of {TEST_TIME_AUGMENTATIONS}')
         self.test_time_augmentation = test_time_augmentation
 
-    def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+    def preprocess(self, images: Sequence[np.ndarray], rois=None) -> torch.Tensor:
         """Resize (H, W, 3) uint8 RGB (or (H, W) grey) images to the input size.
+
+        Args:
+            images: the images.
+            rois: optional per-image (x0, y0, w, h) windows (None entries:
+                whole image), cut out with :func:`crop_window` first.
 
         Returns:
             (B, 3, h_in, w_in) float32 normalized tensor on the device.
         """
         size = (self.config.input_width, self.config.input_height)
         batch = []
-        for img in images:
+        for n, img in enumerate(images):
             if img.ndim == 2:
                 img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+            if rois is not None and rois[n] is not None:
+                img = crop_window(img, rois[n])
             batch.append(cv2.resize(img, size, interpolation=cv2.INTER_AREA))
         arr = torch.from_numpy(np.stack(batch)).to(self.device)
         return normalize_images(arr)
@@ -192,15 +269,20 @@ class KeypointDetector:
         """Last-stage belief maps, (B, J, h, w) float32 (see :meth:`forward`)."""
         return self.forward(self.preprocess(images))
 
-    def candidates(self, beliefs: np.ndarray, image_size, max_candidates: int = 1):
+    def candidates(self, beliefs: np.ndarray, image_size, max_candidates: int = 1,
+                   offset=(0.0, 0.0)):
         """Peaks of one image's (J, h, w) beliefs, see :func:`~.heatmaps.decode_keypoints`.
 
+        ``image_size`` (w, h) is the size of the image, or of the window at
+        ``offset`` (x0, y0) that the beliefs cover.
+
         Returns:
-            uv (J, K, 2) float64 pixels of an image of ``image_size`` (w, h),
-            confidence (J, K) float32, labelling perm (J,) int.
+            uv (J, K, 2) float64 image pixels, confidence (J, K) float32,
+            labelling perm (J,) int.
         """
         return decode_keypoints(beliefs, image_size, self.object_class.symmetries,
-                                max_candidates, self.nms_kernel, self.peak_threshold)
+                                max_candidates, self.nms_kernel, self.peak_threshold,
+                                offset)
 
     def decode(self, beliefs: np.ndarray, image_size) -> Detection2D:
         """Decode (J, h, w) beliefs of one image of ``image_size`` (w, h): top peaks."""
@@ -259,7 +341,8 @@ class StereoKeypointPipeline:
                  refine: bool = True, fit_pose: bool = True, input_rectified: bool = False,
                  template_check: bool = True, template_completion: bool = True,
                  completion_min_belief: float = 0.05, completion_radius_px: float = 20.0,
-                 completion_tolerance: float = 0.15, localization_sigma_cells: float = 0.0):
+                 completion_tolerance: float = 0.15, localization_sigma_cells: float = 0.0,
+                 roi_refinement: str = 'off', roi_scale: float = 2.5):
         """Configure thresholds (see :func:`geometry.triangulate_stereo`).
 
         ``input_rectified`` says the images are already rectified, so their
@@ -284,7 +367,23 @@ class StereoKeypointPipeline:
         :func:`~.matching.distance_sigma`): a far object seen with a short
         baseline is then not rejected for the depth noise its small
         disparity implies, at the price of looser checks against wrong peaks.
+
+        ``roi_refinement`` (one of :data:`ROI_REFINEMENTS`) runs the whole
+        pipeline a second time on a region of interest around the object in
+        each view (:func:`roi_around` with ``roi_scale``, from the detected
+        keypoints and the fitted template's projections), so that the
+        network sees the object at a higher resolution; the second look's
+        result replaces the first when it triangulates at least as many
+        keypoints.  It costs a second network pass on the pairs it runs on.
+
+        Raises:
+            ValueError: unknown ``roi_refinement``.
         """
+        if roi_refinement not in ROI_REFINEMENTS:
+            raise ValueError(f'unknown roi_refinement {roi_refinement!r}; expected one of '
+                             f'{ROI_REFINEMENTS}')
+        self.roi_refinement = roi_refinement
+        self.roi_scale = roi_scale
         self.detector = detector
         self.min_confidence = min_confidence
         self.max_reprojection_error_px = max_reprojection_error_px
@@ -300,8 +399,29 @@ class StereoKeypointPipeline:
         self.localization_sigma_cells = localization_sigma_cells
 
     def _cell_px(self, image_width: int) -> float:
-        """Size of one belief cell in original pixels (the network's localization scale)."""
+        """Size of one belief cell in original pixels, for an image (or window) this wide."""
         return self.detector.config.stride * image_width / self.detector.config.input_width
+
+    def _object_rois(self, result: 'StereoResult', sizes, left_camera, right_camera):
+        """Second-look windows of both views (see :func:`roi_around`), or None.
+
+        The window of each view bounds its accepted keypoints and, with a
+        fitted pose, the projections of the whole template (so that missing
+        keypoints are inside).
+        """
+        projected = [None, None]
+        if result.pose is not None:
+            xyz = self.detector.object_class.template @ result.pose[:3, :3].T + result.pose[:3, 3]
+            x_rect = xyz @ left_camera.R.T + geometry.camera_center(left_camera.P)
+            for k, cam in enumerate((left_camera, right_camera)):
+                projected[k] = (geometry.project(cam.P, x_rect) if self.input_rectified
+                                else geometry.unrectify_points(cam, x_rect))
+        input_size = (self.detector.config.input_width, self.detector.config.input_height)
+        rois = []
+        for det, size, proj in zip((result.left, result.right), sizes, projected):
+            pts = det.uv if proj is None else np.concatenate([det.uv, proj])
+            rois.append(roi_around(pts, size, input_size, self.roi_scale))
+        return None if None in rois else rois
 
     @staticmethod
     def _apply_selection(sel, left: Detection2D, right: Detection2D, cl, cr, symmetries):
@@ -327,9 +447,10 @@ class StereoKeypointPipeline:
             uv_r[k], c_r[k] = cr[0][rk, b], cr[1][rk, b]
             beliefs_l[k] = left.beliefs[lk]
             beliefs_r[k] = right.beliefs[rk]
-        return Detection2D(uv_l, c_l, beliefs_l), Detection2D(uv_r, c_r, beliefs_r)
+        return (Detection2D(uv_l, c_l, beliefs_l, left.roi),
+                Detection2D(uv_r, c_r, beliefs_r, right.roi))
 
-    def _complete(self, fit, left: Detection2D, right: Detection2D, sizes, tri, conf,
+    def _complete(self, fit, left: Detection2D, right: Detection2D, sizes, offsets, tri, conf,
                   left_camera, right_camera):
         """Template completion (see :func:`~.matching.complete_from_template`), in place.
 
@@ -354,7 +475,8 @@ class StereoKeypointPipeline:
             left_camera, right_camera, left.beliefs, right.beliefs, sizes[0], sizes[1],
             predicted_rect, ~tri.valid, self.input_rectified,
             search_radius_cells=max(1, int(round(self.completion_radius_px / cell_px))),
-            min_belief=self.completion_min_belief)
+            min_belief=self.completion_min_belief, offset_left=offsets[0],
+            offset_right=offsets[1])
         new = ~tri.valid & np.isfinite(ul).all(axis=1) & np.isfinite(ur).all(axis=1)
         if not new.any():
             return fit, tri
@@ -470,21 +592,57 @@ class StereoKeypointPipeline:
             left_camera, right_camera: calibrations of the two views.
 
         Returns:
-            :class:`StereoResult`.
+            :class:`StereoResult`; with ``roi_refinement`` its timings add
+            ``roi_pass`` (milliseconds of the second look, 0 when skipped).
+        """
+        images = (left_image, right_image)
+        result = self._look(images, None, left_camera, right_camera)
+        if self.roi_refinement == 'off':
+            return result
+        t0 = time.perf_counter()
+        wanted = self.roi_refinement == 'always' or not result.valid.all()
+        sizes = [(im.shape[1], im.shape[0]) for im in images]
+        rois = (self._object_rois(result, sizes, left_camera, right_camera)
+                if wanted and result.valid.any() else None)
+        timings = dict(result.timings_ms)
+        if rois is not None:
+            second = self._look(images, rois, left_camera, right_camera)
+            if second.valid.sum() >= result.valid.sum():
+                result = second
+        timings['roi_pass'] = (time.perf_counter() - t0) * 1e3
+        result.timings_ms = timings
+        return result
+
+    def _look(self, images, rois, left_camera: geometry.CameraModel,
+              right_camera: geometry.CameraModel) -> StereoResult:
+        """One look at a stereo pair: the network on both views' windows, then 3D.
+
+        Args:
+            images: (left, right) images.
+            rois: None (whole images) or two (x0, y0, w, h) windows.
+            left_camera, right_camera: calibrations of the whole images.
+
+        Returns:
+            :class:`StereoResult` in whole-image pixels.
         """
         oc = self.detector.object_class
         t0 = time.perf_counter()
-        batch = self.detector.preprocess([left_image, right_image])
+        batch = self.detector.preprocess(images, rois)
         t1 = time.perf_counter()
         beliefs = self.detector.forward(batch)
         t2 = time.perf_counter()
-        sizes = [(im.shape[1], im.shape[0]) for im in (left_image, right_image)]
+        if rois is None:
+            rois = [None, None]
+        windows = [(0, 0, im.shape[1], im.shape[0]) if roi is None else roi
+                   for im, roi in zip(images, rois)]
+        sizes = [w[2:] for w in windows]
+        offsets = [w[:2] for w in windows]
         check = self.template_check and oc.num_keypoints >= 3 and np.isfinite(oc.template).all()
         k = 3 if check else 1  # several peaks only when the template check chooses
-        cl = self.detector.candidates(beliefs[0], sizes[0], k)
-        cr = self.detector.candidates(beliefs[1], sizes[1], k)
-        left = Detection2D(cl[0][:, 0], cl[1][:, 0], beliefs[0][cl[2]])
-        right = Detection2D(cr[0][:, 0], cr[1][:, 0], beliefs[1][cr[2]])
+        cl = self.detector.candidates(beliefs[0], sizes[0], k, offsets[0])
+        cr = self.detector.candidates(beliefs[1], sizes[1], k, offsets[1])
+        left = Detection2D(cl[0][:, 0], cl[1][:, 0], beliefs[0][cl[2]], rois[0])
+        right = Detection2D(cr[0][:, 0], cr[1][:, 0], beliefs[1][cr[2]], rois[1])
         selection = None
         if check:
             cell_px = self._cell_px(sizes[0][0])
@@ -507,15 +665,16 @@ class StereoKeypointPipeline:
                 left_camera, right_camera, left.uv, right.uv, oc.symmetries,
                 points_are_rectified=self.input_rectified)
             perm = list(perm)
-            right = Detection2D(right.uv[perm], right.confidence[perm], right.beliefs[perm])
+            right = Detection2D(right.uv[perm], right.confidence[perm], right.beliefs[perm],
+                                right.roi)
         conf = np.minimum(left.confidence, right.confidence)
         if selection is None:
             accepted = conf >= self.min_confidence
         # rejected keypoints are reported as missing (NaN) in both views
         left = Detection2D(np.where(accepted[:, None], left.uv, np.nan), left.confidence,
-                           left.beliefs)
+                           left.beliefs, rois[0])
         right = Detection2D(np.where(accepted[:, None], right.uv, np.nan), right.confidence,
-                            right.beliefs)
+                            right.beliefs, rois[1])
         t3 = time.perf_counter()
         tri = geometry.triangulate_stereo(
             left_camera, right_camera, left.uv, right.uv, refine=self.refine,
@@ -534,8 +693,8 @@ class StereoKeypointPipeline:
         if (self.fit_pose or complete) and tri.valid.sum() >= 3:
             fit = geometry.fit_template_pose(oc.template, tri.xyz, tri.valid, oc.symmetries)
         if complete and fit is not None and not tri.valid.all():
-            fit, tri = self._complete(fit, left, right, sizes, tri, conf, left_camera,
-                                      right_camera)
+            fit, tri = self._complete(fit, left, right, sizes, offsets, tri, conf,
+                                      left_camera, right_camera)
         pose, rmse = None, float('nan')
         if self.fit_pose and fit is not None:
             pose = np.eye(4)

@@ -356,7 +356,9 @@ def complete_from_template(
         beliefs_right: np.ndarray, image_size_left: Tuple[int, int],
         image_size_right: Tuple[int, int], predicted_rect: np.ndarray, missing: np.ndarray,
         points_are_rectified: bool = False, search_radius_cells: int = 2,
-        min_belief: float = 0.05) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        min_belief: float = 0.05, offset_left: Tuple[float, float] = (0.0, 0.0),
+        offset_right: Tuple[float, float] = (0.0, 0.0)
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Look for missing keypoints where the fitted template predicts them.
 
     Each missing keypoint's predicted 3D position is projected into both
@@ -370,13 +372,17 @@ def complete_from_template(
         left, right: the stereo cameras.
         beliefs_left, beliefs_right: (J, h, w) float belief maps, labelled
             alike (right relabelled to agree with left).
-        image_size_left, image_size_right: (width, height) of each image.
+        image_size_left, image_size_right: (width, height) of the image
+            window each view's belief maps cover (the whole image, or a
+            region of interest).
         predicted_rect: (J, 3) float predicted keypoints in the left
             rectified frame (frame of ``P``), metres.
         missing: (J,) bool, the keypoints to look for.
         points_are_rectified: the images are rectified (use ``P``).
         search_radius_cells: half-size of the search window, belief cells.
         min_belief: lowest belief accepted, in both views.
+        offset_left, offset_right: (x0, y0) of each window in its image,
+            pixels.
 
     Returns:
         uv_left, uv_right: (J, 2) float64 image pixels, NaN where not found.
@@ -392,12 +398,13 @@ def complete_from_template(
                          f'predictions, got {beliefs_right.shape} and {predicted_rect.shape}')
     uv = [np.full((j_count, 2), np.nan), np.full((j_count, 2), np.nan)]
     conf = [np.zeros(j_count, np.float32), np.zeros(j_count, np.float32)]
-    views = ((left, beliefs_left, image_size_left), (right, beliefs_right, image_size_right))
+    views = ((left, beliefs_left, image_size_left, offset_left),
+             (right, beliefs_right, image_size_right, offset_right))
     idx = np.flatnonzero(np.asarray(missing, dtype=bool))
     if idx.size == 0:
         return uv[0], uv[1], conf[0], conf[1]
     found = []
-    for cam, beliefs, size in views:
+    for cam, beliefs, size, offset in views:
         hm_size = (beliefs.shape[2], beliefs.shape[1])
         if points_are_rectified:
             h = predicted_rect[idx] @ cam.P[:, :3].T + cam.P[:, 3]
@@ -405,7 +412,7 @@ def complete_from_template(
                 pix = np.where(h[:, 2:3] > 0, h[:, :2] / h[:, 2:3], np.nan)
         else:
             pix = unrectify_points(cam, predicted_rect[idx])
-        cells = image_to_heatmap(pix, size, hm_size)
+        cells = image_to_heatmap(pix, size, hm_size, offset)
         found.append([local_peak(beliefs[j], c, search_radius_cells)
                       for j, c in zip(idx, cells)])
     for n, j in enumerate(idx):
@@ -413,7 +420,7 @@ def complete_from_template(
         if cl is None or cr is None or min(bl, br) < min_belief:
             continue
         for k, (c, b) in enumerate(((cl, bl), (cr, br))):
-            beliefs, size = views[k][1], views[k][2]
-            uv[k][j] = heatmap_to_image(c, (beliefs.shape[2], beliefs.shape[1]), size)
+            _, beliefs, size, offset = views[k]
+            uv[k][j] = heatmap_to_image(c, (beliefs.shape[2], beliefs.shape[1]), size, offset)
             conf[k][j] = b
     return uv[0], uv[1], conf[0], conf[1]

@@ -30,13 +30,29 @@ def _to_rgb(img: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB) if img.ndim == 2 else img.copy()
 
 
-def overlay_beliefs(image: np.ndarray, beliefs: np.ndarray, alpha: float = 0.45) -> np.ndarray:
-    """Blend the max over keypoints of (J, h, w) beliefs onto an (H, W, 3) RGB image."""
+def overlay_beliefs(image: np.ndarray, beliefs: np.ndarray, alpha: float = 0.45,
+                    roi=None) -> np.ndarray:
+    """Blend the max over keypoints of (J, h, w) beliefs onto an (H, W, 3) RGB image.
+
+    ``roi`` (x0, y0, w, h) is the window the beliefs cover (None: the whole
+    image); it is outlined, and the image outside it is left as it is.
+    """
     h, w = image.shape[:2]
-    heat = cv2.resize(beliefs.max(axis=0), (w, h), interpolation=cv2.INTER_LINEAR)
+    if roi is None:
+        heat = cv2.resize(beliefs.max(axis=0), (w, h), interpolation=cv2.INTER_LINEAR)
+    else:
+        x0, y0, rw, rh = (int(v) for v in roi)
+        window = cv2.resize(beliefs.max(axis=0), (rw, rh), interpolation=cv2.INTER_LINEAR)
+        heat = np.zeros((h, w), np.float32)
+        sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x0 + rw, w), min(y0 + rh, h)
+        if sx1 > sx0 and sy1 > sy0:
+            heat[sy0:sy1, sx0:sx1] = window[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0]
     colour = cv2.applyColorMap(np.uint8(255 * np.clip(heat, 0, 1)), cv2.COLORMAP_JET)[..., ::-1]
     weight = (alpha * np.clip(heat, 0, 1))[..., None]
-    return np.uint8(image * (1 - weight) + colour * weight)
+    out = np.uint8(image * (1 - weight) + colour * weight)
+    if roi is not None:
+        cv2.rectangle(out, (x0, y0), (x0 + rw - 1, y0 + rh - 1), (255, 255, 255), 1)
+    return out
 
 
 def draw_view(image: np.ndarray, det: Detection2D, oc: ObjectClass,
@@ -55,7 +71,7 @@ def draw_view(image: np.ndarray, det: Detection2D, oc: ObjectClass,
     """
     out = _to_rgb(image)
     if beliefs:
-        out = overlay_beliefs(out, det.beliefs)
+        out = overlay_beliefs(out, det.beliefs, roi=det.roi)
     ok = np.isfinite(det.uv).all(axis=1)
     for a, b in oc.skeleton:
         if ok[a] and ok[b]:

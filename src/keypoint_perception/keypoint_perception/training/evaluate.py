@@ -43,7 +43,8 @@ import cv2
 import numpy as np
 
 from ..core.geometry import CameraModel, triangulate_stereo
-from ..core.inference import KeypointDetector, StereoKeypointPipeline, TEST_TIME_AUGMENTATIONS
+from ..core.inference import (KeypointDetector, ROI_REFINEMENTS, StereoKeypointPipeline,
+                              TEST_TIME_AUGMENTATIONS)
 from ..core.visualization import draw_stereo
 from .metrics import summarize_errors, symmetric_errors
 
@@ -78,11 +79,12 @@ def _contact_sheet(images: List[np.ndarray], path: str, cols: int = 2,
 
 def evaluate_real(model: str, data_dir: str, left_info: str, right_info: str, out: str,
                   min_confidence: float = 0.3, localization_sigma: float = 0.0,
-                  test_time_augmentation: str = 'auto') -> Dict:
+                  test_time_augmentation: str = 'auto', roi_refinement: str = 'off') -> Dict:
     """Evaluate on OpenCV's stereo sequence; returns the metrics dict.
 
-    ``localization_sigma`` (belief cells) is the pipeline's option of that
-    name (:class:`~..core.inference.StereoKeypointPipeline`),
+    ``localization_sigma`` (belief cells) and ``roi_refinement`` are the
+    pipeline's options of those names
+    (:class:`~..core.inference.StereoKeypointPipeline`),
     ``test_time_augmentation`` the detector's
     (:class:`~..core.inference.KeypointDetector`).
     """
@@ -91,7 +93,8 @@ def evaluate_real(model: str, data_dir: str, left_info: str, right_info: str, ou
     detector = KeypointDetector(model, test_time_augmentation=test_time_augmentation)
     oc = detector.object_class
     pipe = StereoKeypointPipeline(detector, min_confidence=min_confidence,
-                                  localization_sigma_cells=localization_sigma)
+                                  localization_sigma_cells=localization_sigma,
+                                  roi_refinement=roi_refinement)
     lcam, rcam = CameraModel.from_yaml(left_info), CameraModel.from_yaml(right_info)
     os.makedirs(out, exist_ok=True)
     names = sorted({n[len('left'):] for n in gt if n.startswith('left')
@@ -176,23 +179,26 @@ def _error_3d(xyz: np.ndarray, truth: np.ndarray, oc) -> float:
 
 def evaluate_synthetic(model: str, data_dir: str, out: str, max_samples: int = 0,
                        localization_sigma: float = 0.0,
-                       test_time_augmentation: str = 'auto') -> Dict:
+                       test_time_augmentation: str = 'auto', roi_refinement: str = 'off') -> Dict:
     """2D figures on a synthetic dataset, and the stereo pipeline's 3D figures.
 
     2D: the network's highest peaks (no stereo help) against the labels, on
     views where every keypoint is labelled inside the image.  3D: the full
     :class:`~..core.inference.StereoKeypointPipeline` (stereo selection,
     template completion) on pairs where every keypoint is labelled in both
-    views, against the rendered 3D keypoints (left optical frame).
+    views, against the rendered 3D keypoints (left optical frame), and the
+    pipeline's 2D keypoints on those pairs against the labels
+    (``pipeline_*`` figures).  ``roi_refinement`` is the pipeline's option.
     """
     from sim_datagen.dataset_io import iter_samples
     detector = KeypointDetector(model, test_time_augmentation=test_time_augmentation)
     oc = detector.object_class
-    pipe = StereoKeypointPipeline(detector, localization_sigma_cells=localization_sigma)
+    pipe = StereoKeypointPipeline(detector, localization_sigma_cells=localization_sigma,
+                                  roi_refinement=roi_refinement)
     os.makedirs(out, exist_ok=True)
     errs, diags, rows = [], [], []
     pairs = pairs_full = 0
-    side_err, err3d = [], []
+    side_err, err3d, pipe_err = [], [], []
     for n, s in enumerate(iter_samples(data_dir)):
         if max_samples and n >= max_samples:
             break
@@ -217,6 +223,8 @@ def evaluate_synthetic(model: str, data_dir: str, out: str, max_samples: int = 0
             detector.object_class = scaled
             res = pipe.process(imgs[0], imgs[1], *cams)
             detector.object_class = oc
+            pipe_err += [symmetric_errors(d.uv, s[f'kp2d_{v}'], oc.symmetries)
+                         for d, v in ((res.left, 'left'), (res.right, 'right'))]
             pairs += 1
             if res.valid.all():
                 pairs_full += 1
@@ -231,7 +239,14 @@ def evaluate_synthetic(model: str, data_dir: str, out: str, max_samples: int = 0
              side_length_error_pct_median=(float(np.median(np.abs(side_err))) if side_err
                                            else None),
              error_3d_mm_mean=float(1000 * np.mean(err3d)) if err3d else None,
-             error_3d_mm_median=float(1000 * np.median(err3d)) if err3d else None)
+             error_3d_mm_median=float(1000 * np.median(err3d)) if err3d else None,
+             roi_refinement=roi_refinement)
+    if pipe_err:
+        pe = np.array(pipe_err)
+        found = pe[np.isfinite(pe)]
+        m.update(pipeline_detected=float(found.size / pe.size),
+                 pipeline_mean_px=float(found.mean()) if found.size else None,
+                 pipeline_median_px=float(np.median(found)) if found.size else None)
     _write(out, m, rows)
     _histogram(100 * errs.ravel() / np.repeat(diags, errs.shape[1]),
                os.path.join(out, 'error_histogram.png'), 'Synthetic test set')
@@ -312,6 +327,8 @@ def main(argv=None):
     for q in (r, s):
         q.add_argument('--localization-sigma', type=float, default=0.0,
                        help='belief cells; > 0 widens the shape checks by stereo depth noise')
+        q.add_argument('--roi-refinement', default='off', choices=ROI_REFINEMENTS,
+                       help='second, zoomed look at the object: off, incomplete or always')
     args = p.parse_args(argv)
     out = args.out or os.path.join(root, 'output', 'eval', args.mode)
     if args.mode == 'validation':
@@ -319,10 +336,10 @@ def main(argv=None):
     elif args.mode == 'real':
         m = evaluate_real(args.model, args.data, args.left_info, args.right_info, out,
                           localization_sigma=args.localization_sigma,
-                          test_time_augmentation=args.tta)
+                          test_time_augmentation=args.tta, roi_refinement=args.roi_refinement)
     else:
         m = evaluate_synthetic(args.model, args.data, out, args.max_samples,
-                               args.localization_sigma, args.tta)
+                               args.localization_sigma, args.tta, args.roi_refinement)
     print(markdown(m))
     print(f'\nwrote {out}/')
 
