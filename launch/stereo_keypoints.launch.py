@@ -40,6 +40,10 @@ ARGUMENTS = [
     ('test_time_augmentation', 'auto',
      'none, rot180 (mean with the 180 degree rotated image: twice the network time) '
      'or auto (what the checkpoint was validated with).'),
+    ('roi_refinement', 'always',
+     'Second, zoomed look at the object for small or far objects: off, incomplete '
+     '(only when keypoints are missing from 3D) or always (skipped when the object '
+     'fills most of the image).'),
     ('approximate_sync', 'false',
      'Use approximate time sync (cameras without hardware trigger).'),
     ('sync_slop', '0.01', 'Approximate sync tolerance in seconds.'),
@@ -65,6 +69,7 @@ def generate_launch_description():
         parameters=[cfg['params_file'], {
             'model': cfg['model'], 'device': cfg['device'],
             'test_time_augmentation': cfg['test_time_augmentation'],
+            'roi_refinement': cfg['roi_refinement'],
             'approximate_sync': cfg['approximate_sync'], 'sync_slop': cfg['sync_slop']}],
         remappings=[('left/image_rect', cfg['left_image']),
                     ('left/camera_info', cfg['left_camera_info']),

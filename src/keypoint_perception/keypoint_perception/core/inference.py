@@ -50,6 +50,10 @@ TEST_TIME_AUGMENTATIONS = ('none', 'rot180')
 #: out of 3D, or on every pair where the object was found.
 ROI_REFINEMENTS = ('off', 'incomplete', 'always')
 
+#: Default window side over the keypoints' extent of the second look, chosen
+#: on held-out synthetic pairs (docs/benchmarks.md, "Second, zoomed look").
+DEFAULT_ROI_SCALE = 1.75
+
 
 def resolve_model_path(name_or_path: str) -> str:
     """Return a checkpoint path for a shipped model name or a file path.
@@ -105,7 +109,7 @@ def load_checkpoint(path: str, map_location='cpu'):
 
 
 def roi_around(points: np.ndarray, image_size: Tuple[int, int], input_size: Tuple[int, int],
-               scale: float = 2.5, min_gain: float = 1.25
+               scale: float = DEFAULT_ROI_SCALE, min_gain: float = 1.25
                ) -> Optional[Tuple[int, int, int, int]]:
     """Region of interest for a second, zoomed look at an object.
 
@@ -342,7 +346,7 @@ class StereoKeypointPipeline:
                  template_check: bool = True, template_completion: bool = True,
                  completion_min_belief: float = 0.05, completion_radius_px: float = 20.0,
                  completion_tolerance: float = 0.15, localization_sigma_cells: float = 0.0,
-                 roi_refinement: str = 'off', roi_scale: float = 2.5):
+                 roi_refinement: str = 'always', roi_scale: float = DEFAULT_ROI_SCALE):
         """Configure thresholds (see :func:`geometry.triangulate_stereo`).
 
         ``input_rectified`` says the images are already rectified, so their

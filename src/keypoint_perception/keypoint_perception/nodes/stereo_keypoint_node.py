@@ -46,7 +46,8 @@ from visualization_msgs.msg import MarkerArray
 
 from . import conversions
 from ..core.geometry import CalibrationError, CameraModel
-from ..core.inference import KeypointDetector, StereoKeypointPipeline
+from ..core.inference import (DEFAULT_ROI_SCALE, KeypointDetector, ROI_REFINEMENTS,
+                              StereoKeypointPipeline)
 from ..core.visualization import draw_stereo
 
 WARN_THROTTLE_S = 5.0
@@ -107,6 +108,14 @@ class StereoKeypointNode(Node):
           '(belief cells, per view). When > 0, the template shape checks allow for the '
           'triangulation noise this causes at the keypoints\' depth (far objects, short '
           'baselines); 0 keeps the fixed relative tolerance.', float_range=(0.0, 5.0))
+        p('roi_refinement', 'always', 'Second, zoomed look at the object: the network runs '
+          'again on a window around it in each view (from the first look\'s keypoints), so '
+          'that a small or far object is seen at a higher resolution. "off"; "incomplete" '
+          '(only when the first look left keypoints out of 3D); "always". Skipped when the '
+          'object already fills most of the image; costs a second network pass when taken.')
+        p('roi_scale', DEFAULT_ROI_SCALE, 'Side of the second look\'s window over the extent '
+          'of the object\'s keypoints (> 1 keeps context around them).',
+          float_range=(1.2, 10.0))
         p('refine_triangulation', True, 'Gauss-Newton refinement of the DLT points.')
         p('fit_pose', True, 'Fit the class template (Umeyama) for the object pose and TF.')
         p('publish_tf', True, 'Broadcast keypoint and object frames on /tf.')
@@ -175,6 +184,10 @@ class StereoKeypointNode(Node):
                     prm.value.startswith('/'):
                 return SetParametersResult(successful=False,
                                            reason='tf_prefix must not start with "/"')
+            if prm.name == 'roi_refinement' and prm.value not in ROI_REFINEMENTS:
+                return SetParametersResult(
+                    successful=False,
+                    reason=f'roi_refinement must be one of {", ".join(ROI_REFINEMENTS)}')
         return SetParametersResult(successful=True)
 
     def _apply_parameters(self):
@@ -190,6 +203,11 @@ class StereoKeypointNode(Node):
         self.pipeline.completion_min_belief = g('completion_min_belief')
         self.pipeline.completion_radius_px = g('completion_radius')
         self.pipeline.localization_sigma_cells = g('localization_sigma')
+        if g('roi_refinement') not in ROI_REFINEMENTS:
+            raise ValueError(f'parameter roi_refinement is {g("roi_refinement")!r}; expected '
+                             f'one of {", ".join(ROI_REFINEMENTS)}')
+        self.pipeline.roi_refinement = g('roi_refinement')
+        self.pipeline.roi_scale = g('roi_scale')
         self.pipeline.fit_pose = g('fit_pose')
 
     # -- processing -----------------------------------------------------------------

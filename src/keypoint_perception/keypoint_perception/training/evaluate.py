@@ -43,8 +43,8 @@ import cv2
 import numpy as np
 
 from ..core.geometry import CameraModel, triangulate_stereo
-from ..core.inference import (KeypointDetector, ROI_REFINEMENTS, StereoKeypointPipeline,
-                              TEST_TIME_AUGMENTATIONS)
+from ..core.inference import (DEFAULT_ROI_SCALE, KeypointDetector, ROI_REFINEMENTS,
+                              StereoKeypointPipeline, TEST_TIME_AUGMENTATIONS)
 from ..core.visualization import draw_stereo
 from .metrics import summarize_errors, symmetric_errors
 
@@ -79,11 +79,12 @@ def _contact_sheet(images: List[np.ndarray], path: str, cols: int = 2,
 
 def evaluate_real(model: str, data_dir: str, left_info: str, right_info: str, out: str,
                   min_confidence: float = 0.3, localization_sigma: float = 0.0,
-                  test_time_augmentation: str = 'auto', roi_refinement: str = 'off') -> Dict:
+                  test_time_augmentation: str = 'auto', roi_refinement: str = 'always',
+                  roi_scale: float = DEFAULT_ROI_SCALE) -> Dict:
     """Evaluate on OpenCV's stereo sequence; returns the metrics dict.
 
-    ``localization_sigma`` (belief cells) and ``roi_refinement`` are the
-    pipeline's options of those names
+    ``localization_sigma`` (belief cells), ``roi_refinement`` and
+    ``roi_scale`` are the pipeline's options of those names
     (:class:`~..core.inference.StereoKeypointPipeline`),
     ``test_time_augmentation`` the detector's
     (:class:`~..core.inference.KeypointDetector`).
@@ -94,7 +95,7 @@ def evaluate_real(model: str, data_dir: str, left_info: str, right_info: str, ou
     oc = detector.object_class
     pipe = StereoKeypointPipeline(detector, min_confidence=min_confidence,
                                   localization_sigma_cells=localization_sigma,
-                                  roi_refinement=roi_refinement)
+                                  roi_refinement=roi_refinement, roi_scale=roi_scale)
     lcam, rcam = CameraModel.from_yaml(left_info), CameraModel.from_yaml(right_info)
     os.makedirs(out, exist_ok=True)
     names = sorted({n[len('left'):] for n in gt if n.startswith('left')
@@ -154,9 +155,16 @@ def _match_right(lg, rg, lcam, rcam, oc):
 
 
 def _camera_from_label(ci: dict) -> CameraModel:
-    """Build a CameraModel from a sim_datagen ``camera_info`` label (CameraInfo fields)."""
+    """Build a CameraModel from a sim_datagen ``camera_info`` label (CameraInfo fields).
+
+    Early datasets stored plumb_bob ``D`` as (k1, k2) only; the missing
+    coefficients are zero.
+    """
+    d = np.asarray(ci['D'], dtype=np.float64)
+    if ci['distortion_model'] == 'plumb_bob' and 0 < d.size < 5:
+        d = np.pad(d, (0, 5 - d.size))
     return CameraModel(int(ci['width']), int(ci['height']), np.reshape(ci['K'], (3, 3)),
-                       np.asarray(ci['D'], dtype=np.float64), ci['distortion_model'],
+                       d, ci['distortion_model'],
                        np.reshape(ci['R'], (3, 3)), np.reshape(ci['P'], (3, 4)),
                        ci.get('frame_id', ''))
 
@@ -179,7 +187,8 @@ def _error_3d(xyz: np.ndarray, truth: np.ndarray, oc) -> float:
 
 def evaluate_synthetic(model: str, data_dir: str, out: str, max_samples: int = 0,
                        localization_sigma: float = 0.0,
-                       test_time_augmentation: str = 'auto', roi_refinement: str = 'off') -> Dict:
+                       test_time_augmentation: str = 'auto', roi_refinement: str = 'always',
+                       roi_scale: float = DEFAULT_ROI_SCALE) -> Dict:
     """2D figures on a synthetic dataset, and the stereo pipeline's 3D figures.
 
     2D: the network's highest peaks (no stereo help) against the labels, on
@@ -188,13 +197,14 @@ def evaluate_synthetic(model: str, data_dir: str, out: str, max_samples: int = 0
     template completion) on pairs where every keypoint is labelled in both
     views, against the rendered 3D keypoints (left optical frame), and the
     pipeline's 2D keypoints on those pairs against the labels
-    (``pipeline_*`` figures).  ``roi_refinement`` is the pipeline's option.
+    (``pipeline_*`` figures).  ``roi_refinement`` and ``roi_scale`` are the
+    pipeline's options.
     """
     from sim_datagen.dataset_io import iter_samples
     detector = KeypointDetector(model, test_time_augmentation=test_time_augmentation)
     oc = detector.object_class
     pipe = StereoKeypointPipeline(detector, localization_sigma_cells=localization_sigma,
-                                  roi_refinement=roi_refinement)
+                                  roi_refinement=roi_refinement, roi_scale=roi_scale)
     os.makedirs(out, exist_ok=True)
     errs, diags, rows = [], [], []
     pairs = pairs_full = 0
@@ -240,7 +250,7 @@ def evaluate_synthetic(model: str, data_dir: str, out: str, max_samples: int = 0
                                            else None),
              error_3d_mm_mean=float(1000 * np.mean(err3d)) if err3d else None,
              error_3d_mm_median=float(1000 * np.median(err3d)) if err3d else None,
-             roi_refinement=roi_refinement)
+             roi_refinement=roi_refinement, roi_scale=roi_scale)
     if pipe_err:
         pe = np.array(pipe_err)
         found = pe[np.isfinite(pe)]
@@ -327,8 +337,10 @@ def main(argv=None):
     for q in (r, s):
         q.add_argument('--localization-sigma', type=float, default=0.0,
                        help='belief cells; > 0 widens the shape checks by stereo depth noise')
-        q.add_argument('--roi-refinement', default='off', choices=ROI_REFINEMENTS,
+        q.add_argument('--roi-refinement', default='always', choices=ROI_REFINEMENTS,
                        help='second, zoomed look at the object: off, incomplete or always')
+        q.add_argument('--roi-scale', type=float, default=DEFAULT_ROI_SCALE,
+                       help="second look's window side over the keypoints' extent")
     args = p.parse_args(argv)
     out = args.out or os.path.join(root, 'output', 'eval', args.mode)
     if args.mode == 'validation':
@@ -336,10 +348,12 @@ def main(argv=None):
     elif args.mode == 'real':
         m = evaluate_real(args.model, args.data, args.left_info, args.right_info, out,
                           localization_sigma=args.localization_sigma,
-                          test_time_augmentation=args.tta, roi_refinement=args.roi_refinement)
+                          test_time_augmentation=args.tta, roi_refinement=args.roi_refinement,
+                          roi_scale=args.roi_scale)
     else:
         m = evaluate_synthetic(args.model, args.data, out, args.max_samples,
-                               args.localization_sigma, args.tta, args.roi_refinement)
+                               args.localization_sigma, args.tta, args.roi_refinement,
+                               args.roi_scale)
     print(markdown(m))
     print(f'\nwrote {out}/')
 
