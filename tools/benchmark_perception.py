@@ -182,6 +182,13 @@ def main(argv=None):
         f'| 3D error vs rendered keypoints, mean / median | {syn["error_3d_mm_mean"]:.1f} / '
         f'{syn["error_3d_mm_median"]:.1f} mm |'
         if syn.get('error_3d_mm_mean') is not None else '| 3D error | n/a |',
+        f'| 2D keypoints of the pipeline: found, mean / median error | '
+        f'{syn["pipeline_detected"]:.3f}, {syn["pipeline_mean_px"]:.2f} / '
+        f'{syn["pipeline_median_px"]:.2f} px |'
+        if syn.get('pipeline_mean_px') is not None else '| pipeline 2D error | n/a |',
+        '',
+        f'Second, zoomed look: `{syn.get("roi_refinement")}`, window '
+        f'{syn.get("roi_scale")} x the keypoints\' extent (the node\'s defaults).',
         '',
         '### Speed (2 CPU cores, no GPU)',
         '',

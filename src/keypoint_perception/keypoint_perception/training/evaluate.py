@@ -188,7 +188,8 @@ def _error_3d(xyz: np.ndarray, truth: np.ndarray, oc) -> float:
 def evaluate_synthetic(model: str, data_dir: str, out: str, max_samples: int = 0,
                        localization_sigma: float = 0.0,
                        test_time_augmentation: str = 'auto', roi_refinement: str = 'always',
-                       roi_scale: float = DEFAULT_ROI_SCALE) -> Dict:
+                       roi_scale: float = DEFAULT_ROI_SCALE,
+                       validation_shards: bool = False) -> Dict:
     """2D figures on a synthetic dataset, and the stereo pipeline's 3D figures.
 
     2D: the network's highest peaks (no stereo help) against the labels, on
@@ -198,9 +199,19 @@ def evaluate_synthetic(model: str, data_dir: str, out: str, max_samples: int = 0
     views, against the rendered 3D keypoints (left optical frame), and the
     pipeline's 2D keypoints on those pairs against the labels
     (``pipeline_*`` figures).  ``roi_refinement`` and ``roi_scale`` are the
-    pipeline's options.
+    pipeline's options.  With ``validation_shards`` only the shards that
+    training holds out (:func:`~.train.is_validation_shard`) are read: pairs
+    of a training folder that no model saw, for choosing pipeline options
+    without touching the test set.
     """
-    from sim_datagen.dataset_io import iter_samples
+    from sim_datagen.dataset_io import iter_shard, list_shards
+    from .train import is_validation_shard
+
+    def iter_samples(folder):
+        for path in list_shards(folder):
+            if not validation_shards or is_validation_shard(path):
+                yield from iter_shard(path)
+
     detector = KeypointDetector(model, test_time_augmentation=test_time_augmentation)
     oc = detector.object_class
     pipe = StereoKeypointPipeline(detector, localization_sigma_cells=localization_sigma,
@@ -327,6 +338,8 @@ def main(argv=None):
     s = sub.add_parser('synthetic', help='synthetic test set')
     s.add_argument('--data', required=True)
     s.add_argument('--max-samples', type=int, default=0)
+    s.add_argument('--validation-shards', action='store_true',
+                   help='only the shards training holds out (for choosing options)')
     v = sub.add_parser('validation', help='validation shards of training folders')
     v.add_argument('--data', nargs='+', required=True, help='dataset folders or view packs')
     for q in (r, s, v):
@@ -353,7 +366,7 @@ def main(argv=None):
     else:
         m = evaluate_synthetic(args.model, args.data, out, args.max_samples,
                                args.localization_sigma, args.tta, args.roi_refinement,
-                               args.roi_scale)
+                               args.roi_scale, args.validation_shards)
     print(markdown(m))
     print(f'\nwrote {out}/')
 
