@@ -203,3 +203,32 @@ def test_bad_messages_warn_and_node_survives(harness, sample, sec, kind, expecte
     # and the next good pair is still processed
     _send(harness, sec + 100, left, right, labels)
     assert _wait(harness, ('3d', sec + 100)) is not None
+
+
+def _set_string_parameter(harness, name, value):
+    """Set a string parameter of the node through its set_parameters service."""
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+    node = harness[0]
+    client = node.create_client(SetParameters, '/stereo_keypoint_node/set_parameters')
+    try:
+        assert client.wait_for_service(timeout_sec=10.0)
+        value = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
+        future = client.call_async(SetParameters.Request(
+            parameters=[Parameter(name=name, value=value)]))
+        rclpy.spin_until_future_complete(node, future, timeout_sec=10.0)
+        return future.result().results[0]
+    finally:
+        node.destroy_client(client)
+
+
+def test_roi_refinement_parameter_is_checked_and_applied(harness, sample):
+    bad = _set_string_parameter(harness, 'roi_refinement', 'zoom')
+    assert not bad.successful and 'off, incomplete, always' in bad.reason
+    try:
+        assert _set_string_parameter(harness, 'roi_refinement', 'off').successful
+        _send(harness, 21, sample['left'], sample['right'], sample['labels'])
+        msg = _wait(harness, ('3d', 21))
+        assert msg is not None and all(k.valid for k in msg.objects[0].keypoints)
+    finally:
+        assert _set_string_parameter(harness, 'roi_refinement', 'always').successful
