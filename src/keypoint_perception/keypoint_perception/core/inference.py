@@ -155,18 +155,30 @@ def roi_around(points: np.ndarray, image_size: Tuple[int, int], input_size: Tupl
     return (int(round(corner[0])), int(round(corner[1])), int(round(w)), int(round(h)))
 
 
+def window_overlap(roi: Tuple[int, int, int, int], image_shape):
+    """Where an (x0, y0, w, h) pixel window and an image of ``image_shape`` (H, W, ...) overlap.
+
+    Returns:
+        (image_slices, window_slices): two (rows, columns) slice pairs of
+        the same size, possibly empty, indexing the shared pixels in the
+        image and in the (h, w) window.
+    """
+    x0, y0, w, h = (int(v) for v in roi)
+    sx0, sy0 = max(x0, 0), max(y0, 0)
+    sx1, sy1 = max(min(x0 + w, image_shape[1]), sx0), max(min(y0 + h, image_shape[0]), sy0)
+    return ((slice(sy0, sy1), slice(sx0, sx1)),
+            (slice(sy0 - y0, sy1 - y0), slice(sx0 - x0, sx1 - x0)))
+
+
 def crop_window(image: np.ndarray, roi: Tuple[int, int, int, int]) -> np.ndarray:
     """Cut the (x0, y0, w, h) window out of an (H, W[, C]) image, zero-padded outside.
 
     Returns:
         (h, w[, C]) array of the image's dtype.
     """
-    x0, y0, w, h = (int(v) for v in roi)
-    out = np.zeros((h, w) + image.shape[2:], image.dtype)
-    sx0, sy0 = max(x0, 0), max(y0, 0)
-    sx1, sy1 = min(x0 + w, image.shape[1]), min(y0 + h, image.shape[0])
-    if sx1 > sx0 and sy1 > sy0:
-        out[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = image[sy0:sy1, sx0:sx1]
+    out = np.zeros((int(roi[3]), int(roi[2])) + image.shape[2:], image.dtype)
+    in_image, in_window = window_overlap(roi, image.shape)
+    out[in_window] = image[in_image]
     return out
 
 
@@ -411,7 +423,9 @@ class StereoKeypointPipeline:
 
         The window of each view bounds its accepted keypoints and, with a
         fitted pose, the projections of the whole template (so that missing
-        keypoints are inside).
+        keypoints are inside).  ``sizes`` holds each image's (W, H) in
+        pixels; the windows are (x0, y0, w, h) int pixels, and None is
+        returned when either view has none.
         """
         projected = [None, None]
         if result.pose is not None:

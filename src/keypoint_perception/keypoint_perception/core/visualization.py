@@ -18,7 +18,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from .inference import Detection2D, StereoResult
+from .inference import Detection2D, StereoResult, window_overlap
 from .objects import ObjectClass
 
 #: Colours per keypoint index (RGB), cycled.
@@ -44,9 +44,8 @@ def overlay_beliefs(image: np.ndarray, beliefs: np.ndarray, alpha: float = 0.45,
         x0, y0, rw, rh = (int(v) for v in roi)
         window = cv2.resize(beliefs.max(axis=0), (rw, rh), interpolation=cv2.INTER_LINEAR)
         heat = np.zeros((h, w), np.float32)
-        sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x0 + rw, w), min(y0 + rh, h)
-        if sx1 > sx0 and sy1 > sy0:
-            heat[sy0:sy1, sx0:sx1] = window[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0]
+        in_image, in_window = window_overlap(roi, image.shape)
+        heat[in_image] = window[in_window]
     colour = cv2.applyColorMap(np.uint8(255 * np.clip(heat, 0, 1)), cv2.COLORMAP_JET)[..., ::-1]
     weight = (alpha * np.clip(heat, 0, 1))[..., None]
     out = np.uint8(image * (1 - weight) + colour * weight)

@@ -51,6 +51,7 @@ from ..core.inference import (DEFAULT_ROI_SCALE, KeypointDetector, ROI_REFINEMEN
 from ..core.visualization import draw_stereo
 
 WARN_THROTTLE_S = 5.0
+ROI_CHOICES = f'must be one of {", ".join(ROI_REFINEMENTS)}'
 
 
 def _float_range(lo, hi, step=0.0):
@@ -126,6 +127,9 @@ class StereoKeypointNode(Node):
         p('marker_lifetime', 0.5, 'Marker lifetime (s); 0 = forever.',
           float_range=(0.0, 3600.0))
         p('debug_heatmaps', True, 'Overlay belief maps on debug/image.')
+        if self.get_parameter('roi_refinement').value not in ROI_REFINEMENTS:
+            raise ValueError(f'parameter roi_refinement is '
+                             f'{self.get_parameter("roi_refinement").value!r}; {ROI_CHOICES}')
 
         self.detector = KeypointDetector(model, device=device, num_threads=threads,
                                          test_time_augmentation=tta)
@@ -185,9 +189,8 @@ class StereoKeypointNode(Node):
                 return SetParametersResult(successful=False,
                                            reason='tf_prefix must not start with "/"')
             if prm.name == 'roi_refinement' and prm.value not in ROI_REFINEMENTS:
-                return SetParametersResult(
-                    successful=False,
-                    reason=f'roi_refinement must be one of {", ".join(ROI_REFINEMENTS)}')
+                return SetParametersResult(successful=False,
+                                           reason=f'roi_refinement: {ROI_CHOICES}')
         return SetParametersResult(successful=True)
 
     def _apply_parameters(self):
@@ -203,9 +206,6 @@ class StereoKeypointNode(Node):
         self.pipeline.completion_min_belief = g('completion_min_belief')
         self.pipeline.completion_radius_px = g('completion_radius')
         self.pipeline.localization_sigma_cells = g('localization_sigma')
-        if g('roi_refinement') not in ROI_REFINEMENTS:
-            raise ValueError(f'parameter roi_refinement is {g("roi_refinement")!r}; expected '
-                             f'one of {", ".join(ROI_REFINEMENTS)}')
         self.pipeline.roi_refinement = g('roi_refinement')
         self.pipeline.roi_scale = g('roi_scale')
         self.pipeline.fit_pose = g('fit_pose')
