@@ -13,6 +13,8 @@
 # limitations under the License.
 """Stereo + template consistent choice among several belief peaks."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -292,3 +294,115 @@ def test_shape_consistent_drops_the_point_off_the_template():
                                                    oc.template).sum(), 1)
     np.testing.assert_array_equal(shape_consistent(X, [True, False, True, False], oc.template),
                                   [True, False, True, False])
+
+
+def _blobs_at(cam, X, shift_px=(0.0, 0.0), sigma=1.0, peak=0.5, raw=False):
+    """(J, 48, 64) belief blobs of 10 px cells at the projections of (J, 3) points."""
+    from keypoint_perception.core.geometry import unrectify_points
+    pix = unrectify_points(cam, X) if raw else _project(cam.P, X)
+    cells = (pix + np.asarray(shift_px) + 0.5) * 0.1 - 0.5
+    return np.stack([_blob((48, 64), c, peak, sigma) for c in cells])
+
+
+def test_sample_belief_peaks_where_the_blob_does():
+    from keypoint_perception.core.matching import sample_belief
+    b = _blob((48, 64), (20.37, 11.81), 0.8, sigma=1.0).astype(np.float32)
+    # at cell centres: the map's own values; outside and NaN: 0
+    got = sample_belief(b, np.array([[20.0, 12.0], [7.0, 30.0], [-5.0, 3.0], [np.nan, 1.0]]))
+    np.testing.assert_allclose(got, [b[12, 20], b[30, 7], 0.0, 0.0], atol=1e-6)
+    # the interpolated maximum lies at the blob's centre (bilinear: at a cell centre)
+    k = np.arange(-32, 33) / 32.0
+    uu, vv = np.meshgrid(20.0 + k, 12.0 + k)
+    grid = np.stack([uu.ravel(), vv.ravel()], axis=1)
+    best = grid[np.argmax(sample_belief(b, grid))]
+    np.testing.assert_allclose(best, [20.37, 11.81], atol=0.07)
+
+
+def test_stereo_search_finds_an_epipolar_consistent_point_between_two_peaks():
+    """Right peak 6 px low: each view's own peak breaks the epipolar constraint."""
+    from keypoint_perception.core.matching import complete_from_template, stereo_belief_search
+    left, right = _rig()
+    X = np.array([[-0.1, -0.06, 0.8], [0.05, 0.02, 0.9]])
+    bl, br = _blobs_at(left, X), _blobs_at(right, X, shift_px=(0.0, 6.0))
+    missing = np.array([False, True])
+    args = (left, right, bl, br, (640, 480), (640, 480), X, missing)
+    kw = dict(points_are_rectified=True, search_radius_cells=2, min_belief=0.05)
+    ul, ur, _, _ = complete_from_template(*args, **kw)
+    assert ur[1, 1] - ul[1, 1] == pytest.approx(6.0, abs=0.5)
+    ul, ur, cl, cr = stereo_belief_search(*args, **kw)
+    assert np.isnan(ul[0]).all() and np.isnan(ur[0]).all() and cl[0] == cr[0] == 0.0
+    true_l, true_r = _project(left.P, X[1:])[0], _project(right.P, X[1:])[0]
+    assert ul[1, 1] == pytest.approx(ur[1, 1], abs=1e-6)  # same rectified row
+    # maximum of two blobs (sigma 10 px, at v and v + 6) times two priors
+    # (sigma 10 px, both at v): weights 1, 1, 1, 1 -> v + 6 / 4
+    assert ul[1, 1] - true_l[1] == pytest.approx(1.5, abs=0.5)
+    assert ul[1, 0] == pytest.approx(true_l[0], abs=0.5)
+    assert ur[1, 0] == pytest.approx(true_r[0], abs=0.5)
+    assert 0.3 < cl[1] < 0.5 and 0.3 < cr[1] < 0.5
+
+
+def test_stereo_search_on_a_raw_distorted_rig_returns_one_3d_point():
+    """OpenCV's calibrated rig (distortion, rotated rectification): exact projections."""
+    from keypoint_perception.core.geometry import rectify_points, triangulate_stereo
+    from keypoint_perception.core.matching import stereo_belief_search
+    cfg = os.path.join(os.path.dirname(__file__), '..', '..', '..', 'config', 'camera_info')
+    left = CameraModel.from_yaml(os.path.join(cfg, 'opencv_stereo_left.yaml'))
+    right = CameraModel.from_yaml(os.path.join(cfg, 'opencv_stereo_right.yaml'))
+    X_rect = np.array([[0.05, -0.03, 0.45], [-0.08, 0.06, 0.5]])
+    bl = _blobs_at(left, X_rect, raw=True)
+    br = _blobs_at(right, X_rect, raw=True)
+    br[1] *= 0.05  # too weak in the right view
+    ul, ur, cl, cr = stereo_belief_search(
+        left, right, bl, br, (640, 480), (640, 480), X_rect,
+        np.array([True, True]), search_radius_cells=3, min_belief=0.05)
+    assert np.isnan(ul[1]).all() and np.isnan(ur[1]).all()
+    from keypoint_perception.core.geometry import unrectify_points
+    np.testing.assert_allclose(ul[0], unrectify_points(left, X_rect[:1])[0], atol=0.5)
+    np.testing.assert_allclose(ur[0], unrectify_points(right, X_rect[:1])[0], atol=0.5)
+    rl, rr = rectify_points(left, ul[:1]), rectify_points(right, ur[:1])
+    assert rl[0, 1] == pytest.approx(rr[0, 1], abs=1e-3)
+    tri = triangulate_stereo(left, right, ul[:1], ur[:1], max_reprojection_error_px=4.0)
+    assert tri.valid[0] and tri.reprojection_error_px[0] < 1e-3
+    assert cl[0] > 0.45 and cr[0] > 0.45
+
+
+@pytest.mark.parametrize('search', ['views', 'stereo'])
+def test_completion_recovers_a_corner_whose_two_peaks_disagree(search):
+    """Right peak of corner 2 is 10 px low: its stereo match fails the 4 px check."""
+    from keypoint_perception.core.geometry import fit_template_pose, triangulate_stereo
+    from keypoint_perception.core.inference import Detection2D
+    oc, left, right, uv_l, uv_r = _front_view_board()
+    pipe, _ = _pipeline_stub()
+    pipe.input_rectified, pipe.completion_search = True, search
+    from types import SimpleNamespace
+    pipe.detector.config = SimpleNamespace(stride=4, input_width=256)  # 10 px cells at 640
+    cells = [(uv + 0.5) * 0.1 - 0.5 for uv in (uv_l, uv_r)]
+    cells[1][2, 1] += 1.0
+    beliefs = [np.stack([_blob((48, 64), c, 0.6) for c in cs]).astype(np.float32)
+               for cs in cells]
+    peaks = [uv_l.copy(), uv_r.copy()]
+    peaks[1][2, 1] += 10.0
+    full = triangulate_stereo(left, right, *peaks, max_reprojection_error_px=4.0,
+                              points_are_rectified=True)
+    assert not full.valid[2] and full.valid[[0, 1, 3]].all()  # 5 px in each view
+    for p in peaks:
+        p[2] = np.nan
+    tri = triangulate_stereo(left, right, *peaks, max_reprojection_error_px=4.0,
+                             points_are_rectified=True)
+    det_l = Detection2D(peaks[0], np.full(4, 0.6, np.float32), beliefs[0])
+    det_r = Detection2D(peaks[1], np.full(4, 0.6, np.float32), beliefs[1])
+    fit = fit_template_pose(oc.template, tri.xyz, tri.valid, oc.symmetries)
+    conf = np.where(tri.valid, 0.6, 0.0).astype(np.float32)
+    _, out = pipe._complete(fit, det_l, det_r, [(640, 480)] * 2, [(0, 0)] * 2, tri, conf,
+                            left, right)
+    if search == 'views':
+        assert not out.valid[2] and np.isnan(det_l.uv[2]).all()
+        return
+    assert out.valid.all() and out.reprojection_error_px[2] < 0.01
+    a = np.deg2rad(20)  # _front_view_board's pose, left optical frame (rectified = optical)
+    R = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+    truth = oc.template @ R.T + [0.02, -0.01, 0.6]
+    # 2.5 px of the 10 (blob and prior weights) at 0.6 m and f = 500 px: 3 mm
+    assert np.linalg.norm(out.xyz[2] - truth[2]) < 0.006
+    assert det_l.uv[2, 1] - uv_l[2, 1] == pytest.approx(2.5, abs=0.7)
+    assert 0.3 < conf[2] < 0.6

@@ -32,7 +32,8 @@ import torch
 
 from . import geometry
 from .heatmaps import decode_keypoints, merge_rotated_beliefs
-from .matching import complete_from_template, select_consistent_candidates, shape_consistent
+from .matching import (complete_from_template, select_consistent_candidates, shape_consistent,
+                       stereo_belief_search)
 from .model import BeliefMapNet, BeliefNetConfig, normalize_images
 from .objects import ObjectClass
 
@@ -49,6 +50,12 @@ TEST_TIME_AUGMENTATIONS = ('none', 'rot180')
 #: object (:func:`roi_around`): never, when the first look left keypoints
 #: out of 3D, or on every pair where the object was found.
 ROI_REFINEMENTS = ('off', 'incomplete', 'always')
+
+#: How template completion looks for a missing keypoint near the fitted
+#: template's prediction: each view's own belief peak
+#: (:func:`~.matching.complete_from_template`), or the 3D point both views'
+#: beliefs agree on most (:func:`~.matching.stereo_belief_search`).
+COMPLETION_SEARCHES = ('views', 'stereo')
 
 #: Default window side over the keypoints' extent of the second look, chosen
 #: on held-out synthetic pairs (docs/benchmarks.md, "Second, zoomed look").
@@ -358,7 +365,8 @@ class StereoKeypointPipeline:
                  template_check: bool = True, template_completion: bool = True,
                  completion_min_belief: float = 0.05, completion_radius_px: float = 20.0,
                  completion_tolerance: float = 0.15, localization_sigma_cells: float = 0.0,
-                 roi_refinement: str = 'always', roi_scale: float = DEFAULT_ROI_SCALE):
+                 roi_refinement: str = 'always', roi_scale: float = DEFAULT_ROI_SCALE,
+                 completion_search: str = 'views'):
         """Configure thresholds (see :func:`geometry.triangulate_stereo`).
 
         ``input_rectified`` says the images are already rectified, so their
@@ -383,6 +391,11 @@ class StereoKeypointPipeline:
         :func:`~.matching.distance_sigma`): a far object seen with a short
         baseline is then not rejected for the depth noise its small
         disparity implies, at the price of looser checks against wrong peaks.
+        ``completion_search`` (one of :data:`COMPLETION_SEARCHES`) says how
+        completion looks near the prediction: ``'views'`` takes each view's
+        own peak, ``'stereo'`` the 3D point whose projections have the
+        highest product of beliefs, which satisfies the epipolar constraint
+        by construction.
 
         ``roi_refinement`` (one of :data:`ROI_REFINEMENTS`) runs the whole
         pipeline a second time on a region of interest around the object in
@@ -393,11 +406,15 @@ class StereoKeypointPipeline:
         keypoints.  It costs a second network pass on the pairs it runs on.
 
         Raises:
-            ValueError: unknown ``roi_refinement``.
+            ValueError: unknown ``roi_refinement`` or ``completion_search``.
         """
         if roi_refinement not in ROI_REFINEMENTS:
             raise ValueError(f'unknown roi_refinement {roi_refinement!r}; expected one of '
                              f'{ROI_REFINEMENTS}')
+        if completion_search not in COMPLETION_SEARCHES:
+            raise ValueError(f'unknown completion_search {completion_search!r}; expected one '
+                             f'of {COMPLETION_SEARCHES}')
+        self.completion_search = completion_search
         self.roi_refinement = roi_refinement
         self.roi_scale = roi_scale
         self.detector = detector
@@ -489,7 +506,9 @@ class StereoKeypointPipeline:
         predicted = self._predict_rect(fit, tri, tri.valid, left_camera, right_camera)[0]
         predicted_rect = predicted @ left_camera.R.T + geometry.camera_center(left_camera.P)
         cell_px = self._cell_px(sizes[0][0])
-        ul, ur, cfl, cfr = complete_from_template(
+        search = (stereo_belief_search if self.completion_search == 'stereo'
+                  else complete_from_template)
+        ul, ur, cfl, cfr = search(
             left_camera, right_camera, left.beliefs, right.beliefs, sizes[0], sizes[1],
             predicted_rect, ~tri.valid, self.input_rectified,
             search_radius_cells=max(1, int(round(self.completion_radius_px / cell_px))),

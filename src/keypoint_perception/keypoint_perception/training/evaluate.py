@@ -43,8 +43,9 @@ import cv2
 import numpy as np
 
 from ..core.geometry import CameraModel, triangulate_stereo
-from ..core.inference import (DEFAULT_ROI_SCALE, KeypointDetector, ROI_REFINEMENTS,
-                              StereoKeypointPipeline, TEST_TIME_AUGMENTATIONS)
+from ..core.inference import (COMPLETION_SEARCHES, DEFAULT_ROI_SCALE, KeypointDetector,
+                              ROI_REFINEMENTS, StereoKeypointPipeline,
+                              TEST_TIME_AUGMENTATIONS)
 from ..core.visualization import draw_stereo
 from .metrics import summarize_errors, symmetric_errors
 
@@ -80,11 +81,13 @@ def _contact_sheet(images: List[np.ndarray], path: str, cols: int = 2,
 def evaluate_real(model: str, data_dir: str, left_info: str, right_info: str, out: str,
                   min_confidence: float = 0.3, localization_sigma: float = 0.0,
                   test_time_augmentation: str = 'auto', roi_refinement: str = 'always',
-                  roi_scale: float = DEFAULT_ROI_SCALE) -> Dict:
+                  roi_scale: float = DEFAULT_ROI_SCALE,
+                  completion_search: str = 'views') -> Dict:
     """Evaluate on OpenCV's stereo sequence; returns the metrics dict.
 
-    ``localization_sigma`` (belief cells), ``roi_refinement`` and
-    ``roi_scale`` are the pipeline's options of those names
+    ``localization_sigma`` (belief cells), ``roi_refinement``,
+    ``roi_scale`` and ``completion_search`` are the pipeline's options of
+    those names
     (:class:`~..core.inference.StereoKeypointPipeline`),
     ``test_time_augmentation`` the detector's
     (:class:`~..core.inference.KeypointDetector`).
@@ -95,7 +98,8 @@ def evaluate_real(model: str, data_dir: str, left_info: str, right_info: str, ou
     oc = detector.object_class
     pipe = StereoKeypointPipeline(detector, min_confidence=min_confidence,
                                   localization_sigma_cells=localization_sigma,
-                                  roi_refinement=roi_refinement, roi_scale=roi_scale)
+                                  roi_refinement=roi_refinement, roi_scale=roi_scale,
+                                  completion_search=completion_search)
     lcam, rcam = CameraModel.from_yaml(left_info), CameraModel.from_yaml(right_info)
     os.makedirs(out, exist_ok=True)
     names = sorted({n[len('left'):] for n in gt if n.startswith('left')
@@ -189,7 +193,8 @@ def evaluate_synthetic(model: str, data_dir: str, out: str, max_samples: int = 0
                        localization_sigma: float = 0.0,
                        test_time_augmentation: str = 'auto', roi_refinement: str = 'always',
                        roi_scale: float = DEFAULT_ROI_SCALE,
-                       validation_shards: bool = False) -> Dict:
+                       validation_shards: bool = False,
+                       completion_search: str = 'views') -> Dict:
     """2D figures on a synthetic dataset, and the stereo pipeline's 3D figures.
 
     2D: the network's highest peaks (no stereo help) against the labels, on
@@ -198,11 +203,12 @@ def evaluate_synthetic(model: str, data_dir: str, out: str, max_samples: int = 0
     template completion) on pairs where every keypoint is labelled in both
     views, against the rendered 3D keypoints (left optical frame), and the
     pipeline's 2D keypoints on those pairs against the labels
-    (``pipeline_*`` figures).  ``roi_refinement`` and ``roi_scale`` are the
-    pipeline's options.  With ``validation_shards`` only the shards that
-    training holds out (:func:`~.train.is_validation_shard`) are read: pairs
-    of a training folder that no model saw, for choosing pipeline options
-    without touching the test set.
+    (``pipeline_*`` figures).  ``roi_refinement``, ``roi_scale`` and
+    ``completion_search`` are the pipeline's options.  With
+    ``validation_shards`` only the shards that training holds out
+    (:func:`~.train.is_validation_shard`) are read: pairs of a training
+    folder that no model saw, for choosing pipeline options without touching
+    the test set.
     """
     from sim_datagen.dataset_io import iter_shard, list_shards
     from .train import is_validation_shard
@@ -215,7 +221,8 @@ def evaluate_synthetic(model: str, data_dir: str, out: str, max_samples: int = 0
     detector = KeypointDetector(model, test_time_augmentation=test_time_augmentation)
     oc = detector.object_class
     pipe = StereoKeypointPipeline(detector, localization_sigma_cells=localization_sigma,
-                                  roi_refinement=roi_refinement, roi_scale=roi_scale)
+                                  roi_refinement=roi_refinement, roi_scale=roi_scale,
+                                  completion_search=completion_search)
     os.makedirs(out, exist_ok=True)
     errs, diags, rows = [], [], []
     pairs = pairs_full = 0
@@ -261,7 +268,10 @@ def evaluate_synthetic(model: str, data_dir: str, out: str, max_samples: int = 0
                                            else None),
              error_3d_mm_mean=float(1000 * np.mean(err3d)) if err3d else None,
              error_3d_mm_median=float(1000 * np.median(err3d)) if err3d else None,
-             roi_refinement=roi_refinement, roi_scale=roi_scale)
+             error_3d_mm_p95=float(1000 * np.percentile(err3d, 95)) if err3d else None,
+             error_3d_mm_max=float(1000 * np.max(err3d)) if err3d else None,
+             roi_refinement=roi_refinement, roi_scale=roi_scale,
+             completion_search=completion_search)
     if pipe_err:
         pe = np.array(pipe_err)
         found = pe[np.isfinite(pe)]
@@ -354,6 +364,9 @@ def main(argv=None):
                        help='second, zoomed look at the object: off, incomplete or always')
         q.add_argument('--roi-scale', type=float, default=DEFAULT_ROI_SCALE,
                        help="second look's window side over the keypoints' extent")
+        q.add_argument('--completion-search', default='views', choices=COMPLETION_SEARCHES,
+                       help="template completion: each view's own peak (views) or the 3D "
+                            "point both views' beliefs agree on most (stereo)")
     args = p.parse_args(argv)
     out = args.out or os.path.join(root, 'output', 'eval', args.mode)
     if args.mode == 'validation':
@@ -362,11 +375,12 @@ def main(argv=None):
         m = evaluate_real(args.model, args.data, args.left_info, args.right_info, out,
                           localization_sigma=args.localization_sigma,
                           test_time_augmentation=args.tta, roi_refinement=args.roi_refinement,
-                          roi_scale=args.roi_scale)
+                          roi_scale=args.roi_scale, completion_search=args.completion_search)
     else:
         m = evaluate_synthetic(args.model, args.data, out, args.max_samples,
                                args.localization_sigma, args.tta, args.roi_refinement,
-                               args.roi_scale, args.validation_shards)
+                               args.roi_scale, args.validation_shards,
+                               args.completion_search)
     print(markdown(m))
     print(f'\nwrote {out}/')
 
