@@ -342,7 +342,7 @@ def test_stereo_search_finds_an_epipolar_consistent_point_between_two_peaks():
 
 
 def test_stereo_search_on_a_raw_distorted_rig_returns_one_3d_point():
-    """OpenCV's calibrated rig (distortion, rotated rectification): exact projections."""
+    """The calibrated OpenCV rig (distortion, rotated rectification): exact projections."""
     from keypoint_perception.core.geometry import rectify_points, triangulate_stereo
     from keypoint_perception.core.matching import stereo_belief_search
     cfg = os.path.join(os.path.dirname(__file__), '..', '..', '..', 'config', 'camera_info')
