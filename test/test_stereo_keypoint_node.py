@@ -222,13 +222,17 @@ def _set_string_parameter(harness, name, value):
         node.destroy_client(client)
 
 
-def test_roi_refinement_parameter_is_checked_and_applied(harness, sample):
-    bad = _set_string_parameter(harness, 'roi_refinement', 'zoom')
-    assert not bad.successful and 'off, incomplete, always' in bad.reason
+@pytest.mark.parametrize('name, bad, allowed, other, default, stamp', [
+    ('roi_refinement', 'zoom', 'off, incomplete, always', 'off', 'always', 21),
+    ('completion_search', 'both', 'views, stereo', 'views', 'stereo', 22)])
+def test_choice_parameters_are_checked_and_applied(harness, sample, name, bad, allowed, other,
+                                                   default, stamp):
+    result = _set_string_parameter(harness, name, bad)
+    assert not result.successful and allowed in result.reason and name in result.reason
     try:
-        assert _set_string_parameter(harness, 'roi_refinement', 'off').successful
-        _send(harness, 21, sample['left'], sample['right'], sample['labels'])
-        msg = _wait(harness, ('3d', 21))
+        assert _set_string_parameter(harness, name, other).successful
+        _send(harness, stamp, sample['left'], sample['right'], sample['labels'])
+        msg = _wait(harness, ('3d', stamp))
         assert msg is not None and all(k.valid for k in msg.objects[0].keypoints)
     finally:
-        assert _set_string_parameter(harness, 'roi_refinement', 'always').successful
+        assert _set_string_parameter(harness, name, default).successful

@@ -179,8 +179,9 @@ def main(argv=None):
         f'| board side length error, mean / median | '
         f'{syn["side_length_error_pct_mean"]:.2f}% / {syn["side_length_error_pct_median"]:.2f}% |'
         if syn.get('side_length_error_pct_mean') is not None else '| side length error | n/a |',
-        f'| 3D error vs rendered keypoints, mean / median | {syn["error_3d_mm_mean"]:.1f} / '
-        f'{syn["error_3d_mm_median"]:.1f} mm |'
+        f'| 3D error vs rendered keypoints (per pair), mean / median / p95 / max | '
+        f'{syn["error_3d_mm_mean"]:.1f} / {syn["error_3d_mm_median"]:.1f} / '
+        f'{syn["error_3d_mm_p95"]:.1f} / {syn["error_3d_mm_max"]:.1f} mm |'
         if syn.get('error_3d_mm_mean') is not None else '| 3D error | n/a |',
         f'| 2D keypoints of the pipeline: found, mean / median error | '
         f'{syn["pipeline_detected"]:.3f}, {syn["pipeline_mean_px"]:.2f} / '
@@ -188,7 +189,8 @@ def main(argv=None):
         if syn.get('pipeline_mean_px') is not None else '| pipeline 2D error | n/a |',
         '',
         f'Second, zoomed look: `{syn.get("roi_refinement")}`, window '
-        f'{syn.get("roi_scale")} x the keypoints\' extent (the node\'s defaults).',
+        f'{syn.get("roi_scale")} x the keypoints\' extent; template completion search '
+        f'`{syn.get("completion_search")}` (the node\'s defaults).',
         '',
         '### Speed (2 CPU cores, no GPU)',
         '',

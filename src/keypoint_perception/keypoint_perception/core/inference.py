@@ -57,6 +57,10 @@ ROI_REFINEMENTS = ('off', 'incomplete', 'always')
 #: beliefs agree on most (:func:`~.matching.stereo_belief_search`).
 COMPLETION_SEARCHES = ('views', 'stereo')
 
+#: Default completion search, chosen on held-out synthetic pairs
+#: (docs/benchmarks.md, "Template completion searches in 3D").
+DEFAULT_COMPLETION_SEARCH = 'stereo'
+
 #: Default window side over the keypoints' extent of the second look, chosen
 #: on held-out synthetic pairs (docs/benchmarks.md, "Second, zoomed look").
 DEFAULT_ROI_SCALE = 1.75
@@ -366,7 +370,7 @@ class StereoKeypointPipeline:
                  completion_min_belief: float = 0.05, completion_radius_px: float = 20.0,
                  completion_tolerance: float = 0.15, localization_sigma_cells: float = 0.0,
                  roi_refinement: str = 'always', roi_scale: float = DEFAULT_ROI_SCALE,
-                 completion_search: str = 'views'):
+                 completion_search: str = DEFAULT_COMPLETION_SEARCH):
         """Configure thresholds (see :func:`geometry.triangulate_stereo`).
 
         ``input_rectified`` says the images are already rectified, so their

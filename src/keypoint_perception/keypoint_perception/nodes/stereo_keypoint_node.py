@@ -46,12 +46,21 @@ from visualization_msgs.msg import MarkerArray
 
 from . import conversions
 from ..core.geometry import CalibrationError, CameraModel
-from ..core.inference import (DEFAULT_ROI_SCALE, KeypointDetector, ROI_REFINEMENTS,
+from ..core.inference import (COMPLETION_SEARCHES, DEFAULT_COMPLETION_SEARCH,
+                              DEFAULT_ROI_SCALE, KeypointDetector, ROI_REFINEMENTS,
                               StereoKeypointPipeline)
 from ..core.visualization import draw_stereo
 
 WARN_THROTTLE_S = 5.0
-ROI_CHOICES = f'must be one of {", ".join(ROI_REFINEMENTS)}'
+#: String parameters with a fixed set of values, checked at start-up and on set.
+CHOICES = {'roi_refinement': ROI_REFINEMENTS, 'completion_search': COMPLETION_SEARCHES}
+
+
+def _choice_error(name: str, value) -> str:
+    """Message for a value of a :data:`CHOICES` parameter that is not allowed ('' if ok)."""
+    if name in CHOICES and value not in CHOICES[name]:
+        return f'parameter {name} is {value!r}; must be one of {", ".join(CHOICES[name])}'
+    return ''
 
 
 def _float_range(lo, hi, step=0.0):
@@ -105,6 +114,11 @@ class StereoKeypointNode(Node):
           'template completion.', float_range=(0.0, 1.0))
         p('completion_radius', 20.0, 'Search radius (pixels) around the predicted position '
           'for template completion.', float_range=(1.0, 1000.0))
+        p('completion_search', DEFAULT_COMPLETION_SEARCH, 'How template completion looks '
+          'near the prediction: "stereo" (the 3D point whose projections have the highest '
+          'product of the two views\' beliefs: epipolar-consistent by construction) or '
+          '"views" (each view\'s own belief peak; their stereo match must then pass '
+          'max_reprojection_error).')
         p('localization_sigma', 0.0, 'Standard deviation of a keypoint\'s image position '
           '(belief cells, per view). When > 0, the template shape checks allow for the '
           'triangulation noise this causes at the keypoints\' depth (far objects, short '
@@ -127,9 +141,10 @@ class StereoKeypointNode(Node):
         p('marker_lifetime', 0.5, 'Marker lifetime (s); 0 = forever.',
           float_range=(0.0, 3600.0))
         p('debug_heatmaps', True, 'Overlay belief maps on debug/image.')
-        if self.get_parameter('roi_refinement').value not in ROI_REFINEMENTS:
-            raise ValueError(f'parameter roi_refinement is '
-                             f'{self.get_parameter("roi_refinement").value!r}; {ROI_CHOICES}')
+        for name in CHOICES:
+            error = _choice_error(name, self.get_parameter(name).value)
+            if error:
+                raise ValueError(error)
 
         self.detector = KeypointDetector(model, device=device, num_threads=threads,
                                          test_time_augmentation=tta)
@@ -188,9 +203,9 @@ class StereoKeypointNode(Node):
                     prm.value.startswith('/'):
                 return SetParametersResult(successful=False,
                                            reason='tf_prefix must not start with "/"')
-            if prm.name == 'roi_refinement' and prm.value not in ROI_REFINEMENTS:
-                return SetParametersResult(successful=False,
-                                           reason=f'roi_refinement: {ROI_CHOICES}')
+            error = _choice_error(prm.name, prm.value)
+            if error:
+                return SetParametersResult(successful=False, reason=error)
         return SetParametersResult(successful=True)
 
     def _apply_parameters(self):
@@ -205,6 +220,7 @@ class StereoKeypointNode(Node):
         self.pipeline.template_completion = g('template_completion')
         self.pipeline.completion_min_belief = g('completion_min_belief')
         self.pipeline.completion_radius_px = g('completion_radius')
+        self.pipeline.completion_search = g('completion_search')
         self.pipeline.localization_sigma_cells = g('localization_sigma')
         self.pipeline.roi_refinement = g('roi_refinement')
         self.pipeline.roi_scale = g('roi_scale')

@@ -43,9 +43,9 @@ import cv2
 import numpy as np
 
 from ..core.geometry import CameraModel, triangulate_stereo
-from ..core.inference import (COMPLETION_SEARCHES, DEFAULT_ROI_SCALE, KeypointDetector,
-                              ROI_REFINEMENTS, StereoKeypointPipeline,
-                              TEST_TIME_AUGMENTATIONS)
+from ..core.inference import (COMPLETION_SEARCHES, DEFAULT_COMPLETION_SEARCH,
+                              DEFAULT_ROI_SCALE, KeypointDetector, ROI_REFINEMENTS,
+                              StereoKeypointPipeline, TEST_TIME_AUGMENTATIONS)
 from ..core.visualization import draw_stereo
 from .metrics import summarize_errors, symmetric_errors
 
@@ -82,7 +82,7 @@ def evaluate_real(model: str, data_dir: str, left_info: str, right_info: str, ou
                   min_confidence: float = 0.3, localization_sigma: float = 0.0,
                   test_time_augmentation: str = 'auto', roi_refinement: str = 'always',
                   roi_scale: float = DEFAULT_ROI_SCALE,
-                  completion_search: str = 'views') -> Dict:
+                  completion_search: str = DEFAULT_COMPLETION_SEARCH) -> Dict:
     """Evaluate on OpenCV's stereo sequence; returns the metrics dict.
 
     ``localization_sigma`` (belief cells), ``roi_refinement``,
@@ -194,7 +194,7 @@ def evaluate_synthetic(model: str, data_dir: str, out: str, max_samples: int = 0
                        test_time_augmentation: str = 'auto', roi_refinement: str = 'always',
                        roi_scale: float = DEFAULT_ROI_SCALE,
                        validation_shards: bool = False,
-                       completion_search: str = 'views') -> Dict:
+                       completion_search: str = DEFAULT_COMPLETION_SEARCH) -> Dict:
     """2D figures on a synthetic dataset, and the stereo pipeline's 3D figures.
 
     2D: the network's highest peaks (no stereo help) against the labels, on
@@ -364,7 +364,8 @@ def main(argv=None):
                        help='second, zoomed look at the object: off, incomplete or always')
         q.add_argument('--roi-scale', type=float, default=DEFAULT_ROI_SCALE,
                        help="second look's window side over the keypoints' extent")
-        q.add_argument('--completion-search', default='views', choices=COMPLETION_SEARCHES,
+        q.add_argument('--completion-search', default=DEFAULT_COMPLETION_SEARCH,
+                       choices=COMPLETION_SEARCHES,
                        help="template completion: each view's own peak (views) or the 3D "
                             "point both views' beliefs agree on most (stereo)")
     args = p.parse_args(argv)
