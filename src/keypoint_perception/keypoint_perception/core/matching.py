@@ -392,13 +392,7 @@ def complete_from_template(
     Raises:
         ValueError: if the belief maps or predictions do not have J rows.
     """
-    j_count = beliefs_left.shape[0]
-    predicted_rect = np.asarray(predicted_rect, dtype=np.float64)
-    if beliefs_right.shape[0] != j_count or predicted_rect.shape != (j_count, 3):
-        raise ValueError(f'need {j_count} belief maps per view and ({j_count}, 3) '
-                         f'predictions, got {beliefs_right.shape} and {predicted_rect.shape}')
-    uv = [np.full((j_count, 2), np.nan), np.full((j_count, 2), np.nan)]
-    conf = [np.zeros(j_count, np.float32), np.zeros(j_count, np.float32)]
+    predicted_rect, uv, conf = _completion_outputs(beliefs_left, beliefs_right, predicted_rect)
     views = ((left, beliefs_left, image_size_left, offset_left),
              (right, beliefs_right, image_size_right, offset_right))
     idx = np.flatnonzero(np.asarray(missing, dtype=bool))
@@ -407,12 +401,7 @@ def complete_from_template(
     found = []
     for cam, beliefs, size, offset in views:
         hm_size = (beliefs.shape[2], beliefs.shape[1])
-        if points_are_rectified:
-            h = predicted_rect[idx] @ cam.P[:, :3].T + cam.P[:, 3]
-            with np.errstate(divide='ignore', invalid='ignore'):
-                pix = np.where(h[:, 2:3] > 0, h[:, :2] / h[:, 2:3], np.nan)
-        else:
-            pix = unrectify_points(cam, predicted_rect[idx])
+        pix = _view_pixels(cam, predicted_rect[idx], points_are_rectified)
         cells = image_to_heatmap(pix, size, hm_size, offset)
         found.append([local_peak(beliefs[j], c, search_radius_cells)
                       for j, c in zip(idx, cells)])
@@ -425,6 +414,27 @@ def complete_from_template(
             uv[k][j] = heatmap_to_image(c, (beliefs.shape[2], beliefs.shape[1]), size, offset)
             conf[k][j] = b
     return uv[0], uv[1], conf[0], conf[1]
+
+
+def _completion_outputs(beliefs_left: np.ndarray, beliefs_right: np.ndarray,
+                        predicted_rect: np.ndarray):
+    """Check a completion search's inputs and make its empty outputs.
+
+    Returns:
+        (J, 3) float64 predictions, [uv_left, uv_right] (J, 2) NaN arrays and
+        [conf_left, conf_right] (J,) float32 zeros.
+
+    Raises:
+        ValueError: if the belief maps or predictions do not have J rows.
+    """
+    j_count = beliefs_left.shape[0]
+    predicted_rect = np.asarray(predicted_rect, dtype=np.float64)
+    if beliefs_right.shape[0] != j_count or predicted_rect.shape != (j_count, 3):
+        raise ValueError(f'need {j_count} belief maps per view and ({j_count}, 3) '
+                         f'predictions, got {beliefs_right.shape} and {predicted_rect.shape}')
+    uv = [np.full((j_count, 2), np.nan), np.full((j_count, 2), np.nan)]
+    conf = [np.zeros(j_count, np.float32), np.zeros(j_count, np.float32)]
+    return predicted_rect, uv, conf
 
 
 def _view_pixels(camera: CameraModel, X_rect: np.ndarray, points_are_rectified: bool
@@ -507,13 +517,7 @@ def stereo_belief_search(
     Raises:
         ValueError: if the belief maps or predictions do not have J rows.
     """
-    j_count = beliefs_left.shape[0]
-    predicted_rect = np.asarray(predicted_rect, dtype=np.float64)
-    if beliefs_right.shape[0] != j_count or predicted_rect.shape != (j_count, 3):
-        raise ValueError(f'need {j_count} belief maps per view and ({j_count}, 3) '
-                         f'predictions, got {beliefs_right.shape} and {predicted_rect.shape}')
-    uv = [np.full((j_count, 2), np.nan), np.full((j_count, 2), np.nan)]
-    conf = [np.zeros(j_count, np.float32), np.zeros(j_count, np.float32)]
+    predicted_rect, uv, conf = _completion_outputs(beliefs_left, beliefs_right, predicted_rect)
     views = ((left, beliefs_left, image_size_left, offset_left),
              (right, beliefs_right, image_size_right, offset_right))
     hm_size = (beliefs_left.shape[2], beliefs_left.shape[1])
