@@ -486,8 +486,8 @@ def stereo_belief_search(
 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Look for missing keypoints as the 3D point both views' beliefs agree on most.
 
-    Same inputs and outputs as :func:`complete_from_template`, but instead of
-    taking each view's own peak near the prediction (two peaks whose stereo
+    A drop-in for :func:`complete_from_template` (same arguments and
+    outputs), but instead of taking each view's own peak near the prediction (two peaks whose stereo
     match may then fail the reprojection check), the search runs over 3D
     points near the prediction: the point maximizing
 
@@ -507,6 +507,23 @@ def stereo_belief_search(
     sixteenths).  The two returned pixels are projections of one 3D point,
     so their stereo reprojection error is zero up to rounding; the caller
     still checks that point against the prediction.
+
+    Args:
+        left, right: the stereo cameras (a rig with a baseline).
+        beliefs_left, beliefs_right: (J, h, w) float belief maps, labelled
+            alike (right relabelled to agree with left).
+        image_size_left, image_size_right: (width, height) in pixels of the
+            image window each view's belief maps cover.
+        predicted_rect: (J, 3) float predicted keypoints in the left
+            rectified frame (frame of ``P``), metres.
+        missing: (J,) bool, the keypoints to look for.
+        points_are_rectified: the images are rectified (use ``P``).
+        search_radius_cells: half-size of the coarse search, in left belief
+            cells along each of u, v and disparity.
+        min_belief: lowest belief accepted at the point's projection, in
+            both views.
+        offset_left, offset_right: (x0, y0) of each window in its image,
+            pixels.
 
     Returns:
         uv_left, uv_right: (J, 2) float64 image pixels, NaN where the best
