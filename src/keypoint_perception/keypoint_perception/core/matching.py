@@ -487,9 +487,10 @@ def stereo_belief_search(
     """Look for missing keypoints as the 3D point both views' beliefs agree on most.
 
     A drop-in for :func:`complete_from_template` (same arguments and
-    outputs), but instead of taking each view's own peak near the prediction (two peaks whose stereo
-    match may then fail the reprojection check), the search runs over 3D
-    points near the prediction: the point maximizing
+    outputs), but instead of taking each view's own peak near the
+    prediction (two peaks whose stereo match may then fail the reprojection
+    check), the search runs over 3D points near the prediction: the point
+    maximizing
 
         b_L(pi_L(X)) g(pi_L(X)) * b_R(pi_R(X)) g(pi_R(X)),
 
