@@ -399,11 +399,9 @@ def complete_from_template(
     if idx.size == 0:
         return uv[0], uv[1], conf[0], conf[1]
     found = []
-    for cam, beliefs, size, offset in views:
-        hm_size = (beliefs.shape[2], beliefs.shape[1])
-        pix = _view_pixels(cam, predicted_rect[idx], points_are_rectified)
-        cells = image_to_heatmap(pix, size, hm_size, offset)
-        found.append([local_peak(beliefs[j], c, search_radius_cells)
+    for view in views:
+        cells = _view_cells(view, predicted_rect[idx], points_are_rectified)[1]
+        found.append([local_peak(view[1][j], c, search_radius_cells)
                       for j, c in zip(idx, cells)])
     for n, j in enumerate(idx):
         (cl, bl), (cr, br) = found[0][n], found[1][n]
@@ -437,14 +435,28 @@ def _completion_outputs(beliefs_left: np.ndarray, beliefs_right: np.ndarray,
     return predicted_rect, uv, conf
 
 
-def _view_pixels(camera: CameraModel, X_rect: np.ndarray, points_are_rectified: bool
-                 ) -> np.ndarray:
-    """Image pixels, (N, 2) float64, of (N, 3) left rectified points in one view (NaN behind)."""
+def _view_cells(view, X_rect: np.ndarray, points_are_rectified: bool):
+    """Project (N, 3) left rectified points (metres) into one view and its belief map.
+
+    Args:
+        view: (camera, (J, h, w) beliefs, (width, height) window size in
+            pixels, (x0, y0) window offset in pixels).
+        X_rect: (N, 3) points in the left rectified frame (frame of ``P``).
+        points_are_rectified: the images are rectified (use ``P``), else
+            raw (:func:`~.geometry.unrectify_points`).
+
+    Returns:
+        (N, 2) float64 image pixels and (N, 2) float64 belief cells, NaN for
+        points at or behind the camera.
+    """
+    camera, beliefs, size, offset = view
     if points_are_rectified:
         h = X_rect @ camera.P[:, :3].T + camera.P[:, 3]
         with np.errstate(divide='ignore', invalid='ignore'):
-            return np.where(h[:, 2:3] > 0, h[:, :2] / h[:, 2:3], np.nan)
-    return unrectify_points(camera, X_rect)
+            pix = np.where(h[:, 2:3] > 0, h[:, :2] / h[:, 2:3], np.nan)
+    else:
+        pix = unrectify_points(camera, X_rect)
+    return pix, image_to_heatmap(pix, size, (beliefs.shape[2], beliefs.shape[1]), offset)
 
 
 def sample_belief(belief: np.ndarray, cells: np.ndarray) -> np.ndarray:
@@ -494,9 +506,10 @@ def stereo_belief_search(
 
         b_L(pi_L(X)) g(pi_L(X)) * b_R(pi_R(X)) g(pi_R(X)),
 
-    with ``b`` the belief sampled by :func:`sample_belief`, ``pi`` the projection into each
-    view's belief map and ``g`` the Gaussian prior of :func:`local_peak`
-    (sigma half the search radius, centred on the prediction's projection).
+    with ``b`` the belief sampled by :func:`sample_belief`, ``pi`` the
+    projection into each view's belief map and ``g`` the Gaussian prior of
+    :func:`local_peak` (sigma half the search radius, centred on the
+    prediction's projection).
     It is the per-view criterion of :func:`local_peak` restricted to pairs
     that satisfy the epipolar constraint, i.e. the fusion of two views' heat
     maps along epipolar lines (Qiu et al., "Cross View Fusion for 3D Human
@@ -556,9 +569,7 @@ def stereo_belief_search(
         if not disparity > 1e-3:
             continue
         s0 = 1.0 / h0[2]
-        prior = [image_to_heatmap(_view_pixels(cam, x0[None], points_are_rectified),
-                                  size, (b.shape[2], b.shape[1]), off)[0]
-                 for cam, b, size, off in views]
+        prior = [_view_cells(view, x0[None], points_are_rectified)[1][0] for view in views]
         centre = np.array([h0[0] * s0, h0[1] * s0, s0])
         per_step = np.array([step_px, step_px, step_px * s0 / disparity])
         best = None
@@ -570,23 +581,21 @@ def stereo_belief_search(
             hom = np.stack([grid[:, 0], grid[:, 1], np.ones(len(grid))], axis=1) / grid[:, 2:3]
             X = np.linalg.solve(M, (hom - p4).T).T
             score = np.ones(len(X))
-            for (cam, beliefs, size, off), c0 in zip(views, prior):
-                cells = image_to_heatmap(_view_pixels(cam, X, points_are_rectified), size,
-                                         (beliefs.shape[2], beliefs.shape[1]), off)
+            for view, c0 in zip(views, prior):
+                cells = _view_cells(view, X, points_are_rectified)[1]
                 d2 = np.nan_to_num(np.sum((cells - c0) ** 2, axis=1), nan=np.inf)
-                score *= sample_belief(beliefs[j], cells) * np.exp(-d2 / (2 * sigma2))
+                score *= sample_belief(view[1][j], cells) * np.exp(-d2 / (2 * sigma2))
             if not score.size or not score.max() > 0:
                 best = None
                 break
-            best = X[int(np.argmax(score))]
-            centre = grid[int(np.argmax(score))]
+            top = int(np.argmax(score))
+            best, centre = X[top], grid[top]
         if best is None:
             continue
         found = []
-        for cam, beliefs, size, off in views:
-            pix = _view_pixels(cam, best[None], points_are_rectified)
-            cells = image_to_heatmap(pix, size, (beliefs.shape[2], beliefs.shape[1]), off)
-            found.append((pix[0], float(sample_belief(beliefs[j], cells)[0])))
+        for view in views:
+            pix, cells = _view_cells(view, best[None], points_are_rectified)
+            found.append((pix[0], float(sample_belief(view[1][j], cells)[0])))
         if min(found[0][1], found[1][1]) < min_belief:
             continue
         for k, (pix, belief) in enumerate(found):
