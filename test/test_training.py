@@ -54,7 +54,7 @@ def dataset(tmp_path_factory):
 
 def test_train_then_resume_from_last_checkpoint(dataset, tmp_path):
     import torch
-    from keypoint_perception.core.inference import load_checkpoint
+    from keypoint_perception.core.checkpoint import load_checkpoint
 
     data = dataset
     run = tmp_path / 'run'

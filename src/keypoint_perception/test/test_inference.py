@@ -20,8 +20,9 @@ import pytest
 from keypoint_perception.core import geometry
 from keypoint_perception.core.geometry import CameraModel
 from keypoint_perception.core.heatmaps import merge_rotated_beliefs
+from keypoint_perception.core.checkpoint import save_checkpoint
 from keypoint_perception.core.inference import (crop_window, KeypointDetector, roi_around,
-                                                save_checkpoint, StereoKeypointPipeline)
+                                                StereoKeypointPipeline)
 from keypoint_perception.core.model import BeliefMapNet, make_config
 from keypoint_perception.core.objects import load_object_class
 from keypoint_perception.training.metrics import symmetric_errors

@@ -22,7 +22,6 @@ triangulation into the left camera's optical frame and the rigid template fit.
 
 import dataclasses
 from dataclasses import dataclass, field
-import os
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -31,15 +30,11 @@ import numpy as np
 import torch
 
 from . import geometry
+from .checkpoint import load_checkpoint, resolve_model_path
 from .heatmaps import decode_keypoints, merge_rotated_beliefs
 from .matching import (complete_from_template, select_consistent_candidates, shape_consistent,
                        stereo_belief_search)
-from .model import BeliefMapNet, BeliefNetConfig, normalize_images
-from .objects import ObjectClass
-
-#: Folder of the weights shipped with the package.
-MODELS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                          'models')
+from .model import BeliefNetConfig, normalize_images
 
 #: Test-time augmentations of :class:`KeypointDetector`: none, or the mean of
 #: the image's and its 180 degree rotation's belief maps
@@ -64,59 +59,6 @@ DEFAULT_COMPLETION_SEARCH = 'stereo'
 #: Default window side over the keypoints' extent of the second look, chosen
 #: on held-out synthetic pairs (docs/benchmarks.md, "Second, zoomed look").
 DEFAULT_ROI_SCALE = 1.75
-
-
-def resolve_model_path(name_or_path: str) -> str:
-    """Return a checkpoint path for a shipped model name or a file path.
-
-    Raises:
-        FileNotFoundError: when neither exists.
-    """
-    if os.path.isfile(name_or_path):
-        return name_or_path
-    path = os.path.join(MODELS_DIR, f'{name_or_path}.pt')
-    if os.path.isfile(path):
-        return path
-    shipped = sorted(f[:-3] for f in os.listdir(MODELS_DIR) if f.endswith('.pt')) \
-        if os.path.isdir(MODELS_DIR) else []
-    raise FileNotFoundError(f'no model {name_or_path!r}; shipped models: {shipped}')
-
-
-def save_checkpoint(path: str, model: BeliefMapNet, object_class: ObjectClass,
-                    meta: Optional[dict] = None, extra: Optional[dict] = None) -> None:
-    """Write a self-describing checkpoint atomically (temp file, then rename).
-
-    The file holds ``config`` (dict), ``object_class`` (YAML-equivalent dict),
-    ``state_dict``, ``meta`` (provenance and metrics) and any ``extra`` keys
-    (e.g. optimizer state for resuming).
-    """
-    oc = {'name': object_class.name,
-          'keypoints': [{'name': n, 'position': p.tolist()}
-                        for n, p in zip(object_class.keypoint_names, object_class.template)],
-          'skeleton': [list(e) for e in object_class.skeleton],
-          'symmetries': [list(p) for p in object_class.symmetries]}
-    oc.update(object_class.extra)
-    payload = {'config': model.config.to_dict(), 'object_class': oc,
-               'state_dict': model.state_dict(), 'meta': meta or {}}
-    payload.update(extra or {})
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f'{path}.tmp'
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path: str, map_location='cpu'):
-    """Load a checkpoint written by :func:`save_checkpoint`.
-
-    Returns:
-        (model in eval mode, ObjectClass, raw checkpoint dict).
-    """
-    ckpt = torch.load(path, map_location=map_location, weights_only=False)
-    config = BeliefNetConfig.from_dict(ckpt['config'])
-    model = BeliefMapNet(config)
-    model.load_state_dict(ckpt['state_dict'])
-    model.eval()
-    return model, ObjectClass.from_dict(ckpt['object_class']), ckpt
 
 
 def roi_around(points: np.ndarray, image_size: Tuple[int, int], input_size: Tuple[int, int],

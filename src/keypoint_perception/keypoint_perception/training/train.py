@@ -32,8 +32,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..core.checkpoint import load_checkpoint, resolve_model_path, save_checkpoint
 from ..core.heatmaps import decode_keypoints
-from ..core.inference import load_checkpoint, resolve_model_path, save_checkpoint
 from ..core.model import (BeliefMapNet, make_config, normalize_images,
                           symmetric_belief_loss)
 from ..core.objects import load_object_class

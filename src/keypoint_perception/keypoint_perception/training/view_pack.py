@@ -174,7 +174,7 @@ def pack_datasets(dataset_dirs: Sequence[str], input_size: Tuple[int, int], is_v
 
 def main(argv=None):
     """Command-line entry point ``keypoints-pack``."""
-    from ..core.inference import load_checkpoint, resolve_model_path
+    from ..core.checkpoint import load_checkpoint, resolve_model_path
     from .train import is_validation_shard
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
