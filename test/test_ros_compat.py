@@ -116,9 +116,10 @@ def test_time_synchronizer_pairs_only_equal_stamps():
     assert len(rec.calls) == 1
     right.signalMessage(stamped(3.0))
     assert rec.stamps()[-1] == (3.0, 3.0)
-    # 1.0 on the left is older than an emitted set: dropped, never emitted late.
+    # As upstream, 1.0 stays queued on the left although newer sets were emitted,
+    # and a late partner completes it: emitted stamps are not monotonic.
     right.signalMessage(stamped(1.0))
-    assert len(rec.calls) == 2
+    assert rec.stamps() == [(2.0, 2.0), (3.0, 3.0), (1.0, 1.0)]
 
 
 def test_time_synchronizer_queue_size_limits_waiting_messages():
@@ -157,9 +158,49 @@ def test_approximate_sync_pairs_within_slop_and_drops_out_of_slop():
     left.signalMessage(stamped(4.02))
     right.signalMessage(stamped(4.015))
     assert rec.stamps()[-1] == (4.02, 4.015)
-    # 4.00 (left) is older than the emitted set: dropped, never emitted late.
+    # As upstream, 4.00 (left) stays queued and a late partner still completes it.
     right.signalMessage(stamped(4.001))
-    assert rec.stamps()[-1] == (4.02, 4.015)
+    assert rec.stamps()[-1] == (4.0, 4.001)
+    # The slop bound is upstream's: |t - t_new| <= slop for candidates, span < slop.
+    left.signalMessage(stamped(6.0))
+    right.signalMessage(stamped(6.05))  # span == slop: not emitted
+    assert rec.stamps()[-1] == (4.0, 4.001)
+
+
+def test_late_message_completes_an_older_set_after_a_newer_one():
+    """Stamps [1, 11, 10]: upstream's exact and approximate sync emit a late-completed set."""
+    for make in (lambda fs: message_filters.TimeSynchronizer(fs, 5),
+                 lambda fs: message_filters.ApproximateTimeSynchronizer(fs, 5, 0.01)):
+        fs = [message_filters.SimpleFilter() for _ in range(4)]
+        rec = Recorder()
+        make(fs).registerCallback(rec)
+        for f in fs:
+            f.signalMessage(stamped(1.0))
+        for f in fs[:3]:  # right camera_info of 10 is late
+            f.signalMessage(stamped(10.0))
+        for f in fs:
+            f.signalMessage(stamped(11.0))
+        fs[3].signalMessage(stamped(10.0))
+        assert [s[0] for s in rec.stamps()] == [1.0, 11.0, 10.0]
+
+
+@pytest.mark.parametrize('approximate', [False, True])
+def test_negative_stamp_raises_into_the_caller(approximate):
+    """A negative header.stamp.sec raises ValueError out of add(), as upstream does."""
+    fs = [message_filters.SimpleFilter() for _ in range(2)]
+    if approximate:
+        sync = message_filters.ApproximateTimeSynchronizer(fs, 5, 0.01)
+    else:
+        sync = message_filters.TimeSynchronizer(fs, 5)
+    rec = Recorder()
+    sync.registerCallback(rec)
+    bad = stamped(1.0)
+    bad.header.stamp.sec = -3
+    with pytest.raises(ValueError, match='negative'):
+        fs[0].signalMessage(bad)
+    for f in fs:  # the synchronizer itself still works afterwards
+        f.signalMessage(stamped(2.0))
+    assert rec.stamps() == [(2.0, 2.0)]
 
 
 def test_approximate_sync_three_inputs_need_all_within_slop():
@@ -298,18 +339,46 @@ def test_cv_bridge_respects_padded_step(encoding):
     assert back.flags['C_CONTIGUOUS']
 
 
+NUMPY_2 = int(np.__version__.split('.')[0]) >= 2
+
+
+@pytest.mark.skipif(sys.byteorder != 'little', reason='big-endian data is native there')
 def test_cv_bridge_big_endian_data():
-    """is_bigendian=True data is byte-swapped to native order."""
+    """is_bigendian=True: byte-swapped with NumPy 1; AttributeError with NumPy 2, as upstream."""
     image = random_image(np.uint16, 1, seed=2)
     msg = Image(height=5, width=7, encoding='mono16', is_bigendian=True, step=14)
     msg.data.frombytes(image.astype('>u2').tobytes())
+    floats = random_image(np.float32, 1, seed=3)
+    float_msg = Image(height=5, width=7, encoding='32FC1', is_bigendian=True, step=28)
+    float_msg.data.frombytes(floats.astype('>f4').tobytes())
+    rgb = random_image(np.uint8, 3, seed=4)
+    rgb_msg = CvBridge().cv2_to_imgmsg(rgb, 'rgb8')
+    rgb_msg.is_bigendian = True  # upstream swaps on the flag alone, even for 8-bit data
+    if NUMPY_2:
+        for m in (msg, float_msg, rgb_msg):
+            with pytest.raises(AttributeError, match='newbyteorder'):
+                CvBridge().imgmsg_to_cv2(m, 'passthrough')
+        with pytest.raises(AttributeError):
+            CvBridge().imgmsg_to_cv2(rgb_msg, 'rgb8')
+        return
     back = CvBridge().imgmsg_to_cv2(msg)
     assert back.dtype == np.uint16 and back.dtype.isnative
     np.testing.assert_array_equal(back, image)
-    floats = random_image(np.float32, 1, seed=3)
-    msg = Image(height=5, width=7, encoding='32FC1', is_bigendian=True, step=28)
-    msg.data.frombytes(floats.astype('>f4').tobytes())
-    np.testing.assert_array_equal(CvBridge().imgmsg_to_cv2(msg), floats)
+    np.testing.assert_array_equal(CvBridge().imgmsg_to_cv2(float_msg), floats)
+    np.testing.assert_array_equal(CvBridge().imgmsg_to_cv2(rgb_msg, 'rgb8'), rgb)
+
+
+@pytest.mark.parametrize('encoding, height, width', [
+    ('rgb8', 0, 0), ('mono8', 0, 0), ('rgb8', 0, 640), ('bgr8', 480, 0)])
+def test_cv_bridge_empty_image(encoding, height, width):
+    """An empty image converts to None (any desired encoding) and to an empty array as is."""
+    bridge = CvBridge()
+    channels = ENCODINGS[encoding][1]
+    msg = Image(height=height, width=width, encoding=encoding, step=width * channels)
+    assert bridge.imgmsg_to_cv2(msg, desired_encoding='rgb8') is None
+    assert bridge.imgmsg_to_cv2(msg, desired_encoding=encoding) is None
+    passthrough = bridge.imgmsg_to_cv2(msg)
+    assert isinstance(passthrough, np.ndarray) and passthrough.size == 0
 
 
 def test_cv_bridge_colour_conversions():

@@ -201,9 +201,14 @@ class CvBridge:
         :param desired_encoding: ``'passthrough'`` to keep the message's
             encoding, or an encoding to convert to (e.g. ``'bgr8'``).
         :returns: a new, C-contiguous array in native byte order, shape
-            (height, width) for one channel, else (height, width, channels).
+            (height, width) for one channel, else (height, width, channels);
+            ``None`` for an empty image (0 rows or columns) converted to any
+            encoding other than ``'passthrough'``, as upstream.
         :raises CvBridgeError: unknown encoding, malformed data or impossible
             conversion.
+        :raises AttributeError: with NumPy 2 when ``is_bigendian`` differs from
+            the host's byte order, as upstream (its byte swap calls
+            ``ndarray.newbyteorder``, which NumPy 2 removed).
         """
         depth, channels, _ = _parse_encoding(img_msg.encoding)
         dtype = np.dtype(_DEPTHS[depth][0]).newbyteorder('>' if img_msg.is_bigendian else '<')
@@ -226,10 +231,18 @@ class CvBridge:
         else:
             image = np.ndarray(shape=(height, width, channels), dtype=dtype, buffer=raw,
                                strides=(step, dtype.itemsize * channels, dtype.itemsize))
-        image = np.array(image, dtype=dtype.newbyteorder('='), order='C')
+        image = np.array(image, order='C')  # a copy: never a view of the message's data
         if channels == 1:
             image = image.reshape(height, width)
-        if desired_encoding in ('passthrough', img_msg.encoding):
+        if bool(img_msg.is_bigendian) == (sys.byteorder == 'little'):
+            # Upstream's own byte swap, kept as is: ndarray.newbyteorder() exists in
+            # NumPy 1.x only, so with NumPy 2 this raises AttributeError, as upstream.
+            image = image.byteswap().newbyteorder()
+        if desired_encoding == 'passthrough':
+            return image
+        if image.size == 0:
+            return None  # upstream's cvtColor2 returns an empty cv::Mat, i.e. None
+        if desired_encoding == img_msg.encoding:
             return image
         return cvt_color2(image, img_msg.encoding, desired_encoding)
 

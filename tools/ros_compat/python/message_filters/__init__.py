@@ -33,6 +33,7 @@ import itertools
 import threading
 
 from rclpy.clock import ROSClock
+from rclpy.duration import Duration
 import rclpy.logging
 from rclpy.time import Time
 
@@ -181,10 +182,15 @@ class TimeSynchronizer(SimpleFilter):
     """
     Emit one message from each input when all of them carry the same stamp.
 
-    Each input keeps up to ``queue_size`` messages keyed by
-    ``header.stamp``. When a stamp is present in every queue the callback gets
-    ``(msg_0, ..., msg_n-1)`` in the order of ``fs``; the matched messages and
-    every older queued message are then dropped.
+    Same algorithm as upstream's Python implementation (message_filters 4-6):
+    each input keeps up to ``queue_size`` messages keyed by ``header.stamp``
+    (the oldest is dropped on overflow). After every arrival, each stamp now
+    present in all queues is emitted, oldest first, as ``(msg_0, ..., msg_n-1)``
+    in the order of ``fs``, and only those messages are removed. Older
+    messages stay queued, so a late message can complete an older set after
+    a newer one was emitted: emitted stamps are NOT monotonic (e.g. 1, 11, 10).
+    ``header.stamp`` with a negative ``sec`` raises ValueError (from
+    :meth:`rclpy.time.Time.from_msg`) into the caller, as upstream.
     """
 
     def __init__(self, fs, queue_size):
@@ -202,31 +208,27 @@ class TimeSynchronizer(SimpleFilter):
             for i, (f, q) in enumerate(zip(fs, self.queues))]
 
     def _insert(self, queue, stamp_ns, msg):
-        """Store ``msg`` under ``stamp_ns`` and trim the queue to its size."""
+        """Store ``msg`` under ``stamp_ns`` and drop the oldest beyond the queue size."""
         queue[stamp_ns] = msg
         while len(queue) > self.queue_size:
             del queue[min(queue)]
 
     def _emit(self, stamps_ns):
-        """Signal the messages at ``stamps_ns`` (one per queue) and drop older ones."""
+        """Signal the messages at ``stamps_ns`` (one per queue) and remove only those."""
         msgs = [q.pop(t) for q, t in zip(self.queues, stamps_ns)]
-        for q, t in zip(self.queues, stamps_ns):
-            for old in [s for s in q if s < t]:
-                del q[old]
         self.signalMessage(*msgs)
 
     def add(self, msg, my_queue, my_queue_index=None):
-        """Add a message of one input and emit a set if its stamp is complete."""
+        """Add a message of one input and emit every set whose stamp is complete."""
         stamp = _stamp_of(msg)
         if stamp is None:
-            raise ValueError(
+            raise AttributeError(
                 'TimeSynchronizer needs messages with header.stamp; use '
                 'ApproximateTimeSynchronizer(..., allow_headerless=True)')
         with self.lock:
             self._insert(my_queue, stamp.nanoseconds, msg)
             common = set(self.queues[0]).intersection(*self.queues[1:])
-            if common:
-                t = min(common)
+            for t in sorted(common):
                 self._emit([t] * len(self.queues))
 
 
@@ -234,21 +236,24 @@ class ApproximateTimeSynchronizer(TimeSynchronizer):
     """
     Emit one message from each input when their stamps lie within ``slop``.
 
-    Same algorithm as upstream's Python implementation: when a message arrives
-    on input ``i``, the other inputs' queued messages whose stamps differ from
-    it by at most ``slop`` seconds are candidates, tried closest first; the
-    first combination whose stamps span strictly less than ``slop`` is
-    emitted in the order of ``fs`` and removed from the queues. Messages older
-    than an emitted one can no longer be emitted in order and are dropped too.
-    With ``allow_headerless=True`` messages without ``header.stamp`` are
-    stamped with the current ROS time on arrival; otherwise they are dropped.
+    Same algorithm as upstream's Python implementation (message_filters 4-6):
+    when a message arrives on input ``i``, the other inputs' queued messages
+    whose stamps differ from it by at most ``slop`` seconds are candidates,
+    tried closest first; the first combination whose stamps span strictly
+    less than ``slop`` is emitted in the order of ``fs`` and only its
+    messages are removed. Older messages stay queued until the queue
+    overflows, so a late message can complete an older set after a newer
+    one was emitted (emitted stamps are not monotonic). With
+    ``allow_headerless=True`` messages without ``header.stamp`` are stamped
+    with the current ROS time on arrival; otherwise they are dropped with a
+    warning. A negative ``header.stamp.sec`` raises ValueError into the
+    caller, as upstream.
     """
 
     def __init__(self, fs, queue_size, slop, allow_headerless=False):
         """Connect to ``fs``; ``slop`` is the allowed stamp spread in seconds."""
         TimeSynchronizer.__init__(self, fs, queue_size)
-        self.slop = float(slop)
-        self.slop_ns = int(round(float(slop) * 1e9))
+        self.slop = Duration(seconds=slop)
         self.allow_headerless = allow_headerless
 
     def add(self, msg, my_queue, my_queue_index=None):
@@ -260,6 +265,7 @@ class ApproximateTimeSynchronizer(TimeSynchronizer):
                 return
             stamp = ROSClock().now()
         t_new = stamp.nanoseconds
+        slop_ns = self.slop.nanoseconds
         with self.lock:
             self._insert(my_queue, t_new, msg)
             if t_new not in my_queue:
@@ -271,12 +277,13 @@ class ApproximateTimeSynchronizer(TimeSynchronizer):
                 if i == my_queue_index:
                     candidates.append([t_new])
                     continue
-                near = sorted((s for s in queue if abs(s - t_new) <= self.slop_ns),
+                # sorted() is stable: equal distances keep the queue's arrival order
+                near = sorted((s for s in queue if abs(s - t_new) <= slop_ns),
                               key=lambda s: abs(s - t_new))
                 if not near:
                     return
                 candidates.append(near)
             for combo in itertools.product(*candidates):
-                if max(combo) - min(combo) < self.slop_ns:
+                if max(combo) - min(combo) < slop_ns:
                     self._emit(list(combo))
                     return
