@@ -1,0 +1,366 @@
+# Copyright 2026 The keypoint_perception authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""The one table of the perception node's and pipeline's parameters (no ROS).
+
+:class:`PipelineConfig` is a frozen dataclass whose fields are the
+parameters of ``stereo_keypoint_node`` (the node declares its ROS
+parameters from it), and of the core pipeline.  Each field carries its
+default, type, range or choices, whether it needs a restart (read-only
+ROS parameter), whether the launch file exposes it, and its description
+(:class:`ParameterSpec`, :func:`parameter_specs`).  ``config/
+stereo_keypoints.yaml``, the launch arguments and ``docs/nodes.md`` are
+checked against or generated from this table.
+
+ROS reads parameter values given on the command line (``-p name:=value``),
+in YAML files and through launch substitutions as YAML: ``off``, ``on``,
+``yes``, ``no`` become booleans and ``1`` an integer.  Every documented value
+must survive that, so :meth:`PipelineConfig.validated` converts what YAML
+makes of them: integers to floats for ``double`` parameters, the boolean
+``false`` to ``'off'`` for ``roi_refinement``, integers to strings for
+``instance_id``.
+"""
+
+import dataclasses
+from dataclasses import dataclass
+import math
+import re
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+#: Test-time augmentations of the detector: none, or the mean of the image's
+#: and its 180 degree rotation's belief maps
+#: (:func:`~.heatmaps.merge_rotated_beliefs`); ``auto`` takes the one the
+#: checkpoint was validated with.
+TEST_TIME_AUGMENTATIONS = ('none', 'rot180')
+
+#: When the pipeline takes a second, zoomed look at the object: never, when
+#: the first look left keypoints out of 3D, or on every pair where the object
+#: was found.
+ROI_REFINEMENTS = ('off', 'incomplete', 'always')
+
+#: How template completion looks for a missing keypoint near the fitted
+#: template's prediction: each view's own belief peak
+#: (:func:`~.matching.complete_from_template`), or the 3D point both views'
+#: beliefs agree on most (:func:`~.matching.stereo_belief_search`).
+COMPLETION_SEARCHES = ('views', 'stereo')
+
+#: Default completion search, chosen on held-out synthetic pairs
+#: (docs/benchmarks.md, "Template completion searches in 3D").
+DEFAULT_COMPLETION_SEARCH = 'stereo'
+
+#: Default window side over the keypoints' extent of the second look, chosen
+#: on held-out synthetic pairs (docs/benchmarks.md, "Second, zoomed look").
+DEFAULT_ROI_SCALE = 1.75
+
+#: ROS parameter type names (rcl_interfaces/ParameterType) of the Python types.
+ROS_TYPES = {bool: 'bool', int: 'integer', float: 'double', str: 'string'}
+
+#: A TF frame name prefix: segments of letters, digits, ``_``, ``-``, ``.``
+#: separated by single ``/``, no leading or trailing ``/`` (tf2 frame ids).
+_FRAME_PREFIX = re.compile(r'[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*')
+
+#: Groups of parameters, in documentation order.
+GROUPS = ('model', 'input', 'detection', 'triangulation', 'template', 'roi', 'output')
+
+
+def _param(default, description: str, group: str, *, low: Optional[float] = None,
+           high: Optional[float] = None, choices: Tuple[str, ...] = (),
+           read_only: bool = False, launch: bool = False,
+           aliases: Optional[Mapping[Any, str]] = None, numbers_as_text: bool = False):
+    """Dataclass field of :class:`PipelineConfig` with its :class:`ParameterSpec` metadata."""
+    return dataclasses.field(default=default, metadata={
+        'description': description, 'group': group, 'low': low, 'high': high,
+        'choices': tuple(choices), 'read_only': read_only, 'launch': launch,
+        'aliases': dict(aliases or {}), 'numbers_as_text': numbers_as_text})
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    """One parameter of :class:`PipelineConfig`, as the node declares it.
+
+    Attributes:
+        name: parameter name (the field's name).
+        python_type: ``bool``, ``int``, ``float`` or ``str``.
+        ros_type: ROS parameter type name: ``'bool'``, ``'integer'``,
+            ``'double'`` or ``'string'``.
+        default: default value (of ``python_type``).
+        description: what it does, with units.
+        group: one of :data:`GROUPS` (documentation order).
+        low, high: inclusive range of a number, or None.
+        choices: allowed values of a string parameter; empty = any.
+        read_only: needs a restart of the node (read-only ROS parameter).
+        launch: exposed as an argument of ``stereo_keypoints.launch.py``.
+        aliases: other values ROS/YAML parsing may deliver for a documented
+            value, mapped to it (e.g. ``{False: 'off'}``: YAML reads ``off``
+            as the boolean false).
+        numbers_as_text: a string parameter that also accepts integers
+            (YAML reads ``0`` as an integer), converted with ``str``.
+        dynamic_typing: the ROS parameter must be declared with dynamic
+            typing because YAML may deliver a documented value with another
+            type (doubles given as integers, aliases, numbers as text).
+    """
+
+    name: str
+    python_type: type
+    ros_type: str
+    default: Any
+    description: str
+    group: str
+    low: Optional[float] = None
+    high: Optional[float] = None
+    choices: Tuple[str, ...] = ()
+    read_only: bool = False
+    launch: bool = False
+    aliases: Mapping[Any, str] = dataclasses.field(default_factory=dict)
+    numbers_as_text: bool = False
+
+    @property
+    def dynamic_typing(self) -> bool:
+        """Whether YAML may deliver a documented value with another type (see class doc)."""
+        return self.python_type is float or bool(self.aliases) or self.numbers_as_text
+
+    def allowed(self) -> str:
+        """Describe the allowed values in words, e.g. ``'one of off, incomplete, always'``."""
+        if self.choices:
+            return 'one of ' + ', '.join(self.choices)
+        if self.low is not None:
+            return f'{self._article()} {self.ros_type} in [{self.low:g}, {self.high:g}]'
+        return f'{self._article()} {self.ros_type}'
+
+    def _article(self) -> str:
+        return 'an' if self.ros_type[0] in 'aeiou' else 'a'
+
+    def convert(self, value: Any) -> Any:
+        """Return ``value`` as this parameter's validated Python value.
+
+        Accepts what ROS/YAML parsing makes of a documented value (see
+        :attr:`aliases`, :attr:`numbers_as_text`; integers for doubles).
+
+        Raises:
+            ValueError: wrong type, outside the range, not one of the
+                choices, or an invalid TF frame prefix; the message names the
+                parameter, the value and the allowed values.
+        """
+        converted = self._converted_type(value)
+        if converted is None:
+            hint = (' (YAML reads on/off/yes/no/true/false as booleans)'
+                    if isinstance(value, bool) and self.python_type is not bool else '')
+            raise ValueError(f'parameter {self.name} is {value!r}{hint}; '
+                             f'must be {self.allowed()}')
+        if self.python_type is float and not math.isfinite(converted):
+            raise ValueError(f'parameter {self.name} is {value!r}; must be {self.allowed()}')
+        if self.low is not None and not self.low <= converted <= self.high:
+            raise ValueError(f'parameter {self.name} is {value!r}; must be {self.allowed()}')
+        if self.choices and converted not in self.choices:
+            raise ValueError(f'parameter {self.name} is {value!r}; must be {self.allowed()}')
+        if self.name == 'tf_prefix' and converted and not _FRAME_PREFIX.fullmatch(converted):
+            raise ValueError(f'parameter tf_prefix is {value!r}; must be empty or a frame name '
+                             'prefix: letters, digits, "_", "-", "." in segments separated by '
+                             'single "/", and must not start or end with "/"')
+        return converted
+
+    def _converted_type(self, value: Any) -> Any:
+        """``value`` converted to :attr:`python_type`, or None when it has the wrong type."""
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            if isinstance(value, bool) and self.python_type is bool:
+                return value
+            return self.aliases.get(value) if isinstance(value, bool) else None
+        if self.python_type is float:
+            return float(value) if isinstance(value, (int, float)) else None
+        if self.python_type is int:
+            return value if isinstance(value, int) else None
+        if self.python_type is str:
+            if isinstance(value, str):
+                return value
+            return str(value) if self.numbers_as_text and isinstance(value, int) else None
+        return None
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Every parameter of the stereo keypoint node and its pipeline, validated.
+
+    The single source of each parameter's default, type, range or choices
+    and description (field metadata, see :func:`parameter_specs`).  The
+    defaults are the node's.  ``model``, ``device``, ``num_threads``,
+    ``test_time_augmentation`` and the ``input`` group need a restart
+    (read-only ROS parameters); the others can be changed at run time.
+    Construction validates and converts every field (see
+    :meth:`ParameterSpec.convert`), so an instance always holds allowed
+    values.  Units: pixels are original-image pixels, belief cells are cells
+    of the network's output maps, metres in the left camera's optical frame.
+
+    Raises:
+        ValueError: on construction with a value that is not allowed.
+    """
+
+    # -- model (restart needed) ------------------------------------------------
+    model: str = _param(
+        'checkerboard_lite', 'Shipped model name (keypoint_perception/models/<name>.pt) or '
+        'checkpoint path.', 'model', read_only=True, launch=True)
+    device: str = _param('cpu', 'Torch device, e.g. "cpu" or "cuda:0".', 'model',
+                         read_only=True, launch=True)
+    num_threads: int = _param(0, 'Torch intra-op threads; 0 keeps the default.', 'model',
+                              low=0, high=256, read_only=True)
+    test_time_augmentation: str = _param(
+        'auto', 'Test-time augmentation: "none"; "rot180" (mean of the belief maps of each '
+        'image and of its 180 degree rotation: steadier peaks, twice the network time); '
+        '"auto" = what the checkpoint was validated with.', 'model',
+        choices=('auto',) + TEST_TIME_AUGMENTATIONS, read_only=True, launch=True)
+    # -- input (restart needed) ------------------------------------------------
+    approximate_sync: bool = _param(
+        False, 'Pair left/right with ApproximateTimeSynchronizer (unsynchronized cameras) '
+        'instead of exact stamps.', 'input', read_only=True, launch=True)
+    sync_slop: float = _param(0.01, 'Max stamp difference (s) for approximate sync.', 'input',
+                              low=0.0, high=1.0, read_only=True, launch=True)
+    queue_size: int = _param(5, 'Synchronizer and subscription queue size per input.', 'input',
+                             low=1, high=100, read_only=True)
+    reliable_qos: bool = _param(
+        False, 'Subscribe reliably (keep last queue_size) instead of with sensor-data QoS '
+        '(best effort): no pair is lost, at the price of lag when the node is slower than '
+        'the cameras.', 'input', read_only=True)
+    input_rectified: bool = _param(
+        True, 'Images are rectified (image_rect): pixels are used with P directly. Set false '
+        'for raw images: keypoints are then undistorted and rectified with K, D, R, P before '
+        'triangulation.', 'input')
+    # -- detection -------------------------------------------------------------
+    peak_threshold: float = _param(0.1, 'Minimum belief of a 2D detection.', 'detection',
+                                   low=0.0, high=1.0)
+    min_confidence: float = _param(
+        0.3, 'Keypoints with a lower belief peak (either view) are not triangulated.',
+        'detection', low=0.0, high=1.0)
+    # -- triangulation ---------------------------------------------------------
+    max_reprojection_error: float = _param(
+        4.0, 'Reject 3D points whose RMS reprojection error (pixels) exceeds this.',
+        'triangulation', low=0.0, high=1000.0)
+    min_depth: float = _param(0.05, 'Reject 3D points closer than this (m) to either camera.',
+                              'triangulation', low=0.0, high=100.0)
+    refine_triangulation: bool = _param(True, 'Gauss-Newton refinement of the DLT points.',
+                                        'triangulation')
+    # -- template --------------------------------------------------------------
+    template_check: bool = _param(
+        True, 'Choose among several belief peaks per keypoint those that agree across views '
+        '(epipolar) and with the class template\'s shape.', 'template')
+    template_completion: bool = _param(
+        True, 'When at least 3 keypoints are triangulated, look for the missing ones where '
+        'the fitted template predicts them (weaker belief accepted).', 'template')
+    completion_min_belief: float = _param(
+        0.05, 'Lowest belief (both views) of a keypoint found by template completion.',
+        'template', low=0.0, high=1.0)
+    completion_radius: float = _param(
+        20.0, 'Search radius (pixels) around the predicted position for template completion.',
+        'template', low=1.0, high=1000.0)
+    completion_search: str = _param(
+        DEFAULT_COMPLETION_SEARCH, 'How template completion looks near the prediction: '
+        '"stereo" (the 3D point whose projections have the highest product of the two views\' '
+        'beliefs: epipolar-consistent by construction) or "views" (each view\'s own belief '
+        'peak; their stereo match must then pass max_reprojection_error).', 'template',
+        choices=COMPLETION_SEARCHES)
+    localization_sigma: float = _param(
+        0.0, 'Standard deviation of a keypoint\'s image position (belief cells, per view). '
+        'When > 0, the template shape checks allow for the triangulation noise this causes at '
+        'the keypoints\' depth (far objects, short baselines); 0 keeps the fixed relative '
+        'tolerance.', 'template', low=0.0, high=5.0)
+    fit_pose: bool = _param(True, 'Fit the class template (Umeyama) for the object pose and TF.',
+                            'template')
+    # -- second look -----------------------------------------------------------
+    roi_refinement: str = _param(
+        'always', 'Second, zoomed look at the object: the network runs again on a window '
+        'around it in each view (from the first look\'s keypoints), so that a small or far '
+        'object is seen at a higher resolution. "off" (YAML\'s false is read as "off"); '
+        '"incomplete" (only when the first look left keypoints out of 3D); "always". Skipped '
+        'when the object already fills most of the image; costs a second network pass when '
+        'taken.', 'roi', choices=ROI_REFINEMENTS, launch=True, aliases={False: 'off'})
+    roi_scale: float = _param(
+        DEFAULT_ROI_SCALE, 'Side of the second look\'s window over the extent of the object\'s '
+        'keypoints (> 1 keeps context around them).', 'roi', low=1.2, high=10.0)
+    # -- output ----------------------------------------------------------------
+    publish_tf: bool = _param(True, 'Broadcast keypoint and object frames on /tf.', 'output')
+    tf_prefix: str = _param('', 'Child frame prefix; empty = "<class>_<instance_id>".',
+                            'output')
+    instance_id: str = _param('0', 'Instance id reported for the detected object.', 'output',
+                              numbers_as_text=True)
+    marker_scale: float = _param(0.01, 'Sphere diameter of keypoint markers (m).', 'output',
+                                 low=0.0001, high=10.0)
+    marker_lifetime: float = _param(0.5, 'Marker lifetime (s); 0 = forever.', 'output',
+                                    low=0.0, high=3600.0)
+    debug_heatmaps: bool = _param(True, 'Overlay belief maps on debug/image.', 'output')
+
+    def __post_init__(self):
+        """Validate and convert every field (see :meth:`ParameterSpec.convert`)."""
+        for spec in parameter_specs():
+            object.__setattr__(self, spec.name, spec.convert(getattr(self, spec.name)))
+
+    def validated(self, **changes) -> 'PipelineConfig':
+        """Return a new config with ``changes`` applied and validated; ``self`` is unchanged.
+
+        Raises:
+            ValueError: an unknown parameter name, or a value that is not
+                allowed (the message names the parameter and the allowed
+                values).
+        """
+        unknown = sorted(set(changes) - set(_SPECS))
+        if unknown:
+            raise ValueError(f'unknown parameter(s) {", ".join(unknown)}; known: '
+                             f'{", ".join(_SPECS)}')
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> 'PipelineConfig':
+        """Config from a {name: value} mapping (e.g. a parameter YAML); missing names default.
+
+        Raises:
+            ValueError: see :meth:`validated`.
+        """
+        return cls().validated(**dict(values))
+
+    def to_dict(self) -> Dict[str, Any]:
+        """{name: value} of every parameter, in table order."""
+        return {spec.name: getattr(self, spec.name) for spec in parameter_specs()}
+
+
+def _spec(field: dataclasses.Field) -> ParameterSpec:
+    meta = field.metadata
+    python_type = {'bool': bool, 'int': int, 'float': float, 'str': str}[
+        field.type if isinstance(field.type, str) else field.type.__name__]
+    return ParameterSpec(field.name, python_type, ROS_TYPES[python_type], field.default,
+                         meta['description'], meta['group'], meta['low'], meta['high'],
+                         meta['choices'], meta['read_only'], meta['launch'], meta['aliases'],
+                         meta['numbers_as_text'])
+
+
+_SPECS: Dict[str, ParameterSpec] = {f.name: _spec(f) for f in dataclasses.fields(PipelineConfig)}
+
+
+def parameter_specs() -> Tuple[ParameterSpec, ...]:
+    """Every parameter of :class:`PipelineConfig`, in declaration order."""
+    return tuple(_SPECS.values())
+
+
+def parameter_spec(name: str) -> ParameterSpec:
+    """Return the :class:`ParameterSpec` of one parameter.
+
+    Raises:
+        KeyError: unknown name.
+    """
+    return _SPECS[name]
+
+
+def launch_parameters() -> Tuple[ParameterSpec, ...]:
+    """Return the parameters ``stereo_keypoints.launch.py`` exposes as launch arguments.
+
+    Each :class:`ParameterSpec` gives the argument's name, ROS type
+    (``ros_type``: the ``value_type`` for ``launch_ros``' ``ParameterValue``,
+    as ``python_type``), default and description.
+    """
+    return tuple(spec for spec in _SPECS.values() if spec.launch)
