@@ -54,13 +54,13 @@ def load_real_pairs():
     Returns:
         (pairs, (left_camera, right_camera)): pairs is a list of
         [left, right] (480, 640, 3) uint8 RGB images in file order, the
-        cameras are :class:`keypoint_perception.core.geometry.CameraModel`.
+        cameras are :class:`keypoint_perception.core.camera.CameraModel`.
 
     Raises:
         FileNotFoundError: when the images are missing (run tools/fetch_data.sh).
     """
     import cv2
-    from keypoint_perception.core.geometry import CameraModel
+    from keypoint_perception.core.camera import CameraModel
     data = os.path.join(ROOT, 'data', 'opencv_stereo')
     lefts = sorted(glob.glob(os.path.join(data, 'left[0-9]*.jpg')))
     rights = sorted(glob.glob(os.path.join(data, 'right[0-9]*.jpg')))

@@ -11,7 +11,7 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Tests of keypoint_perception.core.geometry and training.ground_truth.
+"""Tests of the core geometry modules (camera, distortion, triangulation, rigid, ...).
 
 Oracles are independent of the code under test: OpenCV (projectPoints,
 triangulatePoints, stereoRectify, Rodrigues, findChessboardCorners), Horn's
@@ -36,9 +36,18 @@ try:
 except ImportError:  # running from the source tree without an install
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from keypoint_perception.core import geometry as geo  # noqa: E402
-from keypoint_perception.core.geometry import CalibrationError, CameraModel  # noqa: E402
-from keypoint_perception.training import ground_truth as gtm  # noqa: E402
+from keypoint_perception.core.camera import (CalibrationError, CameraModel, project,
+                                             reprojection_error, stereo_baseline)
+from keypoint_perception.core.distortion import rectify_points, unrectify_points
+from keypoint_perception.core.rigid import (fit_rigid_transform, fit_template_pose,
+                                            refine_pose_reprojection)
+from keypoint_perception.core.rotations import quaternion_from_matrix
+from keypoint_perception.core.symmetry import match_stereo_symmetry
+from keypoint_perception.core.triangulation import (REASON_BEHIND_CAMERA, REASON_NON_FINITE_INPUT,
+                                                    REASON_REPROJECTION_ERROR, REASON_VALID,
+                                                    refine_triangulation, stereo_point_sigma,
+                                                    triangulate_dlt, triangulate_stereo)
+from keypoint_perception.training import ground_truth as gtm
 
 PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPO_ROOT = os.path.dirname(os.path.dirname(PKG_DIR))
@@ -209,11 +218,11 @@ def test_triangulate_dlt_matches_cv2_triangulate_points():
         P1 = K1 @ np.hstack([R1, rng.normal(scale=0.1, size=(3, 1))])
         P2 = K2 @ np.hstack([R2, t2[:, None]])
         X = rng.uniform(-1, 1, size=(50, 3)) + np.array([0.0, 0.0, 6.0])
-        uv1 = geo.project(P1, X) + rng.normal(scale=1.0, size=(50, 2))
-        uv2 = geo.project(P2, X) + rng.normal(scale=1.0, size=(50, 2))
+        uv1 = project(P1, X) + rng.normal(scale=1.0, size=(50, 2))
+        uv2 = project(P2, X) + rng.normal(scale=1.0, size=(50, 2))
         Xh = cv2.triangulatePoints(P1, P2, uv1.T.copy(), uv2.T.copy())
         expected = (Xh[:3] / Xh[3]).T
-        got = geo.triangulate_dlt(P1, P2, uv1, uv2)
+        got = triangulate_dlt(P1, P2, uv1, uv2)
         assert got.shape == (50, 3) and got.dtype == np.float64
         np.testing.assert_allclose(got, expected, rtol=1e-8, atol=1e-9)
 
@@ -224,14 +233,14 @@ def test_triangulate_dlt_noise_free_exact_and_nan_rows():
     P1 = random_K(rng) @ np.hstack([np.eye(3), np.zeros((3, 1))])
     P2 = random_K(rng) @ np.hstack([random_rotation(rng, 0.3), [[-0.2], [0.01], [0.02]]])
     X = points_in_view(rng, 30, SimpleNamespace(K=P1[:, :3], width=640, height=480))
-    uv1, uv2 = geo.project(P1, X), geo.project(P2, X)
+    uv1, uv2 = project(P1, X), project(P2, X)
     uv1[3] = np.nan
-    got = geo.triangulate_dlt(P1, P2, uv1, uv2)
+    got = triangulate_dlt(P1, P2, uv1, uv2)
     assert np.all(np.isnan(got[3]))
     mask = np.arange(30) != 3
     np.testing.assert_allclose(got[mask], X[mask], rtol=1e-9)
     with pytest.raises(ValueError):
-        geo.triangulate_dlt(P1, P2, uv1[:5], uv2)
+        triangulate_dlt(P1, P2, uv1[:5], uv2)
 
 
 def test_refine_triangulation_reduces_reprojection_error():
@@ -240,13 +249,13 @@ def test_refine_triangulation_reduces_reprojection_error():
     P1 = random_K(rng) @ np.hstack([np.eye(3), np.zeros((3, 1))])
     P2 = random_K(rng) @ np.hstack([random_rotation(rng, 0.3), [[-0.3], [0.0], [0.0]]])
     X = points_in_view(rng, 200, SimpleNamespace(K=P1[:, :3], width=640, height=480))
-    uv1 = geo.project(P1, X) + rng.normal(scale=2.0, size=(200, 2))
-    uv2 = geo.project(P2, X) + rng.normal(scale=2.0, size=(200, 2))
-    X0 = geo.triangulate_dlt(P1, P2, uv1, uv2)
-    X1 = geo.refine_triangulation(P1, P2, uv1, uv2, X0)
+    uv1 = project(P1, X) + rng.normal(scale=2.0, size=(200, 2))
+    uv2 = project(P2, X) + rng.normal(scale=2.0, size=(200, 2))
+    X0 = triangulate_dlt(P1, P2, uv1, uv2)
+    X1 = refine_triangulation(P1, P2, uv1, uv2, X0)
 
     def cost(Y):
-        return geo.reprojection_error(P1, Y, uv1) ** 2 + geo.reprojection_error(P2, Y, uv2) ** 2
+        return reprojection_error(P1, Y, uv1) ** 2 + reprojection_error(P2, Y, uv2) ** 2
 
     c0, c1 = cost(X0), cost(X1)
     assert np.all(c1 <= c0 + 1e-9)
@@ -267,7 +276,7 @@ def test_reprojection_error_known_values():
     P[0, 2], P[1, 2] = 320.0, 240.0
     X = np.array([[0.0, 0.0, 2.0], [0.2, -0.1, 1.0]])
     uv = np.array([[323.0, 244.0], [420.0, 190.0]])
-    np.testing.assert_allclose(geo.reprojection_error(P, X, uv), [5.0, 0.0], atol=1e-12)
+    np.testing.assert_allclose(reprojection_error(P, X, uv), [5.0, 0.0], atol=1e-12)
 
 
 # ------------------------------------------------------------- undistortion
@@ -279,15 +288,15 @@ def test_rectify_points_matches_forward_projection(model):
         left, right, R, T = random_rig(rng, model)
         X = points_in_view(rng, 100, left, margin=10)
         raw = project_raw(left, X)
-        expected = geo.project(left.P, X @ left.R.T)  # rectified pinhole of R X
-        got = geo.rectify_points(left, raw)
+        expected = project(left.P, X @ left.R.T)  # rectified pinhole of R X
+        got = rectify_points(left, raw)
         np.testing.assert_allclose(got, expected, atol=1e-6)
         # Right camera: points in its own optical frame.
         Xr = X @ R.T + T
         raw_r = project_raw(right, Xr)
-        expected_r = geo.project(right.P[:, :3] @ np.hstack([right.R, np.zeros((3, 1))]),
-                                 Xr)
-        np.testing.assert_allclose(geo.rectify_points(right, raw_r), expected_r, atol=1e-6)
+        expected_r = project(right.P[:, :3] @ np.hstack([right.R, np.zeros((3, 1))]),
+                             Xr)
+        np.testing.assert_allclose(rectify_points(right, raw_r), expected_r, atol=1e-6)
 
 
 def test_rectify_points_vs_cv2_undistort_points():
@@ -295,7 +304,7 @@ def test_rectify_points_vs_cv2_undistort_points():
     rng = np.random.default_rng(4)
     left, _, _, _ = random_rig(rng)
     uv = np.stack([rng.uniform(0, 640, 300), rng.uniform(0, 480, 300)], axis=1)
-    got = geo.rectify_points(left, uv)
+    got = rectify_points(left, uv)
     crit = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 100, 1e-12)
     ref = cv2.undistortPoints(uv.reshape(-1, 1, 2), left.K, left.D, R=left.R, P=left.P,
                               criteria=crit).reshape(-1, 2)
@@ -313,7 +322,7 @@ def test_rectify_points_identity_homography_and_nan():
     cam = CameraModel(640, 480, K, np.zeros(5), 'plumb_bob', np.eye(3), P)
     assert cam.is_rectified
     uv = np.array([[1.5, 2.5], [np.nan, 3.0], [600.25, 470.0]])
-    out = geo.rectify_points(cam, uv)
+    out = rectify_points(cam, uv)
     np.testing.assert_array_equal(out[[0, 2]], uv[[0, 2]])
     assert np.all(np.isnan(out[1]))
     # No distortion but a rotation and new K: exact homography.
@@ -323,10 +332,10 @@ def test_rectify_points_identity_homography_and_nan():
     cam2 = CameraModel(640, 480, K, [], '', R, P2)
     assert not cam2.is_rectified
     X = points_in_view(rng, 20, cam2)
-    np.testing.assert_allclose(geo.rectify_points(cam2, geo.project(P, X)),
-                               geo.project(P2, X @ R.T), atol=1e-9)
+    np.testing.assert_allclose(rectify_points(cam2, project(P, X)),
+                               project(P2, X @ R.T), atol=1e-9)
     with pytest.raises(ValueError):
-        geo.rectify_points(cam, np.zeros((3, 3)))
+        rectify_points(cam, np.zeros((3, 3)))
 
 
 # ---------------------------------------------------------- stereo pipeline
@@ -342,7 +351,7 @@ def test_triangulate_stereo_raw_rig_recovers_left_optical_points(model):
         uv_l, uv_r = project_raw(left, X), project_raw(right, Xr)
         inside = (uv_r[:, 0] > 0) & (uv_r[:, 0] < 640) & (uv_r[:, 1] > 0) & (uv_r[:, 1] < 480)
         X, uv_l, uv_r = X[inside], uv_l[inside], uv_r[inside]
-        res = geo.triangulate_stereo(left, right, uv_l, uv_r)
+        res = triangulate_stereo(left, right, uv_l, uv_r)
         assert res.valid.all(), set(res.reason)
         assert res.reason == ('',) * len(X)
         rel = np.linalg.norm(res.xyz - X, axis=1) / np.linalg.norm(X, axis=1)
@@ -351,13 +360,13 @@ def test_triangulate_stereo_raw_rig_recovers_left_optical_points(model):
         # The rectified-frame result is rotated by R_left: differs from the optical one.
         np.testing.assert_allclose(res.xyz_rect, X @ left.R.T, rtol=1e-6, atol=1e-9)
         # Baseline from P agrees with the rig's translation.
-        assert geo.stereo_baseline(left, right) == pytest.approx(np.linalg.norm(T), rel=1e-9)
+        assert stereo_baseline(left, right) == pytest.approx(np.linalg.norm(T), rel=1e-9)
         if model == 'plumb_bob':
             # Same rig fed rectified pixels (keypoints found in image_rect).
-            rect_l = geo.project(left.P, X @ left.R.T)
-            rect_r = geo.project(right.P, X @ left.R.T)
-            res2 = geo.triangulate_stereo(left, right, rect_l, rect_r,
-                                          points_are_rectified=True)
+            rect_l = project(left.P, X @ left.R.T)
+            rect_r = project(right.P, X @ left.R.T)
+            res2 = triangulate_stereo(left, right, rect_l, rect_r,
+                                      points_are_rectified=True)
             np.testing.assert_allclose(res2.xyz, X, rtol=1e-8, atol=1e-10)
 
 
@@ -370,9 +379,9 @@ def test_triangulate_stereo_under_noise():
     sigma = 0.5
     uv_l = project_raw(left, X) + rng.normal(scale=sigma, size=(len(X), 2))
     uv_r = project_raw(right, Xr) + rng.normal(scale=sigma, size=(len(X), 2))
-    res = geo.triangulate_stereo(left, right, uv_l, uv_r, max_reprojection_error_px=3.0)
-    res_dlt = geo.triangulate_stereo(left, right, uv_l, uv_r, refine=False,
-                                     max_reprojection_error_px=3.0)
+    res = triangulate_stereo(left, right, uv_l, uv_r, max_reprojection_error_px=3.0)
+    res_dlt = triangulate_stereo(left, right, uv_l, uv_r, refine=False,
+                                 max_reprojection_error_px=3.0)
     assert res.valid.mean() > 0.99
     err = np.linalg.norm(res.xyz - X, axis=1)[res.valid]
     z = X[res.valid, 2]
@@ -396,20 +405,20 @@ def test_triangulate_stereo_rejections():
     uv_r[2, 0] = np.inf                    # garbage in the right view
     uv_r[3, 1] += 30.0                     # breaks the epipolar constraint
     uv_l[4], uv_r[4] = uv_r[4].copy(), uv_l[4].copy()  # swapped: negative disparity
-    res = geo.triangulate_stereo(left, right, uv_l, uv_r, max_reprojection_error_px=2.0)
-    assert res.reason[0] == geo.REASON_VALID and res.valid[0]
-    assert res.reason[1] == geo.REASON_NON_FINITE_INPUT
-    assert res.reason[2] == geo.REASON_NON_FINITE_INPUT
-    assert res.reason[3] == geo.REASON_REPROJECTION_ERROR
-    assert res.reason[4] == geo.REASON_BEHIND_CAMERA
-    assert res.reason[5] == geo.REASON_VALID
+    res = triangulate_stereo(left, right, uv_l, uv_r, max_reprojection_error_px=2.0)
+    assert res.reason[0] == REASON_VALID and res.valid[0]
+    assert res.reason[1] == REASON_NON_FINITE_INPUT
+    assert res.reason[2] == REASON_NON_FINITE_INPUT
+    assert res.reason[3] == REASON_REPROJECTION_ERROR
+    assert res.reason[4] == REASON_BEHIND_CAMERA
+    assert res.reason[5] == REASON_VALID
     assert res.valid.tolist() == [True, False, False, False, False, True]
     assert np.all(np.isnan(res.xyz[~res.valid]))
     assert np.isnan(res.reprojection_error_px[1]) and res.reprojection_error_px[3] > 2.0
     # min_depth: a valid point closer than min_depth is rejected.
-    res2 = geo.triangulate_stereo(left, right, uv_l, uv_r, min_depth=X[0, 2] + 0.5,
-                                  max_reprojection_error_px=2.0)
-    assert res2.reason[0] == geo.REASON_BEHIND_CAMERA
+    res2 = triangulate_stereo(left, right, uv_l, uv_r, min_depth=X[0, 2] + 0.5,
+                              max_reprojection_error_px=2.0)
+    assert res2.reason[0] == REASON_BEHIND_CAMERA
     # A point behind the rig (projected through the camera centre) is rejected.
     K = np.array([[500.0, 0, 320], [0, 500, 240], [0, 0, 1]])
     Pl = np.hstack([K, np.zeros((3, 1))])
@@ -417,10 +426,10 @@ def test_triangulate_stereo_rejections():
     cl = CameraModel(640, 480, K, np.zeros(5), 'plumb_bob', np.eye(3), Pl)
     cr = CameraModel(640, 480, K, np.zeros(5), 'plumb_bob', np.eye(3), Pr)
     Xb = np.array([[0.1, 0.05, -2.0], [0.1, 0.05, 2.0]])
-    res3 = geo.triangulate_stereo(cl, cr, geo.project(Pl, Xb), geo.project(Pr, Xb))
-    assert res3.reason == (geo.REASON_BEHIND_CAMERA, geo.REASON_VALID)
+    res3 = triangulate_stereo(cl, cr, project(Pl, Xb), project(Pr, Xb))
+    assert res3.reason == (REASON_BEHIND_CAMERA, REASON_VALID)
     with pytest.raises(CalibrationError):
-        geo.triangulate_stereo(cl, cl, np.zeros((1, 2)), np.zeros((1, 2)))
+        triangulate_stereo(cl, cl, np.zeros((1, 2)), np.zeros((1, 2)))
 
 
 def test_stereo_baseline_horizontal_and_vertical():
@@ -432,16 +441,16 @@ def test_stereo_baseline_horizontal_and_vertical():
                           np.hstack([K, [[-500.0 * 0.12], [0], [0]]]))
     right_v = CameraModel(640, 480, K, [], '', np.eye(3),
                           np.hstack([K, [[0.0], [-510.0 * 0.07], [0]]]))
-    assert geo.stereo_baseline(left, right_h) == pytest.approx(0.12)
-    assert geo.stereo_baseline(left, right_v) == pytest.approx(0.07)
+    assert stereo_baseline(left, right_h) == pytest.approx(0.12)
+    assert stereo_baseline(left, right_v) == pytest.approx(0.07)
     rng = np.random.default_rng(9)
     lv, rv, R, T = random_rig(rng, vertical=True, baseline=0.2)
     assert abs(rv.P[1, 3]) > abs(rv.P[0, 3])
-    assert geo.stereo_baseline(lv, rv) == pytest.approx(np.linalg.norm(T), rel=1e-9)
+    assert stereo_baseline(lv, rv) == pytest.approx(np.linalg.norm(T), rel=1e-9)
     X = points_in_view(rng, 20, lv, zmin=1.0, zmax=3.0, margin=120)
     uv_r = project_raw(rv, X @ R.T + T)
     ok = np.all((uv_r > 0) & (uv_r < [640, 480]), axis=1)
-    res = geo.triangulate_stereo(lv, rv, project_raw(lv, X)[ok], uv_r[ok])
+    res = triangulate_stereo(lv, rv, project_raw(lv, X)[ok], uv_r[ok])
     np.testing.assert_allclose(res.xyz, X[ok], rtol=1e-6)
 
 
@@ -461,13 +470,13 @@ def test_stereo_point_sigma_matches_monte_carlo_triangulation():
     ray = X / np.linalg.norm(X)
     along = (pts - X) @ ray
     across = (pts - X) - along[:, None] * ray
-    sz, sxy = geo.stereo_point_sigma(X[2], f, b, sigma_px)
+    sz, sxy = stereo_point_sigma(X[2], f, b, sigma_px)
     assert np.std(along) == pytest.approx(sz / ray[2], rel=0.08)  # depth noise along the ray
     assert np.sqrt(np.mean(np.sum(across ** 2, axis=1)) / 2) == pytest.approx(sxy, rel=0.15)
-    np.testing.assert_allclose(geo.stereo_point_sigma(np.array([1.0, 2.0]), f, b, 1.0)[0],
+    np.testing.assert_allclose(stereo_point_sigma(np.array([1.0, 2.0]), f, b, 1.0)[0],
                                [np.sqrt(2) / 30, 4 * np.sqrt(2) / 30])  # grows with z^2
     with pytest.raises(ValueError):
-        geo.stereo_point_sigma(1.0, f, 0.0, 1.0)
+        stereo_point_sigma(1.0, f, 0.0, 1.0)
 
 
 # ------------------------------------------------------------ camera models
@@ -538,12 +547,12 @@ def test_scaled_and_binning_follow_resize_pixel_convention():
         s = right.scaled(sx, sy)
         # Oracle: pixel u maps to sx * (u + 0.5) - 0.5 in the resized image.
         for P_orig, P_new in ((right.P, s.P), (right.K @ np.eye(3, 4), s.K @ np.eye(3, 4))):
-            uv = geo.project(P_orig, X)
+            uv = project(P_orig, X)
             expected = np.stack([sx * (uv[:, 0] + 0.5) - 0.5, sy * (uv[:, 1] + 0.5) - 0.5], 1)
-            np.testing.assert_allclose(geo.project(P_new, X), expected, atol=1e-9)
+            np.testing.assert_allclose(project(P_new, X), expected, atol=1e-9)
         assert (s.width, s.height) == (round(640 * sx), round(480 * sy))
-        assert geo.stereo_baseline(left.scaled(sx, sy), s) == pytest.approx(
-            geo.stereo_baseline(left, right))
+        assert stereo_baseline(left.scaled(sx, sy), s) == pytest.approx(
+            stereo_baseline(left, right))
     binned = CameraModel.from_camera_info(fake_camera_info(left, binning_x=2, binning_y=2))
     np.testing.assert_allclose(binned.K, left.scaled(0.5, 0.5).K)
     assert (binned.width, binned.height) == (320, 240)
@@ -562,7 +571,7 @@ def test_yaml_written_by_calibration_tool(real_rig, tmp_path):
         assert (raw[key]['rows'], raw[key]['cols']) == shape
     assert (left.width, left.height) == (640, 480) and left.frame_id == 'left_optical'
     assert left.P[0, 3] == 0.0 and right.P[0, 3] < 0.0
-    baseline = geo.stereo_baseline(left, right)
+    baseline = stereo_baseline(left, right)
     assert baseline == pytest.approx(-right.P[0, 3] / right.P[0, 0], rel=1e-9)
     assert 0.05 < baseline < 0.15   # with the assumed 25 mm squares
     np.testing.assert_allclose(left.P[:, :3], right.P[:, :3])  # CALIB_ZERO_DISPARITY
@@ -589,11 +598,11 @@ def test_fit_rigid_transform_recovers_known_transforms():
         t = rng.normal(size=3)
         s = rng.uniform(0.2, 5.0)
         dst = s * src @ R.T + t
-        R_, t_, s_ = geo.fit_rigid_transform(src, dst, with_scale=True)
+        R_, t_, s_ = fit_rigid_transform(src, dst, with_scale=True)
         np.testing.assert_allclose(R_, R, atol=1e-9)
         np.testing.assert_allclose(t_, t, atol=1e-8)
         assert s_ == pytest.approx(s, rel=1e-9)
-        R_, t_, s_ = geo.fit_rigid_transform(src, src @ R.T + t)
+        R_, t_, s_ = fit_rigid_transform(src, src @ R.T + t)
         np.testing.assert_allclose(R_, R, atol=1e-9)
         assert s_ == 1.0
         assert np.linalg.det(R_) == pytest.approx(1.0)
@@ -608,15 +617,15 @@ def test_fit_rigid_transform_weights_and_planar_points():
     dst[0] += 10.0                                       # outlier with zero weight
     w = np.ones(10)
     w[0] = 0.0
-    R_, t_, _ = geo.fit_rigid_transform(src, dst, weights=w)
+    R_, t_, _ = fit_rigid_transform(src, dst, weights=w)
     np.testing.assert_allclose(R_, R, atol=1e-9)
     np.testing.assert_allclose(t_, t, atol=1e-9)
     with pytest.raises(ValueError):
-        geo.fit_rigid_transform(src[:2], dst[:2])
+        fit_rigid_transform(src[:2], dst[:2])
     with pytest.raises(ValueError):
-        geo.fit_rigid_transform(src, dst, weights=-w)
+        fit_rigid_transform(src, dst, weights=-w)
     with pytest.raises(ValueError):
-        geo.fit_rigid_transform(src, dst[:5])
+        fit_rigid_transform(src, dst[:5])
 
 
 def test_fit_rigid_transform_reflection_returns_best_proper_rotation():
@@ -626,7 +635,7 @@ def test_fit_rigid_transform_reflection_returns_best_proper_rotation():
         src = rng.normal(size=(12, 3)) * [3.0, 2.0, 1.0]
         M = random_rotation(rng) @ np.diag([1.0, 1.0, -1.0])  # an improper "rotation"
         dst = src @ M.T + rng.normal(size=3) + rng.normal(scale=0.01, size=(12, 3))
-        R_, t_, _ = geo.fit_rigid_transform(src, dst)
+        R_, t_, _ = fit_rigid_transform(src, dst)
         assert np.linalg.det(R_) == pytest.approx(1.0)
         np.testing.assert_allclose(R_, horn_rotation(src, dst), atol=1e-7)
         # Naive Kabsch (no correction) would return the reflection.
@@ -642,14 +651,14 @@ def test_quaternion_from_matrix_matches_axis_angle():
         axis = rng.normal(size=3)
         axis /= np.linalg.norm(axis)
         R = cv2.Rodrigues(axis * angle)[0]
-        q = geo.quaternion_from_matrix(R)
+        q = quaternion_from_matrix(R)
         expected = np.r_[axis * math.sin(angle / 2), math.cos(angle / 2)]
         if expected[3] < 0 or (abs(expected[3]) < 1e-12 and np.dot(q, expected) < 0):
             expected = -expected
         assert np.dot(q, expected) == pytest.approx(1.0, abs=1e-9)
         assert q[3] >= 0
-    np.testing.assert_allclose(geo.quaternion_from_matrix(np.eye(3)), [0, 0, 0, 1])
-    np.testing.assert_allclose(geo.quaternion_from_matrix(np.diag([1.0, -1, -1])),
+    np.testing.assert_allclose(quaternion_from_matrix(np.eye(3)), [0, 0, 0, 1])
+    np.testing.assert_allclose(quaternion_from_matrix(np.diag([1.0, -1, -1])),
                                [1, 0, 0, 0], atol=1e-12)
 
 
@@ -662,7 +671,7 @@ def test_fit_template_pose_symmetries_and_degenerate_input():
     R, t = random_rotation(rng), np.array([0.1, -0.2, 1.0])
     perm = [1, 0, 2, 3]
     observed = template[perm] @ R.T + t
-    fit = geo.fit_template_pose(template, observed, symmetries=symmetries)
+    fit = fit_template_pose(template, observed, symmetries=symmetries)
     assert fit.permutation == (1, 0, 2, 3)
     assert fit.rmse < 1e-9 and fit.num_points == 4
     np.testing.assert_allclose(fit.R, R, atol=1e-9)
@@ -670,16 +679,16 @@ def test_fit_template_pose_symmetries_and_degenerate_input():
     # Identity labelling + a missing keypoint.
     observed = template @ R.T + t
     observed[3] = np.nan
-    fit = geo.fit_template_pose(template, observed, symmetries=symmetries)
+    fit = fit_template_pose(template, observed, symmetries=symmetries)
     assert fit.permutation == (0, 1, 2, 3) and fit.num_points == 3 and fit.rmse < 1e-9
     q = fit.quaternion
-    assert np.dot(q, geo.quaternion_from_matrix(R)) == pytest.approx(1.0)
+    assert np.dot(q, quaternion_from_matrix(R)) == pytest.approx(1.0)
     # Fewer than 3 valid points, or collinear ones -> None.
-    assert geo.fit_template_pose(template, observed, valid=[True, True, False, True]) is None
+    assert fit_template_pose(template, observed, valid=[True, True, False, True]) is None
     line = np.array([[0.0, 0, 0], [1, 0, 0], [2, 0, 0], [3, 0, 0]])
-    assert geo.fit_template_pose(line, line + 1.0) is None
+    assert fit_template_pose(line, line + 1.0) is None
     with pytest.raises(ValueError):
-        geo.fit_template_pose(template, observed, symmetries=[[0, 0, 1, 2]])
+        fit_template_pose(template, observed, symmetries=[[0, 0, 1, 2]])
 
 
 # ---------------------------------------------------------------- symmetry
@@ -693,21 +702,21 @@ def test_match_stereo_symmetry_cyclic_and_swapped_rows():
     syms = [[1, 2, 0], [2, 0, 1]]
     for q in ([0, 1, 2], [1, 2, 0], [2, 0, 1]):
         observed_r = uv_r[q]     # right-view label j is the true keypoint q[j]
-        p = geo.match_stereo_symmetry(left, right, uv_l, observed_r, syms)
+        p = match_stereo_symmetry(left, right, uv_l, observed_r, syms)
         np.testing.assert_allclose(observed_r[list(p)], uv_r)
     # Two keypoints on the same row (left/right swap): the disparity sign decides.
     X2 = np.array([[-0.3, 0.0, 1.5], [0.3, 0.0, 1.5]])
-    uv_l2 = geo.project(left.P, X2)
-    uv_r2 = geo.project(right.P, X2)
-    p = geo.match_stereo_symmetry(left, right, uv_l2, uv_r2[[1, 0]], [[1, 0]],
-                                  points_are_rectified=True)
+    uv_l2 = project(left.P, X2)
+    uv_r2 = project(right.P, X2)
+    p = match_stereo_symmetry(left, right, uv_l2, uv_r2[[1, 0]], [[1, 0]],
+                              points_are_rectified=True)
     assert p == (1, 0)
-    p = geo.match_stereo_symmetry(left, right, uv_l2, uv_r2, [[1, 0]],
-                                  points_are_rectified=True)
+    p = match_stereo_symmetry(left, right, uv_l2, uv_r2, [[1, 0]],
+                              points_are_rectified=True)
     assert p == (0, 1)
     # Nothing visible in both views -> identity.
     nan = np.full((2, 2), np.nan)
-    assert geo.match_stereo_symmetry(left, right, nan, uv_r2, [[1, 0]]) == (0, 1)
+    assert match_stereo_symmetry(left, right, nan, uv_r2, [[1, 0]]) == (0, 1)
 
 
 # ----------------------------------------------------- real data (OpenCV)
@@ -762,8 +771,8 @@ def test_real_rig_triangulates_the_board(opencv_data, real_rig):
     assert len(pairs) == 13
     spacing, fit_rmse = [], []
     for ln, rn in pairs:
-        res = geo.triangulate_stereo(left, right, gt[ln].corners, gt[rn].corners,
-                                     max_reprojection_error_px=3.0)
+        res = triangulate_stereo(left, right, gt[ln].corners, gt[rn].corners,
+                                 max_reprojection_error_px=3.0)
         assert res.valid.mean() > 0.9, (ln, set(res.reason))
         grid = res.xyz.reshape(6, 9, 3)
         d = np.r_[np.linalg.norm(np.diff(grid, axis=1), axis=2).ravel(),
@@ -771,15 +780,15 @@ def test_real_rig_triangulates_the_board(opencv_data, real_rig):
         spacing.append(np.nanmedian(d))
         assert 0.15 < np.nanmedian(res.xyz[:, 2]) < 1.0       # metres, in front of the rig
         # 4 keypoints: match labels across views, triangulate, fit the template.
-        perm = geo.match_stereo_symmetry(left, right, gt[ln].keypoints, gt[rn].keypoints,
-                                         symmetries)
+        perm = match_stereo_symmetry(left, right, gt[ln].keypoints, gt[rn].keypoints,
+                                     symmetries)
         assert perm == (0, 1, 2, 3)  # OpenCV ordered both views consistently
         shuffled = gt[rn].keypoints[[2, 3, 0, 1]]
-        assert geo.match_stereo_symmetry(left, right, gt[ln].keypoints, shuffled,
-                                         symmetries) == (2, 3, 0, 1)
-        kp = geo.triangulate_stereo(left, right, gt[ln].keypoints, gt[rn].keypoints,
-                                    max_reprojection_error_px=3.0)
-        fit = geo.fit_template_pose(template, kp.xyz, kp.valid, symmetries)
+        assert match_stereo_symmetry(left, right, gt[ln].keypoints, shuffled,
+                                     symmetries) == (2, 3, 0, 1)
+        kp = triangulate_stereo(left, right, gt[ln].keypoints, gt[rn].keypoints,
+                                max_reprojection_error_px=3.0)
+        fit = fit_template_pose(template, kp.xyz, kp.valid, symmetries)
         assert fit is not None
         fit_rmse.append(fit.rmse)
         # The board's +z (into the board) points away from the camera.
@@ -813,11 +822,11 @@ def test_unrectify_points_matches_opencv_projection(model):
         left, right, R, T = random_rig(rng, model)
         X = points_in_view(rng, 40, left, zmin=0.5, zmax=4.0, margin=60)
         X_rect = X @ left.R.T  # left optical -> left rectified (C_left = 0)
-        np.testing.assert_allclose(geo.unrectify_points(left, X_rect), project_raw(left, X),
+        np.testing.assert_allclose(unrectify_points(left, X_rect), project_raw(left, X),
                                    atol=1e-6)
-        np.testing.assert_allclose(geo.unrectify_points(right, X_rect),
+        np.testing.assert_allclose(unrectify_points(right, X_rect),
                                    project_raw(right, X @ R.T + T), atol=1e-6)
-    behind = geo.unrectify_points(left, np.array([[0.0, 0.0, -1.0], [np.nan, 0, 1]]))
+    behind = unrectify_points(left, np.array([[0.0, 0.0, -1.0], [np.nan, 0, 1]]))
     assert np.isnan(behind).all()
 
 
@@ -829,12 +838,12 @@ def test_refine_pose_reprojection_recovers_pose_from_three_points():
     R_true = random_rotation(rng, math.radians(40))
     t_true = np.array([0.05, -0.02, 0.9])
     X = template @ R_true.T + t_true
-    rect_l = geo.project(left.P, X @ left.R.T)
-    rect_r = geo.project(right.P, X @ left.R.T)
+    rect_l = project(left.P, X @ left.R.T)
+    rect_r = project(right.P, X @ left.R.T)
     rect_l[3] = rect_r[3] = np.nan  # the fourth keypoint is not observed
     R0 = cv2.Rodrigues(np.array([0.05, -0.04, 0.03]))[0] @ R_true
     t0 = t_true + np.array([0.01, -0.01, 0.06])
-    R, t, rms = geo.refine_pose_reprojection(template, R0, t0, left, right, rect_l, rect_r)
+    R, t, rms = refine_pose_reprojection(template, R0, t0, left, right, rect_l, rect_r)
     assert rms < 1e-4
     np.testing.assert_allclose(t, t_true, atol=1e-6)
     np.testing.assert_allclose(R, R_true, atol=1e-6)
@@ -842,5 +851,5 @@ def test_refine_pose_reprojection_recovers_pose_from_three_points():
     np.testing.assert_allclose(template[3] @ R.T + t, X[3], atol=1e-6)
     # fewer than 3 observed points: the initial pose comes back unchanged
     rect_l[2] = np.nan
-    R1, t1, rms1 = geo.refine_pose_reprojection(template, R0, t0, left, right, rect_l, rect_r)
+    R1, t1, rms1 = refine_pose_reprojection(template, R0, t0, left, right, rect_l, rect_r)
     assert np.isnan(rms1) and np.array_equal(R1, R0) and np.array_equal(t1, t0)

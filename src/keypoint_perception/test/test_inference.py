@@ -17,8 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
-from keypoint_perception.core import geometry
-from keypoint_perception.core.geometry import CameraModel
+from keypoint_perception.core.camera import CameraModel, project
 from keypoint_perception.core.heatmaps import merge_rotated_beliefs
 from keypoint_perception.core.checkpoint import save_checkpoint
 from keypoint_perception.core.inference import (crop_window, KeypointDetector, roi_around,
@@ -170,12 +169,12 @@ def test_second_look_finds_a_small_board_in_whole_image_pixels(detector):
     # depth noise Z^2 / (f B) = 2.9 cm per pixel of disparity error at 1.2 m
     assert err_3d < 0.04
     sym = detector.object_class.symmetries
-    err_2d = [symmetric_errors(d.uv, geometry.project(cam.P, truth), sym)
+    err_2d = [symmetric_errors(d.uv, project(cam.P, truth), sym)
               for d, cam in ((res.left, lcam), (res.right, rcam))]
     assert np.all(np.array(err_2d) < 1.5), err_2d
     # the first look alone covers the whole image, and it is coarser
     first = StereoKeypointPipeline(detector, roi_refinement='off').process(left, right, lcam,
                                                                            rcam)
     assert first.left.roi is None and 'roi_pass' not in first.timings_ms
-    err_first = symmetric_errors(first.left.uv, geometry.project(lcam.P, truth), sym)
+    err_first = symmetric_errors(first.left.uv, project(lcam.P, truth), sym)
     assert np.nanmax(err_first) > np.max(err_2d[0])

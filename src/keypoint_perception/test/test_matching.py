@@ -18,9 +18,12 @@ import os
 import numpy as np
 import pytest
 
-from keypoint_perception.core.geometry import CameraModel
+from keypoint_perception.core.camera import CameraModel
+from keypoint_perception.core.distortion import rectify_points, unrectify_points
 from keypoint_perception.core.matching import distance_sigma, select_consistent_candidates
 from keypoint_perception.core.objects import load_object_class
+from keypoint_perception.core.rigid import fit_template_pose
+from keypoint_perception.core.triangulation import stereo_point_sigma, triangulate_stereo
 
 FX, CX, CY, B = 500.0, 320.0, 240.0, 0.1
 
@@ -140,7 +143,6 @@ def _pipeline_stub():
 
 @pytest.mark.parametrize('corrupt', [None, 0, 2])
 def test_template_outlier_is_dropped_and_inliers_kept(corrupt):
-    from keypoint_perception.core.geometry import triangulate_stereo
     from keypoint_perception.core.inference import Detection2D
     pipe, oc = _pipeline_stub()
     left, right = _rig()
@@ -204,7 +206,6 @@ def test_interchangeable_keypoints_take_peaks_from_each_others_maps():
 
 def test_distance_sigma_only_counts_noise_along_the_joining_line():
     f, b, sigma_px = 500.0, 0.06, 3.0
-    from keypoint_perception.core.geometry import stereo_point_sigma
     sz, sxy = stereo_point_sigma(2.0, f, b, sigma_px)
     # pair along the optical axis: both depth noises add up (at the nearer depth)
     in_depth = distance_sigma(np.array([[0, 0, 2.0]]), np.array([[0, 0, 2.2]]), f, b,
@@ -298,7 +299,6 @@ def test_shape_consistent_drops_the_point_off_the_template():
 
 def _blobs_at(cam, X, shift_px=(0.0, 0.0), sigma=1.0, peak=0.5, raw=False):
     """(J, 48, 64) belief blobs of 10 px cells at the projections of (J, 3) points."""
-    from keypoint_perception.core.geometry import unrectify_points
     pix = unrectify_points(cam, X) if raw else _project(cam.P, X)
     cells = (pix + np.asarray(shift_px) + 0.5) * 0.1 - 0.5
     return np.stack([_blob((48, 64), c, peak, sigma) for c in cells])
@@ -343,7 +343,6 @@ def test_stereo_search_finds_an_epipolar_consistent_point_between_two_peaks():
 
 def test_stereo_search_on_a_raw_distorted_rig_returns_one_3d_point():
     """The calibrated OpenCV rig (distortion, rotated rectification): exact projections."""
-    from keypoint_perception.core.geometry import rectify_points, triangulate_stereo
     from keypoint_perception.core.matching import stereo_belief_search
     cfg = os.path.join(os.path.dirname(__file__), '..', '..', '..', 'config', 'camera_info')
     left = CameraModel.from_yaml(os.path.join(cfg, 'opencv_stereo_left.yaml'))
@@ -356,7 +355,6 @@ def test_stereo_search_on_a_raw_distorted_rig_returns_one_3d_point():
         left, right, bl, br, (640, 480), (640, 480), X_rect,
         np.array([True, True]), search_radius_cells=3, min_belief=0.05)
     assert np.isnan(ul[1]).all() and np.isnan(ur[1]).all()
-    from keypoint_perception.core.geometry import unrectify_points
     np.testing.assert_allclose(ul[0], unrectify_points(left, X_rect[:1])[0], atol=0.5)
     np.testing.assert_allclose(ur[0], unrectify_points(right, X_rect[:1])[0], atol=0.5)
     rl, rr = rectify_points(left, ul[:1]), rectify_points(right, ur[:1])
@@ -369,7 +367,6 @@ def test_stereo_search_on_a_raw_distorted_rig_returns_one_3d_point():
 @pytest.mark.parametrize('search', ['views', 'stereo'])
 def test_completion_recovers_a_corner_whose_two_peaks_disagree(search):
     """Right peak of corner 2 is 10 px low: its stereo match fails the 4 px check."""
-    from keypoint_perception.core.geometry import fit_template_pose, triangulate_stereo
     from keypoint_perception.core.inference import Detection2D
     oc, left, right, uv_l, uv_r = _front_view_board()
     pipe, _ = _pipeline_stub()

@@ -29,6 +29,8 @@ from typing import Tuple
 
 import numpy as np
 
+from .symmetry import SymmetryGroup
+
 
 def gaussian_targets(uv: np.ndarray, present: np.ndarray, size: Tuple[int, int],
                      sigma: float) -> np.ndarray:
@@ -178,7 +180,8 @@ def canonical_symmetry_order(uv: np.ndarray, symmetries) -> np.ndarray:
 
     Args:
         uv: (J, 2) pixel or cell coordinates (NaN allowed).
-        symmetries: iterable of permutations (J,) int; identity is implied.
+        symmetries: a :class:`~.symmetry.SymmetryGroup` of J keypoints, or
+            permutations (J,) int with the identity implied.
 
     Returns:
         (J,) int permutation ``p`` such that ``uv[p]`` is the canonical
@@ -186,7 +189,7 @@ def canonical_symmetry_order(uv: np.ndarray, symmetries) -> np.ndarray:
     """
     uv = np.asarray(uv, dtype=np.float64)
     j = len(uv)
-    perms = [np.arange(j)] + [np.asarray(p, dtype=int) for p in symmetries]
+    perms = SymmetryGroup.of(symmetries, j).index_arrays
     if j < 2:
         return perms[0]
     s = uv[:, 0] + uv[:, 1]
@@ -241,7 +244,8 @@ def decode_keypoints(beliefs: np.ndarray, image_size: Tuple[int, int], symmetrie
         beliefs: (J, h, w) float belief maps of one image.
         image_size: (width, height) of the image (or image window) the
             belief maps cover.
-        symmetries: the object's symmetry permutations (identity implied).
+        symmetries: the object's :class:`~.symmetry.SymmetryGroup`, or its
+            symmetry permutations (identity implied).
         max_candidates: K, peaks kept per keypoint, strongest first.
         nms_kernel: odd NMS neighbourhood in cells.
         threshold: minimum belief of a peak.
@@ -256,8 +260,9 @@ def decode_keypoints(beliefs: np.ndarray, image_size: Tuple[int, int], symmetrie
     h, w = np.asarray(beliefs).shape[1:]
     uv = heatmap_to_image(cells, (w, h), image_size, offset)
     perm = np.arange(len(uv))
-    if len(symmetries) and np.isfinite(uv[:, 0]).all():
-        perm = canonical_symmetry_order(uv[:, 0], symmetries)
+    group = SymmetryGroup.of(symmetries, len(uv))
+    if len(group) > 1 and np.isfinite(uv[:, 0]).all():
+        perm = canonical_symmetry_order(uv[:, 0], group)
     return uv[perm], conf[perm], perm
 
 
@@ -284,8 +289,8 @@ def merge_rotated_beliefs(beliefs: np.ndarray, rotated_beliefs: np.ndarray,
         beliefs: (B, J, h, w) float belief maps of the images.
         rotated_beliefs: (B, J, h, w) float belief maps of the images rotated
             by 180 degrees, as the network returned them (not rotated back).
-        symmetries: the object's symmetry permutations, each (J,) int
-            (identity implied).
+        symmetries: the object's :class:`~.symmetry.SymmetryGroup`, or its
+            symmetry permutations, each (J,) int (identity implied).
 
     Returns:
         (B, J, h, w) float32 mean belief maps, in the frame of ``beliefs``.
@@ -299,7 +304,7 @@ def merge_rotated_beliefs(beliefs: np.ndarray, rotated_beliefs: np.ndarray,
         raise ValueError(f'beliefs must be two (B, J, h, w) arrays of one shape, got '
                          f'{beliefs.shape} and {rotated_beliefs.shape}')
     back = rotated_beliefs[:, :, ::-1, ::-1]
-    perms = [np.arange(beliefs.shape[1])] + [np.asarray(p, dtype=int) for p in symmetries]
+    perms = SymmetryGroup.of(symmetries, beliefs.shape[1]).index_arrays
     # (P, B) overlap of each relabelling with the unrotated maps
     overlap = np.stack([np.einsum('bjyx,bjyx->b', beliefs, back[:, p]) for p in perms])
     best = np.argmax(overlap, axis=0)

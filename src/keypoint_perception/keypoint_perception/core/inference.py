@@ -29,12 +29,16 @@ import cv2
 import numpy as np
 import torch
 
-from . import geometry
+from .camera import camera_center, CameraModel, project, stereo_baseline
 from .checkpoint import load_checkpoint, resolve_model_path
+from .distortion import unrectify_points
 from .heatmaps import decode_keypoints, merge_rotated_beliefs
 from .matching import (complete_from_template, select_consistent_candidates, shape_consistent,
                        stereo_belief_search)
 from .model import BeliefNetConfig, normalize_images
+from .rigid import fit_template_pose, refine_pose_reprojection
+from .symmetry import match_stereo_symmetry
+from .triangulation import REASON_TEMPLATE_OUTLIER, stereo_point_sigma, triangulate_stereo
 
 #: Test-time augmentations of :class:`KeypointDetector`: none, or the mean of
 #: the image's and its 180 degree rotation's belief maps
@@ -313,7 +317,7 @@ class StereoKeypointPipeline:
                  completion_tolerance: float = 0.15, localization_sigma_cells: float = 0.0,
                  roi_refinement: str = 'always', roi_scale: float = DEFAULT_ROI_SCALE,
                  completion_search: str = DEFAULT_COMPLETION_SEARCH):
-        """Configure thresholds (see :func:`geometry.triangulate_stereo`).
+        """Configure thresholds (see :func:`~.triangulation.triangulate_stereo`).
 
         ``input_rectified`` says the images are already rectified, so their
         pixels are used with ``P`` directly (ROS ``image_rect`` topics carry
@@ -333,7 +337,7 @@ class StereoKeypointPipeline:
         belief cells, per view), both shape checks accept up to twice the
         triangulation noise this causes at the keypoints' depth when that
         exceeds the relative tolerance, capped at half the template
-        distance (:func:`~.geometry.stereo_point_sigma`,
+        distance (:func:`~.triangulation.stereo_point_sigma`,
         :func:`~.matching.distance_sigma`): a far object seen with a short
         baseline is then not rejected for the depth noise its small
         disparity implies, at the price of looser checks against wrong peaks.
@@ -393,10 +397,10 @@ class StereoKeypointPipeline:
         projected = [None, None]
         if result.pose is not None:
             xyz = self.detector.object_class.template @ result.pose[:3, :3].T + result.pose[:3, 3]
-            x_rect = xyz @ left_camera.R.T + geometry.camera_center(left_camera.P)
+            x_rect = xyz @ left_camera.R.T + camera_center(left_camera.P)
             for k, cam in enumerate((left_camera, right_camera)):
-                projected[k] = (geometry.project(cam.P, x_rect) if self.input_rectified
-                                else geometry.unrectify_points(cam, x_rect))
+                projected[k] = (project(cam.P, x_rect) if self.input_rectified
+                                else unrectify_points(cam, x_rect))
         input_size = (self.detector.config.input_width, self.detector.config.input_height)
         rois = []
         for det, size, proj in zip((result.left, result.right), sizes, projected):
@@ -441,16 +445,16 @@ class StereoKeypointPipeline:
         median pairwise distance) of the prediction; ``left``, ``right``,
         ``conf`` are updated in place and the template refitted.  The
         prediction uses the pose refined on the image measurements
-        (:func:`~.geometry.refine_pose_reprojection`), not the noisier fit to
+        (:func:`~.rigid.refine_pose_reprojection`), not the noisier fit to
         triangulated points.
 
         Returns:
-            the (re)fitted :class:`~.geometry.TemplateFit` and the updated
-            :class:`~.geometry.StereoTriangulation`.
+            the (re)fitted :class:`~.rigid.TemplateFit` and the updated
+            :class:`~.triangulation.StereoTriangulation`.
         """
         oc = self.detector.object_class
         predicted = self._predict_rect(fit, tri, tri.valid, left_camera, right_camera)[0]
-        predicted_rect = predicted @ left_camera.R.T + geometry.camera_center(left_camera.P)
+        predicted_rect = predicted @ left_camera.R.T + camera_center(left_camera.P)
         cell_px = self._cell_px(sizes[0][0])
         search = (stereo_belief_search if self.completion_search == 'stereo'
                   else complete_from_template)
@@ -463,7 +467,7 @@ class StereoKeypointPipeline:
         new = ~tri.valid & np.isfinite(ul).all(axis=1) & np.isfinite(ur).all(axis=1)
         if not new.any():
             return fit, tri
-        t2 = geometry.triangulate_stereo(
+        t2 = triangulate_stereo(
             left_camera, right_camera, np.where(new[:, None], ul, np.nan),
             np.where(new[:, None], ur, np.nan), refine=self.refine,
             max_reprojection_error_px=self.max_reprojection_error_px,
@@ -471,11 +475,10 @@ class StereoKeypointPipeline:
         d_ref = np.linalg.norm(oc.template[:, None] - oc.template[None], axis=2)
         median = np.median(d_ref[np.triu_indices(len(d_ref), 1)])
         tol = self.completion_tolerance * median
-        f, b = left_camera.P[0, 0], geometry.stereo_baseline(left_camera, right_camera)
+        f, b = left_camera.P[0, 0], stereo_baseline(left_camera, right_camera)
         if self.localization_sigma_cells > 0 and f > 0 and b > 0:
-            depth = predicted_rect[:, 2] - geometry.camera_center(left_camera.P)[2]
-            sz, sxy = geometry.stereo_point_sigma(depth, f, b,
-                                                  self.localization_sigma_cells * cell_px)
+            depth = predicted_rect[:, 2] - camera_center(left_camera.P)[2]
+            sz, sxy = stereo_point_sigma(depth, f, b, self.localization_sigma_cells * cell_px)
             tol = np.clip(2.0 * np.sqrt(sz ** 2 + 2.0 * sxy ** 2), tol, max(tol, 0.5 * median))
         with np.errstate(invalid='ignore'):
             ok = new & t2.valid & (np.linalg.norm(t2.xyz - predicted, axis=1) <= tol)
@@ -490,7 +493,7 @@ class StereoKeypointPipeline:
                                'uv_right_rect', 'xyz_rect')}
         merged['reason'] = tuple(t2.reason[j] if ok[j] else r for j, r in enumerate(tri.reason))
         tri = dataclasses.replace(tri, **merged)
-        refit = geometry.fit_template_pose(oc.template, tri.xyz, tri.valid, oc.symmetries)
+        refit = fit_template_pose(oc.template, tri.xyz, tri.valid, oc.symmetries)
         return (refit if refit is not None else fit), tri
 
     def _predict_rect(self, fit, tri, keep: np.ndarray, left_camera, right_camera):
@@ -503,20 +506,20 @@ class StereoKeypointPipeline:
         """
         template = self.detector.object_class.template[list(fit.permutation)]
         seen = keep[:, None]
-        R, t, rms = geometry.refine_pose_reprojection(
+        R, t, rms = refine_pose_reprojection(
             template, fit.R, fit.t, left_camera, right_camera,
             np.where(seen, tri.uv_left_rect, np.nan), np.where(seen, tri.uv_right_rect, np.nan))
         xyz = template @ R.T + t
-        x_rect = xyz @ left_camera.R.T + geometry.camera_center(left_camera.P)
-        return (xyz, geometry.project(left_camera.P, x_rect),
-                geometry.project(right_camera.P, x_rect), rms)
+        x_rect = xyz @ left_camera.R.T + camera_center(left_camera.P)
+        return (xyz, project(left_camera.P, x_rect),
+                project(right_camera.P, x_rect), rms)
 
     def _reject_template_outlier(self, left: Detection2D, right: Detection2D, tri, conf,
                                  left_camera, right_camera):
         """Drop a keypoint that the template fitted to the others contradicts.
 
         With at least four triangulated keypoints, the pose is fitted to each
-        leave-one-out subset (:func:`~.geometry.refine_pose_reprojection`);
+        leave-one-out subset (:func:`~.rigid.refine_pose_reprojection`);
         the subset whose own reprojection RMS is lowest is the most
         self-consistent, and the keypoint it leaves out is marked missing when
         its rectified-pixel residual under that pose exceeds
@@ -525,14 +528,14 @@ class StereoKeypointPipeline:
         are updated in place.
 
         Returns:
-            the updated :class:`~.geometry.StereoTriangulation`.
+            the updated :class:`~.triangulation.StereoTriangulation`.
         """
         oc = self.detector.object_class
         best_rms, worst, worst_j = np.inf, 0.0, -1
         for j in np.flatnonzero(tri.valid):
             keep = tri.valid.copy()
             keep[j] = False
-            fit = geometry.fit_template_pose(oc.template, tri.xyz, keep, oc.symmetries)
+            fit = fit_template_pose(oc.template, tri.xyz, keep, oc.symmetries)
             if fit is None:
                 continue
             _, pl, pr, rms = self._predict_rect(fit, tri, keep, left_camera, right_camera)
@@ -554,19 +557,19 @@ class StereoKeypointPipeline:
         """Invalidate the ``drop`` (J,) bool 3D points as template outliers.
 
         Returns:
-            a new :class:`~.geometry.StereoTriangulation` (NaN ``xyz`` and
+            a new :class:`~.triangulation.StereoTriangulation` (NaN ``xyz`` and
             ``xyz_rect`` rows, reason ``template_outlier``).
         """
         valid = tri.valid & ~drop
-        reason = tuple(geometry.REASON_TEMPLATE_OUTLIER if d else r
+        reason = tuple(REASON_TEMPLATE_OUTLIER if d else r
                        for d, r in zip(drop & tri.valid, tri.reason))
         return dataclasses.replace(tri, valid=valid, reason=reason,
                                    xyz=np.where(valid[:, None], tri.xyz, np.nan),
                                    xyz_rect=np.where(valid[:, None], tri.xyz_rect, np.nan))
 
     def process(self, left_image: np.ndarray, right_image: np.ndarray,
-                left_camera: geometry.CameraModel,
-                right_camera: geometry.CameraModel) -> StereoResult:
+                left_camera: CameraModel,
+                right_camera: CameraModel) -> StereoResult:
         """Detect, match, triangulate and fit one stereo pair.
 
         Args:
@@ -596,8 +599,8 @@ class StereoKeypointPipeline:
         result.timings_ms = timings
         return result
 
-    def _look(self, images, rois, left_camera: geometry.CameraModel,
-              right_camera: geometry.CameraModel) -> StereoResult:
+    def _look(self, images, rois, left_camera: CameraModel,
+              right_camera: CameraModel) -> StereoResult:
         """One look at a stereo pair: the network on both views' windows, then 3D.
 
         Args:
@@ -644,7 +647,7 @@ class StereoKeypointPipeline:
                                                 oc.symmetries)
             accepted = selection.left_index >= 0
         elif oc.symmetries:
-            perm = geometry.match_stereo_symmetry(
+            perm = match_stereo_symmetry(
                 left_camera, right_camera, left.uv, right.uv, oc.symmetries,
                 points_are_rectified=self.input_rectified)
             perm = list(perm)
@@ -659,7 +662,7 @@ class StereoKeypointPipeline:
         right = Detection2D(np.where(accepted[:, None], right.uv, np.nan), right.confidence,
                             right.beliefs, rois[1])
         t3 = time.perf_counter()
-        tri = geometry.triangulate_stereo(
+        tri = triangulate_stereo(
             left_camera, right_camera, left.uv, right.uv, refine=self.refine,
             max_reprojection_error_px=self.max_reprojection_error_px,
             min_depth=self.min_depth_m, points_are_rectified=self.input_rectified)
@@ -674,7 +677,7 @@ class StereoKeypointPipeline:
             tri = self._reject_template_outlier(left, right, tri, conf, left_camera,
                                                 right_camera)
         if (self.fit_pose or complete) and tri.valid.sum() >= 3:
-            fit = geometry.fit_template_pose(oc.template, tri.xyz, tri.valid, oc.symmetries)
+            fit = fit_template_pose(oc.template, tri.xyz, tri.valid, oc.symmetries)
         if complete and fit is not None and not tri.valid.all():
             fit, tri = self._complete(fit, left, right, sizes, offsets, tri, conf,
                                       left_camera, right_camera)

@@ -36,15 +36,17 @@ Zisserman (2nd ed., 11.6) applied to belief maps.
 """
 
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
 
-from .geometry import (camera_center, CameraModel, fit_rigid_transform, rectify_points,
-                       stereo_baseline, stereo_point_sigma, triangulate_dlt,
-                       unrectify_points)
+from .camera import camera_center, CameraModel, stereo_baseline
+from .distortion import rectify_points, unrectify_points
 from .heatmaps import heatmap_to_image, image_to_heatmap, refine_peak
+from .rigid import fit_rigid_transform
+from .symmetry import SymmetryGroup
+from .triangulation import stereo_point_sigma, triangulate_dlt
 
 
 @dataclass
@@ -73,7 +75,8 @@ class StereoSelection:
 def select_consistent_candidates(
         left: CameraModel, right: CameraModel, uv_left: np.ndarray, conf_left: np.ndarray,
         uv_right: np.ndarray, conf_right: np.ndarray, template: np.ndarray,
-        symmetries: Sequence[Sequence[int]] = (), points_are_rectified: bool = False,
+        symmetries: Union[SymmetryGroup, Sequence[Sequence[int]]] = (),
+        points_are_rectified: bool = False,
         min_confidence: float = 0.1, epipolar_tolerance_px: float = 4.0,
         distance_tolerance: float = 0.15, max_pairs_per_keypoint: int = 4,
         max_combinations: int = 20000,
@@ -89,8 +92,9 @@ def select_consistent_candidates(
             ``points_are_rectified``), NaN-padded.
         conf_left, conf_right: (J, K) candidate beliefs.
         template: (J, 3) keypoints in the object frame, metres.
-        symmetries: keypoint permutations of the object (identity implied);
-            right candidates of keypoint ``p[j]`` may match left keypoint j.
+        symmetries: the object's :class:`~.symmetry.SymmetryGroup`, or its
+            keypoint permutations (identity implied); right candidates of
+            keypoint ``p[j]`` may match left keypoint j.
         min_confidence: candidates below this belief are ignored.
         epipolar_tolerance_px: max rectified row difference of a pair.
         distance_tolerance: max relative error of each pairwise distance
@@ -102,7 +106,7 @@ def select_consistent_candidates(
             side), or None.  Pairwise distances cannot tell a labelling from
             its mirror image; for a planar template the mirror image is the
             object seen from behind, which this rejects: the rigid fit
-            (:func:`~.geometry.fit_rigid_transform`) must turn the normal
+            (:func:`~.rigid.fit_rigid_transform`) must turn the normal
             towards the camera.
         interchangeable: groups of keypoints that look alike (e.g. the four
             extreme corners of a chessboard, whose identity depends on
@@ -116,7 +120,7 @@ def select_consistent_candidates(
             one view, pixels (the network's localization noise).  A far
             object seen with a short baseline has a small disparity, so a
             few pixels of noise move its triangulated keypoints by
-            centimetres (:func:`~.geometry.stereo_point_sigma`); a pair of
+            centimetres (:func:`~.triangulation.stereo_point_sigma`); a pair of
             keypoints then passes if ``|d - d_ref| <= max(distance_tolerance
             * d_ref, min(2 sigma_d, d_ref / 2))``
             (:func:`distance_sigma`).  0 disables this allowance.
@@ -140,7 +144,7 @@ def select_consistent_candidates(
         return out.reshape(uv.shape)
 
     rl, rr = rect(left, uv_left), rect(right, uv_right)
-    perms = [np.arange(j_count)] + [np.asarray(p, dtype=int) for p in symmetries]
+    perms = SymmetryGroup.of(symmetries, j_count).permutations
     group = {j: {j} for j in range(j_count)}
     for g in interchangeable:
         for j in g:
@@ -229,7 +233,7 @@ def distance_sigma(points_a: np.ndarray, points_b: np.ndarray, focal_px: float,
                    baseline_m: float, sigma_px: float) -> np.ndarray:
     """Return the standard deviation (m) of the distance between two triangulated points.
 
-    Each point's noise (:func:`~.geometry.stereo_point_sigma`) is large
+    Each point's noise (:func:`~.triangulation.stereo_point_sigma`) is large
     along its viewing ray and small across it; only its component along
     the unit vector ``u`` joining the two points changes their distance, so
 
@@ -246,7 +250,7 @@ def distance_sigma(points_a: np.ndarray, points_b: np.ndarray, focal_px: float,
         points_a: (N, 3) float points, camera at the origin, metres.
         points_b: (M, 3) float points in the same frame.
         focal_px, baseline_m, sigma_px: as in
-            :func:`~.geometry.stereo_point_sigma`.
+            :func:`~.triangulation.stereo_point_sigma`.
 
     Returns:
         (N, M) float64 standard deviations in metres.
@@ -363,7 +367,7 @@ def complete_from_template(
     """Look for missing keypoints where the fitted template predicts them.
 
     Each missing keypoint's predicted 3D position is projected into both
-    images (:func:`~.geometry.unrectify_points`, or ``P`` directly for
+    images (:func:`~.distortion.unrectify_points`, or ``P`` directly for
     rectified input), mapped to belief cells, and the highest belief within
     ``search_radius_cells`` is taken (sub-cell refined) if it reaches
     ``min_belief`` in BOTH views.  The caller triangulates the result and
@@ -443,7 +447,7 @@ def _view_cells(view, X_rect: np.ndarray, points_are_rectified: bool):
             pixels, (x0, y0) window offset in pixels).
         X_rect: (N, 3) points in the left rectified frame (frame of ``P``).
         points_are_rectified: the images are rectified (use ``P``), else
-            raw (:func:`~.geometry.unrectify_points`).
+            raw (:func:`~.distortion.unrectify_points`).
 
     Returns:
         (N, 2) float64 image pixels and (N, 2) float64 belief cells, NaN for

@@ -31,6 +31,8 @@ from typing import List, Tuple
 import numpy as np
 import yaml
 
+from .symmetry import SymmetryGroup
+
 #: Folder of the object classes shipped with the package.
 OBJECTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                            'objects')
@@ -63,6 +65,15 @@ class ObjectClass:
         """J, the number of keypoints."""
         return len(self.keypoint_names)
 
+    @property
+    def symmetry_group(self) -> SymmetryGroup:
+        """Return the class's :class:`~.symmetry.SymmetryGroup` (identity, then ``symmetries``).
+
+        Raises:
+            ValueError: if a symmetry is not a permutation of the J keypoints.
+        """
+        return SymmetryGroup.from_permutations(self.symmetries, self.num_keypoints)
+
     @classmethod
     def from_dict(cls, d: dict) -> 'ObjectClass':
         """Build from a parsed YAML mapping.
@@ -91,9 +102,7 @@ class ObjectClass:
             if len(e) != 2 or not all(0 <= i < j for i in e):
                 raise ValueError(f'skeleton edge {e} out of range for {j} keypoints')
         symmetries = [list(map(int, p)) for p in d.get('symmetries', [])]
-        for p in symmetries:
-            if sorted(p) != list(range(j)):
-                raise ValueError(f'symmetry {p} is not a permutation of {j} keypoints')
+        SymmetryGroup.from_permutations(symmetries, j)  # raises on a non-permutation
         extra = {k: v for k, v in d.items()
                  if k not in ('name', 'keypoints', 'skeleton', 'symmetries')}
         return cls(str(d['name']), names, np.array(points, dtype=np.float64), skeleton,

@@ -24,7 +24,7 @@ import numpy as np
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
-from ..core.geometry import quaternion_from_matrix
+from ..core.rotations import quaternion_from_matrix
 from ..core.inference import Detection2D, StereoResult
 from ..core.objects import ObjectClass
 

@@ -45,7 +45,7 @@ import tf2_ros
 from visualization_msgs.msg import MarkerArray
 
 from . import conversions
-from ..core.geometry import CalibrationError, CameraModel
+from ..core.camera import CalibrationError, CameraModel
 from ..core.inference import (COMPLETION_SEARCHES, DEFAULT_COMPLETION_SEARCH,
                               DEFAULT_ROI_SCALE, KeypointDetector, ROI_REFINEMENTS,
                               StereoKeypointPipeline)

@@ -34,7 +34,7 @@ from rclpy.executors import ExternalShutdownException
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
 from sensor_msgs.msg import CameraInfo, Image
 
-from ..core.geometry import CameraModel
+from ..core.camera import CameraModel
 
 
 def natural_sort(paths: List[str]) -> List[str]:

@@ -42,10 +42,12 @@ from typing import Dict, List
 import cv2
 import numpy as np
 
-from ..core.geometry import CameraModel, triangulate_stereo
+from ..core.camera import CameraModel
 from ..core.inference import (COMPLETION_SEARCHES, DEFAULT_COMPLETION_SEARCH,
                               DEFAULT_ROI_SCALE, KeypointDetector, ROI_REFINEMENTS,
                               StereoKeypointPipeline, TEST_TIME_AUGMENTATIONS)
+from ..core.symmetry import match_stereo_symmetry
+from ..core.triangulation import triangulate_stereo
 from ..core.visualization import draw_stereo
 from .metrics import summarize_errors, symmetric_errors
 
@@ -153,7 +155,6 @@ def evaluate_real(model: str, data_dir: str, left_info: str, right_info: str, ou
 
 def _match_right(lg, rg, lcam, rcam, oc):
     """Ground-truth right keypoints relabelled to agree with the left view."""
-    from ..core.geometry import match_stereo_symmetry
     perm = list(match_stereo_symmetry(lcam, rcam, lg.keypoints, rg.keypoints, oc.symmetries))
     return rg.keypoints[perm]
 
