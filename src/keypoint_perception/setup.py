@@ -37,6 +37,7 @@ setup(
         ('share/' + package_name + '/launch', files('launch/*.launch.py')),
         ('share/' + package_name + '/config', files('config/*.yaml')),
         ('share/' + package_name + '/config/camera_info', files('config/camera_info/*.yaml')),
+        ('share/' + package_name + '/config/dds', files('config/dds/*.xml')),
         ('share/' + package_name + '/rviz', files('rviz/*.rviz')),
     ],
     install_requires=['setuptools'],
