@@ -23,13 +23,13 @@ never import this module.
 
 from __future__ import annotations
 
-import math
 from typing import Dict, Mapping, Sequence
 
 from geometry_msgs.msg import Point, Pose, Quaternion
 from keypoint_msgs.msg import (Keypoint2D, Keypoint3D, ObjectKeypoints2D, ObjectKeypoints3D,
                                SampleLabels, SamplerFeedback, SamplerState, SceneVariable,
                                SceneVariableCounts, SceneVariableDirichlet)
+from keypoint_perception.core.rotations import matrix_from_quaternion, quaternion_from_matrix
 import numpy as np
 from sensor_msgs.msg import CameraInfo, Image
 
@@ -41,39 +41,10 @@ _ENCODINGS = {'rgb8': 3, 'bgr8': 3, 'mono8': 1, 'rgba8': 4, 'bgra8': 4}
 
 # -- geometry ------------------------------------------------------------------------
 
-def matrix_to_quaternion(R: np.ndarray) -> np.ndarray:
-    """Return the unit quaternion (x, y, z, w) of a (3, 3) rotation matrix (w >= 0)."""
-    R = np.asarray(R, dtype=np.float64)
-    tr = R[0, 0] + R[1, 1] + R[2, 2]
-    if tr > 0:
-        s = 2.0 * math.sqrt(tr + 1.0)
-        q = [(R[2, 1] - R[1, 2]) / s, (R[0, 2] - R[2, 0]) / s, (R[1, 0] - R[0, 1]) / s, s / 4]
-    elif R[0, 0] > R[1, 1] and R[0, 0] > R[2, 2]:
-        s = 2.0 * math.sqrt(1.0 + R[0, 0] - R[1, 1] - R[2, 2])
-        q = [s / 4, (R[0, 1] + R[1, 0]) / s, (R[0, 2] + R[2, 0]) / s, (R[2, 1] - R[1, 2]) / s]
-    elif R[1, 1] > R[2, 2]:
-        s = 2.0 * math.sqrt(1.0 + R[1, 1] - R[0, 0] - R[2, 2])
-        q = [(R[0, 1] + R[1, 0]) / s, s / 4, (R[1, 2] + R[2, 1]) / s, (R[0, 2] - R[2, 0]) / s]
-    else:
-        s = 2.0 * math.sqrt(1.0 + R[2, 2] - R[0, 0] - R[1, 1])
-        q = [(R[0, 2] + R[2, 0]) / s, (R[1, 2] + R[2, 1]) / s, s / 4, (R[1, 0] - R[0, 1]) / s]
-    q = np.asarray(q)
-    q /= np.linalg.norm(q)
-    return -q if q[3] < 0 else q
-
-
-def quaternion_to_matrix(q: Sequence[float]) -> np.ndarray:
-    """(3, 3) rotation matrix of a quaternion (x, y, z, w) (normalized first)."""
-    x, y, z, w = np.asarray(q, dtype=np.float64) / np.linalg.norm(q)
-    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
-
-
 def pose_from_matrix(T: np.ndarray) -> Pose:
     """geometry_msgs/Pose of a (4, 4) homogeneous transform (metres)."""
     T = np.asarray(T, dtype=np.float64)
-    q = matrix_to_quaternion(T[:3, :3])
+    q = quaternion_from_matrix(T[:3, :3])
     return Pose(position=Point(x=float(T[0, 3]), y=float(T[1, 3]), z=float(T[2, 3])),
                 orientation=Quaternion(x=float(q[0]), y=float(q[1]), z=float(q[2]),
                                        w=float(q[3])))
@@ -83,7 +54,7 @@ def matrix_from_pose(pose: Pose) -> np.ndarray:
     """(4, 4) homogeneous transform of a geometry_msgs/Pose."""
     o = pose.orientation
     T = np.eye(4)
-    T[:3, :3] = quaternion_to_matrix([o.x, o.y, o.z, o.w])
+    T[:3, :3] = matrix_from_quaternion([o.x, o.y, o.z, o.w])
     T[:3, 3] = [pose.position.x, pose.position.y, pose.position.z]
     return T
 

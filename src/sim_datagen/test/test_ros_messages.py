@@ -79,17 +79,6 @@ def test_camera_info_and_image(sample):
         rm.image_to_array(Image(height=h, width=w, encoding='16UC1', step=w * 2))
 
 
-def test_quaternion_round_trip():
-    from sim_datagen import ros_messages as rm
-    rng = np.random.default_rng(0)
-    for _ in range(50):
-        q = rng.normal(size=4)
-        q /= np.linalg.norm(q)
-        R = rm.quaternion_to_matrix(q)
-        np.testing.assert_allclose(rm.quaternion_to_matrix(rm.matrix_to_quaternion(R)), R,
-                                   atol=1e-12)
-
-
 def test_feedback_checks(generator):
     from sim_datagen import ros_messages as rm
     s = generator.sampler

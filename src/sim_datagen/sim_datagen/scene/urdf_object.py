@@ -43,23 +43,19 @@ from dataclasses import dataclass, field
 import os
 from typing import Dict, List, Mapping, Optional, Tuple, Union
 
+from keypoint_perception.core.rotations import matrix_from_quaternion, quaternion_from_matrix
 import numpy as np
 import pybullet as p
 
 from . import procedural
-from .camera import mat_to_quat
 
 Number = Union[int, float]
-
-
-def _quat_to_mat(q) -> np.ndarray:
-    return np.asarray(p.getMatrixFromQuaternion(q), np.float64).reshape(3, 3)
 
 
 def pose_matrix(pos, quat) -> np.ndarray:
     """(4, 4) float64 transform from a position (3,) and an xyzw quaternion."""
     T = np.eye(4)
-    T[:3, :3] = _quat_to_mat(quat)
+    T[:3, :3] = matrix_from_quaternion(quat)
     T[:3, 3] = pos
     return T
 
@@ -305,7 +301,8 @@ class UrdfInstance:
     def set_base_pose(self, T_world_base: np.ndarray) -> None:
         """Place the base *link* frame at ``T_world_base`` (4, 4)."""
         T = T_world_base @ self._T_base_inertial
-        p.resetBasePositionAndOrientation(self.body, T[:3, 3].tolist(), mat_to_quat(T[:3, :3]),
+        p.resetBasePositionAndOrientation(self.body, T[:3, 3].tolist(),
+                                          quaternion_from_matrix(T[:3, :3]).tolist(),
                                           physicsClientId=self.cid)
 
     def set_joints(self, positions: Mapping[str, float]) -> Dict[str, float]:

@@ -32,10 +32,11 @@ import tempfile
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
+from keypoint_perception.core.rotations import quaternion_from_matrix
 import numpy as np
 import pybullet as p
 
-from .camera import PinholeCamera, mat_to_quat
+from .camera import PinholeCamera
 from .textures import checker_texture, object_textures
 
 # margin (in squares) of the board texture's white frame; must be >= the
@@ -54,7 +55,7 @@ def _obj_radius(path: str) -> float:
 
 
 def _pose_args(T: np.ndarray):
-    return T[:3, 3].tolist(), mat_to_quat(T[:3, :3])
+    return T[:3, 3].tolist(), quaternion_from_matrix(T[:3, :3]).tolist()
 
 
 class World:
