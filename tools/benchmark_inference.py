@@ -70,11 +70,12 @@ def _timed(fn, device, repeats, warmup=2):
 def bench_device(device: str, pairs, cams, repeats: int) -> dict:
     """Latency figures for one torch device."""
     import torch
+    from keypoint_perception.core.config import PipelineConfig
     from keypoint_perception.core.inference import KeypointDetector, StereoKeypointPipeline
     from keypoint_perception.core.model import BeliefMapNet, make_config, normalize_images
 
     det = KeypointDetector('checkerboard_lite', device=device)
-    pipe = StereoKeypointPipeline(det)
+    pipe = StereoKeypointPipeline(det, PipelineConfig(input_rectified=False))
     res = {}
     res['lite_net_pair'] = _timed(lambda: det.infer(pairs[0]), device, repeats)
     full = []

@@ -20,6 +20,7 @@ import pytest
 from keypoint_perception.core.camera import CameraModel, project
 from keypoint_perception.core.heatmaps import merge_rotated_beliefs
 from keypoint_perception.core.checkpoint import save_checkpoint
+from keypoint_perception.core.config import PipelineConfig
 from keypoint_perception.core.inference import (crop_window, KeypointDetector, roi_around,
                                                 StereoKeypointPipeline)
 from keypoint_perception.core.model import BeliefMapNet, make_config
@@ -158,7 +159,8 @@ def test_second_look_finds_a_small_board_in_whole_image_pixels(detector):
     (offset or scale), or the second look is not taken.
     """
     left, right, lcam, rcam, truth = _render_board_pair()
-    pipe = StereoKeypointPipeline(detector, roi_refinement='always')
+    pipe = StereoKeypointPipeline(detector, PipelineConfig(input_rectified=False,
+                                                           roi_refinement='always'))
     res = pipe.process(left, right, lcam, rcam)
     assert res.left.roi is not None and res.right.roi is not None
     x0, y0, w, h = res.left.roi
@@ -173,8 +175,8 @@ def test_second_look_finds_a_small_board_in_whole_image_pixels(detector):
               for d, cam in ((res.left, lcam), (res.right, rcam))]
     assert np.all(np.array(err_2d) < 1.5), err_2d
     # the first look alone covers the whole image, and it is coarser
-    first = StereoKeypointPipeline(detector, roi_refinement='off').process(left, right, lcam,
-                                                                           rcam)
+    first = StereoKeypointPipeline(detector, PipelineConfig(
+        input_rectified=False, roi_refinement='off')).process(left, right, lcam, rcam)
     assert first.left.roi is None and 'roi_pass' not in first.timings_ms
     err_first = symmetric_errors(first.left.uv, project(lcam.P, truth), sym)
     assert np.nanmax(err_first) > np.max(err_2d[0])

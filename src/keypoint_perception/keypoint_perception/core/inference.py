@@ -31,6 +31,7 @@ import torch
 
 from .camera import camera_center, CameraModel, project, stereo_baseline
 from .checkpoint import load_checkpoint, resolve_model_path
+from .config import DEFAULT_ROI_SCALE, PipelineConfig, TEST_TIME_AUGMENTATIONS
 from .distortion import unrectify_points
 from .heatmaps import decode_keypoints, merge_rotated_beliefs
 from .matching import (complete_from_template, select_consistent_candidates, shape_consistent,
@@ -39,30 +40,6 @@ from .model import BeliefNetConfig, normalize_images
 from .rigid import fit_template_pose, refine_pose_reprojection
 from .symmetry import match_stereo_symmetry
 from .triangulation import REASON_TEMPLATE_OUTLIER, stereo_point_sigma, triangulate_stereo
-
-#: Test-time augmentations of :class:`KeypointDetector`: none, or the mean of
-#: the image's and its 180 degree rotation's belief maps
-#: (:func:`~.heatmaps.merge_rotated_beliefs`).
-TEST_TIME_AUGMENTATIONS = ('none', 'rot180')
-
-#: When :class:`StereoKeypointPipeline` takes a second, zoomed look at the
-#: object (:func:`roi_around`): never, when the first look left keypoints
-#: out of 3D, or on every pair where the object was found.
-ROI_REFINEMENTS = ('off', 'incomplete', 'always')
-
-#: How template completion looks for a missing keypoint near the fitted
-#: template's prediction: each view's own belief peak
-#: (:func:`~.matching.complete_from_template`), or the 3D point both views'
-#: beliefs agree on most (:func:`~.matching.stereo_belief_search`).
-COMPLETION_SEARCHES = ('views', 'stereo')
-
-#: Default completion search, chosen on held-out synthetic pairs
-#: (docs/benchmarks.md, "Template completion searches in 3D").
-DEFAULT_COMPLETION_SEARCH = 'stereo'
-
-#: Default window side over the keypoints' extent of the second look, chosen
-#: on held-out synthetic pairs (docs/benchmarks.md, "Second, zoomed look").
-DEFAULT_ROI_SCALE = 1.75
 
 
 def roi_around(points: np.ndarray, image_size: Tuple[int, int], input_size: Tuple[int, int],
@@ -243,19 +220,20 @@ class KeypointDetector:
         return self.forward(self.preprocess(images))
 
     def candidates(self, beliefs: np.ndarray, image_size, max_candidates: int = 1,
-                   offset=(0.0, 0.0)):
+                   offset=(0.0, 0.0), peak_threshold: Optional[float] = None):
         """Peaks of one image's (J, h, w) beliefs, see :func:`~.heatmaps.decode_keypoints`.
 
         ``image_size`` (w, h) is the size of the image, or of the window at
-        ``offset`` (x0, y0) that the beliefs cover.
+        ``offset`` (x0, y0) that the beliefs cover; ``peak_threshold`` (None =
+        the detector's) is the minimum belief of a peak.
 
         Returns:
             uv (J, K, 2) float64 image pixels, confidence (J, K) float32,
             labelling perm (J,) int.
         """
+        threshold = self.peak_threshold if peak_threshold is None else peak_threshold
         return decode_keypoints(beliefs, image_size, self.object_class.symmetries,
-                                max_candidates, self.nms_kernel, self.peak_threshold,
-                                offset)
+                                max_candidates, self.nms_kernel, threshold, offset)
 
     def decode(self, beliefs: np.ndarray, image_size) -> Detection2D:
         """Decode (J, h, w) beliefs of one image of ``image_size`` (w, h): top peaks."""
@@ -306,80 +284,69 @@ class StereoResult:
     timings_ms: Dict[str, float] = field(default_factory=dict)
 
 
+#: Largest distance of a completed keypoint from the template's prediction,
+#: relative to the template's median keypoint distance.
+COMPLETION_TOLERANCE = 0.15
+
+
 class StereoKeypointPipeline:
     """Stereo pair in, 3D keypoints in the left optical frame out."""
 
-    def __init__(self, detector: KeypointDetector, min_confidence: float = 0.3,
-                 max_reprojection_error_px: float = 4.0, min_depth_m: float = 0.05,
-                 refine: bool = True, fit_pose: bool = True, input_rectified: bool = False,
-                 template_check: bool = True, template_completion: bool = True,
-                 completion_min_belief: float = 0.05, completion_radius_px: float = 20.0,
-                 completion_tolerance: float = 0.15, localization_sigma_cells: float = 0.0,
-                 roi_refinement: str = 'always', roi_scale: float = DEFAULT_ROI_SCALE,
-                 completion_search: str = DEFAULT_COMPLETION_SEARCH):
-        """Configure thresholds (see :func:`~.triangulation.triangulate_stereo`).
+    def __init__(self, detector: KeypointDetector, config: Optional[PipelineConfig] = None):
+        """Keep the detector and the config (see :class:`~.config.PipelineConfig`).
 
-        ``input_rectified`` says the images are already rectified, so their
-        pixels are used with ``P`` directly (ROS ``image_rect`` topics carry
-        the raw camera's CameraInfo); otherwise keypoints are undistorted and
-        rectified with ``K``, ``D``, ``R``, ``P`` first.  ``template_check``
-        chooses among several belief peaks per keypoint the ones that agree
-        across views and with the template's shape
+        ``config.input_rectified`` says the images are already rectified, so
+        their pixels are used with ``P`` directly (ROS ``image_rect`` topics
+        carry the raw camera's CameraInfo); otherwise keypoints are undistorted
+        and rectified with ``K``, ``D``, ``R``, ``P`` first.
+        ``template_check`` chooses among several belief peaks per keypoint the
+        ones that agree across views and with the template's shape
         (:func:`~.matching.select_consistent_candidates`), falling back to the
-        highest peaks when no consistent choice exists.  ``template_completion``
-        looks for keypoints still missing after triangulation where the
-        template fitted to at least three others predicts them, accepting a
-        belief of ``completion_min_belief`` in both views within
-        ``completion_radius_px`` (original pixels) of the prediction and a
-        triangulated point within ``completion_tolerance`` times the
+        highest peaks when no consistent choice exists.
+        ``template_completion`` looks for keypoints still missing after
+        triangulation where the template fitted to at least three others
+        predicts them, accepting a belief of ``completion_min_belief`` in both
+        views within ``completion_radius`` (original pixels) of the prediction
+        and a triangulated point within ``completion_tolerance`` times the
         template's median keypoint distance of it.  With
-        ``localization_sigma_cells`` > 0 (a peak's standard deviation in
-        belief cells, per view), both shape checks accept up to twice the
+        ``localization_sigma`` > 0 (a peak's standard deviation in belief
+        cells, per view), both shape checks accept up to twice the
         triangulation noise this causes at the keypoints' depth when that
-        exceeds the relative tolerance, capped at half the template
-        distance (:func:`~.triangulation.stereo_point_sigma`,
-        :func:`~.matching.distance_sigma`): a far object seen with a short
-        baseline is then not rejected for the depth noise its small
-        disparity implies, at the price of looser checks against wrong peaks.
-        ``completion_search`` (one of :data:`COMPLETION_SEARCHES`) says how
+        exceeds the relative tolerance, capped at half the template distance
+        (:func:`~.geometry.stereo_point_sigma`,
+        :func:`~.matching.distance_sigma`).  ``completion_search`` says how
         completion looks near the prediction: ``'views'`` takes each view's
         own peak, ``'stereo'`` the 3D point whose projections have the
-        highest product of beliefs, which satisfies the epipolar constraint
-        by construction.
-
-        ``roi_refinement`` (one of :data:`ROI_REFINEMENTS`) runs the whole
+        highest product of beliefs.  ``roi_refinement`` runs the whole
         pipeline a second time on a region of interest around the object in
-        each view (:func:`roi_around` with ``roi_scale``, from the detected
-        keypoints and the fitted template's projections), so that the
-        network sees the object at a higher resolution; the second look's
+        each view (:func:`roi_around` with ``roi_scale``); the second look's
         result replaces the first when it triangulates at least as many
-        keypoints.  It costs a second network pass on the pairs it runs on.
+        keypoints.
 
-        Raises:
-            ValueError: unknown ``roi_refinement`` or ``completion_search``.
+        Args:
+            detector: the network.
+            config: the parameters; None = :class:`~.config.PipelineConfig`'s
+                defaults (the node's: ``input_rectified`` true).
         """
-        if roi_refinement not in ROI_REFINEMENTS:
-            raise ValueError(f'unknown roi_refinement {roi_refinement!r}; expected one of '
-                             f'{ROI_REFINEMENTS}')
-        if completion_search not in COMPLETION_SEARCHES:
-            raise ValueError(f'unknown completion_search {completion_search!r}; expected one '
-                             f'of {COMPLETION_SEARCHES}')
-        self.completion_search = completion_search
-        self.roi_refinement = roi_refinement
-        self.roi_scale = roi_scale
+        config = PipelineConfig() if config is None else config
+        self.config = config
         self.detector = detector
-        self.min_confidence = min_confidence
-        self.max_reprojection_error_px = max_reprojection_error_px
-        self.min_depth_m = min_depth_m
-        self.refine = refine
-        self.fit_pose = fit_pose
-        self.input_rectified = input_rectified
-        self.template_check = template_check
-        self.template_completion = template_completion
-        self.completion_min_belief = completion_min_belief
-        self.completion_radius_px = completion_radius_px
-        self.completion_tolerance = completion_tolerance
-        self.localization_sigma_cells = localization_sigma_cells
+        self.completion_search = config.completion_search
+        self.roi_refinement = config.roi_refinement
+        self.roi_scale = config.roi_scale
+        self.min_confidence = config.min_confidence
+        self.peak_threshold = config.peak_threshold
+        self.max_reprojection_error_px = config.max_reprojection_error
+        self.min_depth_m = config.min_depth
+        self.refine = config.refine_triangulation
+        self.fit_pose = config.fit_pose
+        self.input_rectified = config.input_rectified
+        self.template_check = config.template_check
+        self.template_completion = config.template_completion
+        self.completion_min_belief = config.completion_min_belief
+        self.completion_radius_px = config.completion_radius
+        self.completion_tolerance = COMPLETION_TOLERANCE
+        self.localization_sigma_cells = config.localization_sigma
 
     def _cell_px(self, image_width: int) -> float:
         """Size of one belief cell in original pixels, for an image (or window) this wide."""
@@ -625,8 +592,8 @@ class StereoKeypointPipeline:
         offsets = [w[:2] for w in windows]
         check = self.template_check and oc.num_keypoints >= 3 and np.isfinite(oc.template).all()
         k = 3 if check else 1  # several peaks only when the template check chooses
-        cl = self.detector.candidates(beliefs[0], sizes[0], k, offsets[0])
-        cr = self.detector.candidates(beliefs[1], sizes[1], k, offsets[1])
+        cl = self.detector.candidates(beliefs[0], sizes[0], k, offsets[0], self.peak_threshold)
+        cr = self.detector.candidates(beliefs[1], sizes[1], k, offsets[1], self.peak_threshold)
         left = Detection2D(cl[0][:, 0], cl[1][:, 0], beliefs[0][cl[2]], rois[0])
         right = Detection2D(cr[0][:, 0], cr[1][:, 0], beliefs[1][cr[2]], rois[1])
         selection = None
@@ -635,7 +602,7 @@ class StereoKeypointPipeline:
             selection = select_consistent_candidates(
                 left_camera, right_camera, cl[0], cl[1], cr[0], cr[1], oc.template,
                 oc.symmetries, points_are_rectified=self.input_rectified,
-                min_confidence=self.detector.peak_threshold,
+                min_confidence=self.peak_threshold,
                 epipolar_tolerance_px=max(4.0, cell_px),
                 visible_side=oc.extra.get('visible_side'),
                 interchangeable=oc.extra.get('interchangeable', ()),

@@ -28,12 +28,11 @@ from typing import List, Tuple
 
 import cv2
 from cv_bridge import CvBridge
-import rclpy
 from rclpy.node import Node
-from rclpy.executors import ExternalShutdownException
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
 from sensor_msgs.msg import CameraInfo, Image
 
+from .runner import run_node
 from ..core.camera import CameraModel
 
 
@@ -146,19 +145,8 @@ class StereoReplayNode(Node):
 
 
 def main(args=None):
-    """Run the node until shutdown."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = StereoReplayNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+    """Run the node until shutdown (see :func:`keypoint_perception.nodes.runner.run_node`)."""
+    return run_node(StereoReplayNode, args, 'stereo_replay_node')
 
 
 if __name__ == '__main__':

@@ -43,9 +43,9 @@ import cv2
 import numpy as np
 
 from ..core.camera import CameraModel
-from ..core.inference import (COMPLETION_SEARCHES, DEFAULT_COMPLETION_SEARCH,
-                              DEFAULT_ROI_SCALE, KeypointDetector, ROI_REFINEMENTS,
-                              StereoKeypointPipeline, TEST_TIME_AUGMENTATIONS)
+from ..core.config import (COMPLETION_SEARCHES, DEFAULT_COMPLETION_SEARCH, DEFAULT_ROI_SCALE,
+                           PipelineConfig, ROI_REFINEMENTS, TEST_TIME_AUGMENTATIONS)
+from ..core.inference import KeypointDetector, StereoKeypointPipeline
 from ..core.symmetry import match_stereo_symmetry
 from ..core.triangulation import triangulate_stereo
 from ..core.visualization import draw_stereo
@@ -98,10 +98,10 @@ def evaluate_real(model: str, data_dir: str, left_info: str, right_info: str, ou
     gt = load_opencv_stereo_ground_truth(data_dir)
     detector = KeypointDetector(model, test_time_augmentation=test_time_augmentation)
     oc = detector.object_class
-    pipe = StereoKeypointPipeline(detector, min_confidence=min_confidence,
-                                  localization_sigma_cells=localization_sigma,
-                                  roi_refinement=roi_refinement, roi_scale=roi_scale,
-                                  completion_search=completion_search)
+    pipe = StereoKeypointPipeline(detector, PipelineConfig(
+        input_rectified=False, min_confidence=min_confidence,
+        localization_sigma=localization_sigma, roi_refinement=roi_refinement,
+        roi_scale=roi_scale, completion_search=completion_search))
     lcam, rcam = CameraModel.from_yaml(left_info), CameraModel.from_yaml(right_info)
     os.makedirs(out, exist_ok=True)
     names = sorted({n[len('left'):] for n in gt if n.startswith('left')
@@ -221,9 +221,10 @@ def evaluate_synthetic(model: str, data_dir: str, out: str, max_samples: int = 0
 
     detector = KeypointDetector(model, test_time_augmentation=test_time_augmentation)
     oc = detector.object_class
-    pipe = StereoKeypointPipeline(detector, localization_sigma_cells=localization_sigma,
-                                  roi_refinement=roi_refinement, roi_scale=roi_scale,
-                                  completion_search=completion_search)
+    pipe = StereoKeypointPipeline(detector, PipelineConfig(
+        input_rectified=False, localization_sigma=localization_sigma,
+        roi_refinement=roi_refinement, roi_scale=roi_scale,
+        completion_search=completion_search))
     os.makedirs(out, exist_ok=True)
     errs, diags, rows = [], [], []
     pairs = pairs_full = 0

@@ -39,8 +39,7 @@ import time
 
 from cv_bridge import CvBridge
 from keypoint_msgs.msg import SampleLabels, SamplerFeedback, SamplerState
-import rclpy
-from rclpy.executors import ExternalShutdownException
+from keypoint_perception.nodes.runner import run_node
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
@@ -251,19 +250,8 @@ class SimStreamNode(Node):
 
 
 def main(args=None):
-    """Run the node until shutdown."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = SimStreamNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+    """Run the node until shutdown (see :func:`keypoint_perception.nodes.runner.run_node`)."""
+    return run_node(SimStreamNode, args, 'sim_stream_node')
 
 
 if __name__ == '__main__':

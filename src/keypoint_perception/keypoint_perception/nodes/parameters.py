@@ -1,0 +1,75 @@
+# Copyright 2026 The keypoint_perception authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""ROS parameters declared from :class:`~..core.config.PipelineConfig`'s table.
+
+The core stays free of rclpy: this module turns each
+:class:`~..core.config.ParameterSpec` into a ``ParameterDescriptor``
+(description, range, read-only, allowed values), declares the parameters on
+a node and reads them back as one validated config.
+"""
+
+from typing import Dict, Iterable
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+from ..core.config import parameter_specs, ParameterSpec, PipelineConfig
+
+
+def descriptor(spec: ParameterSpec) -> ParameterDescriptor:
+    """Build the ``ParameterDescriptor`` of one parameter of the table.
+
+    Parameters whose documented values YAML may deliver with another type
+    (doubles given as integers, ``off`` read as false, numbers for text; see
+    :attr:`~..core.config.ParameterSpec.dynamic_typing`) are declared with
+    dynamic typing; their values are checked by
+    :meth:`~..core.config.ParameterSpec.convert` instead of by rclpy's type
+    check.
+    """
+    desc = ParameterDescriptor(description=spec.description, read_only=spec.read_only,
+                               dynamic_typing=spec.dynamic_typing)
+    if spec.choices:
+        desc.additional_constraints = f'one of {", ".join(spec.choices)}'
+    elif spec.aliases or spec.numbers_as_text:
+        desc.additional_constraints = f'{spec.allowed()} (YAML values are converted)'
+    if spec.low is not None and spec.python_type is float:
+        desc.floating_point_range = [FloatingPointRange(
+            from_value=float(spec.low), to_value=float(spec.high), step=0.0)]
+    elif spec.low is not None and spec.python_type is int:
+        desc.integer_range = [IntegerRange(from_value=int(spec.low), to_value=int(spec.high),
+                                           step=1)]
+    return desc
+
+
+def declare_config_parameters(node: Node) -> PipelineConfig:
+    """Declare every parameter of the table on ``node`` and return their values as a config.
+
+    Values come from the node's parameter overrides (command line, YAML
+    file, launch file) or the table's defaults.
+
+    Raises:
+        ValueError: a value that is not allowed (one line naming the
+            parameter and the allowed values).
+        rclpy.exceptions.InvalidParameterTypeException: a statically typed
+            parameter given a value of another type.
+    """
+    values = {spec.name: node.declare_parameter(spec.name, spec.default, descriptor(spec)).value
+              for spec in parameter_specs()}
+    return PipelineConfig.from_mapping(values)
+
+
+def parameter_changes(parameters: Iterable[Parameter]) -> Dict[str, object]:
+    """{name: value} of parameters being set (e.g. in an on-set-parameters callback)."""
+    return {prm.name: prm.value for prm in parameters}
