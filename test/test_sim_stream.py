@@ -137,7 +137,8 @@ def test_two_sources_interleaved_fairly(stream):
         st = ds.stats()[ns]
         assert st['queued'] <= 4 and st['errors'] == 0, st
     # the streamed sample is the offline render of the same (seed, index)
-    from sim_datagen.generator import load_config, SampleGenerator
+    from sim_datagen.config import load_config
+    from sim_datagen.generator import SampleGenerator
     cfg = load_config('checkerboard')
     cfg['image'] = {'width': W, 'height': H}
     gen = SampleGenerator(cfg)

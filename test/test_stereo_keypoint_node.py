@@ -52,7 +52,8 @@ CLEAN = {'square_size': 0.025, 'hands': 0, 'bar': 0, 'n_distractors': 0, 'person
 
 
 def _rendered_pair():
-    from sim_datagen.generator import load_config, SampleGenerator
+    from sim_datagen.config import load_config
+    from sim_datagen.generator import SampleGenerator
     cfg = load_config(os.path.join(ROOT, 'src', 'sim_datagen', 'config', 'checkerboard.yaml'))
     gen = SampleGenerator(cfg)
     try:

@@ -71,7 +71,8 @@ def bench_class(name: str, count: int, seed: int, warmup: int, shard_size: int) 
         ``{'stages': {stage: mean CPU ms per stereo sample}, 'total': ms,
         'count': n}``.
     """
-    from sim_datagen.generator import _Stopwatch, load_config, SampleGenerator
+    from sim_datagen.config import load_config
+    from sim_datagen.generator import SampleGenerator, Stopwatch
     from sim_datagen.writer import encode_sample, ShardWriter
 
     cfg = load_config(name)
@@ -86,7 +87,7 @@ def bench_class(name: str, count: int, seed: int, warmup: int, shard_size: int) 
             writer = None
             for i in range(count):
                 s = gen.generate(i, seed)
-                sw = _Stopwatch()
+                sw = Stopwatch()
                 members = encode_sample(s, jpeg)
                 sw.lap('encode')
                 if writer is None:

@@ -39,13 +39,20 @@ import time
 from typing import Optional
 
 import numpy as np
+from tqdm import tqdm
+
+from .coco import export_coco
+from .config import load_config, resolve_config
+from .generator import SampleGenerator
+from .preview import contact_sheet, variable_histograms
+from .randomization import SceneSampler
+from .writer import encode_sample, shard_path, ShardWriter, write_meta
 
 _WORKER = {}
 
 
 def _init_worker(config_path: str, sampler_state: Optional[dict]):
     # one PyBullet client per process, created lazily here
-    from .generator import SampleGenerator, load_config
     cfg = load_config(config_path)
     if 'gen' in _WORKER:  # in-process re-use (workers=1 called twice)
         _WORKER.pop('gen').world.close()
@@ -57,7 +64,6 @@ def _init_worker(config_path: str, sampler_state: Optional[dict]):
 
 
 def _work(args):
-    from .writer import encode_sample
     index, seed = args
     gen = _WORKER['gen']
     s = gen.generate(index, seed)
@@ -69,17 +75,10 @@ def _work(args):
 
 
 def _complete_shards(out: str, n_shards: int):
-    from .writer import shard_path
     return {k for k in range(n_shards) if os.path.isfile(shard_path(out, k))}
 
 
 def cmd_generate(a) -> int:
-    from tqdm import tqdm
-
-    from .generator import load_config, resolve_config
-    from .randomization import SceneSampler
-    from .writer import ShardWriter, write_meta
-
     cfg = load_config(a.config)
     os.makedirs(a.out, exist_ok=True)
     sampler = SceneSampler.from_config(cfg['variables'])
@@ -183,7 +182,6 @@ def cmd_generate(a) -> int:
 
 
 def cmd_preview(a) -> int:
-    from .preview import contact_sheet, variable_histograms
     n = contact_sheet(a.data, a.out, a.count, a.cols, a.tile_width)
     hist = a.hist or os.path.splitext(a.out)[0] + '_hist.png'
     m = variable_histograms(a.data, hist)
@@ -192,7 +190,6 @@ def cmd_preview(a) -> int:
 
 
 def cmd_export_coco(a) -> int:
-    from .coco import export_coco
     images_dir = a.images_dir or os.path.join(os.path.dirname(os.path.abspath(a.out)), 'images')
     coco = export_coco(a.data, a.out, images_dir, a.views, a.bbox_margin,
                        write_images=not a.no_images)

@@ -36,7 +36,7 @@ CLEAN = {'hands': 0, 'bar': 0, 'n_distractors': 0, 'person': 0, 'blur_sigma': 0.
 
 @pytest.fixture(scope='session')
 def config():
-    from sim_datagen.generator import load_config
+    from sim_datagen.config import load_config
     return load_config(CONFIG)
 
 

@@ -17,7 +17,9 @@ import cv2
 import numpy as np
 import pybullet as p
 import pytest
-from sim_datagen.generator import _T, keypoint_visibility, sample_rng
+from sim_datagen.generator import sample_rng, SampleGenerator
+from sim_datagen.labels import keypoint_visibility
+from sim_datagen.scene.layout import rigid_transform
 from sim_datagen.scene.camera import PinholeCamera, rot_x, rot_y, rot_z, StereoRig
 
 from conftest import CLEAN
@@ -36,7 +38,7 @@ def test_projection_equals_view_projection_matrices():
     for cam in (rig.left, rig.right):
         np.testing.assert_allclose(cam.project(pts), cam.project_gl(pts), atol=1e-6)
     # a camera with an arbitrary pose, too
-    T = _T(rot_z(0.3) @ rot_x(-0.2) @ rot_y(0.4), [0.1, -0.2, 0.3])
+    T = rigid_transform(rot_z(0.3) @ rot_x(-0.2) @ rot_y(0.4), [0.1, -0.2, 0.3])
     cam = PinholeCamera(rig.K, 640, 480, T)
     pw = cam.T_world_cam[:3, :3] @ np.array([0.05, -0.02, 1.0]) + cam.T_world_cam[:3, 3]
     np.testing.assert_allclose(cam.project(pw[None]), cam.project_gl(pw[None]), atol=1e-6)
@@ -77,7 +79,7 @@ def test_rendered_markers_match_projection(world):
     rng = np.random.default_rng(3)
     pts = np.c_[rng.uniform(-0.25, 0.25, 8), rng.uniform(-0.18, 0.18, 8),
                 rng.uniform(0.9, 1.3, 8)]
-    ids = [world.add_primitive(1, _T(np.eye(3), x), 0.012, [1, 0, 0, 1]) for x in pts]
+    ids = [world.add_primitive(1, rigid_transform(np.eye(3), x), 0.012, [1, 0, 0, 1]) for x in pts]
     light = dict(lightDirection=[0, -1, -1], shadow=0)
     for cam in (rig.left, rig.right):
         _, _, seg = world.render(cam, light)
@@ -91,9 +93,9 @@ def test_optical_frame_convention(world):
     """+x right, +y down, +z forward; nothing behind the camera is drawn."""
     rig = _rig(cx=319.5, cy=239.5)
     light = dict(lightDirection=[0, -1, -1], shadow=0)
-    right = world.add_primitive(1, _T(np.eye(3), [0.2, 0, 1.0]), 0.02, [1, 0, 0, 1])
-    down = world.add_primitive(1, _T(np.eye(3), [0, 0.15, 1.0]), 0.02, [0, 1, 0, 1])
-    behind = world.add_primitive(1, _T(np.eye(3), [0, 0, -1.0]), 0.05, [0, 0, 1, 1])
+    right = world.add_primitive(1, rigid_transform(np.eye(3), [0.2, 0, 1.0]), 0.02, [1, 0, 0, 1])
+    down = world.add_primitive(1, rigid_transform(np.eye(3), [0, 0.15, 1.0]), 0.02, [0, 1, 0, 1])
+    behind = world.add_primitive(1, rigid_transform(np.eye(3), [0, 0, -1.0]), 0.05, [0, 0, 1, 1])
     _, depth, seg = world.render(rig.left, light)
     c = _centroids(seg, [right, down])
     assert c[0, 0] > 400 and abs(c[0, 1] - 239.5) < 1
@@ -180,13 +182,14 @@ def test_occluder_marks_keypoint_occluded(world):
     """
     rig = _rig()
     s = 0.03
-    T = _T(rot_x(0.2), [0.0, 0.0, 0.8])
+    T = rigid_transform(rot_x(0.2), [0.0, 0.0, 0.8])
     paper, backing = world.add_board(T, s, 1.0, 0.01, 0.2, world.board_texture(0, 20),
                                      [1, 1, 1, 1], [0.2, 0.2, 0.2, 1])
     kp = np.array([[-4, -2.5, 0], [4, -2.5, 0], [4, 2.5, 0], [-4, 2.5, 0]]) * s
     kpw = kp @ T[:3, :3].T + T[:3, 3]
     # occluder 5 cm in front of keypoint 0 (towards the cameras): covers it in both views
-    world.add_box(_T(np.eye(3), kpw[0] - [0, 0, 0.05]), [0.02, 0.02, 0.01], [0.9, 0.7, 0.6, 1])
+    world.add_box(rigid_transform(np.eye(3), kpw[0] - [0, 0, 0.05]), [0.02, 0.02, 0.01],
+                  [0.9, 0.7, 0.6, 1])
     light = dict(lightDirection=[0, -1, -1], shadow=0)
     for cam in (rig.left, rig.right):
         _, _, seg = world.render(cam, light)
@@ -202,7 +205,6 @@ def test_occluder_marks_keypoint_occluded(world):
 
 def test_generated_occlusion_labels_agree_with_segmentation(config):
     """In randomized samples, visibility equals what the segmentation shows."""
-    from sim_datagen.generator import SampleGenerator
     cfg = dict(config, outputs={'segmentation': True})
     g = SampleGenerator(cfg, world=None)
     try:
@@ -224,7 +226,6 @@ def test_generated_occlusion_labels_agree_with_segmentation(config):
 
 
 def test_determinism_by_seed(generator, config):
-    from sim_datagen.generator import SampleGenerator
     a = generator.generate(11, 42)
     generator.generate(3, 1)  # unrelated work in between must not matter
     other = SampleGenerator(config)
@@ -300,7 +301,6 @@ def test_pybullet_client_is_direct(generator):
 
 def test_depth_output_matches_keypoint_depth(config):
     """The optional uint16 mm depth map agrees with the 3D labels at visible keypoints."""
-    from sim_datagen.generator import SampleGenerator
     g = SampleGenerator(dict(config, outputs={'depth': True, 'segmentation': True}))
     try:
         checked = 0

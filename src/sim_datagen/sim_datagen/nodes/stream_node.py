@@ -46,7 +46,8 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from sensor_msgs.msg import CameraInfo, Image
 
 from .. import ros_messages as rm
-from ..generator import load_config, SampleGenerator
+from ..config import load_config
+from ..generator import SampleGenerator
 
 WARN_THROTTLE_S = 5.0
 

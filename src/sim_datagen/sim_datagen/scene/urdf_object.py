@@ -48,6 +48,7 @@ import numpy as np
 import pybullet as p
 
 from . import procedural
+from ..config import ConfigError
 
 Number = Union[int, float]
 
@@ -109,10 +110,6 @@ class UrdfSource:
     def cacheable(self) -> bool:
         """Return whether the body may stay loaded between samples (fixed file and scale)."""
         return self.kind == 'file' and not isinstance(self.scale, str)
-
-
-class ConfigError(ValueError):
-    """A config or object-class YAML field is invalid (message names file and field)."""
 
 
 def _num_or_var(val, where: str, variables: Mapping) -> Union[str, float]:

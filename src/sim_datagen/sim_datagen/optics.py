@@ -1,0 +1,212 @@
+# Copyright 2026 The keypoint_perception authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""The cameras of one sample and the lens distortion of its images and labels.
+
+A sample's stereo rig is rectified (identical ``K``, right camera at
+``+baseline`` along the left optical frame's x axis).  With radial lens
+distortion (plumb_bob k1, k2) the scene is rendered by a pinhole rig of
+intrinsics ``K_render`` (a wider field of view) and each view is then
+resampled into the distorted camera ``(K, D)``; labels are the distorted
+projections of the 3D keypoints.
+
+Frames: the world frame is the left camera's optical frame (+x right, +y
+down, +z forward, metres).  Pixels follow OpenCV (pixel centres at integer
+coordinates).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Optional
+
+import cv2
+import numpy as np
+
+from .scene.camera import StereoRig
+from .variables import RigVariables
+
+
+def distort_points(uv: np.ndarray, K: np.ndarray, D) -> np.ndarray:
+    """Apply plumb_bob radial distortion (k1, k2) to (N, 2) pinhole pixels."""
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    x, y = (uv[:, 0] - cx) / fx, (uv[:, 1] - cy) / fy
+    r2 = x * x + y * y
+    f = 1 + D[0] * r2 + D[1] * r2 * r2
+    return np.c_[x * f * fx + cx, y * f * fy + cy]
+
+
+def undistort_normalized(uv: np.ndarray, K: np.ndarray, D) -> np.ndarray:
+    """Invert radial plumb_bob (k1, k2) distortion.
+
+    Maps (N, 2) distorted pixels to (N, 2) undistorted normalized
+    coordinates by Newton iteration on the radius (the radial polynomial is
+    monotonic for the coefficients this package samples).
+    """
+    k1, k2 = float(D[0]), float(D[1])
+    xd = (uv[:, 0] - K[0, 2]) / K[0, 0]
+    yd = (uv[:, 1] - K[1, 2]) / K[1, 1]
+    rd = np.hypot(xd, yd)
+    ru = rd.copy()
+    for _ in range(50):
+        r2 = ru * ru
+        f = ru * (1 + r2 * (k1 + k2 * r2)) - rd
+        df = 1 + r2 * (3 * k1 + 5 * k2 * r2)
+        ru = np.maximum(ru - f / np.maximum(df, 1e-6), 0.0)
+        if np.abs(f).max() < 1e-13:
+            break
+    scale = np.where(rd > 1e-12, ru / np.maximum(rd, 1e-12), 1.0)
+    return np.c_[xd * scale, yd * scale]
+
+
+def render_intrinsics(K: np.ndarray, D, w: int, h: int) -> np.ndarray:
+    """Pinhole intrinsics for rendering an image that is then distorted with ``D``.
+
+    Barrel distortion (k1 < 0) makes the distorted image see a wider field of
+    view than the pinhole ``K``; the render uses ``K_r`` = ``K`` with the focal
+    lengths scaled down so that every distorted pixel maps inside the render.
+    """
+    pts = np.array([[0, 0], [w - 1, 0], [0, h - 1], [w - 1, h - 1], [(w - 1) / 2, 0],
+                    [(w - 1) / 2, h - 1], [0, (h - 1) / 2], [w - 1, (h - 1) / 2]], np.float64)
+    xu = undistort_normalized(pts, K, D)
+    scale = 1.0
+    for i, (f, c, size) in enumerate(((K[0, 0], K[0, 2], w), (K[1, 1], K[1, 2], h))):
+        for x in xu[:, i]:
+            if x > 1e-9:
+                scale = min(scale, (size - 1 - c) / (f * x))
+            elif x < -1e-9:
+                scale = min(scale, -c / (f * x))
+    K_render = K.copy()
+    K_render[0, 0] *= 0.995 * scale
+    K_render[1, 1] *= 0.995 * scale
+    return K_render
+
+
+def distortion_maps(K: np.ndarray, D, w: int, h: int, K_src: Optional[np.ndarray] = None,
+                    step: int = 4):
+    """``cv2.remap`` maps that turn a pinhole render into the distorted image.
+
+    For each distorted output pixel (camera ``K``, plumb_bob ``D`` = k1, k2)
+    the source pixel of the pinhole render with intrinsics ``K_src``
+    (default ``K``) is found with :func:`undistort_normalized` on a coarse grid
+    (every ``step`` px) and interpolated bilinearly (the mapping is smooth).
+
+    Returns:
+        (map_x, map_y), each (h, w) float32.
+    """
+    K_src = K if K_src is None else K_src
+    # grid nodes i = -1 .. n sit at pixel (i + 0.5) * step - 0.5, which is exactly
+    # where cv2.resize(fx=step) puts them, so the upsampled map needs no shift
+    gx = (np.arange(-1, w // step + 2) + 0.5) * step - 0.5
+    gy = (np.arange(-1, h // step + 2) + 0.5) * step - 0.5
+    xx, yy = np.meshgrid(gx, gy)
+    xu = undistort_normalized(np.stack([xx.ravel(), yy.ravel()], 1), K, D)
+    und = (xu * [K_src[0, 0], K_src[1, 1]] + [K_src[0, 2], K_src[1, 2]])
+    und = und.reshape(len(gy), len(gx), 2).astype(np.float32)
+    big = cv2.resize(und, None, fx=step, fy=step, interpolation=cv2.INTER_LINEAR)
+    big = big[step:step + h, step:step + w]
+    mx, my = np.ascontiguousarray(big[:, :, 0]), np.ascontiguousarray(big[:, :, 1])
+    return mx, my
+
+
+@dataclass(frozen=True)
+class SampleCameras:
+    """The cameras of one sample.
+
+    Attributes:
+        K: (3, 3) float64 intrinsics of the output images (raw, distorted), px.
+        distortion: plumb_bob ``[k1, k2]`` of the output images, or None.
+        K_render: (3, 3) float64 intrinsics of the pinhole renders (``K``
+            itself without distortion).
+        rig: the output stereo rig (``K``).
+        render_rig: the rendered pinhole rig (``K_render``, same baseline).
+    """
+
+    K: np.ndarray
+    distortion: Optional[List[float]]
+    K_render: np.ndarray
+    rig: StereoRig
+    render_rig: StereoRig
+
+
+def sample_cameras(rig_variables: RigVariables, width: int, height: int, near: float,
+                   far: float, rng: np.random.Generator) -> SampleCameras:
+    """Build a sample's stereo rig from its rig variables.
+
+    The principal point is ``((W - 1) / 2 + cx_offset, (H - 1) / 2 +
+    cy_offset)``, ``fy = fx * aspect``.  With ``distortion`` 1, ``k2`` is
+    drawn from ``rng`` (uniform in [-0.05, 0.12], at least ``0.45 k1^2 +
+    0.01`` so that the distorted radius grows monotonically with the
+    undistorted one).
+
+    Args:
+        rig_variables: the sample's rig variables.
+        width: image width, px.
+        height: image height, px.
+        near: near clip plane of the renders, m.
+        far: far clip plane of the renders, m.
+        rng: the sample's generator (one draw with distortion, none without).
+    """
+    fx = rig_variables.fx
+    K = np.array([[fx, 0, (width - 1) / 2 + rig_variables.cx_offset],
+                  [0, fx * rig_variables.aspect, (height - 1) / 2 + rig_variables.cy_offset],
+                  [0, 0, 1]])
+    rig = StereoRig(K, width, height, rig_variables.baseline, near, far)
+    distortion = None
+    if rig_variables.distortion == 1:  # plumb_bob k1, k2; k2 keeps r_d(r_u) monotonic
+        k1 = rig_variables.k1
+        distortion = [k1, max(rng.uniform(-0.05, 0.12), 0.45 * k1 * k1 + 0.01)]
+    if distortion is None:
+        return SampleCameras(K, None, K, rig, rig)
+    # pinhole rig that is rendered (wider field of view when D distorts)
+    K_render = render_intrinsics(K, distortion, width, height)
+    render_rig = StereoRig(K_render, width, height, rig_variables.baseline, near, far)
+    return SampleCameras(K, distortion, K_render, rig, render_rig)
+
+
+class LensRemap:
+    """Resamples pinhole renders into the distorted output camera (maps cached).
+
+    Args:
+        width: image width, px.
+        height: image height, px.
+    """
+
+    def __init__(self, width: int, height: int):
+        self.width, self.height = int(width), int(height)
+        self._maps_key = None
+        self._maps = None
+
+    def apply(self, image: np.ndarray, cameras: SampleCameras,
+              interpolation: int = cv2.INTER_NEAREST) -> np.ndarray:
+        """Return ``image`` (a pinhole render, ``K_render``) seen by the camera ``(K, D)``.
+
+        Args:
+            image: (H, W) or (H, W, C) image of the pinhole render.
+            cameras: the sample's cameras; without distortion ``image``
+                itself is returned.
+            interpolation: ``cv2.remap`` interpolation (nearest for labels,
+                depth and segmentation; linear for colour).
+
+        Returns:
+            A new image of the same shape and dtype (borders replicated).
+        """
+        if cameras.distortion is None:
+            return image
+        K, K_render, D = cameras.K, cameras.K_render, cameras.distortion
+        key = (tuple(K.ravel()), tuple(K_render.ravel()), tuple(D))
+        if self._maps_key != key:
+            self._maps = distortion_maps(K, D, self.width, self.height, K_render)
+            self._maps_key = key
+        return cv2.remap(image, self._maps[0], self._maps[1], interpolation,
+                         borderMode=cv2.BORDER_REPLICATE)
