@@ -77,7 +77,7 @@ FASTDDS_PROFILE = os.path.join('config', 'dds', 'fastdds_profile.xml')
 
 
 def node_argument_description(spec) -> str:
-    """Description of a node-parameter launch argument: the node's text, default, values."""
+    """Describe a node-parameter launch argument: the node's text, default and values."""
     return (f'{spec.description} Node default: {spec.default!r}; {spec.allowed()}. '
             'Empty (the default) = not set here: the value of params_file is used.')
 

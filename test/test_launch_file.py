@@ -118,7 +118,7 @@ class _FakeLaunch:
 
 
 def _typed(parameter_value, context):
-    """The value launch_ros writes for a ParameterValue (its coerce_to_type rules)."""
+    """Return the value launch_ros writes for a ParameterValue (its coerce_to_type rules)."""
     text = parameter_value.value.perform(context)
     value_type = parameter_value.value_type
     if value_type is str:
@@ -175,7 +175,7 @@ def _nodes(actions, fake):
 
 
 def _node_parameters(context, node):
-    """The node's parameter files and the typed command-line values, in order."""
+    """Return the node's parameter files and its typed command-line values, in order."""
     files, values = [], {}
     for entry in node['parameters']:
         if isinstance(entry, dict):
