@@ -48,7 +48,7 @@ def test_generate_and_preview_cli(tmp_path):
 
 
 def test_no_ros_imports():
-    code = ('import sys; import sim_datagen.cli, sim_datagen.generator, sim_datagen.dataset_io, '
+    code = ('import sys; import sim_datagen.cli, sim_datagen.generator, sim_datagen.coco, '
             'sim_datagen.writer, sim_datagen.preview; '
             'print(any(m == "rclpy" or m.startswith("rclpy.") for m in sys.modules))')
     r = subprocess.run([sys.executable, '-c', code], env=_env(), capture_output=True,

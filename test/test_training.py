@@ -85,7 +85,7 @@ def test_train_then_resume_from_last_checkpoint(dataset, tmp_path):
 def test_train_from_a_view_pack_with_batch_workers(dataset, tmp_path):
     from keypoint_perception.training.data import load_shard_views
     from keypoint_perception.training.view_pack import load_view_pack
-    from sim_datagen.dataset_io import list_shards
+    from keypoint_perception.core.dataset import list_shards
 
     pack = tmp_path / 'packs' / 'ds.npz'
     r = _run(['keypoint_perception.training.view_pack', '--data', str(dataset),
@@ -107,7 +107,7 @@ def test_train_from_a_view_pack_with_batch_workers(dataset, tmp_path):
 
 
 def test_feedback_folds_the_hardest_samples_bins_into_the_sampler(dataset, tmp_path):
-    from sim_datagen.dataset_io import iter_samples, read_meta
+    from keypoint_perception.core.dataset import iter_samples, read_meta
 
     out = tmp_path / 'fb'
     r = _run(['keypoint_perception.training.feedback', '--data', str(dataset), '--all-shards',

@@ -34,32 +34,30 @@ import subprocess
 import sys
 import time
 
+from ament_index_python.packages import get_package_prefix, PackageNotFoundError
 import cv2
+from cv_bridge import CvBridge
+from keypoint_msgs.msg import Keypoints3D, StereoKeypoints2D
 import numpy as np
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import Image
 
-
-def repo_root() -> str:
-    """Workspace root: $KEYPOINTS_ROOT, else the first parent of cwd with ``src/``."""
-    env = os.environ.get('KEYPOINTS_ROOT')
-    if env:
-        return env
-    d = os.getcwd()
-    while d != os.path.dirname(d):
-        if os.path.isdir(os.path.join(d, 'src', 'keypoint_perception')):
-            return d
-        d = os.path.dirname(d)
-    return os.getcwd()
+from .cli import repo_root
+from .core.objects import load_object_class
+from .nodes.stereo_replay_node import pair_files, StereoReplayNode
 
 
 def node_command(name: str):
     """Command line of an installed node executable (ament index), else ``python -m``."""
     try:
-        from ament_index_python.packages import get_package_prefix
         exe = os.path.join(get_package_prefix('keypoint_perception'), 'lib',
                            'keypoint_perception', name)
         if os.access(exe, os.X_OK):
             return [exe]
-    except Exception:
+    except (PackageNotFoundError, ValueError):  # not installed: run from the source tree
         pass
     return [sys.executable, '-m', f'keypoint_perception.nodes.{name}']
 
@@ -114,15 +112,6 @@ def summary_line(i, n, name, obj, latency_ms):
 def run(args) -> int:
     """Run the demo; returns a process exit code."""
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-    import rclpy
-    from rclpy.node import Node
-    from rclpy.parameter import Parameter
-    from keypoint_msgs.msg import Keypoints3D, StereoKeypoints2D
-    from cv_bridge import CvBridge
-    from sensor_msgs.msg import Image
-    from .core.objects import load_object_class
-    from .nodes.stereo_replay_node import pair_files, StereoReplayNode
-
     for path in (args.left_info, args.right_info):
         if not os.path.isfile(path):
             print(f'error: camera_info YAML not found: {path}', file=sys.stderr)
@@ -168,7 +157,7 @@ def run(args) -> int:
     rec.create_subscription(StereoKeypoints2D, 'keypoints_2d', on_msg('2d'), 10)
     if not args.no_annotate:
         rec.create_subscription(Image, 'debug/image', on_msg('debug'), 10)
-    executor = rclpy.executors.SingleThreadedExecutor()
+    executor = SingleThreadedExecutor()
     executor.add_node(replay)
     executor.add_node(rec)
     needed = {'3d', '2d'} | (set() if args.no_annotate else {'debug'})

@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 
 from keypoint_perception.core.model import make_config
-from keypoint_perception.training.data import ShardCache, ViewSet
+from keypoint_perception.training.data import ViewSet
 from keypoint_perception.training.train import BatchPrefetcher, resolve_device
+from keypoint_perception.training.shard_cache import ShardCache
 from keypoint_perception.training.view_pack import load_view_pack, save_view_pack
 
 

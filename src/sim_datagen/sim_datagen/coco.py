@@ -44,9 +44,8 @@ import os
 from typing import List, Optional, Sequence, Tuple
 
 import cv2
+from keypoint_perception.core.dataset import iter_raw, list_shards, read_meta
 import numpy as np
-
-from .dataset_io import iter_raw, list_shards, read_meta
 
 #: segmentation value of the labelled object (sim_datagen.generator.SEG_BOARD)
 SEG_OBJECT = 1

@@ -18,9 +18,8 @@ from __future__ import annotations
 import itertools
 
 import cv2
+from keypoint_perception.core.dataset import iter_samples, read_meta
 import numpy as np
-
-from .dataset_io import iter_samples, read_meta
 
 GREEN, ORANGE, RED = (0, 200, 0), (255, 140, 0), (255, 0, 0)  # RGB
 

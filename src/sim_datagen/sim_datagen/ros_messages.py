@@ -17,7 +17,7 @@ Used by the streaming node (:mod:`sim_datagen.nodes.stream_node`, labels
 dict -> messages) and the trainer-side
 :class:`~sim_datagen.stream_dataset.StreamDataset` (messages -> the labels
 dict of the on-disk format, see :mod:`sim_datagen.writer`).  Imports rclpy
-message packages; the offline tools (cli, generator, writer, dataset_io)
+message packages; the offline tools (cli, generator, writer, coco)
 never import this module.
 """
 

@@ -17,10 +17,10 @@ import json
 import os
 import tarfile
 
+from keypoint_perception.core.dataset import iter_samples, list_shards, read_meta
 import numpy as np
 import pytest
 from sim_datagen import cli
-from sim_datagen.dataset_io import iter_samples, list_shards, read_meta
 from sim_datagen.writer import ShardWriter
 
 from conftest import CONFIG

@@ -11,11 +11,18 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Reading datasets written by :mod:`sim_datagen.writer` (no ROS, no PyBullet).
+"""The on-disk dataset format: reading sharded stereo datasets (no ROS, no PyBullet).
+
+A dataset folder holds ``meta.json`` and ``shard-NNNNNN.tar`` files written by
+:mod:`sim_datagen.writer`; each sample of a shard is a group of tar members
+sharing a key: ``<key>.json`` (labels), ``<key>.left.jpg``/``<key>.right.jpg``
+and optionally ``<key>.depth.png``/``<key>.seg.png``.  The format is part of
+the core so that the simulator (which writes it) and training (which reads
+it) both depend on the core and not on each other.
 
 Example::
 
-    from sim_datagen.dataset_io import iter_samples
+    from keypoint_perception.core.dataset import iter_samples
     for s in iter_samples('/data/checkerboard_sim'):
         s['left']            # (H, W, 3) uint8 RGB
         s['kp2d_left']       # (J, 2) float32 px, OpenCV convention

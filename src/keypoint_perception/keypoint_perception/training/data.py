@@ -21,11 +21,13 @@ batch.
 """
 
 from dataclasses import dataclass
-from typing import Dict, Sequence, Tuple
+import os
+from typing import Sequence, Tuple
 
 import cv2
 import numpy as np
 
+from ..core.dataset import iter_shard
 from ..core.heatmaps import gaussian_targets, image_to_heatmap
 from .distractors import paste_distractors
 
@@ -61,6 +63,20 @@ class ViewSet:
                          ('images', 'uv', 'visibility', 'scale', 'diagonal')))
 
 
+def is_validation_shard(path: str, every: int = 10) -> bool:
+    """Tell whether a shard is held out for validation (model selection).
+
+    Every ``every``-th shard by the index in its name (``shard-000009.tar``,
+    ``shard-000019.tar``, ... for ``every`` = 10) is a validation shard; a
+    name without an index is a training shard.
+    """
+    stem = os.path.basename(path).split('.')[0]
+    try:
+        return int(stem.split('-')[-1]) % every == every - 1
+    except ValueError:
+        return False
+
+
 def load_shard_views(shard_path: str, input_size: Tuple[int, int]) -> ViewSet:
     """Decode one shard into a :class:`ViewSet` (left and right views).
 
@@ -68,7 +84,6 @@ def load_shard_views(shard_path: str, input_size: Tuple[int, int]) -> ViewSet:
         shard_path: path of a ``shard-*.tar`` written by ``sim_datagen``.
         input_size: (width, height) of the network input.
     """
-    from sim_datagen.dataset_io import iter_shard
     w_in, h_in = input_size
     images, uvs, vis, scales, diags = [], [], [], [], []
     for sample in iter_shard(shard_path):
@@ -82,63 +97,6 @@ def load_shard_views(shard_path: str, input_size: Tuple[int, int]) -> ViewSet:
             diags.append(np.hypot(w0, h0))
     return ViewSet(np.stack(images), np.asarray(uvs, np.float32), np.asarray(vis, np.uint8),
                    np.asarray(scales, np.float32), np.asarray(diags, np.float32))
-
-
-class ShardCache:
-    """Loads shards once; :meth:`refresh` picks up shards written since.
-
-    An entry of ``dataset_dirs`` that ends in ``.npz`` is a view pack
-    (:mod:`.view_pack`), read once, whose views keep their own
-    training/validation split.
-    """
-
-    def __init__(self, dataset_dirs: Sequence[str], input_size: Tuple[int, int],
-                 is_validation):
-        """``is_validation(shard_path) -> bool`` splits train and validation."""
-        self.dataset_dirs = list(dataset_dirs)
-        self.input_size = input_size
-        self.is_validation = is_validation
-        self.loaded: Dict[str, ViewSet] = {}
-        self.packs: Dict[str, Tuple[ViewSet, ViewSet]] = {}
-
-    def refresh(self) -> int:
-        """Load new complete shards and packs; returns how many were added.
-
-        Raises:
-            ValueError: if a pack's views are not of ``input_size``.
-        """
-        from .view_pack import load_view_pack
-        is_pack = [d.endswith('.npz') for d in self.dataset_dirs]
-        new_packs = [d for d, pack in zip(self.dataset_dirs, is_pack)
-                     if pack and d not in self.packs]
-        for d in new_packs:
-            train, val = load_view_pack(d)
-            shape = (train.images if len(train) else val.images).shape[1:3]
-            if shape != (self.input_size[1], self.input_size[0]):
-                raise ValueError(f'{d} holds {shape[1]}x{shape[0]} views, the model takes '
-                                 f'{self.input_size[0]}x{self.input_size[1]}')
-            self.packs[d] = (train, val)
-        from sim_datagen.dataset_io import list_shards
-        new = [p for d, pack in zip(self.dataset_dirs, is_pack) if not pack
-               for p in list_shards(d) if p not in self.loaded]
-        for p in new:
-            self.loaded[p] = load_shard_views(p, self.input_size)
-        return len(new) + len(new_packs)
-
-    def split(self) -> Tuple[ViewSet, ViewSet]:
-        """(train, validation) view sets over all loaded shards."""
-        items = sorted(self.loaded.items())
-        train = [v for p, v in items if not self.is_validation(p)]
-        val = [v for p, v in items if self.is_validation(p)]
-        for t, v in self.packs.values():
-            train += [t] if len(t) else []
-            val += [v] if len(v) else []
-        if not val and len(train) > 1:  # small datasets: hold out the last shard
-            val = [train.pop()]
-        if not train or not val:
-            raise RuntimeError(f'need training and validation shards, have {len(train)} and '
-                               f'{len(val)} in {self.dataset_dirs}')
-        return ViewSet.concatenate(train), ViewSet.concatenate(val)
 
 
 def random_affine(rng: np.random.Generator, size: Tuple[int, int], max_rotation_deg=20.0,

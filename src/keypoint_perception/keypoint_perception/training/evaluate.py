@@ -40,23 +40,29 @@ import os
 from typing import Dict, List
 
 import cv2
+from matplotlib.figure import Figure
 import numpy as np
+import torch
 
+from ..cli import repo_root
 from ..core.camera import CameraModel
 from ..core.config import (COMPLETION_SEARCHES, DEFAULT_COMPLETION_SEARCH, DEFAULT_ROI_SCALE,
                            PipelineConfig, ROI_REFINEMENTS, TEST_TIME_AUGMENTATIONS)
+from ..core.dataset import iter_shard, list_shards
 from ..core.inference import KeypointDetector, StereoKeypointPipeline
 from ..core.symmetry import match_stereo_symmetry
 from ..core.triangulation import triangulate_stereo
 from ..core.visualization import draw_stereo
+from .data import is_validation_shard
+from .ground_truth import load_opencv_stereo_ground_truth
 from .metrics import summarize_errors, symmetric_errors
+from .shard_cache import ShardCache
+from .train import evaluate
 
 
 def _histogram(errors_pct: np.ndarray, path: str, title: str, targets=(1.0,)) -> None:
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 3.4))
+    fig = Figure(figsize=(6, 3.4))
+    ax = fig.subplots()
     e = errors_pct[np.isfinite(errors_pct)]
     ax.hist(e, bins=30, color='tab:blue', alpha=0.85)
     for t in targets:
@@ -65,7 +71,6 @@ def _histogram(errors_pct: np.ndarray, path: str, title: str, targets=(1.0,)) ->
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def _contact_sheet(images: List[np.ndarray], path: str, cols: int = 2,
@@ -94,7 +99,6 @@ def evaluate_real(model: str, data_dir: str, left_info: str, right_info: str, ou
     ``test_time_augmentation`` the detector's
     (:class:`~..core.inference.KeypointDetector`).
     """
-    from .ground_truth import load_opencv_stereo_ground_truth
     gt = load_opencv_stereo_ground_truth(data_dir)
     detector = KeypointDetector(model, test_time_augmentation=test_time_augmentation)
     oc = detector.object_class
@@ -211,9 +215,6 @@ def evaluate_synthetic(model: str, data_dir: str, out: str, max_samples: int = 0
     folder that no model saw, for choosing pipeline options without touching
     the test set.
     """
-    from sim_datagen.dataset_io import iter_shard, list_shards
-    from .train import is_validation_shard
-
     def iter_samples(folder):
         for path in list_shards(folder):
             if not validation_shards or is_validation_shard(path):
@@ -315,9 +316,6 @@ def evaluate_validation(model: str, data_dirs: List[str], out: str,
     (:func:`~.train.evaluate`), through the detector's test-time
     augmentation.
     """
-    import torch
-    from .data import ShardCache
-    from .train import evaluate, is_validation_shard
     detector = KeypointDetector(model, test_time_augmentation=test_time_augmentation)
     cfg = detector.config
     cache = ShardCache(data_dirs, (cfg.input_width, cfg.input_height), is_validation_shard)
@@ -336,7 +334,6 @@ def evaluate_validation(model: str, data_dirs: List[str], out: str,
 
 def main(argv=None):
     """Console entry point ``keypoints-eval``."""
-    from ..demo import repo_root
     root = repo_root()
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -40,9 +40,14 @@ import json
 import os
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
+from matplotlib.figure import Figure
 import numpy as np
+from sim_datagen.randomization import SceneSampler
+from tqdm import tqdm
 
+from ..core.dataset import iter_shard, list_shards, read_meta
 from ..core.inference import KeypointDetector
+from .data import is_validation_shard
 from .metrics import symmetric_errors
 
 
@@ -133,14 +138,12 @@ def variable_spread(table: Mapping[str, Tuple[np.ndarray, np.ndarray]],
 
 def plot_bin_errors(table, spread, sampler_state: Mapping, path: str, top: int = 12) -> None:
     """Bar charts of the mean error per bin for the ``top`` variables by spread."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
     names = [n for n, _ in spread[:top]]
     ratio = dict(spread)
     cols = 4
     rows = max(1, int(np.ceil(len(names) / cols)))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False)
+    fig = Figure(figsize=(3.2 * cols, 2.4 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.ravel()[len(names):]:
         ax.axis('off')
     for ax, name in zip(axes.ravel(), names):
@@ -160,7 +163,6 @@ def plot_bin_errors(table, spread, sampler_state: Mapping, path: str, top: int =
     fig.suptitle('Mean 2D error per scene-variable bin (white: samples)', fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def score_dataset(model: str, data_dir: str, validation_only: bool = True,
@@ -170,9 +172,6 @@ def score_dataset(model: str, data_dir: str, validation_only: bool = True,
     Returns:
         (bins: list of ``{variable: bin}`` per sample, scores (N,) float64).
     """
-    from sim_datagen.dataset_io import iter_shard, list_shards
-    from .train import is_validation_shard
-    from tqdm import tqdm
     detector = KeypointDetector(model)
     sym = detector.object_class.symmetries
     shards = [p for p in list_shards(data_dir) if is_validation_shard(p) or not validation_only]
@@ -201,8 +200,6 @@ def score_dataset(model: str, data_dir: str, validation_only: bool = True,
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Console entry point ``keypoints-feedback``."""
-    from sim_datagen.dataset_io import read_meta
-    from sim_datagen.randomization import SceneSampler
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--model', default='checkerboard_lite', help='shipped name or checkpoint')

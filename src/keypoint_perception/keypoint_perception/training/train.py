@@ -28,6 +28,7 @@ import os
 import time
 from typing import Dict
 
+from matplotlib.figure import Figure
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -37,9 +38,10 @@ from ..core.heatmaps import decode_keypoints
 from ..core.model import (BeliefMapNet, make_config, normalize_images,
                           symmetric_belief_loss)
 from ..core.objects import load_object_class
-from .data import augment_view, ShardCache, symmetric_targets, ViewSet
+from .data import augment_view, is_validation_shard, symmetric_targets, ViewSet
 from .hard_examples import LossPrioritizedSampler
 from .metrics import summarize_errors, symmetric_errors
+from .shard_cache import ShardCache
 
 
 def refreshed_object_class(oc, name_or_path: str):
@@ -55,15 +57,6 @@ def refreshed_object_class(oc, name_or_path: str):
     except (FileNotFoundError, ValueError):
         return oc
     return new if new.keypoint_names == oc.keypoint_names else oc
-
-
-def is_validation_shard(path: str, every: int = 10) -> bool:
-    """Every ``every``-th shard (by index in its name) is held out for validation."""
-    stem = os.path.basename(path).split('.')[0]
-    try:
-        return int(stem.split('-')[-1]) % every == every - 1
-    except ValueError:
-        return False
 
 
 def make_batch_arrays(views: ViewSet, idx: np.ndarray, symmetries, config, sigma: float,
@@ -208,16 +201,14 @@ def evaluate(model: BeliefMapNet, views: ViewSet, symmetries, batch_size: int = 
 
 
 def plot_curves(csv_path: str, png_path: str) -> None:
-    """Loss and validation error against step (matplotlib, Agg backend)."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    """Loss and validation error against step (matplotlib, no GUI backend)."""
     with open(csv_path) as f:
         rows = list(csv.DictReader(f))
     if not rows:
         return
     step = [int(r['step']) for r in rows]
-    fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig = Figure(figsize=(10, 3.6))
+    ax = fig.subplots(1, 2)
     ax[0].plot(step, [float(r['train_loss']) for r in rows])
     ax[0].set(xlabel='step', ylabel='belief loss (train)', yscale='log', title='Training loss')
     ax[1].plot(step, [float(r['val_mean_pct_diag']) for r in rows], label='mean error')
@@ -227,7 +218,6 @@ def plot_curves(csv_path: str, png_path: str) -> None:
     ax[1].legend()
     fig.tight_layout()
     fig.savefig(png_path, dpi=110)
-    plt.close(fig)
 
 
 def train(args) -> str:

@@ -36,7 +36,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from .data import load_shard_views, ViewSet
+from ..core.checkpoint import load_checkpoint, resolve_model_path
+from ..core.dataset import list_shards
+from .data import is_validation_shard, load_shard_views, ViewSet
 
 PACK_FORMAT = 'keypoint_perception/view-pack-v1'
 
@@ -154,7 +156,6 @@ def pack_datasets(dataset_dirs: Sequence[str], input_size: Tuple[int, int], is_v
     Raises:
         FileNotFoundError: if the folders hold no shard.
     """
-    from sim_datagen.dataset_io import list_shards
     sets: List[ViewSet] = []
     flags = []
     shards = []
@@ -174,8 +175,6 @@ def pack_datasets(dataset_dirs: Sequence[str], input_size: Tuple[int, int], is_v
 
 def main(argv=None):
     """Command-line entry point ``keypoints-pack``."""
-    from ..core.checkpoint import load_checkpoint, resolve_model_path
-    from .train import is_validation_shard
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--data', nargs='+', required=True,
