@@ -13,6 +13,7 @@
 # limitations under the License.
 """URDF object classes (mug, drawer, robots): labels against independent oracles."""
 
+import dataclasses
 import json
 import os
 
@@ -20,8 +21,13 @@ import cv2
 import numpy as np
 import pybullet as p
 import pytest
-from sim_datagen.generator import _T, load_config, SampleGenerator
-from sim_datagen.scene.urdf_object import ConfigError, pose_matrix
+from sim_datagen import rendering
+from sim_datagen.config import ConfigError, load_config
+from sim_datagen.generator import SampleGenerator
+from sim_datagen.scene import urdf_scene
+from sim_datagen.scene.layout import rigid_transform
+from sim_datagen.scene.support_plane import add_support_plane
+from sim_datagen.scene.urdf_object import pose_matrix
 
 from conftest import PKG
 
@@ -109,6 +115,7 @@ def test_robot_keypoints_are_pybullet_joint_origins(name):
                 physicsClientId=inst.cid)[4] for _, link, _ in gen.anchors])
             got['q'] = {n: (p.getJointState(inst.body, j[0], physicsClientId=inst.cid)[0],
                             j[2], j[3]) for n, j in inst.joints.items()}
+            return sc
 
         for index in range(2):
             s = gen.generate(index, 5, overrides={'distortion': 0}, scene_hook=hook)
@@ -136,9 +143,9 @@ def test_occluder_in_front_of_a_keypoint_marks_it_occluded(gen):
     j = int(np.nonzero(vis == 2)[0][0])
     size = 0.04 * np.linalg.norm(X[j])
 
-    def hook(sc):
-        sc.occ_ids.append(gen.world.add_box(_T(np.eye(3), 0.6 * X[j]), [size] * 3,
-                                            [1, 0, 0, 1]))
+    def hook(scene):
+        box = gen.world.add_box(rigid_transform(np.eye(3), 0.6 * X[j]), [size] * 3, [1, 0, 0, 1])
+        return dataclasses.replace(scene, occluder_ids=scene.occluder_ids + (box,))
 
     occ = gen.generate(2, 3, overrides=ov, scene_hook=hook)
     np.testing.assert_allclose(occ['labels']['keypoints_3d'], X, atol=1e-12)
@@ -261,6 +268,12 @@ def test_cli_dataset_coco_and_ros_messages(tmp_path):
                                atol=1e-6)
 
 
+def _use_support_plane(monkeypatch, add_plane):
+    """Make the generator add support planes (as bodies) with ``add_plane`` instead."""
+    monkeypatch.setattr(rendering, 'add_support_plane', add_plane)
+    monkeypatch.setattr(urdf_scene, 'add_support_plane', add_plane)
+
+
 def test_clipped_support_plane_matches_the_full_plane(monkeypatch):
     """The frustum-clipped support polygon renders what the 6 L wide plate rendered.
 
@@ -274,23 +287,23 @@ def test_clipped_support_plane_matches_the_full_plane(monkeypatch):
     cfg['outputs'] = dict(cfg['outputs'], depth=True, segmentation=True)
     g = SampleGenerator(cfg)
     g.raycast_shadow = False  # the plane with shadows rendered by TinyRenderer
-    clipped = SampleGenerator._add_support
 
-    def full_plate(self, T_top, half, rgba, tex, K_r, baseline, margin=8.0):
-        return self.world.add_box(T_top @ _T(np.eye(3), [0, 0, -0.005]), [half, half, 0.005],
-                                  rgba, None)
+    def full_plate(world, support, *args, **kwargs):
+        return world.add_box(support.T_top @ rigid_transform(np.eye(3), [0, 0, -0.005]),
+                             [support.half_size, support.half_size, 0.005], support.rgba, None)
 
-    def clipped_untextured(self, T_top, half, rgba, tex, K_r, baseline, margin=8.0):
-        return clipped(self, T_top, half, rgba, None, K_r, baseline, margin)
+    def clipped_untextured(world, support, *args, **kwargs):
+        return add_support_plane(world, dataclasses.replace(support, texture=None), *args,
+                                 **kwargs)
 
     try:
         for index, seed, over in [(4, 0, {'distortion': 1, 'view_elevation': 5.0}),
                                   (1, 5, {'view_elevation': 40.0}),
                                   (2, 5, {'view_elevation': 65.0, 'distortion': 1})]:
             over = {'support': 1, 'shadow': 1, 'light_specular': 0.0, **over}
-            monkeypatch.setattr(SampleGenerator, '_add_support', clipped_untextured)
+            _use_support_plane(monkeypatch, clipped_untextured)
             a = g.generate(index, seed, overrides=over)
-            monkeypatch.setattr(SampleGenerator, '_add_support', full_plate)
+            _use_support_plane(monkeypatch, full_plate)
             b = g.generate(index, seed, overrides=over)
             da, db = a['depth'].astype(np.float64), b['depth'].astype(np.float64)
             plane = (a['seg'] == 0) & (da > 0)
@@ -331,7 +344,7 @@ def test_raycast_support_plane_matches_the_rendered_one():
         g.world.close()
 
 
-def test_raycast_shadowed_support_plane_matches_the_rendered_one():
+def test_raycast_shadowed_support_plane_matches_the_rendered_one(monkeypatch):
     """With shadows the ray-cast plane (own shadow map) keeps depth, labels and colour.
 
     Untextured planes; the shadows themselves differ (TinyRenderer's shadow
@@ -342,16 +355,18 @@ def test_raycast_shadowed_support_plane_matches_the_rendered_one():
     cfg['image'] = {'width': 320, 'height': 240}
     cfg['outputs'] = dict(cfg['outputs'], depth=True, segmentation=True)
     g = SampleGenerator(cfg)
-    original = SampleGenerator._add_support
 
-    def untextured(sc):
-        if sc.support is not None:
-            sc.support = sc.support[:3] + (None,)
+    def untextured(scene):
+        if scene.support is None:
+            return scene
+        return dataclasses.replace(scene,
+                                   support=dataclasses.replace(scene.support, texture=None))
 
-    def add_untextured(self, T_top, half, rgba, tex, K_r, baseline, margin=8.0):
-        return original(self, T_top, half, rgba, None, K_r, baseline, margin)
+    def add_untextured(world, support, *args, **kwargs):
+        return add_support_plane(world, dataclasses.replace(support, texture=None), *args,
+                                 **kwargs)
 
-    SampleGenerator._add_support = add_untextured
+    _use_support_plane(monkeypatch, add_untextured)
     try:
         drawn = 0
         for index in range(4):
@@ -372,7 +387,6 @@ def test_raycast_shadowed_support_plane_matches_the_rendered_one():
             assert np.mean(np.abs(grey[0] - grey[1]) > 12) < 0.05, index
         assert drawn >= 3
     finally:
-        SampleGenerator._add_support = original
         g.world.close()
 
 
