@@ -50,8 +50,8 @@ ROI_REFINEMENTS = ('off', 'incomplete', 'always')
 
 #: How template completion looks for a missing keypoint near the fitted
 #: template's prediction: each view's own belief peak
-#: (:func:`~.matching.complete_from_template`), or the 3D point both views'
-#: beliefs agree on most (:func:`~.matching.stereo_belief_search`).
+#: (:func:`~.completion.complete_from_template`), or the 3D point both views'
+#: beliefs agree on most (:func:`~.completion.stereo_belief_search`).
 COMPLETION_SEARCHES = ('views', 'stereo')
 
 #: Default completion search, chosen on held-out synthetic pairs

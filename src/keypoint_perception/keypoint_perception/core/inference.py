@@ -31,13 +31,13 @@ import torch
 
 from .camera import camera_center, CameraModel, project, stereo_baseline
 from .checkpoint import load_checkpoint, resolve_model_path
+from .completion import complete_from_template, stereo_belief_search
 from .config import DEFAULT_ROI_SCALE, PipelineConfig, TEST_TIME_AUGMENTATIONS
 from .distortion import unrectify_points
 from .heatmaps import decode_keypoints, merge_rotated_beliefs
-from .matching import (complete_from_template, select_consistent_candidates, shape_consistent,
-                       stereo_belief_search)
 from .model import BeliefNetConfig, normalize_images
 from .rigid import fit_template_pose, refine_pose_reprojection
+from .selection import select_consistent_candidates, shape_consistent
 from .symmetry import match_stereo_symmetry
 from .triangulation import REASON_TEMPLATE_OUTLIER, stereo_point_sigma, triangulate_stereo
 
@@ -301,7 +301,7 @@ class StereoKeypointPipeline:
         and rectified with ``K``, ``D``, ``R``, ``P`` first.
         ``template_check`` chooses among several belief peaks per keypoint the
         ones that agree across views and with the template's shape
-        (:func:`~.matching.select_consistent_candidates`), falling back to the
+        (:func:`~.selection.select_consistent_candidates`), falling back to the
         highest peaks when no consistent choice exists.
         ``template_completion`` looks for keypoints still missing after
         triangulation where the template fitted to at least three others
@@ -313,8 +313,8 @@ class StereoKeypointPipeline:
         cells, per view), both shape checks accept up to twice the
         triangulation noise this causes at the keypoints' depth when that
         exceeds the relative tolerance, capped at half the template distance
-        (:func:`~.geometry.stereo_point_sigma`,
-        :func:`~.matching.distance_sigma`).  ``completion_search`` says how
+        (:func:`~.triangulation.stereo_point_sigma`,
+        :func:`~.selection.distance_sigma`).  ``completion_search`` says how
         completion looks near the prediction: ``'views'`` takes each view's
         own peak, ``'stereo'`` the 3D point whose projections have the
         highest product of beliefs.  ``roi_refinement`` runs the whole
@@ -404,7 +404,7 @@ class StereoKeypointPipeline:
 
     def _complete(self, fit, left: Detection2D, right: Detection2D, sizes, offsets, tri, conf,
                   left_camera, right_camera):
-        """Template completion (see :func:`~.matching.complete_from_template`), in place.
+        """Template completion (see :func:`~.completion.complete_from_template`), in place.
 
         Missing keypoints found near the fitted template's prediction in both
         views are triangulated and kept if they pass the reprojection check
@@ -425,12 +425,14 @@ class StereoKeypointPipeline:
         cell_px = self._cell_px(sizes[0][0])
         search = (stereo_belief_search if self.completion_search == 'stereo'
                   else complete_from_template)
-        ul, ur, cfl, cfr = search(
+        found = search(
             left_camera, right_camera, left.beliefs, right.beliefs, sizes[0], sizes[1],
             predicted_rect, ~tri.valid, self.input_rectified,
             search_radius_cells=max(1, int(round(self.completion_radius_px / cell_px))),
             min_belief=self.completion_min_belief, offset_left=offsets[0],
             offset_right=offsets[1])
+        ul, ur, cfl, cfr = (found.uv_left, found.uv_right, found.confidence_left,
+                            found.confidence_right)
         new = ~tri.valid & np.isfinite(ul).all(axis=1) & np.isfinite(ur).all(axis=1)
         if not new.any():
             return fit, tri
