@@ -306,8 +306,12 @@ def test_rectify_points_vs_cv2_undistort_points():
     uv = np.stack([rng.uniform(0, 640, 300), rng.uniform(0, 480, 300)], axis=1)
     got = rectify_points(left, uv)
     crit = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 100, 1e-12)
-    ref = cv2.undistortPoints(uv.reshape(-1, 1, 2), left.K, left.D, R=left.R, P=left.P,
-                              criteria=crit).reshape(-1, 2)
+    if hasattr(cv2, 'undistortPointsIter'):  # OpenCV 4 (apt ROS users); 5 adds criteria below
+        ref = cv2.undistortPointsIter(uv.reshape(-1, 1, 2), left.K, left.D, left.R, left.P,
+                                      crit).reshape(-1, 2)
+    else:
+        ref = cv2.undistortPoints(uv.reshape(-1, 1, 2), left.K, left.D, R=left.R, P=left.P,
+                                  criteria=crit).reshape(-1, 2)
     np.testing.assert_allclose(got, ref, atol=1e-6)
     # OpenCV's default (5 iterations) is close but not exact.
     ref5 = cv2.undistortPoints(uv.reshape(-1, 1, 2), left.K, left.D, R=left.R,
