@@ -178,10 +178,12 @@ def test_rendered_pair_gives_keypoints_3d_near_ground_truth(harness, sample):
     assert symmetric_errors(uv, uv_gt, [[2, 3, 0, 1]]).max() < cell_px
 
 
+# increasing stamps (bad pair, then the next good one at sec + 1): the node never
+# publishes a stamp older than one it already published
 @pytest.mark.parametrize('sec, kind, expected', [
     (11, 'encoding', "'yuv999'"),
-    (12, 'zero_k', 'left camera_info: K is all zeros'),
-    (13, 'size', 'different sizes'),
+    (21, 'zero_k', 'left camera_info: K is all zeros'),
+    (31, 'size', 'different sizes'),
 ])
 def test_bad_messages_warn_and_node_survives(harness, sample, sec, kind, expected):
     node, pubs, got, proc, log_path = harness
@@ -202,8 +204,8 @@ def test_bad_messages_warn_and_node_survives(harness, sample, sec, kind, expecte
     assert ('3d', sec) not in got
     assert proc.poll() is None, 'node died on a bad message'
     # and the next good pair is still processed
-    _send(harness, sec + 100, left, right, labels)
-    assert _wait(harness, ('3d', sec + 100)) is not None
+    _send(harness, sec + 1, left, right, labels)
+    assert _wait(harness, ('3d', sec + 1)) is not None
 
 
 def _set_string_parameter(harness, name, value):
@@ -223,9 +225,10 @@ def _set_string_parameter(harness, name, value):
         node.destroy_client(client)
 
 
+# stamps after those of the tests above: the node never publishes an older stamp
 @pytest.mark.parametrize('name, bad, allowed, other, default, stamp', [
-    ('roi_refinement', 'zoom', 'off, incomplete, always', 'off', 'always', 21),
-    ('completion_search', 'both', 'views, stereo', 'views', 'stereo', 22)])
+    ('roi_refinement', 'zoom', 'off, incomplete, always', 'off', 'always', 221),
+    ('completion_search', 'both', 'views, stereo', 'views', 'stereo', 222)])
 def test_choice_parameters_are_checked_and_applied(harness, sample, name, bad, allowed, other,
                                                    default, stamp):
     result = _set_string_parameter(harness, name, bad)
@@ -237,3 +240,25 @@ def test_choice_parameters_are_checked_and_applied(harness, sample, name, bad, a
         assert msg is not None and all(k.valid for k in msg.objects[0].keypoints)
     finally:
         assert _set_string_parameter(harness, name, default).successful
+
+
+def test_camera_info_conversion_round_trip():
+    """A camera model survives CameraInfo and back (one converter, both ways)."""
+    from keypoint_perception.core.camera import CameraModel
+    from keypoint_perception.nodes.conversions import camera_info_msg, camera_model
+    K = np.array([[500.0, 0.0, 319.5], [0.0, 501.0, 239.5], [0.0, 0.0, 1.0]])
+    P = np.hstack([K, [[-50.0], [0.0], [0.0]]])
+    camera = CameraModel(width=640, height=480, K=K, D=[0.1, -0.2, 0.001, 0.002, 0.05],
+                         distortion_model='plumb_bob', R=np.eye(3), P=P, frame_id='right_optical')
+    msg = camera_info_msg(camera, Time(sec=4, nanosec=5))
+    assert (msg.header.frame_id, msg.header.stamp.sec, msg.header.stamp.nanosec) == \
+        ('right_optical', 4, 5)
+    assert (msg.width, msg.height, msg.distortion_model) == (640, 480, 'plumb_bob')
+    back = camera_model(msg)
+    for name in ('K', 'D', 'R', 'P'):
+        np.testing.assert_array_equal(getattr(back, name), getattr(camera, name))
+    assert (back.width, back.height, back.frame_id) == (640, 480, 'right_optical')
+    plain = CameraModel(width=64, height=48, K=K, D=[], distortion_model='', R=np.eye(3), P=P)
+    msg = camera_info_msg(plain)
+    assert msg.distortion_model == 'plumb_bob' and list(msg.d) == []
+    assert not camera_model(msg).has_distortion

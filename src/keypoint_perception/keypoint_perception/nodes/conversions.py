@@ -11,22 +11,40 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Thin converters between core results and ROS messages (no numerics here)."""
+"""Thin converters between core values and ROS messages (no numerics here).
+
+The one place where ROS messages and core values meet, in both directions:
+
+* camera models: :func:`camera_info_msg` (CameraModel -> sensor_msgs/CameraInfo)
+  and :func:`camera_model` (CameraInfo -> CameraModel);
+* poses: :func:`pose_msg` ((4, 4) homogeneous transform -> geometry_msgs/Pose);
+* pipeline results: ``keypoints_2d``, ``keypoints_3d``, TF frames and RViz markers.
+
+Importing this module does not import torch (the pipeline result types are
+needed for annotations only), so the simulator's ROS glue can use it.
+"""
+
+from __future__ import annotations
 
 import math
-from typing import List
+from typing import List, TYPE_CHECKING
 
+from builtin_interfaces.msg import Duration
 from geometry_msgs.msg import Point, Pose, TransformStamped
 from keypoint_msgs.msg import (
     Keypoint2D, Keypoint3D, Keypoints3D, ObjectKeypoints2D, ObjectKeypoints3D,
     StereoKeypoints2D, ViewKeypoints2D)
 import numpy as np
+from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
+from ..core.camera import CameraModel
 from ..core.rotations import quaternion_from_matrix
-from ..core.inference import Detection2D, StereoResult
 from ..core.objects import ObjectClass
+
+if TYPE_CHECKING:  # annotations only: the pipeline module imports torch
+    from ..core.inference import Detection2D, StereoResult
 
 
 def _view(det: Detection2D, oc: ObjectClass, frame_id: str, width: int, height: int,
@@ -50,8 +68,58 @@ def stereo_keypoints_2d(header, right_frame_id: str, result: StereoResult, oc: O
         right=_view(result.right, oc, right_frame_id, *right_size, instance_id))
 
 
+def camera_info_msg(camera: CameraModel, stamp=None) -> CameraInfo:
+    """Return the ``sensor_msgs/CameraInfo`` of a camera model (inverse of :func:`camera_model`).
+
+    Args:
+        camera: the model; its ``frame_id`` (the camera's optical frame)
+            becomes ``header.frame_id``.
+        stamp: ``builtin_interfaces/Time`` for ``header.stamp`` (zero if None).
+
+    Returns:
+        A new message: ``width``/``height`` in pixels, ``k`` (9), ``r`` (9),
+        ``p`` (12) row-major, ``d`` and ``distortion_model`` as in the model.
+        A model without distortion (``distortion_model`` '') is written as
+        ``plumb_bob`` with zero coefficients (5, or none if D is empty), the
+        usual way drivers say "no distortion".
+    """
+    msg = CameraInfo()
+    msg.header.frame_id = camera.frame_id
+    if stamp is not None:
+        msg.header.stamp = stamp
+    msg.width, msg.height = int(camera.width), int(camera.height)
+    msg.distortion_model = camera.distortion_model or 'plumb_bob'
+    if camera.distortion_model:
+        msg.d = [float(v) for v in camera.D]
+    else:
+        msg.d = [0.0] * 5 if camera.D.size else []
+    msg.k = [float(v) for v in camera.K.ravel()]
+    msg.r = [float(v) for v in camera.R.ravel()]
+    msg.p = [float(v) for v in camera.P.ravel()]
+    return msg
+
+
+def camera_model(info: CameraInfo) -> CameraModel:
+    """Return the camera model of a ``sensor_msgs/CameraInfo`` (inverse of camera_info_msg).
+
+    See :meth:`CameraModel.from_camera_info
+    <keypoint_perception.core.camera.CameraModel.from_camera_info>` (binning
+    applied, ``header.frame_id`` kept).
+
+    Raises:
+        CalibrationError: uncalibrated (zero K or P), malformed or non-finite
+            calibration, unknown distortion model, region of interest.
+    """
+    return CameraModel.from_camera_info(info)
+
+
 def pose_msg(T: np.ndarray) -> Pose:
-    """geometry_msgs/Pose from a (4, 4) homogeneous transform (metres)."""
+    """Return the ``geometry_msgs/Pose`` of a (4, 4) homogeneous transform.
+
+    Translation in the transform's units (metres); orientation the unit
+    quaternion (x, y, z, w) of ``T[:3, :3]``
+    (:func:`~keypoint_perception.core.rotations.quaternion_from_matrix`).
+    """
     x, y, z, w = quaternion_from_matrix(T[:3, :3])
     p = Pose()
     p.position = Point(x=float(T[0, 3]), y=float(T[1, 3]), z=float(T[2, 3]))
@@ -150,7 +218,7 @@ def markers(header, result: StereoResult, oc: ObjectClass, ns: str, scale: float
     return arr
 
 
-def _duration(seconds: float):
-    from builtin_interfaces.msg import Duration
+def _duration(seconds: float) -> Duration:
+    """Return ``builtin_interfaces/Duration`` of ``seconds`` (>= 0)."""
     sec = int(seconds)
     return Duration(sec=sec, nanosec=int(round((seconds - sec) * 1e9)))

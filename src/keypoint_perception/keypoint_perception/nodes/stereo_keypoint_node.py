@@ -28,9 +28,10 @@ Published topics:
 Output stamps are the input images' stamp.
 """
 
+from collections import Counter
 import time
 
-from cv_bridge import CvBridge, CvBridgeError
+from cv_bridge import CvBridge
 from keypoint_msgs.msg import Keypoints3D, StereoKeypoints2D
 import message_filters
 import numpy as np
@@ -38,17 +39,19 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Header
 import tf2_ros
 from visualization_msgs.msg import MarkerArray
 
 from . import conversions
 from .parameters import declare_config_parameters, parameter_changes
 from .runner import run_node
+from .stereo_input import (camera_info_problem, DroppedPair, image_problem, InputFilter,
+                           InputMonitor, stamp_ns, STALE, StampOrder, TIME_JUMP,
+                           WARN_PERIOD_S, WarningThrottle)
 from ..core.camera import CalibrationError, CameraModel
 from ..core.inference import KeypointDetector, StereoKeypointPipeline
 from ..core.visualization import draw_stereo
-
-WARN_THROTTLE_S = 5.0
 
 
 class StereoKeypointNode(Node):
@@ -69,7 +72,8 @@ class StereoKeypointNode(Node):
         self.object_class = self.detector.object_class
         self.pipeline = StereoKeypointPipeline(self.detector, cfg)
         self.bridge = CvBridge()
-        self._last_warning = {}
+        self._throttle = WarningThrottle(WARN_PERIOD_S)
+        self.drops = Counter()  # dropped pairs (and messages) per kind of problem
         self.add_on_set_parameters_callback(self._on_parameters)
 
         self.pub_2d = self.create_publisher(StereoKeypoints2D, 'keypoints_2d', 10)
@@ -80,17 +84,27 @@ class StereoKeypointNode(Node):
 
         qos = QoSProfile(depth=queue, reliability=ReliabilityPolicy.RELIABLE) if reliable \
             else qos_profile_sensor_data
+        inputs = ((Image, 'left/image_rect'), (CameraInfo, 'left/camera_info'),
+                  (Image, 'right/image_rect'), (CameraInfo, 'right/camera_info'))
         subs = [message_filters.Subscriber(self, msg_type, topic, qos_profile=qos)
-                for msg_type, topic in ((Image, 'left/image_rect'),
-                                        (CameraInfo, 'left/camera_info'),
-                                        (Image, 'right/image_rect'),
-                                        (CameraInfo, 'right/camera_info'))]
+                for msg_type, topic in inputs]
+        # Between each subscriber and the synchronizer: drop invalid stamps (upstream's
+        # synchronizers raise on them, outside any callback of ours) and record arrivals.
+        self.input_monitor = InputMonitor(
+            [self.resolve_topic_name(topic) for _, topic in inputs],
+            f'approximate sync needs the four stamps within sync_slop = {slop} s'
+            if self.approximate_sync else 'exact sync needs identical stamps on all four topics')
+        self._inputs = [InputFilter(sub, i, self.input_monitor, self._on_invalid_input,
+                                    self._on_input_error) for i, sub in enumerate(subs)]
         if self.approximate_sync:
-            self.sync = message_filters.ApproximateTimeSynchronizer(subs, queue, slop)
+            self.sync = message_filters.ApproximateTimeSynchronizer(self._inputs, queue, slop)
         else:
-            self.sync = message_filters.TimeSynchronizer(subs, queue)
+            self.sync = message_filters.TimeSynchronizer(self._inputs, queue)
         self.sync.registerCallback(self.on_stereo)
         self._subs = subs
+        # late-completed sets (at most one per queued message) are stale, not a time jump
+        self.stamp_order = StampOrder(reset_after=queue + 1)
+        self.input_timer = self.create_timer(1.0, self._check_inputs)
         self.frames = 0
         self.get_logger().info(
             f'model {self.detector.model_path} ({self.object_class.name}, '
@@ -122,93 +136,181 @@ class StereoKeypointNode(Node):
 
     # -- processing -----------------------------------------------------------------
 
-    def _warn(self, what: str):
-        """Warn about a dropped pair, throttled per kind of problem.
+    def _warn(self, kind: str, text: str):
+        """Log ``text`` as a warning, at most once per ``WARN_PERIOD_S`` seconds per ``kind``.
 
-        The kind is the text before the first ':' so that different problems
-        (a bad encoding, then a bad calibration) are each reported at once,
-        while a stream of the same problem gives one line per
-        ``WARN_THROTTLE_S`` seconds.
+        ``kind`` names the kind of problem (e.g. ``'image_encoding'``,
+        ``'left/camera_info_k'``, ``'stale_stamp'``, ``'no_pair'``): different
+        kinds never hide each other, and a stream of one kind gives one line
+        per period however its text varies (sizes, encodings, values).
         """
-        kind = what.split(':', 1)[0]
-        now = time.monotonic()
-        if now - self._last_warning.get(kind, -1e9) >= WARN_THROTTLE_S:
-            self._last_warning[kind] = now
-            self.get_logger().warning(f'dropping stereo pair: {what}')
+        if self._throttle.ready(kind):
+            self.get_logger().warning(text)
 
-    def _image(self, msg: Image, side: str):
+    def _drop(self, kind: str, text: str):
+        """Count a dropped pair (or message) under ``kind`` and warn, throttled by kind."""
+        self.drops[kind] += 1
+        self._warn(kind, f'dropping stereo pair ({kind}, {self.drops[kind]} so far): {text}')
+
+    def _on_invalid_input(self, index: int, msg, kind: str, text: str):
+        """Drop a message with an invalid stamp before it reaches the synchronizer."""
+        topic = self.input_monitor.topics[index]
+        key = f'{topic}:{kind}'
+        self.drops[key] += 1
+        self._warn(key, f'dropping a message on {topic} ({kind}, {self.drops[key]} so far): '
+                   f'{text}')
+
+    def _on_input_error(self, index: int, error: Exception):
+        """Report an exception of the synchronizer (or a callback) instead of dying."""
+        kind = f'synchronizer_{type(error).__name__}'
+        self.drops[kind] += 1
+        self._warn(kind, f'message on {self.input_monitor.topics[index]} made the '
+                   f'synchronizer raise {type(error).__name__}: {error}')
+
+    def _check_inputs(self):
+        """Warn when inputs arrive but no synchronized pair forms (timer callback)."""
+        text = self.input_monitor.report()
+        if text:
+            self._warn('no_pair', text)
+
+    def _image(self, msg: Image, side: str) -> np.ndarray:
+        """Return an image message as a (height, width, 3) uint8 RGB array.
+
+        Raises:
+            DroppedPair: any failure of the conversion (cv_bridge raises
+                CvBridgeError, TypeError, and upstream AttributeError for
+                big-endian data with NumPy 2) or a result that is not a
+                non-empty RGB image (upstream returns None for an empty one).
+        """
+        described = (f'{side} image ({msg.encoding!r}, {msg.width}x{msg.height}, '
+                     f'step {msg.step}, {len(msg.data)} bytes'
+                     f'{", big-endian" if msg.is_bigendian else ""})')
         try:
             img = self.bridge.imgmsg_to_cv2(msg, desired_encoding='rgb8')
-        except (CvBridgeError, ValueError, TypeError) as e:
-            raise ValueError(f'{side} image ({msg.encoding!r}, {msg.width}x{msg.height}, '
-                             f'{len(msg.data)} bytes): {e}') from e
+        except Exception as e:  # noqa: B902 -- cv_bridge raises many types, see above
+            raise DroppedPair(image_problem(msg, self.bridge),
+                              f'{described}: cannot convert to rgb8: '
+                              f'{type(e).__name__}: {e}') from e
+        if not (isinstance(img, np.ndarray) and img.ndim == 3 and img.shape[2] == 3
+                and img.size > 0 and img.dtype == np.uint8):
+            got = 'None' if img is None else \
+                f'{type(img).__name__} of shape {getattr(img, "shape", "?")}'
+            raise DroppedPair(image_problem(msg, self.bridge),
+                              f'{described}: conversion to rgb8 gave {got}')
         return np.ascontiguousarray(img)
 
     @staticmethod
     def _camera(info: CameraInfo, side: str) -> CameraModel:
+        """Return the camera model of a CameraInfo, or raise DroppedPair naming the problem."""
         try:
-            return CameraModel.from_camera_info(info)
+            return conversions.camera_model(info)
         except CalibrationError as e:
-            raise CalibrationError(f'{side} camera_info: {e}') from e
+            raise DroppedPair(f'{side}/camera_info_{camera_info_problem(info)}',
+                              f'{side} camera_info: {e}') from e
 
     def on_stereo(self, left_msg: Image, left_info: CameraInfo, right_msg: Image,
                   right_info: CameraInfo):
-        """Process one synchronized pair; bad input is warned about and skipped."""
-        try:
-            left_cam = self._camera(left_info, 'left')
-            right_cam = self._camera(right_info, 'right')
-            left = self._image(left_msg, 'left')
-            right = self._image(right_msg, 'right')
-            for side, img, cam in (('left', left, left_cam), ('right', right, right_cam)):
-                if (img.shape[1], img.shape[0]) != (cam.width, cam.height):
-                    raise ValueError(f'{side} image is {img.shape[1]}x{img.shape[0]} but its '
-                                     f'camera_info says {cam.width}x{cam.height}')
-            if left.shape != right.shape:
-                raise ValueError(f'stereo pair of different sizes: left {left.shape[1]}x'
-                                 f'{left.shape[0]}, right {right.shape[1]}x{right.shape[0]}')
-        except (CalibrationError, ValueError) as e:
-            self._warn(str(e))
-            return
-        try:
-            result = self.pipeline.process(left, right, left_cam, right_cam)
-        except Exception as e:  # keep the node alive on any single-frame failure
-            self._warn(f'processing failed: {type(e).__name__}: {e}')
-            return
-        self._publish(left_msg, right_msg, left_info, right_info, left, right, result)
+        """Process one synchronized pair; any problem drops it with a warning.
 
-    def _publish(self, left_msg, right_msg, left_info, right_info, left, right, result):
-        oc = self.object_class
-        header = left_msg.header
-        if not header.frame_id:
-            header.frame_id = left_info.header.frame_id
-        inst = self.config.instance_id
-        prefix = self.config.tf_prefix or f'{oc.name}_{inst}'
+        Called by the synchronizer while it holds its lock: an exception here
+        would leave upstream ``TimeSynchronizer``'s lock taken (and end
+        ``spin``), so none escapes.
+        """
+        self.input_monitor.pair_formed()
+        try:
+            self._process(left_msg, left_info, right_msg, right_info)
+        except DroppedPair as drop:
+            self._drop(drop.kind, drop.text)
+        except Exception as e:  # noqa: B902 -- keep the node alive on any single-pair failure
+            self._drop(f'processing_{type(e).__name__}',
+                       f'processing failed: {type(e).__name__}: {e}')
+
+    def _process(self, left_msg: Image, left_info: CameraInfo, right_msg: Image,
+                 right_info: CameraInfo):
+        """Check one pair, run the pipeline on it and publish the result.
+
+        Raises:
+            DroppedPair: a stamp older than the last published one, no frame
+                id, unusable calibration, images that do not convert or whose
+                sizes disagree with their camera_info or with each other.
+        """
+        config, pipeline = self.config, self.pipeline  # one config for the whole pair
+        stamp = stamp_ns(left_msg.header.stamp)
+        order = self.stamp_order.admit(stamp)
+        if order == STALE:
+            raise DroppedPair(
+                'stale_stamp', f'stamp {stamp * 1e-9:.9f} s is older than the last published '
+                f'{self.stamp_order.last * 1e-9:.9f} s (a set the synchronizer completed '
+                'late); publishing it would send keypoints_3d and TF back in time')
+        if order == TIME_JUMP:
+            self._warn('time_jump', f'input stamps went back from '
+                       f'{self.stamp_order.last * 1e-9:.9f} s to {stamp * 1e-9:.9f} s for '
+                       f'{self.stamp_order.stale_in_row} pairs in a row (a bag or a '
+                       'simulation restarted?): publishing again from the new time')
+        left_frame = left_msg.header.frame_id or left_info.header.frame_id
+        right_frame = right_msg.header.frame_id or right_info.header.frame_id
+        for side, frame in (('left', left_frame), ('right', right_frame)):
+            if not frame:
+                raise DroppedPair('frame_id', f'{side} image and {side} camera_info both have '
+                                  'an empty header.frame_id: no frame to publish in')
+        left_cam = self._camera(left_info, 'left')
+        right_cam = self._camera(right_info, 'right')
+        left = self._image(left_msg, 'left')
+        right = self._image(right_msg, 'right')
+        for side, img, cam in (('left', left, left_cam), ('right', right, right_cam)):
+            if (img.shape[1], img.shape[0]) != (cam.width, cam.height):
+                raise DroppedPair('image_size', f'{side} image is {img.shape[1]}x{img.shape[0]} '
+                                  f'but its camera_info says {cam.width}x{cam.height}')
+        if left.shape != right.shape:
+            raise DroppedPair('stereo_size', f'stereo pair of different sizes: left '
+                              f'{left.shape[1]}x{left.shape[0]}, right '
+                              f'{right.shape[1]}x{right.shape[0]}')
+        result = pipeline.process(left, right, left_cam, right_cam)
+        header = Header(stamp=left_msg.header.stamp, frame_id=left_frame)
+        self._publish(config, header, right_frame, left, right, result)
+        self.stamp_order.published(stamp)
+
+    def _publish(self, config, header: Header, right_frame: str, left: np.ndarray,
+                 right: np.ndarray, result):
+        """Publish one result: 2D/3D keypoints, TF, markers and the debug image.
+
+        ``header``: the left image's stamp and the left optical frame;
+        ``right_frame``: the right optical frame; ``left``/``right``: the
+        (height, width, 3) RGB images.
+        """
+        object_class = self.object_class
+        inst = config.instance_id
+        prefix = config.tf_prefix or f'{object_class.name}_{inst}'
         self.pub_2d.publish(conversions.stereo_keypoints_2d(
-            header, right_msg.header.frame_id or right_info.header.frame_id, result, oc,
+            header, right_frame, result, object_class,
             (left.shape[1], left.shape[0]), (right.shape[1], right.shape[0]), inst))
-        self.pub_3d.publish(conversions.keypoints_3d(header, result, oc, inst))
-        if self.config.publish_tf:
-            tfs = conversions.transforms(header, result, oc, prefix)
+        self.pub_3d.publish(conversions.keypoints_3d(header, result, object_class, inst))
+        if config.publish_tf:
+            tfs = conversions.transforms(header, result, object_class, prefix)
             if tfs:
                 self.tf_broadcaster.sendTransform(tfs)
         if self.pub_markers.get_subscription_count() > 0:
             self.pub_markers.publish(conversions.markers(
-                header, result, oc, prefix, self.config.marker_scale,
-                self.config.marker_lifetime))
+                header, result, object_class, prefix, config.marker_scale,
+                config.marker_lifetime))
+        timings_ms = dict(result.timings_ms)
         if self.pub_debug.get_subscription_count() > 0:
             t0 = time.perf_counter()
             n_ok = int(result.valid.sum())
-            dbg = draw_stereo(left, right, result, oc,
-                              beliefs=self.config.debug_heatmaps,
-                              title=f'{oc.name}: {n_ok}/{oc.num_keypoints} keypoints in 3D')
+            dbg = draw_stereo(left, right, result, object_class,
+                              beliefs=config.debug_heatmaps,
+                              title=f'{object_class.name}: {n_ok}/'
+                                    f'{object_class.num_keypoints} keypoints in 3D')
             self.pub_debug.publish(self.bridge.cv2_to_imgmsg(dbg, encoding='rgb8',
                                                              header=header))
-            result.timings_ms['debug_image'] = (time.perf_counter() - t0) * 1e3
+            timings_ms['debug_image'] = (time.perf_counter() - t0) * 1e3
         self.frames += 1
         if self.frames == 1 or self.frames % 100 == 0:
-            t = ', '.join(f'{k} {v:.1f} ms' for k, v in result.timings_ms.items())
+            t = ', '.join(f'{k} {v:.1f} ms' for k, v in timings_ms.items())
+            dropped = ', '.join(f'{k} {n}' for k, n in sorted(self.drops.items()))
             self.get_logger().info(f'frame {self.frames}: {int(result.valid.sum())}/'
-                                   f'{oc.num_keypoints} keypoints triangulated ({t})')
+                                   f'{object_class.num_keypoints} keypoints triangulated ({t}); '
+                                   f'dropped so far: {dropped or "none"}')
 
 
 def main(args=None):

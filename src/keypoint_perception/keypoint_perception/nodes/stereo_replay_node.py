@@ -33,6 +33,7 @@ from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
 from sensor_msgs.msg import CameraInfo, Image
 
 from .runner import run_node
+from . import conversions
 from ..core.camera import CameraModel
 
 
@@ -55,19 +56,6 @@ def pair_files(left_glob: str, right_glob: str) -> List[Tuple[str, str]]:
     if len(left) != len(right):
         raise ValueError(f'{len(left)} left but {len(right)} right images')
     return list(zip(left, right))
-
-
-def camera_info_msg(camera: CameraModel, frame_id: str) -> CameraInfo:
-    """sensor_msgs/CameraInfo from a :class:`CameraModel`."""
-    msg = CameraInfo()
-    msg.header.frame_id = frame_id
-    msg.width, msg.height = int(camera.width), int(camera.height)
-    msg.distortion_model = camera.distortion_model or 'plumb_bob'
-    msg.d = [float(v) for v in camera.D]
-    msg.k = [float(v) for v in camera.K.ravel()]
-    msg.r = [float(v) for v in camera.R.ravel()]
-    msg.p = [float(v) for v in camera.P.ravel()]
-    return msg
 
 
 class StereoReplayNode(Node):
@@ -96,8 +84,10 @@ class StereoReplayNode(Node):
                                                                 to_value=1000.0)])
         self.loop = declare('loop', False, 'Start again after the last pair.')
         self.pairs = pair_files(left_glob, right_glob)
-        self.left_info = camera_info_msg(CameraModel.from_yaml(left_yaml), self.left_frame)
-        self.right_info = camera_info_msg(CameraModel.from_yaml(right_yaml), self.right_frame)
+        self.left_info = conversions.camera_info_msg(
+            CameraModel.from_yaml(left_yaml, frame_id=self.left_frame))
+        self.right_info = conversions.camera_info_msg(
+            CameraModel.from_yaml(right_yaml, frame_id=self.right_frame))
         self.bridge = CvBridge()
         # reliable publishers match both reliable and best-effort (sensor-data) subscribers
         self.pub = {k: self.create_publisher(Image if 'image' in k else CameraInfo, k, 10)
