@@ -63,7 +63,7 @@ def test_train_then_resume_from_last_checkpoint(dataset, tmp_path):
     # a run "interrupted" after 2 of 4 steps: same schedule, stopped by its time budget
     _run(train + ['--steps', '4', '--minutes', '1e-6'])
     assert _steps(run) == [2]
-    first = torch.load(run / 'last.pt', weights_only=False)
+    first = torch.load(run / 'last.pt', weights_only=True)
     assert first['step'] == 2
     assert np.isfinite(first['sampler']['loss']).sum() >= 2  # priorities of the views drawn
     assert first['scheduler']['last_epoch'] == 2
@@ -71,7 +71,7 @@ def test_train_then_resume_from_last_checkpoint(dataset, tmp_path):
     r = _run(train + ['--steps', '4', '--resume'])
     assert 'resuming' in r.stdout and 'at step 2' in r.stdout
     assert _steps(run) == [2, 4]  # appended, not restarted
-    last = torch.load(run / 'last.pt', weights_only=False)
+    last = torch.load(run / 'last.pt', weights_only=True)
     assert last['step'] == 4 and last['scheduler']['last_epoch'] == 4
     changed = [not torch.equal(first['state_dict'][k], last['state_dict'][k])
                for k in first['state_dict'] if first['state_dict'][k].is_floating_point()]
