@@ -25,11 +25,14 @@ from __future__ import annotations
 
 from typing import Dict, Mapping, Sequence
 
-from geometry_msgs.msg import Point, Pose, Quaternion
+from geometry_msgs.msg import Point, Pose
 from keypoint_msgs.msg import (Keypoint2D, Keypoint3D, ObjectKeypoints2D, ObjectKeypoints3D,
                                SampleLabels, SamplerFeedback, SamplerState, SceneVariable,
                                SceneVariableCounts, SceneVariableDirichlet)
-from keypoint_perception.core.rotations import matrix_from_quaternion, quaternion_from_matrix
+from keypoint_perception.core.camera import CameraModel
+from keypoint_perception.core.rotations import matrix_from_quaternion
+from keypoint_perception.nodes.conversions import camera_info_msg as model_camera_info_msg
+from keypoint_perception.nodes.conversions import camera_model, pose_msg
 import numpy as np
 from sensor_msgs.msg import CameraInfo, Image
 
@@ -40,15 +43,6 @@ _ENCODINGS = {'rgb8': 3, 'bgr8': 3, 'mono8': 1, 'rgba8': 4, 'bgra8': 4}
 
 
 # -- geometry ------------------------------------------------------------------------
-
-def pose_from_matrix(T: np.ndarray) -> Pose:
-    """geometry_msgs/Pose of a (4, 4) homogeneous transform (metres)."""
-    T = np.asarray(T, dtype=np.float64)
-    q = quaternion_from_matrix(T[:3, :3])
-    return Pose(position=Point(x=float(T[0, 3]), y=float(T[1, 3]), z=float(T[2, 3])),
-                orientation=Quaternion(x=float(q[0]), y=float(q[1]), z=float(q[2]),
-                                       w=float(q[3])))
-
 
 def matrix_from_pose(pose: Pose) -> np.ndarray:
     """(4, 4) homogeneous transform of a geometry_msgs/Pose."""
@@ -89,24 +83,32 @@ def camera_info_msg(ci: Mapping, stamp) -> CameraInfo:
 
     ``ci`` has ``frame_id``, ``width``, ``height``, ``distortion_model``,
     ``D`` (5,), ``K`` (9,) / (3, 3), ``R`` and ``P`` (12,) / (3, 4); pixels.
+    The message is made by the one CameraInfo converter,
+    :func:`keypoint_perception.nodes.conversions.camera_info_msg`.
+
+    Raises:
+        CalibrationError: a calibration the camera model refuses.
     """
-    msg = CameraInfo()
-    msg.header.stamp, msg.header.frame_id = stamp, str(ci.get('frame_id', ''))
-    msg.width, msg.height = int(ci['width']), int(ci['height'])
-    msg.distortion_model = str(ci.get('distortion_model', 'plumb_bob'))
-    msg.d = [float(v) for v in np.ravel(ci.get('D', [0.0] * 5))]
-    msg.k = [float(v) for v in np.ravel(ci['K'])]
-    msg.r = [float(v) for v in np.ravel(ci.get('R', np.eye(3)))]
-    msg.p = [float(v) for v in np.ravel(ci['P'])]
-    return msg
+    camera = CameraModel(width=ci['width'], height=ci['height'], K=ci['K'],
+                         D=ci.get('D', [0.0] * 5),
+                         distortion_model=ci.get('distortion_model', 'plumb_bob'),
+                         R=ci.get('R', np.eye(3)), P=ci['P'], frame_id=ci.get('frame_id', ''))
+    return model_camera_info_msg(camera, stamp)
 
 
 def camera_info_dict(msg: CameraInfo) -> dict:
-    """Convert a CameraInfo to the labels-format dict (inverse of :func:`camera_info_msg`)."""
-    return {'frame_id': msg.header.frame_id, 'width': int(msg.width),
-            'height': int(msg.height), 'distortion_model': msg.distortion_model,
-            'D': [float(v) for v in msg.d], 'K': [float(v) for v in msg.k],
-            'R': [float(v) for v in msg.r], 'P': [float(v) for v in msg.p]}
+    """Convert a CameraInfo to the labels-format dict (inverse of :func:`camera_info_msg`).
+
+    Read by :func:`keypoint_perception.nodes.conversions.camera_model`.
+
+    Raises:
+        CalibrationError: a calibration the camera model refuses.
+    """
+    camera = camera_model(msg)
+    return {'frame_id': camera.frame_id, 'width': camera.width, 'height': camera.height,
+            'distortion_model': camera.distortion_model, 'D': camera.D.tolist(),
+            'K': camera.K.ravel().tolist(), 'R': camera.R.ravel().tolist(),
+            'P': camera.P.ravel().tolist()}
 
 
 # -- labels --------------------------------------------------------------------------
@@ -142,7 +144,7 @@ def labels_to_msg(labels: Mapping, sampler, stamp, frame_id: str) -> SampleLabel
            for n, p in zip(names, labels['keypoints_3d'])]
     msg.keypoints_3d = ObjectKeypoints3D(class_name=cls, instance_id='0', keypoints=kp3,
                                          pose_valid=True,
-                                         pose=pose_from_matrix(labels['object_pose']),
+                                         pose=pose_msg(labels['object_pose']),
                                          pose_fit_rmse=0.0)
     msg.baseline = float(labels.get('baseline', 0.0))
     msg.variables = [SceneVariable(name=n, value=float(d['value']), bin=int(d['bin']),

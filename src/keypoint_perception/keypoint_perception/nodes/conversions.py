@@ -119,7 +119,9 @@ def pose_msg(T: np.ndarray) -> Pose:
     Translation in the transform's units (metres); orientation the unit
     quaternion (x, y, z, w) of ``T[:3, :3]``
     (:func:`~keypoint_perception.core.rotations.quaternion_from_matrix`).
+    ``T`` may be any (4, 4) array-like (e.g. nested lists of a labels file).
     """
+    T = np.asarray(T, dtype=np.float64)
     x, y, z, w = quaternion_from_matrix(T[:3, :3])
     p = Pose()
     p.position = Point(x=float(T[0, 3]), y=float(T[1, 3]), z=float(T[2, 3]))
