@@ -23,87 +23,95 @@ Examples::
 Sample ``i`` is generated from a seed derived from ``(seed, i)``, so a
 dataset does not depend on ``--workers``.  Re-running the same command
 resumes: complete shards are kept, leftover ``.tmp`` shards are discarded
-and regenerated.
+and regenerated.  The same command gives byte-identical shard files.
+
+Bad input (a count or size that is not positive, a config that does not
+parse, an unknown object class, a missing dataset) ends the command with
+one line naming the input and a non-zero exit status; ``--debug`` shows
+the traceback.  Worker processes end with the command, also when it is
+killed (see :mod:`sim_datagen.workers`).
 """
 
 from __future__ import annotations
 
-import argparse
+import contextlib
 import glob
 import json
 import math
-import multiprocessing as mp
 import os
+import signal
 import sys
+import threading
 import time
-from typing import Optional
+from typing import Iterator, Optional
 
+from keypoint_perception.cli import ArgumentParser, checked_input, command_line, InputError, \
+    non_negative_float, non_negative_int, positive_int
 import numpy as np
 from tqdm import tqdm
 
 from .coco import export_coco
 from .config import load_config, resolve_config
-from .generator import SampleGenerator
 from .preview import contact_sheet, variable_histograms
 from .randomization import SceneSampler
-from .writer import encode_sample, shard_path, ShardWriter, write_meta
+from .workers import generate_encoded, make_generator, pool_results, start_pool
+from .writer import shard_path, ShardWriter, write_meta
 
-_WORKER = {}
-
-
-def _init_worker(config_path: str, sampler_state: Optional[dict]):
-    # one PyBullet client per process, created lazily here
-    cfg = load_config(config_path)
-    if 'gen' in _WORKER:  # in-process re-use (workers=1 called twice)
-        _WORKER.pop('gen').world.close()
-    gen = SampleGenerator(cfg)
-    if sampler_state:
-        gen.sampler.load_state_dict(sampler_state)
-    _WORKER['gen'] = gen
-    _WORKER['jpeg'] = int(cfg.get('outputs', {}).get('jpeg_quality', 95))
+PROG = 'sim-datagen'
 
 
-def _work(args):
-    index, seed = args
-    gen = _WORKER['gen']
-    s = gen.generate(index, seed)
-    t, c = time.perf_counter(), time.process_time()
-    members = encode_sample(s, _WORKER['jpeg'])
-    s['timing']['encode'] = time.perf_counter() - t
-    s['cpu_timing']['encode'] = time.process_time() - c
-    return index, s['key'], members, s['timing'], s['cpu_timing']
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """Within the block, SIGTERM raises SystemExit(143) so that clean-up code runs.
+
+    Only in the main thread (elsewhere Python cannot install handlers).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
-def _complete_shards(out: str, n_shards: int):
-    return {k for k in range(n_shards) if os.path.isfile(shard_path(out, k))}
+def _read_sampler_state(path: str) -> dict:
+    """Read a SceneSampler state_dict (or a meta.json holding one) from a JSON file."""
+    with open(path) as f:
+        state = json.load(f)
+    if not isinstance(state, dict):
+        raise ValueError('expected a JSON object (a SceneSampler state_dict)')
+    return state.get('sampler_state', state)
 
 
-def cmd_generate(a) -> int:
-    cfg = load_config(a.config)
-    os.makedirs(a.out, exist_ok=True)
-    sampler = SceneSampler.from_config(cfg['variables'])
-    state = None
-    if a.sampler_state:
-        with open(a.sampler_state) as f:
-            state = json.load(f)
-        state = state.get('sampler_state', state)
-        sampler.load_state_dict(state)
-    meta_path = os.path.join(a.out, 'meta.json')
-    if os.path.exists(meta_path):
+def _check_resumable(out: str, seed: int, shard_size: int) -> None:
+    """Refuse to add to a dataset folder made with another seed or shard size.
+
+    Raises:
+        InputError: naming ``--out`` and the differing setting.
+    """
+    meta_path = os.path.join(out, 'meta.json')
+    if not os.path.exists(meta_path):
+        return
+    with checked_input(f'--out {out}'):
         with open(meta_path) as f:
             old = json.load(f)
-        for k, new in (('seed', a.seed), ('shard_size', a.shard_size)):
-            if old.get(k) != new:
-                print(f'error: {a.out} was generated with {k}={old.get(k)}, not {new}',
-                      file=sys.stderr)
-                return 2
-    for tmp in glob.glob(os.path.join(a.out, 'shard-*.tar.tmp')):
-        os.remove(tmp)  # interrupted shard of a previous run
-    n_shards = math.ceil(a.count / a.shard_size)
-    done = _complete_shards(a.out, n_shards)
-    todo_shards = [k for k in range(n_shards) if k not in done]
+    for key, new in (('seed', seed), ('shard_size', shard_size)):
+        if old.get(key) != new:
+            raise InputError(f'--out {out}: was generated with {key}={old.get(key)}, '
+                             f'not {new}; choose another folder')
+
+
+def _dataset_meta(cfg: dict, a, sampler: SceneSampler) -> dict:
+    """Return the dataset's ``meta.json`` (class, keypoints, image size, run settings, sampler)."""
     od = cfg['object_def']
-    meta = {
+    outputs = cfg.get('outputs', {})
+    return {
         'format': 'sim_datagen/webdataset-v1', 'object_class': od.get('name'),
         'object_yaml': cfg['object_yaml'], 'object_def': od,
         'keypoint_names': [k['name'] for k in od['keypoints']],
@@ -114,39 +122,32 @@ def cmd_generate(a) -> int:
         'config_path': os.path.abspath(resolve_config(a.config)),
         'sampler_state': sampler.state_dict(),
         'members': ['left.jpg', 'right.jpg', 'json']
-        + (['depth.png'] if cfg.get('outputs', {}).get('depth') else [])
-        + (['seg.png'] if cfg.get('outputs', {}).get('segmentation') else []),
+        + (['depth.png'] if outputs.get('depth') else [])
+        + (['seg.png'] if outputs.get('segmentation') else []),
     }
-    write_meta(a.out, meta)
-    jobs = [(i, a.seed) for k in todo_shards
-            for i in range(k * a.shard_size, min((k + 1) * a.shard_size, a.count))]
-    print(f'{len(done)} of {n_shards} shards complete, generating {len(jobs)} samples '
-          f'with {a.workers} worker(s)', file=sys.stderr)
+
+
+def _write_shards(results, n_jobs: int, out: str, count: int, shard_size: int):
+    """Write encoded samples into their shards; returns (wall totals, CPU totals, samples).
+
+    A shard is published (renamed from ``.tmp``) when its last sample is
+    written; any exception aborts the shard being written.
+    """
     totals, cpu_totals, n_timed = {}, {}, 0
-    if a.workers <= 1:
-        _init_worker(a.config, state)
-        results = map(_work, jobs)
-        pool = None
-    else:
-        ctx = mp.get_context('spawn')
-        pool = ctx.Pool(a.workers, initializer=_init_worker, initargs=(a.config, state))
-        results = pool.imap(_work, jobs, chunksize=2)
-    writer, cur = None, None
-    t_start = time.perf_counter()
+    writer, current = None, None
     try:
-        with tqdm(total=len(jobs), unit='sample', dynamic_ncols=True) as bar:
+        with tqdm(total=n_jobs, unit='sample', dynamic_ncols=True) as bar:
             for index, key, members, timing, cpu in results:
-                shard = index // a.shard_size
-                if shard != cur:
+                shard = index // shard_size
+                if shard != current:
                     if writer is not None:
                         writer.close()
-                    writer, cur = ShardWriter(a.out, shard), shard
+                    writer, current = ShardWriter(out, shard), shard
                 t, c = time.perf_counter(), time.process_time()
                 writer.write(key, members)
-                end = min((shard + 1) * a.shard_size, a.count)
-                if index == end - 1:
+                if index == min((shard + 1) * shard_size, count) - 1:
                     writer.close()
-                    writer, cur = None, None
+                    writer, current = None, None
                 timing['write'] = time.perf_counter() - t
                 cpu['write'] = time.process_time() - c
                 for k, v in timing.items():
@@ -158,12 +159,60 @@ def cmd_generate(a) -> int:
     except BaseException:
         if writer is not None:
             writer.abort()
+        raise
+    return totals, cpu_totals, n_timed
+
+
+def cmd_generate(a) -> int:
+    """``sim-datagen generate``: render ``--count`` samples into tar shards in ``--out``."""
+    with checked_input('--config'):
+        cfg = load_config(a.config)
+        sampler = SceneSampler.from_config(cfg['variables'])
+    state = None
+    if a.sampler_state:
+        with checked_input(f'--sampler-state {a.sampler_state}'):
+            state = _read_sampler_state(a.sampler_state)
+            sampler.load_state_dict(state)
+    with checked_input(f'--out {a.out}'):
+        os.makedirs(a.out, exist_ok=True)
+    _check_resumable(a.out, a.seed, a.shard_size)
+    # the generator of this process: checks the whole config (URDF sources, links,
+    # variables) before any worker starts
+    with checked_input('--config'):
+        generator, jpeg_quality = make_generator(a.config, state)
+    for tmp in glob.glob(os.path.join(a.out, 'shard-*.tar.tmp')):
+        os.remove(tmp)  # interrupted shard of a previous run
+    n_shards = math.ceil(a.count / a.shard_size)
+    done = {k for k in range(n_shards) if os.path.isfile(shard_path(a.out, k))}
+    meta = _dataset_meta(cfg, a, sampler)
+    write_meta(a.out, meta)
+    jobs = [(i, a.seed) for k in range(n_shards) if k not in done
+            for i in range(k * a.shard_size, min((k + 1) * a.shard_size, a.count))]
+    print(f'{len(done)} of {n_shards} shards complete, generating {len(jobs)} samples '
+          f'with {a.workers} worker(s)', file=sys.stderr)
+    pool = None
+    t_start = time.perf_counter()
+    try:
+        with _sigterm_raises():
+            if a.workers <= 1:
+                results = (generate_encoded(generator, jpeg_quality, i, seed) for i, seed in jobs)
+            else:
+                generator.world.close()
+                generator = None
+                pool = start_pool(a.workers, a.config, state)
+                results = pool_results(pool, jobs)
+            totals, cpu_totals, n_timed = _write_shards(results, len(jobs), a.out, a.count,
+                                                        a.shard_size)
+            if pool is not None:
+                pool.close()
+                pool.join()
+                pool = None
+    finally:
         if pool is not None:
             pool.terminate()
-        raise
-    if pool is not None:
-        pool.close()
-        pool.join()
+            pool.join()
+        if generator is not None:
+            generator.world.close()
     wall = time.perf_counter() - t_start
     if n_timed:
         ms = {k: round(1000 * v / n_timed, 1) for k, v in totals.items()}
@@ -181,36 +230,51 @@ def cmd_generate(a) -> int:
     return 0
 
 
+def _check_dataset(data: str) -> None:
+    """Raise InputError unless ``data`` is a dataset folder (with ``meta.json``)."""
+    if not os.path.isfile(os.path.join(data, 'meta.json')):
+        raise InputError(f'--data {data}: not a sim_datagen dataset (no meta.json in it)')
+
+
 def cmd_preview(a) -> int:
-    n = contact_sheet(a.data, a.out, a.count, a.cols, a.tile_width)
-    hist = a.hist or os.path.splitext(a.out)[0] + '_hist.png'
-    m = variable_histograms(a.data, hist)
+    """``sim-datagen preview``: contact sheet and variable histograms of a dataset."""
+    _check_dataset(a.data)
+    with checked_input(f'--data {a.data}'):
+        n = contact_sheet(a.data, a.out, a.count, a.cols, a.tile_width)
+        hist = a.hist or os.path.splitext(a.out)[0] + '_hist.png'
+        m = variable_histograms(a.data, hist)
     print(f'wrote {a.out} ({n} samples) and {hist} ({m} samples)', file=sys.stderr)
     return 0
 
 
 def cmd_export_coco(a) -> int:
+    """``sim-datagen export-coco``: COCO keypoint annotations (+ JPEGs) of a dataset."""
+    _check_dataset(a.data)
     images_dir = a.images_dir or os.path.join(os.path.dirname(os.path.abspath(a.out)), 'images')
-    coco = export_coco(a.data, a.out, images_dir, a.views, a.bbox_margin,
-                       write_images=not a.no_images)
+    with checked_input(f'--data {a.data}'):
+        coco = export_coco(a.data, a.out, images_dir, a.views, a.bbox_margin,
+                           write_images=not a.no_images)
     where = '' if a.no_images else f' (JPEGs in {images_dir})'
     print(f'wrote {a.out}: {len(coco["images"])} images, {len(coco["annotations"])} '
           f'keypoint annotations{where}', file=sys.stderr)
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog='sim-datagen', description=__doc__.split('\n')[0])
+def build_parser() -> ArgumentParser:
+    """Build the ``sim-datagen`` argument parser (subcommands generate, preview, export-coco)."""
+    ap = ArgumentParser(prog=PROG, description=__doc__.split('\n')[0])
     sub = ap.add_subparsers(dest='cmd', required=True)
     g = sub.add_parser('generate', help='render a dataset of tar shards')
     g.add_argument('--config', required=True,
                    help='generator config YAML, or a name in the package config folder '
                         '(e.g. checkerboard)')
-    g.add_argument('--count', type=int, required=True, help='number of stereo samples')
+    g.add_argument('--count', type=positive_int, required=True,
+                   help='number of stereo samples')
     g.add_argument('--out', required=True, help='dataset directory')
-    g.add_argument('--workers', type=int, default=1, help='processes (one PyBullet each)')
-    g.add_argument('--seed', type=int, default=0)
-    g.add_argument('--shard-size', type=int, default=100)
+    g.add_argument('--workers', type=positive_int, default=1,
+                   help='processes (one PyBullet each)')
+    g.add_argument('--seed', type=non_negative_int, default=0)
+    g.add_argument('--shard-size', type=positive_int, default=100, help='samples per shard')
     g.add_argument('--sampler-state', default=None,
                    help='JSON with a SceneSampler state_dict (e.g. after feedback updates)')
     g.set_defaults(func=cmd_generate)
@@ -218,9 +282,10 @@ def build_parser() -> argparse.ArgumentParser:
     pv.add_argument('--data', required=True)
     pv.add_argument('--out', required=True,
                     help='contact sheet image (.png, or .jpg at quality 85)')
-    pv.add_argument('--count', type=int, default=16)
-    pv.add_argument('--cols', type=int, default=4)
-    pv.add_argument('--tile-width', type=int, default=320, help='px per view in the sheet')
+    pv.add_argument('--count', type=positive_int, default=16)
+    pv.add_argument('--cols', type=positive_int, default=4)
+    pv.add_argument('--tile-width', type=positive_int, default=320,
+                    help='px per view in the sheet')
     pv.add_argument('--hist', default=None, help='histogram PNG (default: <out>_hist.png)')
     pv.set_defaults(func=cmd_preview)
     ex = sub.add_parser('export-coco', help='COCO keypoints annotations + extracted JPEGs')
@@ -230,14 +295,16 @@ def build_parser() -> argparse.ArgumentParser:
                     help='folder for the JPEGs (default: <folder of --out>/images)')
     ex.add_argument('--views', nargs='+', default=['left', 'right'], choices=['left', 'right'],
                     help='views exported as images (default: both)')
-    ex.add_argument('--bbox-margin', type=float, default=0.0,
+    ex.add_argument('--bbox-margin', type=non_negative_float, default=0.0,
                     help='keypoint boxes grow by this fraction of their size per side')
     ex.add_argument('--no-images', action='store_true', help='write the JSON only')
     ex.set_defaults(func=cmd_export_coco)
     return ap
 
 
-def main(argv=None) -> int:
+@command_line(PROG)
+def main(argv: Optional[list] = None) -> int:
+    """Run ``sim-datagen``; returns the exit status (see the module docstring)."""
     a = build_parser().parse_args(argv)
     np.seterr(all='ignore')
     return a.func(a)

@@ -47,7 +47,7 @@ import cv2
 from keypoint_perception.core.dataset import iter_raw, list_shards, read_meta
 import numpy as np
 
-#: segmentation value of the labelled object (sim_datagen.generator.SEG_BOARD)
+#: segmentation value of the labelled object (sim_datagen.labels.SEG_BOARD)
 SEG_OBJECT = 1
 
 

@@ -84,6 +84,8 @@ def resolve_config(path: str) -> str:
     """
     if os.path.isfile(path):
         return path
+    if os.sep in path:
+        raise ConfigError(f'{path}: no such file')
     name = path if path.endswith('.yaml') else path + '.yaml'
     candidates = [os.path.join(SOURCE_CONFIG_DIR, name)]
     share = _share_directory('sim_datagen')

@@ -29,6 +29,12 @@ A shard is written to ``shard-XXXXXX.tar.tmp`` and renamed with
 ``os.replace`` when complete, so an interrupted run never leaves a broken
 ``.tar``; leftover ``.tmp`` files are ignored by readers and deleted on
 resume.
+
+Shards are reproducible: the tar headers hold no write time, owner or
+permissions of the writing process (mtime 0, uid/gid 0, no user or group
+name, mode 0644, ustar format) and a sample's members are stored in a fixed
+order (:data:`MEMBER_ORDER`), so the same samples give byte-identical
+shard files.
 """
 
 from __future__ import annotations
@@ -37,13 +43,14 @@ import io
 import json
 import os
 import tarfile
-import time
 from typing import Dict, Optional
 
 import cv2
 import numpy as np
 
 SHARD_FMT = 'shard-{:06d}.tar'
+#: order of a sample's members in a shard (others follow, sorted by name)
+MEMBER_ORDER = ('left.jpg', 'right.jpg', 'depth.png', 'seg.png', 'json')
 
 
 def shard_path(out_dir: str, shard: int) -> str:
@@ -86,17 +93,25 @@ class ShardWriter:
     def __init__(self, out_dir: str, shard: int):
         self.final = shard_path(out_dir, shard)
         self.tmp = self.final + '.tmp'
-        self._tar: Optional[tarfile.TarFile] = tarfile.open(self.tmp, 'w')
+        self._tar: Optional[tarfile.TarFile] = tarfile.open(self.tmp, 'w',
+                                                            format=tarfile.USTAR_FORMAT)
         self.count = 0
 
     def write(self, key: str, members: Dict[str, bytes]) -> None:
-        """Append the members of sample ``key`` (``{suffix: bytes}``)."""
-        now = time.time()
-        for suffix, data in members.items():
+        """Append the members of sample ``key`` (``{suffix: bytes}``).
+
+        Members are stored in :data:`MEMBER_ORDER`, with fixed headers (see
+        the module docstring).
+        """
+        rank = {suffix: i for i, suffix in enumerate(MEMBER_ORDER)}
+        for suffix in sorted(members, key=lambda s: (rank.get(s, len(rank)), s)):
+            data = members[suffix]
             info = tarfile.TarInfo(f'{key}.{suffix}')
             info.size = len(data)
-            info.mtime = now
+            info.mtime = 0
             info.mode = 0o644
+            info.uid = info.gid = 0
+            info.uname = info.gname = ''
             self._tar.addfile(info, io.BytesIO(data))
         self.count += 1
 
