@@ -58,3 +58,22 @@ def test_matrix_from_quaternion_rejects_bad_input():
     for bad in ([0, 0, 0, 0], [0, 0, 1], [np.nan, 0, 0, 1]):
         with pytest.raises(ValueError):
             matrix_from_quaternion(bad)
+
+
+def test_quaternion_from_matrix_matches_axis_angle():
+    """Quaternions equal the axis-angle formula, including angles near pi."""
+    rng = np.random.default_rng(16)
+    angles = list(rng.uniform(0, math.pi, 40)) + [0.0, math.pi - 1e-9, math.pi]
+    for angle in angles:
+        axis = rng.normal(size=3)
+        axis /= np.linalg.norm(axis)
+        R = cv2.Rodrigues(axis * angle)[0]
+        q = quaternion_from_matrix(R)
+        expected = np.r_[axis * math.sin(angle / 2), math.cos(angle / 2)]
+        if expected[3] < 0 or (abs(expected[3]) < 1e-12 and np.dot(q, expected) < 0):
+            expected = -expected
+        assert np.dot(q, expected) == pytest.approx(1.0, abs=1e-9)
+        assert q[3] >= 0
+    np.testing.assert_allclose(quaternion_from_matrix(np.eye(3)), [0, 0, 0, 1])
+    np.testing.assert_allclose(quaternion_from_matrix(np.diag([1.0, -1, -1])),
+                               [1, 0, 0, 0], atol=1e-12)

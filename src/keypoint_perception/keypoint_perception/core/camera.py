@@ -264,16 +264,16 @@ class CameraModel:
         """
         return {'width': self.width, 'height': self.height,
                 'distortion_model': self.distortion_model,
-                'd': [float(v) for v in self.D], 'k': [float(v) for v in self.K.ravel()],
-                'r': [float(v) for v in self.R.ravel()],
-                'p': [float(v) for v in self.P.ravel()], 'frame_id': self.frame_id}
+                'd': [float(x) for x in self.D], 'k': [float(x) for x in self.K.ravel()],
+                'r': [float(x) for x in self.R.ravel()],
+                'p': [float(x) for x in self.P.ravel()], 'frame_id': self.frame_id}
 
     def to_yaml_dict(self, camera_name: str = 'camera') -> dict:
         """Return the ROS camera_info YAML mapping (inverse of :meth:`from_camera_info_dict`)."""
         def block(m):
             m = np.atleast_2d(m)
             return {'rows': int(m.shape[0]), 'cols': int(m.shape[1]),
-                    'data': [float(v) for v in m.ravel()]}
+                    'data': [float(x) for x in m.ravel()]}
 
         return {'image_width': self.width, 'image_height': self.height,
                 'camera_name': camera_name, 'camera_matrix': block(self.K),

@@ -192,11 +192,11 @@ def canonical_symmetry_order(uv: np.ndarray, symmetries) -> np.ndarray:
     perms = SymmetryGroup.of(symmetries, j).index_arrays
     if j < 2:
         return perms[0]
-    s = uv[:, 0] + uv[:, 1]
-    scores = [s[p[1]] - s[p[0]] for p in perms]
+    diagonal = uv[:, 0] + uv[:, 1]  # position along the (1, 1) image diagonal
+    scores = [diagonal[p[1]] - diagonal[p[0]] for p in perms]
     if np.all(np.isfinite(scores)):
         return perms[int(np.argmax(scores))]
-    key = np.nan_to_num(s, nan=np.inf)
+    key = np.nan_to_num(diagonal, nan=np.inf)
     return min(perms, key=lambda p: tuple(key[p]))
 
 
@@ -224,10 +224,10 @@ def decode_candidates(beliefs: np.ndarray, max_candidates: int = 3, nms_kernel: 
     uv = np.full((j, max_candidates, 2), np.nan)
     conf = np.zeros((j, max_candidates), np.float32)
     for k in range(j):
-        for c, (u, v, s) in enumerate(nms_peaks(beliefs[k], nms_kernel, threshold,
+        for c, (u, v, peak_belief) in enumerate(nms_peaks(beliefs[k], nms_kernel, threshold,
                                                 max_candidates)):
             uv[k, c] = refine_peak(beliefs[k], int(u), int(v))
-            conf[k, c] = s
+            conf[k, c] = peak_belief
     return uv, conf
 
 

@@ -173,11 +173,11 @@ class BeliefStage(nn.Module):
         """Build the stage (all convs keep the spatial size)."""
         super().__init__()
         layers: List[nn.Module] = []
-        c = cin
-        for k, d in zip(kernels, dilations):
-            layers += _conv(c, width, k, bn=True, dilation=d)
-            c = width
-        layers += [nn.Conv2d(c, head_width, 1), nn.ReLU(inplace=True),
+        channels = cin
+        for kernel, dilation in zip(kernels, dilations):
+            layers += _conv(channels, width, kernel, bn=True, dilation=dilation)
+            channels = width
+        layers += [nn.Conv2d(channels, head_width, 1), nn.ReLU(inplace=True),
                    nn.Conv2d(head_width, num_keypoints, 1)]
         self.body = nn.Sequential(*layers)
 
@@ -257,12 +257,12 @@ def belief_loss(beliefs: Sequence[torch.Tensor], targets: torch.Tensor,
     if kind not in ('bce', 'mse'):
         raise ValueError(f'unknown loss {kind!r}')
     total = 0.0
-    for b in beliefs:
+    for stage_beliefs in beliefs:
         if kind == 'bce':
-            per_pixel = F.binary_cross_entropy(b.clamp(1e-6, 1 - 1e-6), targets,
+            per_pixel = F.binary_cross_entropy(stage_beliefs.clamp(1e-6, 1 - 1e-6), targets,
                                                reduction='none')
         else:
-            per_pixel = (b - targets) ** 2
+            per_pixel = (stage_beliefs - targets) ** 2
         per_map = per_pixel.mean(dim=(2, 3))
         if weights is not None:
             per_map = per_map * weights
@@ -303,13 +303,14 @@ def symmetric_belief_loss(beliefs: Sequence[torch.Tensor], targets: torch.Tensor
     if reduction not in ('mean', 'none'):
         raise ValueError(f'unknown reduction {reduction!r}')
     per_perm = 0.0
-    for b in beliefs:
-        b = b.unsqueeze(1).expand_as(targets)
+    for stage_beliefs in beliefs:
+        stage_beliefs = stage_beliefs.unsqueeze(1).expand_as(targets)
         if kind == 'bce':
-            px = F.binary_cross_entropy(b.clamp(1e-6, 1 - 1e-6), targets, reduction='none')
+            per_pixel = F.binary_cross_entropy(stage_beliefs.clamp(1e-6, 1 - 1e-6), targets,
+                                               reduction='none')
         else:
-            px = (b - targets) ** 2
-        per_perm = per_perm + px.mean(dim=(2, 3, 4))
+            per_pixel = (stage_beliefs - targets) ** 2
+        per_perm = per_perm + per_pixel.mean(dim=(2, 3, 4))
     per_sample = (per_perm / len(beliefs)).min(dim=1).values
     return per_sample.mean() if reduction == 'mean' else per_sample
 

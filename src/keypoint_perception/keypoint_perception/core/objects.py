@@ -103,8 +103,8 @@ class ObjectClass:
                 raise ValueError(f'skeleton edge {e} out of range for {j} keypoints')
         symmetries = [list(map(int, p)) for p in d.get('symmetries', [])]
         SymmetryGroup.from_permutations(symmetries, j)  # raises on a non-permutation
-        extra = {k: v for k, v in d.items()
-                 if k not in ('name', 'keypoints', 'skeleton', 'symmetries')}
+        extra = {key: value for key, value in d.items()
+                 if key not in ('name', 'keypoints', 'skeleton', 'symmetries')}
         return cls(str(d['name']), names, np.array(points, dtype=np.float64), skeleton,
                    symmetries, extra)
 

@@ -71,9 +71,9 @@ def fit_rigid_transform(src: np.ndarray, dst: np.ndarray, weights: Optional[np.n
             raise ValueError('weights must not all be zero')
         w = w / w.sum()
     mu_s, mu_d = w @ src, w @ dst
-    sc, dc = src - mu_s, dst - mu_d
-    sigma_s = float(w @ np.sum(sc * sc, axis=1))
-    cov = (dc * w[:, None]).T @ sc  # Sigma_xy of Umeyama (x = src, y = dst)
+    src_centred, dst_centred = src - mu_s, dst - mu_d
+    sigma_s = float(w @ np.sum(src_centred * src_centred, axis=1))
+    cov = (dst_centred * w[:, None]).T @ src_centred  # Sigma_xy of Umeyama (x = src, y = dst)
     U, d, Vt = np.linalg.svd(cov)
     S = np.ones(3)
     if np.linalg.det(U) * np.linalg.det(Vt) < 0:

@@ -41,7 +41,7 @@ def overlay_beliefs(image: np.ndarray, beliefs: np.ndarray, alpha: float = 0.45,
     if roi is None:
         heat = cv2.resize(beliefs.max(axis=0), (w, h), interpolation=cv2.INTER_LINEAR)
     else:
-        x0, y0, rw, rh = (int(v) for v in roi)
+        x0, y0, rw, rh = (int(value) for value in roi)
         window = cv2.resize(beliefs.max(axis=0), (rw, rh), interpolation=cv2.INTER_LINEAR)
         heat = np.zeros((h, w), np.float32)
         in_image, in_window = window_overlap(roi, image.shape)
@@ -54,7 +54,7 @@ def overlay_beliefs(image: np.ndarray, beliefs: np.ndarray, alpha: float = 0.45,
     return out
 
 
-def draw_view(image: np.ndarray, det: Detection2D, oc: ObjectClass,
+def draw_view(image: np.ndarray, det: Detection2D, object_class: ObjectClass,
               xyz: Optional[np.ndarray] = None, valid: Optional[np.ndarray] = None,
               beliefs: bool = True) -> np.ndarray:
     """Draw one view: belief overlay, skeleton, keypoints, names and 3D positions (mm).
@@ -62,6 +62,7 @@ def draw_view(image: np.ndarray, det: Detection2D, oc: ObjectClass,
     Args:
         image: (H, W, 3) uint8 RGB or (H, W) grey.
         det: detections of the view, pixels of ``image``.
+        object_class: the object (skeleton and keypoint names).
         xyz: optional (J, 3) metres to print next to each keypoint.
         valid: optional (J,) bool; invalid 3D points are drawn hollow.
 
@@ -72,11 +73,11 @@ def draw_view(image: np.ndarray, det: Detection2D, oc: ObjectClass,
     if beliefs:
         out = overlay_beliefs(out, det.beliefs, roi=det.roi)
     ok = np.isfinite(det.uv).all(axis=1)
-    for a, b in oc.skeleton:
+    for a, b in object_class.skeleton:
         if ok[a] and ok[b]:
             pa, pb = np.int32(np.round(det.uv[[a, b]]))
             cv2.line(out, tuple(pa), tuple(pb), (255, 160, 30), 1, cv2.LINE_AA)
-    for j, name in enumerate(oc.keypoint_names):
+    for j, name in enumerate(object_class.keypoint_names):
         if not ok[j]:
             continue
         p = tuple(np.int32(np.round(det.uv[j])))
@@ -93,14 +94,20 @@ def draw_view(image: np.ndarray, det: Detection2D, oc: ObjectClass,
     return out
 
 
-def draw_stereo(left: np.ndarray, right: np.ndarray, result: StereoResult, oc: ObjectClass,
-                beliefs: bool = True, title: str = '') -> np.ndarray:
-    """Left and right annotated views side by side, (H, W_l + W_r, 3) uint8 RGB."""
-    lv = draw_view(left, result.left, oc, result.xyz, result.valid, beliefs)
-    rv = draw_view(right, result.right, oc, None, result.valid, beliefs)
-    if rv.shape[0] != lv.shape[0]:
-        rv = cv2.resize(rv, (int(rv.shape[1] * lv.shape[0] / rv.shape[0]), lv.shape[0]))
-    out = np.concatenate([lv, rv], axis=1)
+def draw_stereo(left: np.ndarray, right: np.ndarray, result: StereoResult,
+                object_class: ObjectClass, beliefs: bool = True, title: str = '') -> np.ndarray:
+    """Return the left and right annotated views side by side, (H, W_l + W_r, 3) uint8 RGB.
+
+    The right view is resized to the left view's height if they differ; 3D
+    positions (mm, left optical frame) are printed in the left view only.
+    """
+    left_drawn = draw_view(left, result.left, object_class, result.xyz, result.valid, beliefs)
+    right_drawn = draw_view(right, result.right, object_class, None, result.valid, beliefs)
+    if right_drawn.shape[0] != left_drawn.shape[0]:
+        height = left_drawn.shape[0]
+        right_drawn = cv2.resize(
+            right_drawn, (int(right_drawn.shape[1] * height / right_drawn.shape[0]), height))
+    out = np.concatenate([left_drawn, right_drawn], axis=1)
     if title:
         cv2.putText(out, title, (8, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3,
                     cv2.LINE_AA)

@@ -1,0 +1,61 @@
+# Copyright 2026 The keypoint_perception authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Fixtures of the package tests: the real OpenCV stereo sequence and its calibrated rig."""
+
+import os
+import subprocess
+import sys
+
+try:
+    import keypoint_perception  # noqa: F401
+except ImportError:  # running from the source tree without an install
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from geometry_helpers import CONFIG_DIR, DATA_DIR, REPO_ROOT  # noqa: E402
+from keypoint_perception.core.camera import CameraModel  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope='session')
+def opencv_data():
+    """Make sure data/opencv_stereo holds the images and ground_truth.json.
+
+    Fetches with tools/fetch_data.sh when missing (never skips silently); fails
+    with a clear message when that is impossible.
+    """
+    needed = ['stereo_calib.xml', 'left01.jpg', 'right14.jpg']
+    if not all(os.path.isfile(os.path.join(DATA_DIR, f)) for f in needed):
+        script = os.path.join(REPO_ROOT, 'tools', 'fetch_data.sh')
+        proc = subprocess.run(['bash', script], capture_output=True, text=True, timeout=600)
+        if proc.returncode != 0:
+            pytest.fail('OpenCV stereo data missing and tools/fetch_data.sh failed '
+                        f'(rc {proc.returncode}):\n{proc.stdout}\n{proc.stderr}')
+    if not os.path.isfile(os.path.join(DATA_DIR, 'ground_truth.json')):
+        script = os.path.join(REPO_ROOT, 'tools', 'calibrate_opencv_stereo.py')
+        proc = subprocess.run([sys.executable, script, '--ground-truth-only'],
+                              capture_output=True, text=True, timeout=600)
+        if proc.returncode != 0:
+            pytest.fail('tools/calibrate_opencv_stereo.py --ground-truth-only failed:\n'
+                        f'{proc.stdout}\n{proc.stderr}')
+    return DATA_DIR
+
+
+@pytest.fixture(scope='session')
+def real_rig():
+    """Left and right models of the calibrated real rig (committed YAML files)."""
+    left = CameraModel.from_yaml(os.path.join(CONFIG_DIR, 'opencv_stereo_left.yaml'),
+                                 frame_id='left_optical')
+    right = CameraModel.from_yaml(os.path.join(CONFIG_DIR, 'opencv_stereo_right.yaml'),
+                                  frame_id='right_optical')
+    return left, right
