@@ -38,7 +38,7 @@ class ConfigError(ValueError):
     """A config or object-class YAML is missing or invalid (the message names file and field)."""
 
 
-def _share_directory(package: str) -> Optional[str]:
+def share_directory(package: str) -> Optional[str]:
     """Return the ament share directory of ``package``, or None when not installed."""
     try:
         return get_package_share_directory(package)
@@ -57,7 +57,7 @@ def find_object_yaml(name: str) -> str:
         ConfigError: no such object class (the message lists the places tried).
     """
     candidates = [os.path.join(OBJECTS_DIR, f'{name}.yaml')]
-    share = _share_directory('keypoint_perception')
+    share = share_directory('keypoint_perception')
     if share is not None:
         candidates += [os.path.join(share, 'objects', f'{name}.yaml'),
                        os.path.join(share, 'config', 'objects', f'{name}.yaml')]
@@ -88,7 +88,7 @@ def resolve_config(path: str) -> str:
         raise ConfigError(f'{path}: no such file')
     name = path if path.endswith('.yaml') else path + '.yaml'
     candidates = [os.path.join(SOURCE_CONFIG_DIR, name)]
-    share = _share_directory('sim_datagen')
+    share = share_directory('sim_datagen')
     if share is not None:
         candidates.append(os.path.join(share, 'config', name))
     for candidate in candidates:

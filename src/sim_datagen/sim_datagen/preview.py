@@ -19,6 +19,7 @@ import itertools
 
 import cv2
 from keypoint_perception.core.dataset import iter_samples, read_meta
+from matplotlib.figure import Figure
 import numpy as np
 
 GREEN, ORANGE, RED = (0, 200, 0), (255, 140, 0), (255, 0, 0)  # RGB
@@ -81,10 +82,6 @@ def contact_sheet(data_dir: str, out_png: str, count: int = 16, cols: int = 4,
 
 def variable_histograms(data_dir: str, out_png: str) -> int:
     """Histogram per sampled variable (all samples) plus visibility counts."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
     meta = read_meta(data_dir)
     vars_meta = meta['sampler_state']['variables']
     values = {k: [] for k in vars_meta}
@@ -99,7 +96,8 @@ def variable_histograms(data_dir: str, out_png: str) -> int:
     names = list(values) + ['visibility']
     cols = 6
     rows = int(np.ceil(len(names) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 2.2 * rows))
+    fig = Figure(figsize=(3 * cols, 2.2 * rows))  # no pyplot: no global backend or state
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax, name in zip(axes.ravel(), names):
         if name == 'visibility':
             ax.bar(['out', 'occl', 'vis'], vis, color=['gray', 'orange', 'green'])
@@ -118,5 +116,4 @@ def variable_histograms(data_dir: str, out_png: str) -> int:
     fig.suptitle(f'{data_dir}: {n} samples')
     fig.tight_layout()
     fig.savefig(out_png, dpi=70)
-    plt.close(fig)
     return n

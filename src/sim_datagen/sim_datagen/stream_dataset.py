@@ -51,8 +51,16 @@ import threading
 import time
 from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Union
 
+from keypoint_msgs.msg import SampleLabels, SamplerFeedback, SamplerState
 import numpy as np
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image
 import torch.utils.data
+
+from .ros_messages import camera_info_dict, feedback_msg, image_to_array, msg_to_labels, \
+    sampler_state_dict
 
 _PARTS = ('left', 'right', 'left_info', 'right_info', 'labels')
 
@@ -139,13 +147,6 @@ class StreamDataset(torch.utils.data.IterableDataset):
         """
         if self._rt is not None:
             return self
-        import rclpy
-        from rclpy.executors import SingleThreadedExecutor
-        from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-
-        from keypoint_msgs.msg import SampleLabels, SamplerFeedback, SamplerState
-        from sensor_msgs.msg import CameraInfo, Image
-
         ctx = rclpy.Context()
         rclpy.init(context=ctx, domain_id=self.domain_id)
         node = rclpy.create_node(self.node_name, context=ctx)
@@ -258,7 +259,6 @@ class StreamDataset(torch.utils.data.IterableDataset):
         return cb
 
     def _state_callback(self, src: _Source):
-        from .ros_messages import sampler_state_dict
 
         def cb(msg):
             rt = self._rt
@@ -272,7 +272,6 @@ class StreamDataset(torch.utils.data.IterableDataset):
     @staticmethod
     def _assemble(ns: str, parts: Mapping) -> dict:
         """Build the sample dict of one source's five messages (see :meth:`__iter__`)."""
-        from .ros_messages import camera_info_dict, image_to_array, msg_to_labels
         labels = msg_to_labels(parts['labels'])
         labels['camera_info'] = {'left': camera_info_dict(parts['left_info']),
                                  'right': camera_info_dict(parts['right_info'])}
@@ -384,7 +383,6 @@ class StreamDataset(torch.utils.data.IterableDataset):
             published; the node may still reject invalid counts (it logs a
             warning and leaves ``sampler_state`` unchanged).
         """
-        from .ros_messages import feedback_msg
         pub = self._source(namespace).feedback_pub
         deadline = time.monotonic() + wait
         while pub.get_subscription_count() == 0 and time.monotonic() < deadline:

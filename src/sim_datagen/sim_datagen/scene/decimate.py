@@ -130,6 +130,7 @@ def decimate_obj(path: str, out_path: str, reduction: float) -> Tuple[int, int]:
     Returns:
         (triangles before, triangles after).
     """
+    # optional, pip-only dependency (no rosdep key): needed by visual_decimation configs only
     import fast_simplification
     v, vt, head, groups = _read_obj(path)
     lines = [f'# decimated copy of {os.path.basename(path)} (sim_datagen.scene.decimate, '
@@ -190,6 +191,7 @@ def decimated_urdf(urdf: str, reduction: float, min_faces: int = 2000) -> str:
     Mesh paths (``package://`` or relative, resolved against the URDF's
     folder) become absolute; collision meshes stay the originals.
     """
+    # optional, pip-only dependency (no rosdep key): needed by visual_decimation configs only
     import fast_simplification
     urdf = os.path.abspath(urdf)
     base = os.path.dirname(urdf)

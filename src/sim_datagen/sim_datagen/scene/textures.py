@@ -26,6 +26,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
+import pybullet_data
 
 #: background types, in the order of the ``background_type`` variable's bins
 BACKGROUND_TYPES = ('noise', 'gradient', 'stripes', 'shapes', 'office', 'grids', 'texture')
@@ -272,10 +273,6 @@ class TextureLibrary:
     @classmethod
     def from_pybullet_data(cls) -> 'TextureLibrary':
         """All JPG/PNG images shipped with ``pybullet_data`` (textures, not UI)."""
-        try:
-            import pybullet_data
-        except ImportError:
-            return cls([])
         root = pybullet_data.getDataPath()
         files = []
         for ext in ('jpg', 'png'):

@@ -46,9 +46,10 @@ from typing import Dict, List, Mapping, Optional, Tuple, Union
 from keypoint_perception.core.rotations import matrix_from_quaternion, quaternion_from_matrix
 import numpy as np
 import pybullet as p
+import pybullet_data
 
 from . import procedural
-from ..config import ConfigError
+from ..config import ConfigError, share_directory
 
 Number = Union[int, float]
 
@@ -66,11 +67,7 @@ def package_dir() -> str:
     here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     if os.path.isdir(os.path.join(here, 'urdf')):
         return here
-    try:
-        from ament_index_python.packages import get_package_share_directory
-        return get_package_share_directory('sim_datagen')
-    except Exception:  # noqa: B902 - not installed / no ament index
-        return here
+    return share_directory('sim_datagen') or here
 
 
 @dataclass
@@ -157,7 +154,6 @@ def resolve_urdf(spec: str, config_dir: str, where: str) -> Tuple[str, str]:
                               f'known: {sorted(procedural.FAMILIES)}')
         return 'procedural', fam
     if spec.startswith('pybullet_data:'):
-        import pybullet_data
         path = os.path.join(pybullet_data.getDataPath(), spec.split(':', 1)[1])
     elif spec.startswith('package:'):
         path = os.path.join(package_dir(), spec.split(':', 1)[1])

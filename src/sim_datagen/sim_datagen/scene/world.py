@@ -35,6 +35,7 @@ import cv2
 from keypoint_perception.core.rotations import quaternion_from_matrix
 import numpy as np
 import pybullet as p
+import pybullet_data
 
 from .camera import PinholeCamera
 from .textures import checker_texture, object_textures
@@ -114,21 +115,17 @@ class World:
         self.mesh_shapes: List[int] = []
         #: bounding radius (m) of each mesh about its origin
         self.mesh_radii: List[float] = []
-        try:
-            import pybullet_data
-            root = os.path.join(pybullet_data.getDataPath(), 'random_urdfs')
-            ids = rng.choice(1000, size=self.n_meshes, replace=False) if self.n_meshes else []
-            for i in ids:
-                f = os.path.join(root, f'{i:03d}', f'{i:03d}.obj')
-                if os.path.exists(f):
-                    s = float(rng.uniform(0.02, 0.05))
-                    vs = p.createVisualShape(p.GEOM_MESH, fileName=f, meshScale=[s] * 3,
-                                             physicsClientId=self.cid)
-                    if vs >= 0:
-                        self.mesh_shapes.append(vs)
-                        self.mesh_radii.append(s * _obj_radius(f))
-        except ImportError:
-            pass
+        root = os.path.join(pybullet_data.getDataPath(), 'random_urdfs')
+        ids = rng.choice(1000, size=self.n_meshes, replace=False) if self.n_meshes else []
+        for i in ids:
+            f = os.path.join(root, f'{i:03d}', f'{i:03d}.obj')
+            if os.path.exists(f):
+                s = float(rng.uniform(0.02, 0.05))
+                vs = p.createVisualShape(p.GEOM_MESH, fileName=f, meshScale=[s] * 3,
+                                         physicsClientId=self.cid)
+                if vs >= 0:
+                    self.mesh_shapes.append(vs)
+                    self.mesh_radii.append(s * _obj_radius(f))
         for key in board_keys:
             self.board_texture(*key)
 
