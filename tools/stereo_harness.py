@@ -121,8 +121,9 @@ class NodeHarness:
     """A ``stereo_keypoint_node`` subprocess with publishers of its four inputs.
 
     Use as a context manager.  ``published`` maps each ``keypoints_3d`` stamp
-    (ns) received to its message, in arrival order; ``published_order`` lists
-    the stamps as they arrived.
+    (ns) received to its message, ``received_at`` to its arrival time
+    (``time.monotonic()``); ``published_order`` lists the stamps as they
+    arrived.
     """
 
     def __init__(self, domain_id: int, log_path: str, params: Optional[Dict[str, str]] = None,
@@ -134,6 +135,7 @@ class NodeHarness:
         self.start_timeout = start_timeout
         self.published: Dict[int, Keypoints3D] = {}
         self.published_order: List[int] = []
+        self.received_at: Dict[int, float] = {}  # stamp -> time.monotonic() of receipt
         self.proc = None
 
     def __enter__(self):
@@ -189,6 +191,7 @@ class NodeHarness:
         stamp = stamp_to_ns(msg.header.stamp)
         self.published[stamp] = msg
         self.published_order.append(stamp)
+        self.received_at[stamp] = time.monotonic()
 
     def spin(self, seconds: float):
         """Process the harness's callbacks for ``seconds``."""
