@@ -27,13 +27,14 @@ KP = os.path.join(ROOT, 'src', 'keypoint_perception')
 SIM = os.path.join(ROOT, 'src', 'sim_datagen')
 
 
-def _run(args, timeout=600):
+def _run(args, timeout=600, returncode=0):
+    """Run ``python -m args`` (or ``python -c`` when args[0] is '-c') on the source tree."""
     env = dict(os.environ)
     env['PYTHONPATH'] = os.pathsep.join([KP, SIM, env.get('PYTHONPATH', '')])
     env['OMP_NUM_THREADS'] = '1'
-    r = subprocess.run([sys.executable, '-m', *args], env=env, capture_output=True, text=True,
-                       timeout=timeout)
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
+    command = [sys.executable] + (args if args[0] == '-c' else ['-m', *args])
+    r = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == returncode, r.stdout[-2000:] + r.stderr[-4000:]
     return r
 
 
@@ -65,7 +66,7 @@ def test_train_then_resume_from_last_checkpoint(dataset, tmp_path):
     assert _steps(run) == [2]
     first = torch.load(run / 'last.pt', weights_only=True)
     assert first['step'] == 2
-    assert np.isfinite(first['sampler']['loss']).sum() >= 2  # priorities of the views drawn
+    assert torch.isfinite(first['sampler']['loss']).sum() >= 2  # priorities of the views drawn
     assert first['scheduler']['last_epoch'] == 2
 
     r = _run(train + ['--steps', '4', '--resume'])
@@ -80,6 +81,65 @@ def test_train_then_resume_from_last_checkpoint(dataset, tmp_path):
     assert oc.name == 'checkerboard' and ckpt['meta']['step'] in (2, 4)
     assert 'synthetic only' in ckpt['meta']['trained_on']
     assert (run / 'training_curves.png').stat().st_size > 5000
+
+
+#: ``keypoints-train`` killed (``os._exit``, no clean-up) right after the metrics row
+#: of step 4 was written and before that step's checkpoint: the worst moment.
+_KILLED_AT_STEP_4 = """
+import os, sys
+from keypoint_perception.training import train as trainer
+save = trainer.save_checkpoint
+def save_unless_step_4(path, *args, **kwargs):
+    if path.endswith('last.pt') and kwargs['extra']['step'] == 4:
+        os._exit(9)
+    save(path, *args, **kwargs)
+trainer.save_checkpoint = save_unless_step_4
+trainer.main(sys.argv[1:])
+"""
+
+
+def _metrics_rows(run_dir):
+    """metrics.csv rows without the wall-clock column."""
+    with open(os.path.join(run_dir, 'metrics.csv')) as f:
+        return [{k: v for k, v in row.items() if k != 'elapsed_s'} for row in csv.DictReader(f)]
+
+
+@pytest.mark.parametrize('workers', [0, 2])
+def test_a_killed_and_resumed_run_equals_an_uninterrupted_one(dataset, tmp_path, workers):
+    """Issue 16 #13: random states restored, not re-seeded; no duplicate metrics rows."""
+    import torch
+
+    train = ['--data', str(dataset), '--batch', '2', '--threads', '1', '--eval-every', '2',
+             '--steps', '6', '--hard-examples', '0.5', '--workers', str(workers)]
+    straight, killed = tmp_path / 'straight', tmp_path / 'killed'
+    _run(['keypoint_perception.training.train', *train, '--out', str(straight)])
+    _run(['-c', _KILLED_AT_STEP_4, *train, '--out', str(killed)], returncode=9)
+    assert _steps(killed) == [2, 4]  # the row of step 4 ran ahead of its checkpoint
+    assert torch.load(killed / 'last.pt', weights_only=True)['step'] == 2
+    r = _run(['keypoint_perception.training.train', *train, '--out', str(killed), '--resume'])
+    assert 'at step 2' in r.stdout and 'dropped 1 metrics rows' in r.stdout
+
+    assert _steps(killed) == [2, 4, 6]
+    assert _metrics_rows(killed) == _metrics_rows(straight)
+    for name in ('last.pt', 'best.pt'):
+        a = torch.load(straight / name, weights_only=True)
+        b = torch.load(killed / name, weights_only=True)
+        assert a['meta']['step'] == b['meta']['step']
+        for key, tensor in a['state_dict'].items():
+            assert torch.equal(tensor, b['state_dict'][key]), (name, key)  # bit-identical
+    a = torch.load(straight / 'last.pt', weights_only=True)
+    b = torch.load(killed / 'last.pt', weights_only=True)
+    for index, state in a['optimizer']['state'].items():
+        assert torch.equal(state['exp_avg_sq'], b['optimizer']['state'][index]['exp_avg_sq'])
+    assert a['random_states']['sampler'] == b['random_states']['sampler']
+
+
+def test_resume_without_a_checkpoint_says_so_and_fails(dataset, tmp_path):
+    run = tmp_path / 'never_started'
+    r = _run(['keypoint_perception.training.train', '--data', str(dataset), '--out', str(run),
+              '--resume'], returncode=2)
+    assert 'no checkpoint to resume from' in r.stderr and 'Traceback' not in r.stderr
+    assert not run.exists()  # nothing started from scratch
 
 
 def test_train_from_a_view_pack_with_batch_workers(dataset, tmp_path):

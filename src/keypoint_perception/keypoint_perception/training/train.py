@@ -26,13 +26,14 @@ import csv
 import multiprocessing
 import os
 import time
-from typing import Dict
+from typing import Dict, List, Tuple
 
 from matplotlib.figure import Figure
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..cli import command_line, InputError
 from ..core.checkpoint import load_checkpoint, resolve_model_path, save_checkpoint
 from ..core.heatmaps import decode_keypoints
 from ..core.model import (BeliefMapNet, make_config, normalize_images,
@@ -41,6 +42,8 @@ from ..core.objects import load_object_class
 from .data import augment_view, is_validation_shard, symmetric_targets, ViewSet
 from .hard_examples import LossPrioritizedSampler
 from .metrics import summarize_errors, symmetric_errors
+from .run_state import (random_states, restore_random_states, start_metrics,
+                        truncate_metrics)
 from .shard_cache import ShardCache
 
 
@@ -132,6 +135,10 @@ class BatchPrefetcher:
         else:
             self.pending.append((idx, seed, self.pool.apply_async(_worker_batch, (idx, seed))))
 
+    def queued(self) -> List[Tuple[np.ndarray, tuple]]:
+        """(view indices, seed) of every batch submitted and not yet taken, oldest first."""
+        return [(idx, seed) for idx, seed, _ in self.pending]
+
     def next(self):
         """Oldest queued batch: (idx, images (B,H,W,3) uint8, targets (B,P,J,h,w) float32)."""
         idx, seed, result = self.pending.popleft()
@@ -169,7 +176,7 @@ def evaluate(model: BeliefMapNet, views: ViewSet, symmetries, batch_size: int = 
     Only keypoints inside the image (visibility > 0) are scored.  ``forward``
     maps a normalized (B, 3, h_in, w_in) float32 batch to (B, J, h, w)
     float32 last-stage belief maps; the default is ``model`` alone, a
-    :meth:`~..core.inference.KeypointDetector.forward` adds its test-time
+    :meth:`~..core.detector.KeypointDetector.forward` adds its test-time
     augmentation.  The model's train/eval mode is restored on return.
     """
     was_training = model.training
@@ -221,21 +228,38 @@ def plot_curves(csv_path: str, png_path: str) -> None:
 
 
 def train(args) -> str:
-    """Run training; returns the path of ``best.pt``."""
+    """Run training; returns the path of ``best.pt``.
+
+    With ``args.resume`` the run continues from ``OUT/last.pt`` exactly as
+    if it had never stopped: weights, optimizer, schedule, every random
+    state, the sampler's priorities and the batches already drawn are
+    restored, and ``metrics.csv`` rows after the checkpoint's step (a kill
+    between a metrics row and its checkpoint) are dropped and written again.
+
+    Raises:
+        InputError: ``args.resume`` without ``OUT/last.pt``.
+    """
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(args.seed)
     torch.manual_seed(args.seed)
-    os.makedirs(args.out, exist_ok=True)
     last_path = os.path.join(args.out, 'last.pt')
     best_path = os.path.join(args.out, 'best.pt')
     csv_path = os.path.join(args.out, 'metrics.csv')
+    if args.resume and not os.path.isfile(last_path):
+        raise InputError(f'--resume: no checkpoint to resume from ({last_path} does not exist)')
+    os.makedirs(args.out, exist_ok=True)
 
-    if args.resume and os.path.isfile(last_path):
+    if args.resume:
         model, oc, ckpt = load_checkpoint(last_path)
         config = model.config
         step, best = ckpt['step'], ckpt['best_error']
-        rng = np.random.default_rng(ckpt['numpy_seed'] + step)
-        print(f'resuming {last_path} at step {step} (best {best:.3f}% of diagonal)')
+        if 'random_states' not in ckpt:  # written before random states were kept
+            rng = np.random.default_rng(ckpt['numpy_seed'] + step)
+            print('note: this checkpoint has no random states; the resumed run will not '
+                  'repeat an uninterrupted one exactly')
+        dropped = truncate_metrics(csv_path, step)
+        print(f'resuming {last_path} at step {step} (best {best:.3f}% of diagonal)'
+              + (f'; dropped {dropped} metrics rows written after it' if dropped else ''))
     else:
         if args.init:  # warm start: weights only, new optimizer and schedule
             model, oc, _ = load_checkpoint(resolve_model_path(args.init))
@@ -247,9 +271,7 @@ def train(args) -> str:
             config = make_config(args.config, oc.num_keypoints)
             model = BeliefMapNet(config)
         step, best, ckpt = 0, float('inf'), None
-        with open(csv_path, 'w') as f:
-            f.write('step,elapsed_s,train_loss,val_mean_px,val_mean_pct_diag,val_max_px,'
-                    'val_pck@0.5,val_pck@1,val_pck@2,train_views\n')
+        start_metrics(csv_path)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps,
@@ -276,69 +298,81 @@ def train(args) -> str:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     print(f'training on {device} with {args.workers} batch workers, batch {args.batch}')
-    t_start = time.time()
+    t_start = time.time() - (ckpt.get('elapsed_s', 0.0) if ckpt is not None else 0.0)
     losses = []
     submitted = step
-    pbar = tqdm(total=args.steps, initial=step, desc='train', unit='step', dynamic_ncols=True)
-    while step < args.steps:
-        while not batches.full() and submitted < args.steps:
-            batches.submit(sampler.sample(args.batch), (args.seed, submitted))
+    if ckpt is not None:
+        for queued in ckpt.get('queued_batches', []):  # drawn before the checkpoint
+            batches.submit(np.asarray(queued['views'], dtype=np.int64), tuple(queued['seed']))
             submitted += 1
-        idx, images, targets = batches.next()
-        images = normalize_images(torch.from_numpy(images).to(device, non_blocking=True))
-        targets = torch.from_numpy(targets).to(device, non_blocking=True)
-        per_sample = symmetric_belief_loss(model(images), targets, kind=args.loss,
-                                           reduction='none')
-        sampler.update(idx, per_sample.detach().cpu().numpy())
-        loss = per_sample.mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        step += 1
-        losses.append(loss.item())
-        pbar.update(1)
-        pbar.set_postfix(loss=f'{np.mean(losses[-50:]):.4f}')
-        if step % args.eval_every == 0 or step == args.steps:
-            m = evaluate(model, val_views, oc.symmetries,
-                         batch_size=128 if device.type == 'cuda' else 32)
-            with open(csv_path, 'a') as f:
-                f.write(f'{step},{time.time() - t_start:.0f},{np.mean(losses):.5f},'
-                        f'{m["mean_px"]:.3f},{m["mean_pct_diag"]:.4f},{m["max_px"]:.2f},'
-                        f'{m["pck@0.5"]:.4f},{m["pck@1"]:.4f},{m["pck@2"]:.4f},'
-                        f'{len(train_views)}\n')
-            losses = []
-            tqdm.write(f'step {step}: val mean {m["mean_px"]:.2f} px '
-                       f'({m["mean_pct_diag"]:.3f}% diag), PCK@1% {m["pck@1"]:.3f}, '
-                       f'detected {m["detected"]:.3f}')
-            meta = {'object': oc.name, 'config_name': args.config, 'step': step,
-                    'trained_on': 'synthetic only: ' + ', '.join(args.data),
-                    'val': m}
-            if m['mean_pct_diag'] < best:
-                best = m['mean_pct_diag']
-                save_checkpoint(best_path, model, oc, meta)
-            save_checkpoint(last_path, model, oc, meta, extra={
-                'optimizer': opt.state_dict(), 'scheduler': sched.state_dict(), 'step': step,
-                'best_error': best, 'numpy_seed': args.seed, 'sampler': sampler.state_dict()})
-            plot_curves(csv_path, os.path.join(args.out, 'training_curves.png'))
-            if cache.refresh():
-                train_views, val_views = cache.split()
-                sampler.resize(len(train_views))
-                batches.close()  # the workers hold the old views
-                batches = BatchPrefetcher(train_views, oc.symmetries, config, args.sigma,
-                                          args.distractors, args.workers)
-                submitted = step
-                tqdm.write(f'picked up new shards: {len(train_views)} training views')
-            if args.minutes and time.time() - t_start > 60 * args.minutes:
-                tqdm.write(f'time budget of {args.minutes} min reached')
-                break
-    batches.close()
-    pbar.close()
+        if 'random_states' in ckpt:
+            restore_random_states(ckpt['random_states'], sampler.rng)
+    pbar = tqdm(total=args.steps, initial=step, desc='train', unit='step', dynamic_ncols=True)
+    try:  # the batch workers stop however the run ends
+        while step < args.steps:
+            while not batches.full() and submitted < args.steps:
+                batches.submit(sampler.sample(args.batch), (args.seed, submitted))
+                submitted += 1
+            idx, images, targets = batches.next()
+            images = normalize_images(torch.from_numpy(images).to(device, non_blocking=True))
+            targets = torch.from_numpy(targets).to(device, non_blocking=True)
+            per_sample = symmetric_belief_loss(model(images), targets, kind=args.loss,
+                                               reduction='none')
+            sampler.update(idx, per_sample.detach().cpu().numpy())
+            loss = per_sample.mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            step += 1
+            losses.append(loss.item())
+            pbar.update(1)
+            pbar.set_postfix(loss=f'{np.mean(losses[-50:]):.4f}')
+            if step % args.eval_every == 0 or step == args.steps:
+                m = evaluate(model, val_views, oc.symmetries,
+                             batch_size=128 if device.type == 'cuda' else 32)
+                with open(csv_path, 'a') as f:
+                    f.write(f'{step},{time.time() - t_start:.0f},{np.mean(losses):.5f},'
+                            f'{m["mean_px"]:.3f},{m["mean_pct_diag"]:.4f},{m["max_px"]:.2f},'
+                            f'{m["pck@0.5"]:.4f},{m["pck@1"]:.4f},{m["pck@2"]:.4f},'
+                            f'{len(train_views)}\n')
+                losses = []
+                tqdm.write(f'step {step}: val mean {m["mean_px"]:.2f} px '
+                           f'({m["mean_pct_diag"]:.3f}% diag), PCK@1% {m["pck@1"]:.3f}, '
+                           f'detected {m["detected"]:.3f}')
+                meta = {'object': oc.name, 'config_name': args.config, 'step': step,
+                        'trained_on': 'synthetic only: ' + ', '.join(args.data),
+                        'val': m}
+                if m['mean_pct_diag'] < best:
+                    best = m['mean_pct_diag']
+                    save_checkpoint(best_path, model, oc, meta)
+                save_checkpoint(last_path, model, oc, meta, extra={
+                    'optimizer': opt.state_dict(), 'scheduler': sched.state_dict(), 'step': step,
+                    'best_error': best, 'numpy_seed': args.seed, 'sampler': sampler.state_dict(),
+                    'random_states': random_states(sampler.rng),
+                    'queued_batches': [{'views': views, 'seed': list(seed)}
+                                       for views, seed in batches.queued()],
+                    'elapsed_s': time.time() - t_start})
+                plot_curves(csv_path, os.path.join(args.out, 'training_curves.png'))
+                if cache.refresh():
+                    train_views, val_views = cache.split()
+                    sampler.resize(len(train_views))
+                    batches.close()  # the workers hold the old views
+                    batches = BatchPrefetcher(train_views, oc.symmetries, config, args.sigma,
+                                              args.distractors, args.workers)
+                    submitted = step
+                    tqdm.write(f'picked up new shards: {len(train_views)} training views')
+                if args.minutes and time.time() - t_start > 60 * args.minutes:
+                    tqdm.write(f'time budget of {args.minutes} min reached')
+                    break
+    finally:
+        batches.close()
+        pbar.close()
     return best_path
 
 
-def main(argv=None):
-    """Command-line entry point ``keypoints-train``."""
+def parse_args(argv=None) -> argparse.Namespace:
+    """Options of ``keypoints-train`` (``argv`` None: the command line)."""
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--data', nargs='+', required=True, help='sim_datagen dataset folders')
@@ -365,10 +399,15 @@ def main(argv=None):
     p.add_argument('--resume', action='store_true', help='continue from OUT/last.pt')
     p.add_argument('--init', default='',
                    help='start from the weights of this checkpoint or shipped model name')
-    args = p.parse_args(argv)
-    best = train(args)
+    return p.parse_args(argv)
+
+
+@command_line('keypoints-train')
+def main(argv=None):
+    """Command-line entry point ``keypoints-train``."""
+    best = train(parse_args(argv))
     print(f'best checkpoint: {best}')
 
 
 if __name__ == '__main__':
-    main()
+    raise SystemExit(main())
