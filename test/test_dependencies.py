@@ -54,6 +54,7 @@ ROSDEP_KEYS = {
     'tqdm': 'python3-tqdm',
     'matplotlib': 'python3-matplotlib',
     'onnxruntime': 'python3-onnxruntime-pip',
+    'pinocchio': 'pinocchio',
     'rclpy': 'rclpy',
     'message_filters': 'message_filters',
     'tf2_ros': 'tf2_ros_py',
