@@ -25,9 +25,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, Optional
 
+from keypoint_perception.core.distortion import unrectify_points
 import numpy as np
 
-from .optics import distort_points, LensRemap, SampleCameras
+from .optics import LensRemap, SampleCameras
 from .rendering import VIEWS
 from .scene.layout import BuiltScene
 from .scene.support_plane import Render
@@ -103,10 +104,13 @@ def keypoint_labels(cameras: SampleCameras, scene: BuiltScene, renders: Dict[str
                     ) -> KeypointLabels:
     """Project the scene's 3D keypoints into both views and decide their visibility.
 
-    Visibility is decided in the pinhole renders (segmentation, and depth
-    when the scene has a depth tolerance); with lens distortion the label
-    is the distorted projection, and a keypoint whose distorted pixel
-    leaves the output image is 0.
+    The 2D label is the core's projection of the 3D keypoint into the
+    view's camera model (:func:`keypoint_perception.core.distortion.unrectify_points`
+    with ``cameras.lens``: ``K``, ``D``, ``P`` as the CameraInfo says), the
+    model inference rectifies detections with.  Visibility is decided in
+    the pinhole renders (segmentation, and depth when the scene has a depth
+    tolerance); with lens distortion a keypoint whose distorted pixel leaves
+    the output image is 0.
     """
     keypoints = scene.keypoints_3d
     cams = {'left': cameras.rig.left, 'right': cameras.rig.right}
@@ -122,10 +126,8 @@ def keypoint_labels(cameras: SampleCameras, scene: BuiltScene, renders: Dict[str
             vis[n] = keypoint_visibility(uv_render, z, renders[n][2], scene.object_ids,
                                          render_cam.linear_depth(renders[n][1]),
                                          scene.depth_tolerance)
-        if cameras.distortion is None:
-            uv[n] = uv_render
-        else:  # label = distorted projection; in/out decided in the distorted image
-            uv[n] = distort_points(cam.project(keypoints), cameras.K, cameras.distortion)
+        uv[n] = unrectify_points(cameras.lens[n], keypoints)
+        if cameras.distortion is not None:  # in/out decided in the distorted image
             vis[n][~inside_image(uv[n], cam.width, cam.height)] = 0
     return KeypointLabels(uv, vis)
 

@@ -20,6 +20,10 @@ intrinsics ``K_render`` (a wider field of view) and each view is then
 resampled into the distorted camera ``(K, D)``; labels are the distorted
 projections of the 3D keypoints.
 
+The lens model is the core's (:mod:`keypoint_perception.core.distortion`,
+ROS ``image_geometry`` / OpenCV): images, labels and inference use the same
+functions, so they cannot disagree.
+
 Frames: the world frame is the left camera's optical frame (+x right, +y
 down, +z forward, metres).  Pixels follow OpenCV (pixel centres at integer
 coordinates).
@@ -28,60 +32,57 @@ coordinates).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import cv2
+from keypoint_perception.core.camera import CameraModel
+from keypoint_perception.core.distortion import undistort_pixels
 import numpy as np
 
 from .scene.camera import StereoRig
 from .variables import RigVariables
 
 
-def distort_points(uv: np.ndarray, K: np.ndarray, D) -> np.ndarray:
-    """Apply plumb_bob radial distortion (k1, k2) to (N, 2) pinhole pixels."""
-    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
-    x, y = (uv[:, 0] - cx) / fx, (uv[:, 1] - cy) / fy
-    r2 = x * x + y * y
-    f = 1 + D[0] * r2 + D[1] * r2 * r2
-    return np.c_[x * f * fx + cx, y * f * fy + cy]
+def lens_camera(K: np.ndarray, distortion: Optional[Sequence[float]], width: int, height: int,
+                baseline_offset: float = 0.0) -> CameraModel:
+    """Return the core camera model of one output view (what its CameraInfo says).
 
+    Args:
+        K: (3, 3) intrinsics of the output image, px.
+        distortion: plumb_bob ``[k1, k2]`` (k3, p1, p2 are 0), or None.
+        width: image width, px.
+        height: image height, px.
+        baseline_offset: ``P[0, 3]`` of the rectified projection, px m
+            (``-fx * baseline`` for the right view, 0 for the left).
 
-def undistort_normalized(uv: np.ndarray, K: np.ndarray, D) -> np.ndarray:
-    """Invert radial plumb_bob (k1, k2) distortion.
-
-    Maps (N, 2) distorted pixels to (N, 2) undistorted normalized
-    coordinates by Newton iteration on the radius (the radial polynomial is
-    monotonic for the coefficients this package samples).
+    Returns:
+        A :class:`keypoint_perception.core.camera.CameraModel` with ``R = I``
+        and ``P = [K | (baseline_offset, 0, 0)]``.
     """
-    k1, k2 = float(D[0]), float(D[1])
-    xd = (uv[:, 0] - K[0, 2]) / K[0, 0]
-    yd = (uv[:, 1] - K[1, 2]) / K[1, 1]
-    rd = np.hypot(xd, yd)
-    ru = rd.copy()
-    for _ in range(50):
-        r2 = ru * ru
-        f = ru * (1 + r2 * (k1 + k2 * r2)) - rd
-        df = 1 + r2 * (3 * k1 + 5 * k2 * r2)
-        ru = np.maximum(ru - f / np.maximum(df, 1e-6), 0.0)
-        if np.abs(f).max() < 1e-13:
-            break
-    scale = np.where(rd > 1e-12, ru / np.maximum(rd, 1e-12), 1.0)
-    return np.c_[xd * scale, yd * scale]
+    D = [0.0] * 5 if distortion is None else [float(x) for x in distortion] + [0.0, 0.0, 0.0]
+    P = np.c_[K, [baseline_offset, 0.0, 0.0]]
+    return CameraModel(width, height, K, D[:5], 'plumb_bob', np.eye(3), P)
 
 
-def render_intrinsics(K: np.ndarray, D, w: int, h: int) -> np.ndarray:
-    """Pinhole intrinsics for rendering an image that is then distorted with ``D``.
+def render_intrinsics(camera: CameraModel) -> np.ndarray:
+    """Pinhole intrinsics for rendering an image that is then distorted into ``camera``.
 
     Barrel distortion (k1 < 0) makes the distorted image see a wider field of
-    view than the pinhole ``K``; the render uses ``K_r`` = ``K`` with the focal
-    lengths scaled down so that every distorted pixel maps inside the render.
+    view than the pinhole ``K``; the render uses ``K_render`` = ``K`` with the
+    focal lengths scaled down (to 99.5 % of the largest scale that fits) so
+    that the border pixels of the distorted image (corners and edge centres,
+    undistorted with the core's lens model) map inside the render.
+
+    Returns:
+        (3, 3) float64 ``K_render``.
     """
+    K, w, h = camera.K, camera.width, camera.height
     pts = np.array([[0, 0], [w - 1, 0], [0, h - 1], [w - 1, h - 1], [(w - 1) / 2, 0],
                     [(w - 1) / 2, h - 1], [0, (h - 1) / 2], [w - 1, (h - 1) / 2]], np.float64)
-    xu = undistort_normalized(pts, K, D)
+    normalized = undistort_pixels(camera, pts, np.eye(3))
     scale = 1.0
     for i, (f, c, size) in enumerate(((K[0, 0], K[0, 2], w), (K[1, 1], K[1, 2], h))):
-        for x in xu[:, i]:
+        for x in normalized[:, i]:
             if x > 1e-9:
                 scale = min(scale, (size - 1 - c) / (f * x))
             elif x < -1e-9:
@@ -92,26 +93,25 @@ def render_intrinsics(K: np.ndarray, D, w: int, h: int) -> np.ndarray:
     return K_render
 
 
-def distortion_maps(K: np.ndarray, D, w: int, h: int, K_src: Optional[np.ndarray] = None,
-                    step: int = 4):
-    """``cv2.remap`` maps that turn a pinhole render into the distorted image.
+def distortion_maps(camera: CameraModel, K_render: np.ndarray, step: int = 4):
+    """``cv2.remap`` maps that turn a pinhole render into the distorted image of ``camera``.
 
-    For each distorted output pixel (camera ``K``, plumb_bob ``D`` = k1, k2)
-    the source pixel of the pinhole render with intrinsics ``K_src``
-    (default ``K``) is found with :func:`undistort_normalized` on a coarse grid
-    (every ``step`` px) and interpolated bilinearly (the mapping is smooth).
+    For each distorted output pixel the source pixel of the pinhole render
+    with intrinsics ``K_render`` is found with the core's lens model
+    (:func:`keypoint_perception.core.distortion.undistort_pixels`) on a
+    coarse grid (every ``step`` px) and interpolated bilinearly (the mapping
+    is smooth).
 
     Returns:
-        (map_x, map_y), each (h, w) float32.
+        (map_x, map_y), each (H, W) float32.
     """
-    K_src = K if K_src is None else K_src
+    w, h = camera.width, camera.height
     # grid nodes i = -1 .. n sit at pixel (i + 0.5) * step - 0.5, which is exactly
     # where cv2.resize(fx=step) puts them, so the upsampled map needs no shift
     gx = (np.arange(-1, w // step + 2) + 0.5) * step - 0.5
     gy = (np.arange(-1, h // step + 2) + 0.5) * step - 0.5
     xx, yy = np.meshgrid(gx, gy)
-    xu = undistort_normalized(np.stack([xx.ravel(), yy.ravel()], 1), K, D)
-    und = (xu * [K_src[0, 0], K_src[1, 1]] + [K_src[0, 2], K_src[1, 2]])
+    und = undistort_pixels(camera, np.stack([xx.ravel(), yy.ravel()], 1), K_render)
     und = und.reshape(len(gy), len(gx), 2).astype(np.float32)
     big = cv2.resize(und, None, fx=step, fy=step, interpolation=cv2.INTER_LINEAR)
     big = big[step:step + h, step:step + w]
@@ -130,6 +130,9 @@ class SampleCameras:
             itself without distortion).
         rig: the output stereo rig (``K``).
         render_rig: the rendered pinhole rig (``K_render``, same baseline).
+        lens: ``{'left': model, 'right': model}``: the core camera models of
+            the output views (``K``, ``D``, ``R = I``, ``P`` with
+            ``P_right[0, 3] = -fx * baseline``), as their CameraInfo says.
     """
 
     K: np.ndarray
@@ -137,6 +140,7 @@ class SampleCameras:
     K_render: np.ndarray
     rig: StereoRig
     render_rig: StereoRig
+    lens: Dict[str, CameraModel]
 
 
 def sample_cameras(rig_variables: RigVariables, width: int, height: int, near: float,
@@ -166,12 +170,14 @@ def sample_cameras(rig_variables: RigVariables, width: int, height: int, near: f
     if rig_variables.distortion == 1:  # plumb_bob k1, k2; k2 keeps r_d(r_u) monotonic
         k1 = rig_variables.k1
         distortion = [k1, max(rng.uniform(-0.05, 0.12), 0.45 * k1 * k1 + 0.01)]
+    lens = {'left': lens_camera(K, distortion, width, height),
+            'right': lens_camera(K, distortion, width, height, -K[0, 0] * rig.baseline)}
     if distortion is None:
-        return SampleCameras(K, None, K, rig, rig)
+        return SampleCameras(K, None, K, rig, rig, lens)
     # pinhole rig that is rendered (wider field of view when D distorts)
-    K_render = render_intrinsics(K, distortion, width, height)
+    K_render = render_intrinsics(lens['left'])
     render_rig = StereoRig(K_render, width, height, rig_variables.baseline, near, far)
-    return SampleCameras(K, distortion, K_render, rig, render_rig)
+    return SampleCameras(K, distortion, K_render, rig, render_rig, lens)
 
 
 class LensRemap:
@@ -203,10 +209,10 @@ class LensRemap:
         """
         if cameras.distortion is None:
             return image
-        K, K_render, D = cameras.K, cameras.K_render, cameras.distortion
-        key = (tuple(K.ravel()), tuple(K_render.ravel()), tuple(D))
+        lens = cameras.lens['left']  # both views share K and D
+        key = (tuple(lens.K.ravel()), tuple(cameras.K_render.ravel()), tuple(lens.D))
         if self._maps_key != key:
-            self._maps = distortion_maps(K, D, self.width, self.height, K_render)
+            self._maps = distortion_maps(lens, cameras.K_render)
             self._maps_key = key
         return cv2.remap(image, self._maps[0], self._maps[1], interpolation,
                          borderMode=cv2.BORDER_REPLICATE)

@@ -14,13 +14,17 @@
 """Cameras, PyBullet rendering and labels, checked against independent oracles."""
 
 import cv2
+from keypoint_perception.core.camera import CameraModel
+from keypoint_perception.core.distortion import distort_pixels, rectify_points, \
+    unrectify_points
 import numpy as np
 import pybullet as p
 import pytest
 from sim_datagen.generator import sample_rng, SampleGenerator
 from sim_datagen.labels import keypoint_visibility
-from sim_datagen.scene.layout import rigid_transform
+from sim_datagen.optics import distortion_maps, lens_camera, render_intrinsics
 from sim_datagen.scene.camera import PinholeCamera, rot_x, rot_y, rot_z, StereoRig
+from sim_datagen.scene.layout import rigid_transform
 
 from conftest import CLEAN
 
@@ -268,6 +272,49 @@ def test_distorted_labels_follow_plumb_bob(generator):
     proj, _ = cv2.projectPoints(X, np.zeros(3), np.zeros(3), K, D)
     np.testing.assert_allclose(proj.reshape(-1, 2), s['labels']['keypoints_2d']['left'],
                                atol=1e-6)
+
+
+def _camera_model(info):
+    """Build the core camera model of a label's camera_info entry."""
+    return CameraModel(info['width'], info['height'], info['K'], info['D'],
+                       info['distortion_model'], info['R'], info['P'])
+
+
+@pytest.mark.parametrize('distortion', [0, 1])
+def test_labels_are_the_core_projection_of_the_camera_info(generator, distortion):
+    """Labels = the core's lens model applied with the published CameraInfo, both views.
+
+    And the inverse the pipeline applies to detections (rectify_points) maps
+    the labels onto the rectified projection ``P X`` of the 3D keypoints.
+    """
+    s = generator.generate(3, 8, overrides=dict(CLEAN, distortion=distortion, k1=-0.3))
+    lab = s['labels']
+    X = np.array(lab['keypoints_3d'])
+    for view in ('left', 'right'):
+        camera = _camera_model(lab['camera_info'][view])
+        assert camera.has_distortion == bool(distortion)
+        uv = np.array(lab['keypoints_2d'][view])
+        np.testing.assert_allclose(uv, unrectify_points(camera, X), atol=1e-9)
+        Xh = np.c_[X, np.ones(len(X))] @ camera.P.T
+        np.testing.assert_allclose(rectify_points(camera, uv), Xh[:, :2] / Xh[:, 2:], atol=1e-6)
+
+
+def test_distortion_remap_follows_the_core_lens_model():
+    """Each distorted pixel samples the render where the core's model puts it (< 0.02 px)."""
+    K = np.array([[480.0, 0, 330.2], [0, 483.0, 236.1], [0, 0, 1]])
+    for k1, k2 in ((-0.3, 0.09), (-0.12, 0.02), (0.04, 0.0)):
+        camera = lens_camera(K, [k1, k2], 640, 480)
+        K_render = render_intrinsics(camera)
+        map_x, map_y = distortion_maps(camera, K_render)
+        rng = np.random.default_rng(1)
+        q = np.c_[rng.uniform(0, 639, 400), rng.uniform(0, 479, 400)]
+        rows, cols = np.rint(q[:, 1]).astype(int), np.rint(q[:, 0]).astype(int)
+        source = np.c_[map_x[rows, cols], map_y[rows, cols]].astype(np.float64)
+        back = distort_pixels(camera, source, K_render)
+        np.testing.assert_allclose(back, np.c_[cols, rows], atol=0.02)
+        # the whole distorted image maps inside the render
+        assert map_x.min() >= 0 and map_x.max() <= 639 and map_y.min() >= 0 \
+            and map_y.max() <= 479
 
 
 def test_distorted_images_match_their_labels(generator):
