@@ -71,7 +71,8 @@ def bench_device(device: str, pairs, cams, repeats: int) -> dict:
     """Latency figures for one torch device."""
     import torch
     from keypoint_perception.core.config import PipelineConfig
-    from keypoint_perception.core.inference import KeypointDetector, StereoKeypointPipeline
+    from keypoint_perception.core.detector import KeypointDetector
+    from keypoint_perception.core.pipeline import StereoKeypointPipeline
     from keypoint_perception.core.model import BeliefMapNet, make_config, normalize_images
 
     det = KeypointDetector('checkerboard_lite', device=device)

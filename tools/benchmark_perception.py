@@ -63,7 +63,8 @@ def run(cmd, **kw) -> str:
 def stage_latency(model: str, repeats: int = 3) -> dict:
     """Mean per-stage milliseconds of StereoKeypointPipeline on the real pairs."""
     from keypoint_perception.core.config import PipelineConfig
-    from keypoint_perception.core.inference import KeypointDetector, StereoKeypointPipeline
+    from keypoint_perception.core.detector import KeypointDetector
+    from keypoint_perception.core.pipeline import StereoKeypointPipeline
     pipe = StereoKeypointPipeline(KeypointDetector(model), PipelineConfig(input_rectified=False))
     pairs, (lc, rc) = load_real_pairs()
     pipe.process(*pairs[0], lc, rc)  # warm-up

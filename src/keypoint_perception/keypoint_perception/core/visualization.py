@@ -18,8 +18,10 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from .inference import Detection2D, StereoResult, window_overlap
 from .objects import ObjectClass
+from .pipeline import StereoResult
+from .roi import window_overlap
+from .views import ViewKeypoints
 
 #: Colours per keypoint index (RGB), cycled.
 PALETTE = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
@@ -54,7 +56,7 @@ def overlay_beliefs(image: np.ndarray, beliefs: np.ndarray, alpha: float = 0.45,
     return out
 
 
-def draw_view(image: np.ndarray, det: Detection2D, object_class: ObjectClass,
+def draw_view(image: np.ndarray, det: ViewKeypoints, object_class: ObjectClass,
               xyz: Optional[np.ndarray] = None, valid: Optional[np.ndarray] = None,
               beliefs: bool = True) -> np.ndarray:
     """Draw one view: belief overlay, skeleton, keypoints, names and 3D positions (mm).

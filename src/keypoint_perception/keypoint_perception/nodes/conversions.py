@@ -44,10 +44,11 @@ from ..core.rotations import quaternion_from_matrix
 from ..core.objects import ObjectClass
 
 if TYPE_CHECKING:  # annotations only: the pipeline module imports torch
-    from ..core.inference import Detection2D, StereoResult
+    from ..core.pipeline import StereoResult
+    from ..core.views import ViewKeypoints
 
 
-def _view(det: Detection2D, oc: ObjectClass, frame_id: str, width: int, height: int,
+def _view(det: ViewKeypoints, oc: ObjectClass, frame_id: str, width: int, height: int,
           instance_id: str) -> ViewKeypoints2D:
     kps = []
     for name, uv, c in zip(oc.keypoint_names, det.uv, det.confidence):

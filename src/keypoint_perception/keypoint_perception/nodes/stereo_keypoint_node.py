@@ -50,12 +50,13 @@ from .stereo_input import (camera_info_problem, DroppedPair, image_problem, Inpu
                            InputMonitor, stamp_ns, STALE, StampOrder, TIME_JUMP,
                            WARN_PERIOD_S, WarningThrottle)
 from ..core.camera import CalibrationError, CameraModel
-from ..core.inference import KeypointDetector, StereoKeypointPipeline
+from ..core.detector import KeypointDetector
+from ..core.pipeline import StereoKeypointPipeline
 from ..core.visualization import draw_stereo
 
 
 class StereoKeypointNode(Node):
-    """ROS glue around :class:`~keypoint_perception.core.inference.StereoKeypointPipeline`."""
+    """ROS glue around :class:`~keypoint_perception.core.pipeline.StereoKeypointPipeline`."""
 
     def __init__(self, **kwargs):
         """Declare parameters, load the model, wire subscriptions and publishers."""

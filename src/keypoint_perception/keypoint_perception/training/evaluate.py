@@ -49,7 +49,8 @@ from ..core.camera import CameraModel
 from ..core.config import (COMPLETION_SEARCHES, DEFAULT_COMPLETION_SEARCH, DEFAULT_ROI_SCALE,
                            PipelineConfig, ROI_REFINEMENTS, TEST_TIME_AUGMENTATIONS)
 from ..core.dataset import iter_shard, list_shards
-from ..core.inference import KeypointDetector, StereoKeypointPipeline
+from ..core.detector import KeypointDetector
+from ..core.pipeline import StereoKeypointPipeline
 from ..core.symmetry import match_stereo_symmetry
 from ..core.triangulation import triangulate_stereo
 from ..core.visualization import draw_stereo
@@ -95,9 +96,9 @@ def evaluate_real(model: str, data_dir: str, left_info: str, right_info: str, ou
     ``localization_sigma`` (belief cells), ``roi_refinement``,
     ``roi_scale`` and ``completion_search`` are the pipeline's options of
     those names
-    (:class:`~..core.inference.StereoKeypointPipeline`),
+    (:class:`~..core.pipeline.StereoKeypointPipeline`),
     ``test_time_augmentation`` the detector's
-    (:class:`~..core.inference.KeypointDetector`).
+    (:class:`~..core.detector.KeypointDetector`).
     """
     gt = load_opencv_stereo_ground_truth(data_dir)
     detector = KeypointDetector(model, test_time_augmentation=test_time_augmentation)
@@ -204,7 +205,7 @@ def evaluate_synthetic(model: str, data_dir: str, out: str, max_samples: int = 0
 
     2D: the network's highest peaks (no stereo help) against the labels, on
     views where every keypoint is labelled inside the image.  3D: the full
-    :class:`~..core.inference.StereoKeypointPipeline` (stereo selection,
+    :class:`~..core.pipeline.StereoKeypointPipeline` (stereo selection,
     template completion) on pairs where every keypoint is labelled in both
     views, against the rendered 3D keypoints (left optical frame), and the
     pipeline's 2D keypoints on those pairs against the labels

@@ -46,7 +46,7 @@ from sim_datagen.randomization import SceneSampler
 from tqdm import tqdm
 
 from ..core.dataset import iter_shard, list_shards, read_meta
-from ..core.inference import KeypointDetector
+from ..core.detector import KeypointDetector
 from .data import is_validation_shard
 from .metrics import symmetric_errors
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import FrozenSet, Optional, Sequence, Tuple
 
+from keypoint_perception.core.rotations import matrix_from_quaternion
 import numpy as np
 
 from . import textures
@@ -183,12 +184,7 @@ def add_distractor(world: World, rng: np.random.Generator, K: np.ndarray, object
         radius = world.mesh_radii[(kind - 4) % len(world.mesh_radii)]
         z = float(np.clip(K[0, 0] * radius / size_px, 0.2, 8.0))
         pos = z * np.linalg.solve(K, [u, v, 1.0])
-    q = rng.normal(size=4)
-    q /= np.linalg.norm(q)
-    x, y, zq, w = q
-    R = np.array([[1 - 2 * (y * y + zq * zq), 2 * (x * y - zq * w), 2 * (x * zq + y * w)],
-                  [2 * (x * y + zq * w), 1 - 2 * (x * x + zq * zq), 2 * (y * zq - x * w)],
-                  [2 * (x * zq - y * w), 2 * (y * zq + x * w), 1 - 2 * (x * x + y * y)]])
+    R = matrix_from_quaternion(rng.normal(size=4))  # uniformly random rotation
     rgba = list(textures.random_color(rng) / 255.0) + [1.0]
     tex = world.object_tex[int(rng.integers(0, len(world.object_tex)))] \
         if rng.random() < 0.5 else None

@@ -1,0 +1,228 @@
+# Copyright 2026 The keypoint_perception authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Stereo pair in, 3D keypoints in the left camera's optical frame out (no ROS).
+
+:class:`StereoKeypointPipeline` chains the stages, each a function that
+returns new values and changes nothing it is given:
+
+observe (:func:`~.stereo_stages.observe_pair`) -> decode
+(:func:`~.views.decode_view`) -> select across views
+(:func:`~.stereo_stages.select_across_views`) -> triangulate
+(:func:`~.stereo_stages.triangulate_pair`) -> verify against the template
+(:func:`~.template_stages.verify_against_template`) -> complete
+(:func:`~.template_stages.complete_from_fit`),
+
+optionally twice: a second, zoomed look on a window around the object in
+each view (:func:`object_windows`).  Every parameter comes from one
+:class:`~.config.PipelineConfig`.
+"""
+
+from dataclasses import dataclass, field
+import time
+from typing import Dict, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .camera import camera_center, CameraModel, project
+from .config import PipelineConfig
+from .distortion import unrectify_points
+from .objects import ObjectClass
+from .roi import PixelWindow, roi_around
+from .stereo_stages import observe_pair, select_across_views, triangulate_pair
+from .template_stages import complete_from_fit, verify_against_template
+from .views import decode_view, ViewKeypoints
+
+#: Belief peaks kept per keypoint when the template check chooses among them.
+TEMPLATE_CHECK_CANDIDATES = 3
+
+
+@dataclass(frozen=True, eq=False)
+class StereoResult:
+    """Output of :meth:`StereoKeypointPipeline.process` for one object class.
+
+    Attributes:
+        left, right: :class:`~.views.ViewKeypoints` of each view; ``right``
+            is relabelled to agree with ``left`` under the object's
+            symmetries; original-image pixels, NaN where not accepted.
+        xyz: (J, 3) float64 metres in the left camera's optical frame (NaN
+            where not triangulated).
+        valid: (J,) bool, triangulated and accepted.
+        reprojection_error_px: (J,) float64 RMS over both views, rectified
+            pixels (NaN if invalid).
+        confidence: (J,) float32, min of the two views' confidences.
+        pose: (4, 4) float64 object-to-left-optical transform from the
+            template fit, or None.
+        pose_rmse: template fit RMS residual in metres (NaN without pose).
+        timings_ms: wall time per stage, milliseconds: ``preprocess``,
+            ``network``, ``decode`` (decode and select across views),
+            ``triangulate_fit`` (triangulate, verify, complete) and, with
+            a second look configured, ``roi_pass``.
+    """
+
+    left: ViewKeypoints
+    right: ViewKeypoints
+    xyz: np.ndarray
+    valid: np.ndarray
+    reprojection_error_px: np.ndarray
+    confidence: np.ndarray
+    pose: Optional[np.ndarray] = None
+    pose_rmse: float = float('nan')
+    timings_ms: Dict[str, float] = field(default_factory=dict)
+
+
+def object_windows(result: StereoResult, object_class: ObjectClass,
+                   image_sizes: Sequence[Tuple[int, int]], input_size: Tuple[int, int],
+                   left_camera: CameraModel, right_camera: CameraModel,
+                   config: PipelineConfig) -> Optional[Tuple[PixelWindow, PixelWindow]]:
+    """Second-look windows of both views (see :func:`~.roi.roi_around`), or None.
+
+    The window of each view bounds its accepted keypoints and, with a
+    fitted pose, the projections of the whole template (so that missing
+    keypoints are inside).
+
+    Args:
+        result: the first look's result.
+        object_class: the class (template).
+        image_sizes: (W, H) of the left and right images, pixels.
+        input_size: (w_in, h_in) of the network input, pixels.
+        left_camera, right_camera: calibrations of the whole images.
+        config: ``roi_scale`` and ``input_rectified``.
+
+    Returns:
+        the (left, right) :class:`~.roi.PixelWindow`, or None when either
+        view has none.
+    """
+    projected = [None, None]
+    if result.pose is not None:
+        xyz = object_class.template @ result.pose[:3, :3].T + result.pose[:3, 3]
+        xyz_rect = xyz @ left_camera.R.T + camera_center(left_camera.P)
+        for k, camera in enumerate((left_camera, right_camera)):
+            projected[k] = (project(camera.P, xyz_rect) if config.input_rectified
+                            else unrectify_points(camera, xyz_rect))
+    windows = []
+    for view, size, template_uv in zip((result.left, result.right), image_sizes, projected):
+        points = view.uv if template_uv is None else np.concatenate([view.uv, template_uv])
+        windows.append(roi_around(points, size, input_size, config.roi_scale))
+    return None if None in windows else (windows[0], windows[1])
+
+
+class StereoKeypointPipeline:
+    """Stereo pair in, 3D keypoints in the left optical frame out.
+
+    Attributes:
+        detector: the :class:`~.detector.KeypointDetector` (network and
+            object class).
+        config: the :class:`~.config.PipelineConfig`; a new config means a
+            new pipeline (cheap: the detector is shared).
+    """
+
+    def __init__(self, detector, config: PipelineConfig):
+        """Keep the detector and the config.
+
+        Args:
+            detector: a :class:`~.detector.KeypointDetector`.
+            config: the parameters (:class:`~.config.PipelineConfig`; its
+                defaults are the node's, e.g. ``input_rectified`` true).
+        """
+        self.detector = detector
+        self.config = config
+
+    def process(self, left_image: np.ndarray, right_image: np.ndarray,
+                left_camera: CameraModel, right_camera: CameraModel) -> StereoResult:
+        """Detect, match, triangulate and fit one stereo pair.
+
+        With ``config.roi_refinement`` other than ``'off'`` (``'always'``,
+        or ``'incomplete'`` when the first look left keypoints out of 3D)
+        the whole chain runs a second time on a window around the object in
+        each view (:func:`object_windows`), so that the network sees a small
+        or far object at a higher resolution; the second look's result
+        replaces the first when it triangulates at least as many keypoints.
+
+        Args:
+            left_image, right_image: (H, W, 3) uint8 RGB or (H, W) grey, raw or
+                rectified as ``config.input_rectified`` says (not changed).
+            left_camera, right_camera: calibrations of the two views.
+
+        Returns:
+            a new :class:`StereoResult`; with ``roi_refinement`` its timings
+            add ``roi_pass`` (milliseconds of the second look, 0 when
+            skipped).
+        """
+        config = self.config
+        result = self.look(left_image, right_image, left_camera, right_camera)
+        if config.roi_refinement == 'off':
+            return result
+        t0 = time.perf_counter()
+        wanted = config.roi_refinement == 'always' or not result.valid.all()
+        sizes = [(image.shape[1], image.shape[0]) for image in (left_image, right_image)]
+        windows = (object_windows(result, self.detector.object_class, sizes,
+                                  self.detector.input_size, left_camera, right_camera, config)
+                   if wanted and result.valid.any() else None)
+        timings = dict(result.timings_ms)
+        if windows is not None:
+            second = self.look(left_image, right_image, left_camera, right_camera, windows)
+            if second.valid.sum() >= result.valid.sum():
+                result = second
+        timings['roi_pass'] = (time.perf_counter() - t0) * 1e3
+        return StereoResult(result.left, result.right, result.xyz, result.valid,
+                            result.reprojection_error_px, result.confidence, result.pose,
+                            result.pose_rmse, timings)
+
+    def look(self, left_image: np.ndarray, right_image: np.ndarray, left_camera: CameraModel,
+             right_camera: CameraModel,
+             rois: Optional[Sequence[PixelWindow]] = None) -> StereoResult:
+        """One look at a stereo pair: every stage once, on whole images or on windows.
+
+        Args:
+            left_image, right_image: the images (not changed).
+            left_camera, right_camera: calibrations of the whole images.
+            rois: None (whole images) or the (left, right) windows.
+
+        Returns:
+            a new :class:`StereoResult` in whole-image pixels.
+        """
+        config, object_class = self.config, self.detector.object_class
+        rigid_template = bool(np.isfinite(object_class.template).all())
+        # choosing among several peaks and the shape checks need >= 3 rigid keypoints
+        template_check = (config.template_check and object_class.num_keypoints >= 3
+                          and rigid_template)
+        # verification and completion need a rigid template (finite positions)
+        completion = config.template_completion and rigid_template
+        observed = observe_pair(self.detector, left_image, right_image, rois)
+        t0 = time.perf_counter()
+        peaks = TEMPLATE_CHECK_CANDIDATES if template_check else 1
+        left, right = (decode_view(view.beliefs, view.window, object_class.symmetries,
+                                   config.peak_threshold, peaks, view.roi)
+                       for view in (observed.left, observed.right))
+        pair = select_across_views(left, right, left_camera, right_camera, object_class,
+                                   config, observed.cell_px, template_check)
+        t1 = time.perf_counter()
+        triangulation = triangulate_pair(pair, left_camera, right_camera, config)
+        estimate = verify_against_template(pair, triangulation, left_camera, right_camera,
+                                           object_class, config, template_check, completion)
+        if completion and estimate.fit is not None and not estimate.triangulation.valid.all():
+            estimate = complete_from_fit(estimate, observed, left_camera, right_camera,
+                                         object_class, config)
+        pose, rmse = None, float('nan')
+        if config.fit_pose and estimate.fit is not None:
+            pose = np.eye(4)
+            pose[:3, :3], pose[:3, 3] = estimate.fit.R, estimate.fit.t
+            rmse = float(estimate.fit.rmse)
+        t2 = time.perf_counter()
+        timings = dict(observed.timings_ms, decode=(t1 - t0) * 1e3,
+                       triangulate_fit=(t2 - t1) * 1e3)
+        points = estimate.triangulation
+        return StereoResult(estimate.left, estimate.right, points.xyz, points.valid,
+                            points.reprojection_error_px, estimate.confidence, pose, rmse,
+                            timings)

@@ -1,0 +1,102 @@
+# Copyright 2026 The keypoint_perception authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""KeypointDetector: the shipped network on batches, test-time augmentation (CPU)."""
+
+import cv2
+import numpy as np
+import pytest
+
+from keypoint_perception.core.checkpoint import save_checkpoint
+from keypoint_perception.core.config import PipelineConfig
+from keypoint_perception.core.detector import KeypointDetector
+from keypoint_perception.core.heatmaps import merge_rotated_beliefs
+from keypoint_perception.core.model import BeliefMapNet, make_config
+from keypoint_perception.core.objects import load_object_class
+from keypoint_perception.core.views import ViewKeypoints
+
+
+def _board_image(width=256, height=192, angle=25.0):
+    """Draw a 10 x 7 square chessboard, rotated, on a grey ramp (uint8 RGB)."""
+    sq = 14
+    board = np.kron((np.indices((7, 10)).sum(axis=0) % 2) * 255, np.ones((sq, sq)))
+    board = np.pad(board, sq // 2, constant_values=255).astype(np.uint8)
+    img = np.tile(np.linspace(60, 160, width, dtype=np.uint8), (height, 1))
+    m = cv2.getRotationMatrix2D((board.shape[1] / 2, board.shape[0] / 2), angle, 1.0)
+    m[:, 2] += (width / 2 - board.shape[1] / 2 + 9, height / 2 - board.shape[0] / 2 - 5)
+    mask = cv2.warpAffine(np.ones_like(board), m, (width, height))
+    warped = cv2.warpAffine(board, m, (width, height))
+    img = np.where(mask > 0, warped, img)
+    return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+
+
+@pytest.fixture(scope='module')
+def detector():
+    return KeypointDetector('checkerboard_lite', test_time_augmentation='rot180')
+
+
+def test_rot180_beliefs_turn_with_the_image(detector):
+    """Check that the merged maps of a rotated image are the rotated merged maps.
+
+    Up to the board's symmetry relabelling; this fails if the rotated look is
+    not rotated back onto the right cells or not relabelled.
+    """
+    img = _board_image()
+    assert (detector.config.input_width, detector.config.input_height) == img.shape[1::-1]
+    b0, b1 = detector.infer([img, np.ascontiguousarray(img[::-1, ::-1])])
+    back = b1[:, ::-1, ::-1]
+    perms = detector.object_class.symmetry_group.index_arrays
+    err = min(np.abs(back[p] - b0).max() for p in perms)
+    assert err < 1e-4
+    # and the augmentation changes something: one look alone is not equivariant
+    detector.test_time_augmentation = 'none'
+    try:
+        p0, p1 = detector.infer([img, np.ascontiguousarray(img[::-1, ::-1])])
+    finally:
+        detector.test_time_augmentation = 'rot180'
+    assert min(np.abs(p1[p][:, ::-1, ::-1] - p0).max() for p in perms) > 1e-3
+    # rot180 is the merge of the two single looks (the rotated image's look is the
+    # rotated look of the image)
+    merged = merge_rotated_beliefs(p0[None], p1[None], detector.object_class.symmetries)
+    np.testing.assert_allclose(b0, merged[0], atol=1e-5)
+
+
+def test_auto_takes_the_checkpoints_choice_and_bad_names_are_refused(tmp_path):
+    oc = load_object_class('checkerboard')
+    model = BeliefMapNet(make_config('lite', oc.num_keypoints))
+    plain, validated = tmp_path / 'plain.pt', tmp_path / 'validated.pt'
+    save_checkpoint(str(plain), model, oc, meta={})
+    save_checkpoint(str(validated), model, oc, meta={'test_time_augmentation': 'rot180'})
+    assert KeypointDetector(str(plain)).test_time_augmentation == 'none'
+    assert KeypointDetector(str(validated)).test_time_augmentation == 'rot180'
+    assert KeypointDetector(str(validated), test_time_augmentation='none') \
+        .test_time_augmentation == 'none'
+    with pytest.raises(ValueError, match='flip'):
+        KeypointDetector(str(plain), test_time_augmentation='flip')
+
+
+def test_detect_finds_the_corners_of_each_image_on_its_own(detector):
+    img = _board_image()
+    grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+    before = img.copy()
+    found = detector.detect([img, grey])
+    assert np.array_equal(img, before)  # the input is not changed
+    assert all(isinstance(view, ViewKeypoints) and view.roi is None for view in found)
+    assert found[0].uv.shape == (4, 2) and np.isfinite(found[0].uv).all()
+    # grey and colour images of the same board give the same keypoints
+    np.testing.assert_allclose(found[0].uv, found[1].uv, atol=1e-6)
+    # the default peak threshold is the pipeline's
+    assert PipelineConfig().peak_threshold == 0.1
+    none = detector.detect([img], peak_threshold=1.0)[0]
+    assert np.isnan(none.uv).all() and (none.confidence == 0).all()
+    assert detector.cell_size_px(256) == detector.config.stride
