@@ -23,7 +23,7 @@ is encoded and written through the real :class:`sim_datagen.writer.ShardWriter`
 into a temporary folder, as ``sim-datagen generate`` does.
 
 Each stage is timed in **process CPU time** (``time.process_time``, the
-generator's own ``_Stopwatch``), not wall time: the figures are meant to hold
+generator's own ``Stopwatch``), not wall time: the figures are meant to hold
 on a machine that is busy with other jobs (a training run shared the two cores
 when they were recorded), where wall time measures the other jobs too.
 Stages: ``scene`` (object placement, joints, URDF loading, removing the bodies),
@@ -47,6 +47,11 @@ import sys
 import tempfile
 
 from benchmark_common import cpu_model, replace_section
+import cv2
+import pybullet
+from sim_datagen.config import load_config
+from sim_datagen.generator import SampleGenerator, Stopwatch
+from sim_datagen.writer import encode_sample, ShardWriter
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOC = os.path.join(ROOT, 'docs', 'benchmarks.md')
@@ -58,8 +63,6 @@ TARGET_MS = 160.0
 
 def machine() -> str:
     """CPU model (from /proc/cpuinfo), core count and library versions."""
-    import cv2
-    import pybullet
     return (f'{cpu_model()}, PyBullet API {pybullet.getAPIVersion()}, '
             f'OpenCV {cv2.__version__}')
 
@@ -71,10 +74,6 @@ def bench_class(name: str, count: int, seed: int, warmup: int, shard_size: int) 
         ``{'stages': {stage: mean CPU ms per stereo sample}, 'total': ms,
         'count': n}``.
     """
-    from sim_datagen.config import load_config
-    from sim_datagen.generator import SampleGenerator, Stopwatch
-    from sim_datagen.writer import encode_sample, ShardWriter
-
     cfg = load_config(name)
     cfg['outputs'] = dict(cfg.get('outputs', {}), depth=True, segmentation=True)
     jpeg = int(cfg['outputs'].get('jpeg_quality', 95))
