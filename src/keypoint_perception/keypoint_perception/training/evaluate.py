@@ -87,8 +87,10 @@ def _contact_sheet(images: List[np.ndarray], path: str, cols: int = 2,
 
 
 def evaluate_real(model: str, data_dir: str, left_info: str, right_info: str, out: str,
-                  min_confidence: float = 0.3, localization_sigma: float = 0.0,
-                  test_time_augmentation: str = 'auto', roi_refinement: str = 'always',
+                  min_confidence: float = PipelineConfig.min_confidence,
+                  localization_sigma: float = PipelineConfig.localization_sigma,
+                  test_time_augmentation: str = 'auto',
+                  roi_refinement: str = PipelineConfig.roi_refinement,
                   roi_scale: float = DEFAULT_ROI_SCALE,
                   completion_search: str = DEFAULT_COMPLETION_SEARCH) -> Dict:
     """Evaluate on OpenCV's stereo sequence; returns the metrics dict.
@@ -196,8 +198,9 @@ def _error_3d(xyz: np.ndarray, truth: np.ndarray, oc) -> float:
 
 
 def evaluate_synthetic(model: str, data_dir: str, out: str, max_samples: int = 0,
-                       localization_sigma: float = 0.0,
-                       test_time_augmentation: str = 'auto', roi_refinement: str = 'always',
+                       localization_sigma: float = PipelineConfig.localization_sigma,
+                       test_time_augmentation: str = 'auto',
+                       roi_refinement: str = PipelineConfig.roi_refinement,
                        roi_scale: float = DEFAULT_ROI_SCALE,
                        validation_shards: bool = False,
                        completion_search: str = DEFAULT_COMPLETION_SEARCH) -> Dict:
@@ -358,9 +361,11 @@ def main(argv=None):
         q.add_argument('--tta', default='auto', choices=('auto',) + TEST_TIME_AUGMENTATIONS,
                        help="test-time augmentation; auto = the checkpoint's")
     for q in (r, s):
-        q.add_argument('--localization-sigma', type=float, default=0.0,
+        q.add_argument('--localization-sigma', type=float,
+                       default=PipelineConfig.localization_sigma,
                        help='belief cells; > 0 widens the shape checks by stereo depth noise')
-        q.add_argument('--roi-refinement', default='always', choices=ROI_REFINEMENTS,
+        q.add_argument('--roi-refinement', default=PipelineConfig.roi_refinement,
+                       choices=ROI_REFINEMENTS,
                        help='second, zoomed look at the object: off, incomplete or always')
         q.add_argument('--roi-scale', type=float, default=DEFAULT_ROI_SCALE,
                        help="second look's window side over the keypoints' extent")
