@@ -150,10 +150,10 @@ def _write_shards(results, n_jobs: int, out: str, count: int, shard_size: int):
                     writer, current = None, None
                 timing['write'] = time.perf_counter() - t
                 cpu['write'] = time.process_time() - c
-                for k, v in timing.items():
-                    totals[k] = totals.get(k, 0.0) + v
-                for k, v in cpu.items():
-                    cpu_totals[k] = cpu_totals.get(k, 0.0) + v
+                for stage, seconds in timing.items():
+                    totals[stage] = totals.get(stage, 0.0) + seconds
+                for stage, seconds in cpu.items():
+                    cpu_totals[stage] = cpu_totals.get(stage, 0.0) + seconds
                 n_timed += 1
                 bar.update(1)
     except BaseException:
@@ -215,10 +215,10 @@ def cmd_generate(a) -> int:
             generator.world.close()
     wall = time.perf_counter() - t_start
     if n_timed:
-        ms = {k: round(1000 * v / n_timed, 1) for k, v in totals.items()}
+        ms = {stage: round(1000 * s / n_timed, 1) for stage, s in totals.items()}
         ms['total'] = round(sum(totals.values()) * 1000 / n_timed, 1)
         ms['wall_per_sample_all_workers'] = round(1000 * wall / n_timed, 1)
-        cms = {k: round(1000 * v / n_timed, 1) for k, v in cpu_totals.items()}
+        cms = {stage: round(1000 * s / n_timed, 1) for stage, s in cpu_totals.items()}
         cms['total'] = round(sum(cpu_totals.values()) * 1000 / n_timed, 1)
         print('mean wall ms per stereo sample per worker:', json.dumps(ms), file=sys.stderr)
         print('mean CPU ms per stereo sample (write: main process):', json.dumps(cms),

@@ -35,10 +35,10 @@ def draw_keypoints(img: np.ndarray, kp: np.ndarray, vis: np.ndarray, skeleton) -
         if vis[a] > 0 and vis[b] > 0:
             cv2.line(out, tuple(int(round(x)) for x in kp[a]),
                      tuple(int(round(x)) for x in kp[b]), (255, 255, 0), 1, cv2.LINE_AA)
-    for j, (p, v) in enumerate(zip(kp, vis)):
-        if v == 0:
+    for j, (p, visibility) in enumerate(zip(kp, vis)):
+        if visibility == 0:
             continue
-        c = GREEN if v == 2 else ORANGE
+        c = GREEN if visibility == 2 else ORANGE
         pt = (int(round(p[0])), int(round(p[1])))
         cv2.circle(out, pt, 6, c, 2, cv2.LINE_AA)
         cv2.circle(out, pt, 1, c, -1)
@@ -90,8 +90,8 @@ def variable_histograms(data_dir: str, out_png: str) -> int:
     for s in iter_samples(data_dir, decode_images=False):
         for k, d in s['labels']['variables'].items():
             values.setdefault(k, []).append(d['value'])
-        for v in ('vis_left', 'vis_right'):
-            vis += np.bincount(s[v], minlength=3)[:3]
+        for key in ('vis_left', 'vis_right'):
+            vis += np.bincount(s[key], minlength=3)[:3]
         n += 1
     names = list(values) + ['visibility']
     cols = 6

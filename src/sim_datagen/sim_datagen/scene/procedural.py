@@ -262,11 +262,12 @@ def mug_urdf(params: Dict[str, float], out_dir: str, stem: str) -> str:
     reach, thick = q['handle_reach'], q['handle_thickness']
     t = np.linspace(np.pi / 2, -np.pi / 2, 41)   # odd: t = 0 is the middle sample
     ct, st = np.cos(t), np.sin(t)
-    sc = np.sign(ct) * np.abs(ct) ** (2 / expo)
-    ss = np.sign(st) * np.abs(st) ** (2 / expo)
-    z = zc + half * ss
+    # superellipse profile: |cos|^(2/e), |sin|^(2/e) with their signs
+    super_cos = np.sign(ct) * np.abs(ct) ** (2 / expo)
+    super_sin = np.sign(st) * np.abs(st) ** (2 / expo)
+    z = zc + half * super_sin
     r_wall = rb + (rt - rb) * z / h
-    y = r_wall - 0.5 * thick + (reach + 0.5 * thick) * sc * (1 + lean * ss)
+    y = r_wall - 0.5 * thick + (reach + 0.5 * thick) * super_cos * (1 + lean * super_sin)
     path = np.c_[np.zeros_like(y), y, z]
     handle = tube(path, thick, np.array([1.0, 0, 0]))
     obj = os.path.join(out_dir, f'{stem}.obj')

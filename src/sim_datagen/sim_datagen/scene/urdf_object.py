@@ -381,7 +381,7 @@ class UrdfInstance:
     def visual_links(self) -> List[int]:
         """Link indices that have visual shapes (-1 = base), sorted."""
         vs = p.getVisualShapeData(self.body, physicsClientId=self.cid)
-        return sorted({int(v[1]) for v in vs})
+        return sorted({int(shape[1]) for shape in vs})
 
     def set_color(self, link: int, rgba, tex: Optional[int] = None) -> None:
         """Set a link's colour (4 floats) and optionally a texture id."""
@@ -400,6 +400,6 @@ def write_procedural(src: UrdfSource, variables: Optional[Mapping[str, float]],
     """
     if variables is None:
         return procedural.FAMILIES[src.target]({}, out_dir, stem)
-    params = {k: (float(variables[v]) if isinstance(v, str) else v)
-              for k, v in src.params.items()}
+    params = {name: (float(variables[value]) if isinstance(value, str) else value)
+              for name, value in src.params.items()}
     return procedural.FAMILIES[src.target](params, out_dir, stem)

@@ -316,8 +316,8 @@ class World:
         else:
             self._bodies.append(b)
         rgba: Dict[int, List[float]] = {}
-        for v in p.getVisualShapeData(b, physicsClientId=self.cid):
-            rgba.setdefault(int(v[1]), [float(c) for c in v[7]])
+        for shape in p.getVisualShapeData(b, physicsClientId=self.cid):
+            rgba.setdefault(int(shape[1]), [float(c) for c in shape[7]])
         self.urdf_rgba[b] = rgba
         return b
 
