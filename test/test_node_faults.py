@@ -225,6 +225,12 @@ def test_image_conversion_failure_drops_the_pair_with_a_named_warning(node, sec,
         image.encoding, image.data = 'rgb8', b''
     elif fault == 'big_endian':
         image.is_bigendian = sys.byteorder == 'little'
+        if hasattr(np.ndarray, 'newbyteorder'):
+            # NumPy 1 (apt ROS 2 users): cv_bridge swaps the bytes, as upstream
+            # does there; one-byte rgb8 data is unchanged and the pair is used.
+            node.send(msgs)
+            assert node.wait_published(sec * S) is not None, node.log_text()[-3000:]
+            return
     elif fault == 'short_data':
         image.data = bytes(image.data)[:-7]
     else:
