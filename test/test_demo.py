@@ -17,13 +17,121 @@ import json
 import math
 import os
 import shutil
+import signal
 import subprocess
+import time
 
 import numpy as np
+import pytest
 import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, 'data', 'opencv_stereo')
+CAMERA_INFO = os.path.join(ROOT, 'config', 'camera_info')
+#: ROS domain of the demo runs of the tests below (localhost discovery only)
+FAULT_DOMAIN_ID = '133'
+
+
+def _session_processes(session_id: int):
+    """Command lines of the live processes in session ``session_id`` (Linux /proc)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            with open(f'/proc/{pid}/stat') as f:
+                fields = f.read().rsplit(')', 1)[1].split()
+            with open(f'/proc/{pid}/cmdline', 'rb') as f:
+                cmdline = f.read().replace(b'\0', b' ').decode(errors='replace')
+        except OSError:
+            continue  # exited meanwhile
+        if int(fields[3]) == session_id and fields[0] != 'Z':  # field 6 of stat: session
+            found.append(cmdline)
+    return found
+
+
+def _start_demo(args, tmp_path):
+    """Start keypoints-demo in a session of its own (its children stay in that session)."""
+    env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
+               ROS_DOMAIN_ID=FAULT_DOMAIN_ID)
+    return subprocess.Popen(['keypoints-demo', '--output', str(tmp_path / 'out' / 'kp.jsonl'),
+                             *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+
+
+def _orphans_after(process, wait_s=15.0):
+    """Return the processes left in a finished demo's session after ``wait_s`` of grace."""
+    deadline = time.time() + wait_s
+    while _session_processes(process.pid) and time.time() < deadline:
+        time.sleep(0.2)
+    left = _session_processes(process.pid)
+    for pid in filter(str.isdigit, os.listdir('/proc')):  # do not leave them running
+        try:
+            if os.getsid(int(pid)) == process.pid:
+                os.kill(int(pid), signal.SIGKILL)
+        except OSError:
+            pass
+    return left
+
+
+def _bad_yaml(tmp_path):
+    path = tmp_path / 'left.yaml'
+    path.write_text('image_width: 640\nimage_height: [480\ncamera_matrix: {rows: 3\n')
+    return str(path)
+
+
+def test_a_bad_camera_info_yaml_is_one_line_and_starts_nothing(tmp_path):
+    """Issue 16 #12: the YAML used to be parsed after the node started, which then lived on."""
+    bad = _bad_yaml(tmp_path)
+    demo = _start_demo(['--left-info', bad], tmp_path)
+    out, err = demo.communicate(timeout=120)
+    assert demo.returncode == 2, out + err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f'keypoints-demo: error: --left-info {bad}:')
+    assert 'Traceback' not in err and 'starting perception node' not in out
+    assert _orphans_after(demo, wait_s=1.0) == []
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--object', 'no_such_object'], "--object no_such_object: no object class 'no_such_object'"),
+    (['--model', '/nonexistent/model.pt'], '--model /nonexistent/model.pt: no model'),
+    (['--right-info', '/nonexistent/right.yaml'], '--right-info /nonexistent/right.yaml:'),
+    (['--left', '/nonexistent/left*.jpg'], 'no images for'),
+    (['--timeout', '0'], 'argument --timeout: must be > 0'),
+    (['--node-arg', 'roi_scale'], "--node-arg 'roi_scale': expected name:=value"),
+])
+def test_bad_demo_inputs_are_one_clear_line(tmp_path, args, message):
+    demo = _start_demo(args, tmp_path)
+    out, err = demo.communicate(timeout=120)
+    assert demo.returncode == 2, out + err
+    assert len(err.strip().splitlines()) == 1 and message in err, err
+    assert 'Traceback' not in err
+    assert _orphans_after(demo, wait_s=1.0) == []
+
+
+def test_a_corrupt_model_file_is_one_clear_line(tmp_path):
+    model = tmp_path / 'broken.pt'
+    model.write_bytes(b'PK\x03\x04 not a zip archive')
+    demo = _start_demo(['--model', str(model)], tmp_path)
+    out, err = demo.communicate(timeout=120)
+    assert demo.returncode == 2, out + err
+    assert err.strip().startswith(f'keypoints-demo: error: --model {model}: ')
+    assert 'not a readable checkpoint' in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_stopped_demo_stops_the_node_it_started(tmp_path):
+    """SIGTERM while the node runs: the demo's clean-up terminates it (no orphan)."""
+    for name in ('left01.jpg', 'right01.jpg'):
+        shutil.copy(os.path.join(DATA, name), tmp_path / name)
+    demo = _start_demo(['--left', str(tmp_path / 'left*.jpg'),
+                        '--right', str(tmp_path / 'right*.jpg'), '--no-annotate'], tmp_path)
+    deadline = time.time() + 60
+    while time.time() < deadline and not any('stereo_keypoint_node' in c
+                                             for c in _session_processes(demo.pid)):
+        time.sleep(0.2)
+    assert any('stereo_keypoint_node' in c for c in _session_processes(demo.pid))
+    demo.send_signal(signal.SIGTERM)
+    demo.communicate(timeout=60)
+    assert demo.returncode != 0
+    assert _orphans_after(demo) == []
 
 
 def test_demo_writes_one_json_line_per_pair_in_input_order(tmp_path):

@@ -27,14 +27,19 @@ result is awaited, so nothing is dropped and latency is measured per pair.
 """
 
 import argparse
+from dataclasses import dataclass
 import json
 import math
 import os
+import re
+import signal
 import subprocess
 import sys
 import time
+from typing import List, Tuple
 
-from ament_index_python.packages import get_package_prefix, PackageNotFoundError
+from ament_index_python.packages import get_package_prefix, get_package_share_directory
+from ament_index_python.packages import PackageNotFoundError
 import cv2
 from cv_bridge import CvBridge
 from keypoint_msgs.msg import Keypoints3D, StereoKeypoints2D
@@ -45,8 +50,11 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 
-from .cli import repo_root
-from .core.objects import load_object_class
+from .cli import (ArgumentParser, checked_input, command_line, InputError, positive_float,
+                  repo_root)
+from .core.camera import CameraModel
+from .core.checkpoint import load_checkpoint, resolve_model_path
+from .core.objects import load_object_class, ObjectClass
 from .nodes.stereo_replay_node import pair_files, StereoReplayNode
 
 
@@ -62,20 +70,39 @@ def node_command(name: str):
     return [sys.executable, '-m', f'keypoint_perception.nodes.{name}']
 
 
-def parse_args(argv=None):
-    """Command-line options (defaults: the real OpenCV stereo sequence)."""
+def fastdds_profile() -> str:
+    """Path of the shipped Fast DDS profile for colour images (config/dds), '' if absent.
+
+    Without it, Fast DDS' 512 KB shared-memory segments and 3 s heartbeat
+    period stall reliable 921 KB rgb8 images for seconds (issue 16, item 16).
+    """
+    try:
+        share = get_package_share_directory('keypoint_perception')
+    except (PackageNotFoundError, ValueError):  # not installed: the source tree
+        share = repo_root()
+    path = os.path.join(share, 'config', 'dds', 'fastdds_profile.xml')
+    return path if os.path.isfile(path) else ''
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """Command-line options (defaults: the real OpenCV stereo sequence).
+
+    Raises:
+        SystemExit: on a usage error (one line, status 2).
+    """
     root = repo_root()
     data = os.path.join(root, 'data', 'opencv_stereo')
-    cal = os.path.join(root, 'config', 'camera_info')
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    calibration = os.path.join(root, 'config', 'camera_info')
+    p = ArgumentParser(prog='keypoints-demo', description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--left', default=os.path.join(data, 'left[0-9]*.jpg'),
                    help='glob of left images (quote it)')
     p.add_argument('--right', default=os.path.join(data, 'right[0-9]*.jpg'),
                    help='glob of right images (quote it)')
-    p.add_argument('--left-info', default=os.path.join(cal, 'opencv_stereo_left.yaml'),
+    p.add_argument('--left-info', default=os.path.join(calibration, 'opencv_stereo_left.yaml'),
                    help='left camera_info YAML')
-    p.add_argument('--right-info', default=os.path.join(cal, 'opencv_stereo_right.yaml'),
+    p.add_argument('--right-info',
+                   default=os.path.join(calibration, 'opencv_stereo_right.yaml'),
                    help='right camera_info YAML')
     p.add_argument('--object', default='checkerboard', help='object class to detect')
     p.add_argument('--model', default='', help='checkpoint (default: <object>_lite)')
@@ -85,193 +112,281 @@ def parse_args(argv=None):
                    help='annotated images (default: <output dir>/annotated)')
     p.add_argument('--no-annotate', action='store_true',
                    help='do not subscribe to debug/image (measures the bare pipeline)')
-    p.add_argument('--timeout', type=float, default=30.0, help='seconds to wait per pair')
+    p.add_argument('--timeout', type=positive_float, default=30.0,
+                   help='seconds to wait per pair')
     p.add_argument('--node-arg', action='append', default=[],
                    help='extra "name:=value" parameter for the perception node')
     return p.parse_args(argv)
 
 
-def summary_line(i, n, name, obj, latency_ms):
-    """One human-readable line per stereo pair."""
-    kps = obj['keypoints'] if obj else []
-    n3 = sum(k['xyz'] is not None for k in kps)
-    line = f'[{i + 1:2d}/{n}] {name:14s} {n3}/{len(kps)} keypoints in 3D'
-    xyz = [k['xyz'] for k in kps]
-    if obj and obj.get('edges_mm'):
+@dataclass(frozen=True)
+class DemoInputs:
+    """The demo's inputs, read and checked before any process starts.
+
+    Attributes:
+        pairs: (left, right) image file paths, in replay order.
+        object_class: the class whose keypoints are recorded.
+        model: shipped model name or checkpoint path for the node.
+        annotated_dir: folder of the annotated images ('' with --no-annotate).
+    """
+
+    pairs: List[Tuple[str, str]]
+    object_class: ObjectClass
+    model: str
+    annotated_dir: str
+
+
+def validate_inputs(args: argparse.Namespace) -> DemoInputs:
+    """Read and check every input of the demo; starts nothing.
+
+    Raises:
+        InputError: naming the first bad input (a camera_info YAML that is
+            missing or invalid, image globs that match nothing or unequal
+            numbers of files, an unknown object class,
+            a missing, corrupt or unsafe model or one for another class, a
+            ``--node-arg`` not of the form ``name:=value``, an output folder
+            that cannot be created).
+    """
+    for option, path in (('--left-info', args.left_info), ('--right-info', args.right_info)):
+        with checked_input(f'{option} {path}'):
+            CameraModel.from_yaml(path)
+    with checked_input(f'--left {args.left!r} / --right {args.right!r}'):
+        try:
+            pairs = pair_files(args.left, args.right)
+        except FileNotFoundError as e:
+            raise FileNotFoundError(f'{e} (the default input is fetched by '
+                                    'tools/fetch_data.sh; `make demo` runs it)') from e
+    with checked_input(f'--object {args.object}'):
+        object_class = load_object_class(args.object)
+    model = args.model or f'{args.object}_lite'
+    with checked_input(f'--model {model}'):
+        _, model_class, _ = load_checkpoint(resolve_model_path(model))
+    if model_class.name != object_class.name:
+        raise InputError(f'--model {model}: detects {model_class.name!r}, not --object '
+                         f'{object_class.name!r}')
+    for setting in args.node_arg:
+        if not NODE_ARG.fullmatch(setting):
+            raise InputError(f'--node-arg {setting!r}: expected name:=value')
+    out_dir = os.path.dirname(os.path.abspath(args.output))
+    annotated_dir = args.annotated_dir or os.path.join(out_dir, 'annotated')
+    if args.no_annotate:
+        annotated_dir = ''
+    for folder, option in ((out_dir, '--output'), (annotated_dir, '--annotated-dir')):
+        if folder:
+            with checked_input(f'{option} {folder}'):
+                os.makedirs(folder, exist_ok=True)
+    return DemoInputs(pairs, object_class, model, annotated_dir)
+
+
+#: A ``--node-arg``: a ROS parameter name, ``:=``, a value.
+NODE_ARG = re.compile(r'[A-Za-z_][A-Za-z0-9_./]*:=.*')
+
+
+def summary_line(index, count, name, entry, latency_ms):
+    """One human-readable line per stereo pair (``entry``: the record's first object)."""
+    keypoints = entry['keypoints'] if entry else []
+    in_3d = sum(k['xyz'] is not None for k in keypoints)
+    line = f'[{index + 1:2d}/{count}] {name:14s} {in_3d}/{len(keypoints)} keypoints in 3D'
+    xyz = [k['xyz'] for k in keypoints]
+    if entry and entry.get('edges_mm'):
         line += '  edges ' + '/'.join('--' if e is None else f'{e:.1f}'
-                                      for e in obj['edges_mm']) + ' mm'
-    errs = [k['reprojection_error_px'] for k in kps if k['reprojection_error_px'] is not None]
-    if errs:
-        line += f'  reproj {np.mean(errs):.2f} px'
+                                      for e in entry['edges_mm']) + ' mm'
+    errors = [k['reprojection_error_px'] for k in keypoints
+              if k['reprojection_error_px'] is not None]
+    if errors:
+        line += f'  reproj {np.mean(errors):.2f} px'
     if any(x is not None for x in xyz):
-        z = np.mean([x[2] for x in xyz if x is not None])
-        line += f'  depth {z:.3f} m'
+        depth = np.mean([x[2] for x in xyz if x is not None])
+        line += f'  depth {depth:.3f} m'
     return line + f'  latency {latency_ms:.0f} ms'
 
 
-def run(args) -> int:
-    """Run the demo; returns a process exit code."""
-    os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-    for path in (args.left_info, args.right_info):
-        if not os.path.isfile(path):
-            print(f'error: camera_info YAML not found: {path}', file=sys.stderr)
-            return 2
-    try:
-        pairs = pair_files(args.left, args.right)
-    except (FileNotFoundError, ValueError) as e:
-        print(f'error: {e}\n(the default input is fetched by tools/fetch_data.sh; '
-              f'`make demo` runs it)', file=sys.stderr)
-        return 2
-    oc = load_object_class(args.object)
-    model = args.model or f'{args.object}_lite'
-    out_dir = os.path.dirname(os.path.abspath(args.output))
-    ann_dir = args.annotated_dir or os.path.join(out_dir, 'annotated')
-    os.makedirs(out_dir, exist_ok=True)
-    if not args.no_annotate:
-        os.makedirs(ann_dir, exist_ok=True)
+def _stop(process: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """Terminate a child process (SIGTERM, then SIGKILL after ``grace_s``) and reap it."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
+
+def _raise_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)  # runs the clean-up of run() like Ctrl-C does
+
+
+def run(args) -> int:
+    """Run the demo; returns a process exit code.
+
+    Every input is read and checked first (:func:`validate_inputs`, then
+    the images by the replay node); only then is the perception node
+    started, and everything is stopped again however the run ends (error,
+    Ctrl-C, SIGTERM).
+
+    Raises:
+        InputError: a bad input (the perception node was not started).
+    """
+    os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    if not os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE') and fastdds_profile():
+        os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = fastdds_profile()  # also the node's
+    inputs = validate_inputs(args)
     cmd = node_command('stereo_keypoint_node') + [
         '--ros-args', '-r', 'left/image_rect:=left/image_raw',
-        '-r', 'right/image_rect:=right/image_raw', '-p', f'model:={model}',
+        '-r', 'right/image_rect:=right/image_raw', '-p', f'model:={inputs.model}',
         '-p', 'input_rectified:=false', '-p', 'reliable_qos:=true']
-    for kv in args.node_arg:
-        cmd += ['-p', kv]
-    print(f'starting perception node: {" ".join(cmd)}')
-    node_proc = subprocess.Popen(cmd)
-    rclpy.init()
-    replay = StereoReplayNode(parameter_overrides=[
-        Parameter('left_images', value=args.left), Parameter('right_images', value=args.right),
-        Parameter('left_camera_info', value=args.left_info),
-        Parameter('right_camera_info', value=args.right_info)])
-    rec = Node('keypoints_demo_recorder')
+    for setting in args.node_arg:
+        cmd += ['-p', setting]
+    previous_sigterm = signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    node_process, executor, nodes = None, None, []
+    try:
+        rclpy.init()
+        replay = StereoReplayNode(parameter_overrides=[
+            Parameter('left_images', value=args.left),
+            Parameter('right_images', value=args.right),
+            Parameter('left_camera_info', value=args.left_info),
+            Parameter('right_camera_info', value=args.right_info)])
+        nodes.append(replay)
+        with checked_input(f'--left {args.left!r} / --right {args.right!r}'):
+            images = [replay.load_pair(i) for i in range(len(replay.pairs))]
+        recorder = Node('keypoints_demo_recorder')
+        nodes.append(recorder)
+        executor = SingleThreadedExecutor()
+        for node in nodes:
+            executor.add_node(node)
+        print(f'starting perception node: {" ".join(cmd)}')
+        node_process = subprocess.Popen(cmd)
+        return _record(args, inputs, images, node_process, replay, recorder, executor)
+    finally:
+        if executor is not None:
+            executor.shutdown()
+        for node in nodes:
+            node.destroy_node()
+        rclpy.try_shutdown()
+        if node_process is not None:
+            _stop(node_process)
+        signal.signal(signal.SIGTERM, previous_sigterm)
+
+
+def _record(args, inputs: DemoInputs, images, node_process, replay, recorder,
+            executor) -> int:
+    """Replay every pair in lock-step, write the records; returns the exit code."""
     bridge = CvBridge()
-    got = {}
+    received = {}
 
     def on_msg(kind):
-        def cb(msg):
+        def store(msg):
             key = (msg.header.stamp.sec, msg.header.stamp.nanosec)
-            got.setdefault(key, {})[kind] = msg
-        return cb
+            received.setdefault(key, {})[kind] = msg
+        return store
 
-    rec.create_subscription(Keypoints3D, 'keypoints_3d', on_msg('3d'), 10)
-    rec.create_subscription(StereoKeypoints2D, 'keypoints_2d', on_msg('2d'), 10)
+    recorder.create_subscription(Keypoints3D, 'keypoints_3d', on_msg('3d'), 10)
+    recorder.create_subscription(StereoKeypoints2D, 'keypoints_2d', on_msg('2d'), 10)
     if not args.no_annotate:
-        rec.create_subscription(Image, 'debug/image', on_msg('debug'), 10)
-    executor = SingleThreadedExecutor()
-    executor.add_node(replay)
-    executor.add_node(rec)
+        recorder.create_subscription(Image, 'debug/image', on_msg('debug'), 10)
     needed = {'3d', '2d'} | (set() if args.no_annotate else {'debug'})
-    code = 0
-    try:
-        # wait for the node to load its model and match the four inputs
-        t0 = time.time()
-        while any(p.get_subscription_count() == 0 for p in replay.pub.values()) or \
-                rec.count_publishers('keypoints_3d') == 0:
-            executor.spin_once(timeout_sec=0.1)
-            if node_proc.poll() is not None:
-                print('error: the perception node exited', file=sys.stderr)
-                return 1
-            if time.time() - t0 > 60:
-                print('error: perception node did not come up within 60 s', file=sys.stderr)
-                return 1
-        time.sleep(0.5)
-        images = [replay.load_pair(i) for i in range(len(pairs))]
-        records, latencies = [], []
-        t_start = time.time()
-        with open(args.output + '.tmp', 'w') as f:
-            for i, (lp, rp) in enumerate(pairs):
-                t_pub = time.time()
-                stamp = replay.publish_pair(i, images=images[i])
-                key = (stamp.sec, stamp.nanosec)
-                while set(got.get(key, {})) < needed and time.time() - t_pub < args.timeout:
-                    executor.spin_once(timeout_sec=0.005)
-                latency = (time.time() - t_pub) * 1e3
-                msgs = got.pop(key, {})
-                rec_ = make_record(i, stamp, lp, msgs, oc)
-                f.write(json.dumps(rec_) + '\n')
-                records.append(rec_)
-                if '3d' in msgs:
-                    latencies.append(latency)
-                obj = rec_['objects'][0] if rec_['objects'] else None
-                print(summary_line(i, len(pairs), os.path.basename(lp), obj, latency)
-                      + ('' if msgs else '  (no result: timeout)'), flush=True)
-                if 'debug' in msgs:
-                    img = bridge.imgmsg_to_cv2(msgs['debug'], 'bgr8')
-                    name = os.path.splitext(os.path.basename(lp))[0]
-                    cv2.imwrite(os.path.join(ann_dir, f'{i:03d}_{name}.jpg'), img)
-        elapsed = time.time() - t_start
-        os.replace(args.output + '.tmp', args.output)
-        full = sum(1 for r in records if r['objects'] and
-                   all(k['xyz'] is not None for k in r['objects'][0]['keypoints']))
-        print(f'\n{full}/{len(records)} stereo pairs with all {oc.num_keypoints} keypoints '
-              f'in 3D; {len(records) / elapsed:.1f} pairs/s in lock-step '
-              f'(median latency {np.median(latencies) if latencies else float("nan"):.0f} ms)')
-        print(f'wrote {args.output}' + ('' if args.no_annotate else f' and {ann_dir}/'))
-        if len(latencies) < len(records):
-            code = 1
-    finally:
-        executor.shutdown()
-        replay.destroy_node()
-        rec.destroy_node()
-        rclpy.try_shutdown()
-        node_proc.terminate()
-        try:
-            node_proc.wait(10)
-        except subprocess.TimeoutExpired:
-            node_proc.kill()
-    return code
+    # wait for the node to load its model and match the four inputs
+    t0 = time.time()
+    while any(p.get_subscription_count() == 0 for p in replay.pub.values()) or \
+            recorder.count_publishers('keypoints_3d') == 0:
+        executor.spin_once(timeout_sec=0.1)
+        if node_process.poll() is not None:
+            print('keypoints-demo: error: the perception node exited with status '
+                  f'{node_process.returncode} (its log is above)', file=sys.stderr)
+            return 1
+        if time.time() - t0 > 60:
+            print('keypoints-demo: error: the perception node did not come up within 60 s',
+                  file=sys.stderr)
+            return 1
+    time.sleep(0.5)
+    pairs, object_class = inputs.pairs, inputs.object_class
+    records, latencies = [], []
+    t_start = time.time()
+    with open(args.output + '.tmp', 'w') as f:
+        for i, (left_path, _) in enumerate(pairs):
+            t_pub = time.time()
+            stamp = replay.publish_pair(i, images=images[i])
+            key = (stamp.sec, stamp.nanosec)
+            while set(received.get(key, {})) < needed and time.time() - t_pub < args.timeout:
+                executor.spin_once(timeout_sec=0.005)
+            latency = (time.time() - t_pub) * 1e3
+            msgs = received.pop(key, {})
+            record = make_record(i, stamp, left_path, msgs, object_class)
+            f.write(json.dumps(record) + '\n')
+            records.append(record)
+            if '3d' in msgs:
+                latencies.append(latency)
+            entry = record['objects'][0] if record['objects'] else None
+            print(summary_line(i, len(pairs), os.path.basename(left_path), entry, latency)
+                  + ('' if msgs else '  (no result: timeout)'), flush=True)
+            if 'debug' in msgs:
+                img = bridge.imgmsg_to_cv2(msgs['debug'], 'bgr8')
+                name = os.path.splitext(os.path.basename(left_path))[0]
+                cv2.imwrite(os.path.join(inputs.annotated_dir, f'{i:03d}_{name}.jpg'), img)
+    elapsed = time.time() - t_start
+    os.replace(args.output + '.tmp', args.output)
+    full = sum(1 for r in records if r['objects'] and
+               all(k['xyz'] is not None for k in r['objects'][0]['keypoints']))
+    print(f'\n{full}/{len(records)} stereo pairs with all {object_class.num_keypoints} '
+          f'keypoints in 3D; {len(records) / elapsed:.1f} pairs/s in lock-step '
+          f'(median latency {np.median(latencies) if latencies else float("nan"):.0f} ms)')
+    print(f'wrote {args.output}' + ('' if args.no_annotate else
+                                    f' and {inputs.annotated_dir}/'))
+    return 0 if len(latencies) == len(records) else 1
 
 
-def _f(v):
-    return None if v is None or not math.isfinite(v) else round(float(v), 6)
+def _rounded(value):
+    return None if value is None or not math.isfinite(value) else round(float(value), 6)
 
 
-def make_record(index, stamp, left_path, msgs, oc) -> dict:
+def make_record(index, stamp, left_path, msgs, object_class) -> dict:
     """JSON-ready record of one stereo pair (schema in the README)."""
-    rec = {'index': index, 'stamp': stamp.sec + stamp.nanosec * 1e-9,
-           'left_image': os.path.basename(left_path), 'objects': []}
+    record = {'index': index, 'stamp': stamp.sec + stamp.nanosec * 1e-9,
+              'left_image': os.path.basename(left_path), 'objects': []}
     if '3d' not in msgs:
-        return rec
-    objs2d = {}
+        return record
+    objects_2d = {}
     if '2d' in msgs:
-        m2 = msgs['2d']
-        for lo, ro in zip(m2.left.objects, m2.right.objects):
-            objs2d[(lo.class_name, lo.instance_id)] = (lo, ro)
+        for left_obj, right_obj in zip(msgs['2d'].left.objects, msgs['2d'].right.objects):
+            objects_2d[(left_obj.class_name, left_obj.instance_id)] = (left_obj, right_obj)
     for obj in msgs['3d'].objects:
-        lo, ro = objs2d.get((obj.class_name, obj.instance_id), (None, None))
-        kps = []
-        for j, k in enumerate(obj.keypoints):
-            l2 = lo.keypoints[j] if lo else None
-            r2 = ro.keypoints[j] if ro else None
-            kps.append({
-                'name': k.name,
-                'left_uv': [_f(l2.x), _f(l2.y)] if l2 and l2.valid else None,
-                'right_uv': [_f(r2.x), _f(r2.y)] if r2 and r2.valid else None,
-                'xyz': [_f(k.position.x), _f(k.position.y), _f(k.position.z)]
-                if k.valid else None,
-                'confidence': _f(k.confidence),
-                'reprojection_error_px': _f(k.reprojection_error) if k.valid else None})
+        left_obj, right_obj = objects_2d.get((obj.class_name, obj.instance_id), (None, None))
+        keypoints = []
+        for j, kp in enumerate(obj.keypoints):
+            left_kp = left_obj.keypoints[j] if left_obj else None
+            right_kp = right_obj.keypoints[j] if right_obj else None
+            keypoints.append({
+                'name': kp.name,
+                'left_uv': [_rounded(left_kp.x), _rounded(left_kp.y)]
+                if left_kp and left_kp.valid else None,
+                'right_uv': [_rounded(right_kp.x), _rounded(right_kp.y)]
+                if right_kp and right_kp.valid else None,
+                'xyz': [_rounded(kp.position.x), _rounded(kp.position.y),
+                        _rounded(kp.position.z)] if kp.valid else None,
+                'confidence': _rounded(kp.confidence),
+                'reprojection_error_px': _rounded(kp.reprojection_error) if kp.valid else None})
         edges = []
-        for a, b in oc.skeleton:
-            xa, xb = kps[a]['xyz'], kps[b]['xyz']
-            edges.append(None if xa is None or xb is None else
-                         round(1000 * float(np.linalg.norm(np.subtract(xa, xb))), 2))
-        entry = {'class': obj.class_name, 'instance': obj.instance_id, 'keypoints': kps,
+        for a, b in object_class.skeleton:
+            xyz_a, xyz_b = keypoints[a]['xyz'], keypoints[b]['xyz']
+            edges.append(None if xyz_a is None or xyz_b is None else
+                         round(1000 * float(np.linalg.norm(np.subtract(xyz_a, xyz_b))), 2))
+        entry = {'class': obj.class_name, 'instance': obj.instance_id, 'keypoints': keypoints,
                  'edges_mm': edges}
         if obj.pose_valid:
-            p = obj.pose
-            entry['pose'] = {'position': [p.position.x, p.position.y, p.position.z],
-                             'orientation_xyzw': [p.orientation.x, p.orientation.y,
-                                                  p.orientation.z, p.orientation.w],
-                             'fit_rmse_m': _f(obj.pose_fit_rmse)}
-        rec['objects'].append(entry)
-    return rec
+            pose = obj.pose
+            entry['pose'] = {'position': [pose.position.x, pose.position.y, pose.position.z],
+                             'orientation_xyzw': [pose.orientation.x, pose.orientation.y,
+                                                  pose.orientation.z, pose.orientation.w],
+                             'fit_rmse_m': _rounded(obj.pose_fit_rmse)}
+        record['objects'].append(entry)
+    return record
 
 
+@command_line('keypoints-demo')
 def main(argv=None):
-    """Console entry point ``keypoints-demo``."""
-    sys.exit(run(parse_args(argv)))
+    """Console entry point ``keypoints-demo``; returns the exit status."""
+    return run(parse_args(argv))
 
 
 if __name__ == '__main__':
-    main()
+    raise SystemExit(main())
