@@ -151,10 +151,15 @@ class SampleGenerator:
         cv2.setNumThreads(1)  # one core per worker process
         #: the URDF object class (``scene: urdf``), else None
         self.urdf_class: Optional[UrdfObjectClass] = None
-        if self.scene_kind == 'urdf':
-            self.urdf_class = UrdfObjectClass(cfg, self.world, self.kp_names)
-        else:
-            preload_board_textures(self.world, self.sampler)
+        try:
+            if self.scene_kind == 'urdf':
+                self.urdf_class = UrdfObjectClass(cfg, self.world, self.kp_names)
+            else:
+                preload_board_textures(self.world, self.sampler)
+        except BaseException:
+            if world is None:  # ours: no PyBullet client or temp folder left behind
+                self.world.close()
+            raise
 
     @property
     def sources(self) -> list:

@@ -14,8 +14,10 @@
 """URDF object classes (mug, drawer, robots): labels against independent oracles."""
 
 import dataclasses
+import glob
 import json
 import os
+import tempfile
 
 import cv2
 import numpy as np
@@ -237,7 +239,14 @@ def test_bad_config_names_file_and_field(tmp_path):
         SampleGenerator(load_config(str(bad)))
     bad.write_text(f'extends: {base}\nobject: kuka_iiwa\nsources:\n'
                    '  - {name: m, urdf: procedural:mug}\n')
+    temp_folders = set(glob.glob(os.path.join(tempfile.gettempdir(), 'sim_datagen_*')))
     with pytest.raises(ConfigError, match=r'link\(s\).*lbr_iiwa_link_1'):
+        SampleGenerator(load_config(str(bad)))
+    # the generator closed the world it had made (PyBullet client, texture folder)
+    assert set(glob.glob(os.path.join(tempfile.gettempdir(), 'sim_datagen_*'))) <= temp_folders
+    bad.write_text(f'extends: {base}\nobject: mug\nsources:\n'
+                   '  - {name: m, urdf: procedural:mug}\nvariables: {view_azimuth: null}\n')
+    with pytest.raises(ConfigError, match=r'bad.yaml: variables: missing view_azimuth'):
         SampleGenerator(load_config(str(bad)))
 
 
