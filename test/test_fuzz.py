@@ -35,7 +35,7 @@ import benchmark_fuzz  # noqa: E402
 from stereo_harness import NodeHarness  # noqa: E402
 
 SETS_PER_CATEGORY = 10
-BURST = 5
+BURST = 10
 
 
 def test_fuzz_no_crash_no_lost_valid_pair(tmp_path):
@@ -44,8 +44,9 @@ def test_fuzz_no_crash_no_lost_valid_pair(tmp_path):
     lines = []
     t0 = time.monotonic()
     results = benchmark_fuzz.run_fuzz(
-        lambda: NodeHarness(DOMAIN_ID, log_path,
-                            {'approximate_sync': 'true', 'sync_slop': '0.05'}),
+        lambda: NodeHarness(DOMAIN_ID, log_path, dict(benchmark_fuzz.FUZZ_PARAMS,
+                                                      approximate_sync='true',
+                                                      sync_slop='0.05')),
         list(benchmark_fuzz.CATEGORIES), SETS_PER_CATEGORY, BURST, seed=16,
         restart=False, log=lines.append)
     elapsed = time.monotonic() - t0

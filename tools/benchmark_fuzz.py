@@ -56,6 +56,10 @@ from stereo_harness import (image_msg, NodeHarness, synthetic_pair, synthetic_ri
 
 S = 1_000_000_000  # nanoseconds per second
 BEGIN, END = '<!-- fuzz:begin -->', '<!-- fuzz:end -->'
+#: Node parameters of a fuzz run: subscription and synchronizer queues deep enough
+#: that DDS keeps every message of a burst (with reliable QoS, see FAST_PARAMS), so
+#: the node sees every malformed set instead of only the last few.
+FUZZ_PARAMS = {'queue_size': '30'}
 IMAGES = ('left/image_rect', 'right/image_rect')
 INFOS = ('left/camera_info', 'right/camera_info')
 
@@ -438,8 +442,9 @@ def main(argv=None):
     results_by_mode = {}
     t0 = time.monotonic()
     for mode in modes:
-        params = {'approximate_sync': 'true', 'sync_slop': '0.05'} if mode == 'approximate' \
-            else {}
+        params = dict(FUZZ_PARAMS)
+        if mode == 'approximate':
+            params.update(approximate_sync='true', sync_slop='0.05')
         log_path = os.path.join(tmp, f'node_{mode}.log')
         print(f'== {mode} sync, {per_category} sets per category; node log {log_path}')
         results_by_mode[mode] = run_fuzz(
@@ -457,7 +462,8 @@ def main(argv=None):
             BEGIN, '## Fuzzing the perception node', '',
             f'{sets} malformed stereo sets in {len(CATEGORIES)} categories, in bursts of '
             f'{args.burst} (one category per burst), each burst followed by a valid set; '
-            'the node runs with reliable QoS over Fast DDS on localhost. *Crashes*: the node '
+            'the node runs with reliable QoS and queues of 30 messages per input (it sees every '
+            'set of a burst) over Fast DDS on localhost. *Crashes*: the node '
             'process ended; *lost pairs*: the valid set after a burst gave no '
             '`keypoints_3d` within 30 s. "(valid)" categories are well-formed alternatives '
             'that must be processed.', '',

@@ -152,7 +152,8 @@ class NodeHarness:
         self.node = rclpy.create_node('stereo_harness', context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
-        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        # deep enough for a burst of sets sent faster than the node takes them
+        qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
         self.pubs = {t: self.node.create_publisher(Image if 'image' in t else CameraInfo, t, qos)
                      for t in TOPICS}
         self.node.create_subscription(Keypoints3D, 'keypoints_3d', self._on_keypoints, 10)

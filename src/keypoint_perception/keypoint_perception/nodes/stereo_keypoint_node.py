@@ -25,7 +25,17 @@ Published topics:
   ``keypoint_markers`` (visualization_msgs/MarkerArray), ``debug/image``
   (sensor_msgs/Image, computed only while subscribed), and TF frames
   ``<tf_prefix>/<keypoint>`` and ``<tf_prefix>`` (object pose).
-Output stamps are the input images' stamp.
+Output stamps are the input images' stamp, never older than a stamp already
+published; the frame is the left image's ``frame_id`` (else its CameraInfo's).
+
+Nothing a publisher sends ends the node (see :mod:`.stereo_input`): a message
+with an invalid stamp is dropped before the synchronizer; a pair that is
+stale (completed late by the synchronizer), has no frame id, an unusable
+calibration, or images that do not convert or disagree in size is dropped.
+Each drop is counted by kind of problem and warned about at most once per
+5 s per kind; the counts appear in the periodic ``frame N`` log line.  When
+inputs arrive but form no synchronized pair for 5 s, a warning names the
+arriving topics and their stamp offsets.
 """
 
 from collections import Counter
