@@ -1,0 +1,175 @@
+# Copyright 2026 The keypoint_perception authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Mono 2D keypoint detection on image files (``keypoints-detect``).
+
+::
+
+    keypoints-detect --model NAME_OR_PATH --images 'GLOB' --output OUT.jsonl [--annotate DIR]
+
+One JSON line per image, in sorted file-name order::
+
+    {"image": "<file name>", "width": W, "height": H,
+     "objects": [{"class": ..., "instance": ..., "keypoints":
+                  [{"name": ..., "uv": [u, v] or null, "confidence": c}, ...]}]}
+
+``uv`` is in pixels of the input image (OpenCV convention: x right, y down,
+pixel centres at integers; not undistorted), keypoints in the class's order;
+null where the keypoint was not found (belief below ``--threshold``).  Any
+image size and aspect ratio is accepted (the network's input is a resized
+copy; positions are mapped back).  No ROS.
+"""
+
+import glob
+import json
+import os
+from typing import List, Optional
+
+import cv2
+import numpy as np
+
+from .cli import (ArgumentParser, checked_input, command_line, InputError, non_negative_int,
+                  unit_interval)
+from .core.config import PipelineConfig
+from .core.detector import KeypointDetector
+from .core.objects import ObjectClass
+from .core.views import ViewKeypoints
+from .core.visualization import draw_view
+
+
+def image_files(pattern: str, option: str = '--images') -> List[str]:
+    """Return the files matching a glob, sorted by file name (then by path).
+
+    Raises:
+        InputError: nothing matches (message names ``option``).
+    """
+    paths = [p for p in glob.glob(os.path.expanduser(pattern)) if os.path.isfile(p)]
+    if not paths:
+        raise InputError(f'{option} {pattern!r}: no file matches')
+    return sorted(paths, key=lambda p: (os.path.basename(p), p))
+
+
+def read_image(path: str) -> np.ndarray:
+    """Read an image file as (H, W, 3) uint8 RGB (grey and 16-bit files converted).
+
+    Raises:
+        ValueError: the file is not an image OpenCV can read.
+    """
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError('not an image OpenCV can read')
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def detect_keypoints(detector: KeypointDetector, image: np.ndarray,
+                     peak_threshold: float) -> ViewKeypoints:
+    """Detect one object's keypoints in one image: the one call into the detector.
+
+    Args:
+        detector: the loaded network.
+        image: (H, W, 3) uint8 RGB, any size.
+        peak_threshold: lowest belief of a detected keypoint, in [0, 1].
+
+    Returns:
+        :class:`~.core.views.ViewKeypoints`: uv (J, 2) pixels of ``image``
+        (NaN where not found) and confidence (J,).
+    """
+    return detector.detect([image], peak_threshold)[0]
+
+
+def detection_record(file_name: str, image: np.ndarray, object_class: ObjectClass,
+                     detection: ViewKeypoints, instance: str) -> dict:
+    """Return the JSON record of one image (see the module docstring).
+
+    Args:
+        file_name: the image's file name (no folder).
+        image: (H, W, 3) the image (for its size).
+        object_class: the class detected (names, order).
+        detection: its keypoints in ``image``'s pixels.
+        instance: the instance id reported.
+    """
+    keypoints = []
+    for name, uv, confidence in zip(object_class.keypoint_names, detection.uv,
+                                    detection.confidence):
+        found = bool(np.all(np.isfinite(uv)))
+        keypoints.append({'name': name,
+                          'uv': [float(uv[0]), float(uv[1])] if found else None,
+                          'confidence': float(confidence)})
+    return {'image': file_name, 'width': int(image.shape[1]), 'height': int(image.shape[0]),
+            'objects': [{'class': object_class.name, 'instance': instance,
+                         'keypoints': keypoints}]}
+
+
+def load_detector(model: str, device: str, threads: int) -> KeypointDetector:
+    """Load the network of ``--model`` (shipped name or checkpoint path).
+
+    Raises:
+        InputError: unknown name, unreadable or invalid checkpoint.
+    """
+    with checked_input(f'--model {model}'):
+        return KeypointDetector(model, device=device, num_threads=threads)
+
+
+def add_model_options(parser: ArgumentParser) -> None:
+    """Add the options shared by the mono tools: model, device, threads, threshold."""
+    parser.add_argument('--model', required=True,
+                        help='shipped model name (e.g. panda) or checkpoint path')
+    parser.add_argument('--threshold', type=unit_interval,
+                        default=PipelineConfig.peak_threshold,
+                        help='lowest belief of a detected keypoint, 0..1 (default '
+                             '%(default)s)')
+    parser.add_argument('--device', default='cpu', help='torch device (default cpu)')
+    parser.add_argument('--threads', type=non_negative_int, default=0,
+                        help='torch threads; 0 keeps the default')
+
+
+@command_line('keypoints-detect')
+def main(argv: Optional[List[str]] = None) -> Optional[int]:
+    """Detect keypoints in every image of a glob and write one JSON line per image."""
+    parser = ArgumentParser(prog='keypoints-detect', description=__doc__.split('\n\n')[0])
+    add_model_options(parser)
+    parser.add_argument('--images', required=True, help="glob of the images (quote it)")
+    parser.add_argument('--output', required=True, help='JSON-lines file to write')
+    parser.add_argument('--annotate', default='',
+                        help='folder for annotated copies (<file stem>.png)')
+    parser.add_argument('--instance', default='0', help='instance id reported (default 0)')
+    args = parser.parse_args(argv)
+
+    paths = image_files(args.images)
+    detector = load_detector(args.model, args.device, args.threads)
+    for option, folder in (('--output', os.path.dirname(os.path.abspath(args.output))),
+                           ('--annotate', args.annotate)):
+        if folder:
+            with checked_input(f'{option} {folder}'):
+                os.makedirs(folder, exist_ok=True)
+    object_class = detector.object_class
+    found = 0
+    with checked_input(f'--output {args.output}'):
+        out = open(args.output, 'w', encoding='utf-8')
+    with out:
+        for path in paths:
+            with checked_input(f'--images: {path}'):
+                image = read_image(path)
+            detection = detect_keypoints(detector, image, args.threshold)
+            record = detection_record(os.path.basename(path), image, object_class, detection,
+                                      args.instance)
+            out.write(json.dumps(record) + '\n')
+            found += int(np.isfinite(detection.uv).all(axis=1).sum())
+            if args.annotate:
+                annotated = draw_view(image, detection, object_class)
+                name = os.path.splitext(os.path.basename(path))[0] + '.png'
+                cv2.imwrite(os.path.join(args.annotate, name),
+                            cv2.cvtColor(annotated, cv2.COLOR_RGB2BGR))
+    print(f'{len(paths)} images, {found}/{len(paths) * object_class.num_keypoints} '
+          f'{object_class.name} keypoints found -> {args.output}')
+    return 0
