@@ -44,8 +44,10 @@ from matplotlib.figure import Figure
 import numpy as np
 import torch
 
-from ..cli import repo_root
+from ..cli import (ArgumentParser, checked_input, command_line, InputError, non_negative_int,
+                   repo_root)
 from ..core.camera import CameraModel
+from ..core.checkpoint import load_checkpoint, resolve_model_path
 from ..core.config import (COMPLETION_SEARCHES, DEFAULT_COMPLETION_SEARCH, DEFAULT_ROI_SCALE,
                            PipelineConfig, ROI_REFINEMENTS, TEST_TIME_AUGMENTATIONS)
 from ..core.dataset import iter_shard, list_shards
@@ -336,11 +338,41 @@ def evaluate_validation(model: str, data_dirs: List[str], out: str,
     return m
 
 
+def check_inputs(args: argparse.Namespace) -> None:
+    """Read and check the inputs of ``keypoints-eval`` before any evaluation.
+
+    Raises:
+        InputError: naming the first bad input: a missing, corrupt or
+            unsafe ``--model``; a ``--data`` that does not exist or holds no
+            shards; a missing or invalid camera_info YAML; pipeline options
+            out of their ranges.
+    """
+    with checked_input(f'--model {args.model}'):
+        load_checkpoint(resolve_model_path(args.model))
+    data = args.data if isinstance(args.data, list) else [args.data]
+    for entry in data:
+        if not (os.path.isfile(entry) if entry.endswith('.npz') else os.path.isdir(entry)):
+            raise InputError(f'--data {entry}: no such folder')
+        if args.mode == 'synthetic' and not list_shards(entry):
+            raise InputError(f'--data {entry}: no shards (shard-*.tar) in the folder')
+    if args.mode == 'real':
+        for option, path in (('--left-info', args.left_info),
+                             ('--right-info', args.right_info)):
+            with checked_input(f'{option} {path}'):
+                CameraModel.from_yaml(path)
+    if args.mode in ('real', 'synthetic'):
+        with checked_input('pipeline options'):
+            PipelineConfig(input_rectified=False, localization_sigma=args.localization_sigma,
+                           roi_refinement=args.roi_refinement, roi_scale=args.roi_scale,
+                           completion_search=args.completion_search)
+
+
+@command_line('keypoints-eval')
 def main(argv=None):
     """Console entry point ``keypoints-eval``."""
     root = repo_root()
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog='keypoints-eval', description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest='mode', required=True)
     r = sub.add_parser('real', help='OpenCV real stereo sequence')
     r.add_argument('--data', default=os.path.join(root, 'data', 'opencv_stereo'))
@@ -350,7 +382,7 @@ def main(argv=None):
                                                         'opencv_stereo_right.yaml'))
     s = sub.add_parser('synthetic', help='synthetic test set')
     s.add_argument('--data', required=True)
-    s.add_argument('--max-samples', type=int, default=0)
+    s.add_argument('--max-samples', type=non_negative_int, default=0, help='0 = all')
     s.add_argument('--validation-shards', action='store_true',
                    help='only the shards training holds out (for choosing options)')
     v = sub.add_parser('validation', help='validation shards of training folders')
@@ -374,6 +406,7 @@ def main(argv=None):
                        help="template completion: each view's own peak (views) or the 3D "
                             "point both views' beliefs agree on most (stereo)")
     args = p.parse_args(argv)
+    check_inputs(args)
     out = args.out or os.path.join(root, 'output', 'eval', args.mode)
     if args.mode == 'validation':
         m = evaluate_validation(args.model, args.data, out, args.tta)
@@ -392,4 +425,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    raise SystemExit(main())

@@ -45,6 +45,9 @@ import numpy as np
 from sim_datagen.randomization import SceneSampler
 from tqdm import tqdm
 
+from ..cli import (ArgumentParser, checked_input, command_line, InputError, non_negative_int,
+                   positive_float, unit_interval)
+from ..core.checkpoint import load_checkpoint, resolve_model_path
 from ..core.dataset import iter_shard, list_shards, read_meta
 from ..core.detector import KeypointDetector
 from .data import is_validation_shard
@@ -198,29 +201,45 @@ def score_dataset(model: str, data_dir: str, validation_only: bool = True,
     return bins, np.asarray(scores)
 
 
+def _fraction(text: str) -> float:
+    """Argparse type: a number in (0, 1]."""
+    value = unit_interval(text)
+    if value == 0.0:
+        raise argparse.ArgumentTypeError('must be in (0, 1], got 0')
+    return value
+
+
+@command_line('keypoints-feedback')
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Console entry point ``keypoints-feedback``."""
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    """Console entry point ``keypoints-feedback``; returns the exit status."""
+    p = ArgumentParser(prog='keypoints-feedback', description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--model', default='checkerboard_lite', help='shipped name or checkpoint')
     p.add_argument('--data', required=True, help='sim_datagen dataset directory')
     p.add_argument('--all-shards', action='store_true',
                    help='score every shard, not only the held-out validation shards')
-    p.add_argument('--max-samples', type=int, default=0, help='0 = all')
-    p.add_argument('--worst', type=float, default=0.25,
+    p.add_argument('--max-samples', type=non_negative_int, default=0, help='0 = all')
+    p.add_argument('--worst', type=_fraction, default=0.25,
                    help='fraction of the samples, highest error first, whose bins are counted')
-    p.add_argument('--miss-pct', type=float, default=5.0,
+    p.add_argument('--miss-pct', type=positive_float, default=5.0,
                    help='score (%% of the diagonal) of an undetected keypoint; cap of an error')
     p.add_argument('--out', required=True, help='output folder')
     a = p.parse_args(argv)
-    meta = read_meta(a.data)
-    state = meta['sampler_state']
-    sampler = SceneSampler.from_config(meta['config']['variables'])
-    sampler.load_state_dict(state)
-    bins, scores = score_dataset(a.model, a.data, not a.all_shards, a.max_samples, a.miss_pct)
+    with checked_input(f'--data {a.data}'):
+        meta = read_meta(a.data)
+        state = meta['sampler_state']
+        sampler = SceneSampler.from_config(meta['config']['variables'])
+        sampler.load_state_dict(state)
+    with checked_input(f'--model {a.model}'):
+        load_checkpoint(resolve_model_path(a.model))
+    try:
+        bins, scores = score_dataset(a.model, a.data, not a.all_shards, a.max_samples,
+                                     a.miss_pct)
+    except FileNotFoundError as e:  # no (validation) shards
+        raise InputError(f'--data {a.data}: {e}') from e
     worst = hardest(scores, a.worst)
     if not len(worst):
-        p.error(f'no sample with a labelled keypoint was scored in {a.data}')
+        raise InputError(f'--data {a.data}: no sample with a labelled keypoint was scored')
     counts = sampler.counts_from_bins(bins[i] for i in worst)
     sampler.update(counts)
     new_state = sampler.state_dict()

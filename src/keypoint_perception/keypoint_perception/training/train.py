@@ -26,15 +26,17 @@ import csv
 import multiprocessing
 import os
 import time
-from typing import Dict, List, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 from matplotlib.figure import Figure
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..cli import command_line, InputError
+from ..cli import (ArgumentParser, checked_input, command_line, InputError, non_negative_float,
+                   non_negative_int, positive_float, positive_int, unit_interval)
 from ..core.checkpoint import load_checkpoint, resolve_model_path, save_checkpoint
+from ..core.dataset import list_shards
 from ..core.heatmaps import decode_keypoints
 from ..core.model import (BeliefMapNet, make_config, normalize_images,
                           symmetric_belief_loss)
@@ -237,8 +239,13 @@ def train(args) -> str:
     between a metrics row and its checkpoint) are dropped and written again.
 
     Raises:
-        InputError: ``args.resume`` without ``OUT/last.pt``.
+        InputError: a bad input, named: ``--data`` entries that do not exist
+            or hold no shards and packs (or no validation views), an unknown
+            or invalid ``--object``, a missing, corrupt or unsafe ``--init``
+            or ``OUT/last.pt`` (also when ``--resume`` finds none), an
+            unavailable ``--device``.
     """
+    check_data_inputs(args.data)
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(args.seed)
     torch.manual_seed(args.seed)
@@ -250,7 +257,8 @@ def train(args) -> str:
     os.makedirs(args.out, exist_ok=True)
 
     if args.resume:
-        model, oc, ckpt = load_checkpoint(last_path)
+        with checked_input(f'--resume {last_path}'):
+            model, oc, ckpt = load_checkpoint(last_path)
         config = model.config
         step, best = ckpt['step'], ckpt['best_error']
         if 'random_states' not in ckpt:  # written before random states were kept
@@ -262,12 +270,14 @@ def train(args) -> str:
               + (f'; dropped {dropped} metrics rows written after it' if dropped else ''))
     else:
         if args.init:  # warm start: weights only, new optimizer and schedule
-            model, oc, _ = load_checkpoint(resolve_model_path(args.init))
+            with checked_input(f'--init {args.init}'):
+                model, oc, _ = load_checkpoint(resolve_model_path(args.init))
             config = model.config
             oc = refreshed_object_class(oc, args.object)
             print(f'initialized from {args.init}')
         else:
-            oc = load_object_class(args.object)
+            with checked_input(f'--object {args.object}'):
+                oc = load_object_class(args.object)
             config = make_config(args.config, oc.num_keypoints)
             model = BeliefMapNet(config)
         step, best, ckpt = 0, float('inf'), None
@@ -280,14 +290,16 @@ def train(args) -> str:
         sched.load_state_dict(ckpt['scheduler'])
 
     cache = ShardCache(args.data, (config.input_width, config.input_height), is_validation_shard)
-    cache.refresh()
-    train_views, val_views = cache.split()
+    with checked_input('--data ' + ' '.join(args.data)):
+        cache.refresh()
+        train_views, val_views = cache.split()
     print(f'{oc.name}: {len(train_views)} training views, {len(val_views)} validation views; '
           f'model {args.config} {config.input_width}x{config.input_height}')
     sampler = LossPrioritizedSampler(len(train_views), args.hard_examples, rng=rng)
     if ckpt is not None and 'sampler' in ckpt:
         sampler.load_state_dict(ckpt['sampler'])
-    device = resolve_device(args.device)
+    with checked_input(f'--device {args.device}'):
+        device = resolve_device(args.device)
     batches = BatchPrefetcher(train_views, oc.symmetries, config, args.sigma, args.distractors,
                               args.workers)
     model.to(device)
@@ -371,29 +383,51 @@ def train(args) -> str:
     return best_path
 
 
+def check_data_inputs(data: Sequence[str]) -> None:
+    """Check that ``--data`` names dataset folders with shards, or view packs.
+
+    Raises:
+        InputError: naming the first entry that does not exist, and when no
+            entry holds a shard (``shard-*.tar``) or is a pack (``.npz``).
+    """
+    for entry in data:
+        if not (os.path.isfile(entry) if entry.endswith('.npz') else os.path.isdir(entry)):
+            kind = 'view pack' if entry.endswith('.npz') else 'dataset folder'
+            raise InputError(f'--data {entry}: no such {kind}')
+    if not any(entry.endswith('.npz') or list_shards(entry) for entry in data):
+        raise InputError(f'--data {" ".join(data)}: no shards (shard-*.tar) to train on')
+
+
 def parse_args(argv=None) -> argparse.Namespace:
-    """Options of ``keypoints-train`` (``argv`` None: the command line)."""
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    """Options of ``keypoints-train`` (``argv`` None: the command line).
+
+    Raises:
+        SystemExit: on a usage error (one line, status 2).
+    """
+    p = ArgumentParser(prog='keypoints-train', description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--data', nargs='+', required=True, help='sim_datagen dataset folders')
     p.add_argument('--object', default='checkerboard', help='object class name or YAML')
     p.add_argument('--config', default='lite', choices=['lite', 'paper'])
     p.add_argument('--out', required=True, help='run folder (checkpoints, curves)')
-    p.add_argument('--steps', type=int, default=3000, help='optimizer steps (LR schedule)')
-    p.add_argument('--minutes', type=float, default=0, help='stop after this wall time')
-    p.add_argument('--batch', type=int, default=16)
-    p.add_argument('--lr', type=float, default=2e-3)
-    p.add_argument('--sigma', type=float, default=1.5, help='target sigma in belief cells')
+    p.add_argument('--steps', type=positive_int, default=3000,
+                   help='optimizer steps (LR schedule)')
+    p.add_argument('--minutes', type=non_negative_float, default=0,
+                   help='stop after this wall time (0 = no limit)')
+    p.add_argument('--batch', type=positive_int, default=16)
+    p.add_argument('--lr', type=positive_float, default=2e-3)
+    p.add_argument('--sigma', type=positive_float, default=1.5,
+                   help='target sigma in belief cells')
     p.add_argument('--loss', default='bce', choices=['bce', 'mse'])
-    p.add_argument('--distractors', type=float, default=0.5,
+    p.add_argument('--distractors', type=unit_interval, default=0.5,
                    help='probability of pasting procedural clutter into a view')
-    p.add_argument('--hard-examples', type=float, default=0.0,
+    p.add_argument('--hard-examples', type=unit_interval, default=0.0,
                    help='share of loss-prioritized view sampling in [0, 1] (0 = uniform)')
-    p.add_argument('--eval-every', type=int, default=200)
-    p.add_argument('--threads', type=int, default=2, help='torch CPU threads')
+    p.add_argument('--eval-every', type=positive_int, default=200)
+    p.add_argument('--threads', type=positive_int, default=2, help='torch CPU threads')
     p.add_argument('--device', default='cpu',
                    help="'cpu', 'cuda', 'cuda:N' or 'auto' (CUDA when available)")
-    p.add_argument('--workers', type=int, default=0,
+    p.add_argument('--workers', type=non_negative_int, default=0,
                    help='processes making augmented batches (0 = in the training process)')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--resume', action='store_true', help='continue from OUT/last.pt')

@@ -36,6 +36,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from ..cli import (ArgumentParser, checked_input, command_line, InputError, non_negative_int,
+                   positive_int)
 from ..core.checkpoint import load_checkpoint, resolve_model_path
 from ..core.dataset import list_shards
 from .data import is_validation_shard, load_shard_views, ViewSet
@@ -125,7 +127,7 @@ def load_view_pack(path: str) -> Tuple[ViewSet, ViewSet]:
     Raises:
         ValueError: if the file is not a view pack.
     """
-    with np.load(path) as z:
+    with np.load(path, allow_pickle=False) as z:  # a pack never runs code from the file
         if 'format' not in z or str(z['format']) != PACK_FORMAT:
             raise ValueError(f'{path} is not a {PACK_FORMAT} file')
         images = decode_views(z['image_bytes'], z['image_offsets'])
@@ -173,28 +175,47 @@ def pack_datasets(dataset_dirs: Sequence[str], input_size: Tuple[int, int], is_v
     return ViewSet.concatenate(sets), np.concatenate(flags)
 
 
+def _webp_quality(text: str) -> int:
+    """Argparse type: a WebP quality in [1, 101]."""
+    value = positive_int(text)
+    if value > 101:
+        raise argparse.ArgumentTypeError(f'must be in [1, 101], got {value}')
+    return value
+
+
+@command_line('keypoints-pack')
 def main(argv=None):
     """Command-line entry point ``keypoints-pack``."""
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog='keypoints-pack', description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--data', nargs='+', required=True,
                    help='sim_datagen dataset folders or shard files')
     p.add_argument('--out', required=True, help='pack file (.npz)')
     p.add_argument('--model', default='checkerboard_lite',
                    help='model whose input size the views are resized to')
-    p.add_argument('--quality', type=int, default=85, help='WebP quality (101 = lossless)')
-    p.add_argument('--max-shards', type=int, default=0, help='per folder (0 = all)')
+    p.add_argument('--quality', type=_webp_quality, default=85,
+                   help='WebP quality in [1, 101] (101 = lossless)')
+    p.add_argument('--max-shards', type=non_negative_int, default=0, help='per folder (0 = all)')
     args = p.parse_args(argv)
     if not args.out.endswith('.npz'):
         p.error('--out must end in .npz')
-    model, oc, _ = load_checkpoint(resolve_model_path(args.model))
+    for entry in args.data:
+        if not os.path.exists(entry):
+            raise InputError(f'--data {entry}: no such folder or shard')
+    if not any(entry.endswith('.tar') or list_shards(entry) for entry in args.data):
+        raise InputError(f'--data {" ".join(args.data)}: no shards (shard-*.tar) to pack')
+    with checked_input(f'--model {args.model}'):
+        model, oc, _ = load_checkpoint(resolve_model_path(args.model))
     cfg = model.config
-    views, val = pack_datasets(args.data, (cfg.input_width, cfg.input_height),
-                               is_validation_shard, args.max_shards)
+    try:
+        views, val = pack_datasets(args.data, (cfg.input_width, cfg.input_height),
+                                   is_validation_shard, args.max_shards)
+    except FileNotFoundError as e:  # no shards in the folders
+        raise InputError(f'--data {" ".join(args.data)}: {e}') from e
     size = save_view_pack(args.out, views, val, args.quality, oc.name)
     print(f'{args.out}: {len(views)} views ({int(val.sum())} validation), '
           f'{cfg.input_width}x{cfg.input_height}, {size / 2**20:.1f} MiB')
 
 
 if __name__ == '__main__':
-    main()
+    raise SystemExit(main())
