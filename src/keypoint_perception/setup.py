@@ -55,6 +55,10 @@ setup(
             'keypoints-eval = keypoint_perception.training.evaluate:main',
             'keypoints-feedback = keypoint_perception.training.feedback:main',
             'keypoints-pack = keypoint_perception.training.view_pack:main',
+            'keypoints-detect = keypoint_perception.detect:main',
+            'keypoints-calibrate-robot = keypoint_perception.calibrate_robot:main',
+            'mono_keypoint_node = keypoint_perception.nodes.mono_keypoint_node:main',
+            'robot_calibration_node = keypoint_perception.nodes.robot_calibration_node:main',
         ],
     },
 )

@@ -69,6 +69,52 @@ def stereo_keypoints_2d(header, right_frame_id: str, result: StereoResult, oc: O
         right=_view(result.right, oc, right_frame_id, *right_size, instance_id))
 
 
+def mono_keypoints_2d(header, detection: ViewKeypoints, oc: ObjectClass, size,
+                      instance_id: str) -> StereoKeypoints2D:
+    """``keypoints_2d`` of one camera (mono node): the view in ``left``, ``right`` empty.
+
+    ``header.frame_id`` is the camera's optical frame; ``size`` its image's
+    (width, height).  ``right`` has no objects, an empty frame_id and size 0.
+    """
+    return StereoKeypoints2D(
+        header=header, left=_view(detection, oc, header.frame_id, *size, instance_id),
+        right=ViewKeypoints2D())
+
+
+def object_keypoints(objects, oc: ObjectClass, instance_id: str = ''):
+    """Return the first object of class ``oc`` (and ``instance_id`` if given), or None.
+
+    ``objects``: ``ObjectKeypoints2D[]`` or ``ObjectKeypoints3D[]`` of a message.
+    """
+    for obj in objects:
+        if obj.class_name == oc.name and (not instance_id or obj.instance_id == instance_id):
+            return obj
+    return None
+
+
+def keypoint_array(obj, oc: ObjectClass) -> np.ndarray:
+    """Return the keypoints of one message object as an array in the class's keypoint order.
+
+    Args:
+        obj: ``ObjectKeypoints2D`` (pixels) or ``ObjectKeypoints3D``
+            (metres, the message header's frame).
+        oc: the class; keypoints are matched by name.
+
+    Returns:
+        (J, 2) pixels or (J, 3) metres, float64; NaN rows for keypoints that
+        are invalid or missing from the message.
+    """
+    is_3d = isinstance(obj, ObjectKeypoints3D)
+    out = np.full((oc.num_keypoints, 3 if is_3d else 2), np.nan)
+    index = {name: j for j, name in enumerate(oc.keypoint_names)}
+    for kp in obj.keypoints:
+        j = index.get(kp.name)
+        if j is None or not kp.valid:
+            continue
+        out[j] = (kp.position.x, kp.position.y, kp.position.z) if is_3d else (kp.x, kp.y)
+    return out
+
+
 def camera_info_msg(camera: CameraModel, stamp=None) -> CameraInfo:
     """Return the ``sensor_msgs/CameraInfo`` of a camera model (inverse of :func:`camera_model`).
 

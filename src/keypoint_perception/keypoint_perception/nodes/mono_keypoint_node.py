@@ -1,0 +1,145 @@
+# Copyright 2026 The keypoint_perception authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Mono keypoint node: one camera's image in, 2D keypoints out (robots watched by one camera).
+
+Subscribed topics (relative, remappable):
+  ``image`` (sensor_msgs/Image) and ``camera_info`` (sensor_msgs/CameraInfo),
+  synchronized by stamp; sensor-data QoS unless ``reliable_qos``.
+
+Published topics:
+  ``keypoints_2d`` (keypoint_msgs/StereoKeypoints2D, the stereo node's 2D
+  message): ``left`` holds this camera's keypoints (pixels of the input
+  image, not undistorted; frame_id the camera's optical frame), ``right`` is
+  empty (no objects, size 0).  Stamp = the image's stamp.
+
+Parameters: the model and input parameters of the stereo node's table
+(:class:`~keypoint_perception.core.config.PipelineConfig`): ``model``,
+``device``, ``num_threads``, ``test_time_augmentation``,
+``approximate_sync``, ``sync_slop``, ``queue_size``, ``reliable_qos``,
+``peak_threshold``, ``instance_id``.
+"""
+
+from collections import Counter
+
+from cv_bridge import CvBridge
+from keypoint_msgs.msg import StereoKeypoints2D
+import message_filters
+import numpy as np
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Header
+
+from . import conversions
+from .parameters import descriptor
+from .runner import run_node
+from .stereo_input import WARN_PERIOD_S, WarningThrottle
+from ..core.config import parameter_specs, PipelineConfig
+from ..core.detector import KeypointDetector
+
+#: The parameters of the stereo node's table that the mono node declares.
+MONO_PARAMETERS = ('model', 'device', 'num_threads', 'test_time_augmentation',
+                   'approximate_sync', 'sync_slop', 'queue_size', 'reliable_qos',
+                   'peak_threshold', 'instance_id')
+
+
+class MonoKeypointNode(Node):
+    """ROS glue around :class:`~..core.detector.KeypointDetector` for one camera."""
+
+    def __init__(self, **kwargs):
+        """Declare parameters, load the model, wire the synchronized subscriptions."""
+        super().__init__('mono_keypoint_node', **kwargs)
+        values = {spec.name: self.declare_parameter(spec.name, spec.default,
+                                                    descriptor(spec)).value
+                  for spec in parameter_specs() if spec.name in MONO_PARAMETERS}
+        self.config = cfg = PipelineConfig.from_mapping(values)
+        self.detector = KeypointDetector(cfg.model, device=cfg.device,
+                                         num_threads=cfg.num_threads,
+                                         test_time_augmentation=cfg.test_time_augmentation)
+        self.object_class = self.detector.object_class
+        self.bridge = CvBridge()
+        self._throttle = WarningThrottle(WARN_PERIOD_S)
+        self.drops = Counter()
+        self.frames = 0
+        self.pub_2d = self.create_publisher(StereoKeypoints2D, 'keypoints_2d', 10)
+        qos = QoSProfile(depth=cfg.queue_size, reliability=ReliabilityPolicy.RELIABLE) \
+            if cfg.reliable_qos else qos_profile_sensor_data
+        self._subs = [message_filters.Subscriber(self, Image, 'image', qos_profile=qos),
+                      message_filters.Subscriber(self, CameraInfo, 'camera_info',
+                                                 qos_profile=qos)]
+        if cfg.approximate_sync:
+            self.sync = message_filters.ApproximateTimeSynchronizer(
+                self._subs, cfg.queue_size, cfg.sync_slop)
+        else:
+            self.sync = message_filters.TimeSynchronizer(self._subs, cfg.queue_size)
+        self.sync.registerCallback(self.on_image)
+        self.get_logger().info(
+            f'model {self.detector.model_path} ({self.object_class.name}, '
+            f'{self.object_class.num_keypoints} keypoints); waiting for '
+            f'{self.resolve_topic_name("image")} and {self.resolve_topic_name("camera_info")}')
+
+    def _drop(self, kind: str, text: str):
+        """Count a dropped image under ``kind`` and warn, at most once per period per kind."""
+        self.drops[kind] += 1
+        if self._throttle.ready(kind):
+            self.get_logger().warning(f'dropping image ({kind}, {self.drops[kind]} so far): '
+                                      f'{text}')
+
+    def on_image(self, image: Image, info: CameraInfo):
+        """Detect the keypoints of one image and publish them; any problem drops it.
+
+        Called by the synchronizer while it holds its lock: no exception
+        escapes.
+        """
+        try:
+            frame = image.header.frame_id or info.header.frame_id
+            if not frame:
+                self._drop('frame_id', 'image and camera_info both have an empty frame_id')
+                return
+            if (image.width, image.height) != (info.width, info.height):
+                self._drop('image_size', f'image is {image.width}x{image.height} but '
+                           f'camera_info says {info.width}x{info.height}')
+                return
+            try:
+                rgb = self.bridge.imgmsg_to_cv2(image, desired_encoding='rgb8')
+            except Exception as e:  # noqa: B902 -- cv_bridge raises many types
+                self._drop('image_encoding', f'{image.encoding!r} image: cannot convert to '
+                           f'rgb8: {type(e).__name__}: {e}')
+                return
+            if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.size == 0:
+                self._drop('image_encoding', f'{image.encoding!r} image converted to nothing')
+                return
+            config = self.config
+            detection = self.detector.detect([np.ascontiguousarray(rgb)],
+                                             config.peak_threshold)[0]
+            header = Header(stamp=image.header.stamp, frame_id=frame)
+            self.pub_2d.publish(conversions.mono_keypoints_2d(
+                header, detection, self.object_class, (rgb.shape[1], rgb.shape[0]),
+                config.instance_id))
+            self.frames += 1
+            if self.frames == 1 or self.frames % 100 == 0:
+                found = int(np.isfinite(detection.uv).all(axis=1).sum())
+                self.get_logger().info(f'frame {self.frames}: {found}/'
+                                       f'{self.object_class.num_keypoints} keypoints')
+        except Exception as e:  # noqa: B902 -- keep the node alive on any single image
+            self._drop(f'processing_{type(e).__name__}', f'{type(e).__name__}: {e}')
+
+
+def main(args=None):
+    """Run the node until shutdown (see :func:`~.runner.run_node`)."""
+    return run_node(MonoKeypointNode, args, 'mono_keypoint_node')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,298 @@
+# Copyright 2026 The keypoint_perception authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Markerless camera-to-robot calibration node: robot keypoints + joint states -> TF.
+
+Subscribed topics (relative, remappable):
+  ``keypoints_3d`` (keypoint_msgs/Keypoints3D; ``mode: stereo``), or
+  ``keypoints_2d`` (keypoint_msgs/StereoKeypoints2D, its ``left`` view) and
+  ``camera_info`` (sensor_msgs/CameraInfo, the latest is used; ``mode:
+  mono``); ``joint_states`` (sensor_msgs/JointState, the sample nearest to
+  each keypoint stamp); ``robot_description`` (std_msgs/String, reliable +
+  transient local, as robot_state_publisher publishes it) unless the
+  ``robot_description`` parameter holds the URDF.
+
+Published:
+  TF ``base_frame`` -> ``camera_frame`` on ``/tf`` (the camera optical
+  frame's pose in the robot's base frame, stamped with the keypoints'
+  stamp), and ``camera_pose`` (geometry_msgs/PoseWithCovarianceStamped, the
+  same pose in ``base_frame`` with its covariance: x, y, z in m, rotation
+  about the fixed X, Y, Z axes in rad).
+
+Each keypoint message gives one estimate of ``T_camera_base``
+(:mod:`~keypoint_perception.core.robot_calibration`); the last
+``window_size`` estimates of the static camera are combined
+(:mod:`~keypoint_perception.core.multi_frame_calibration`) and published.
+"""
+
+from collections import deque
+import math
+from typing import Dict, Optional
+
+from geometry_msgs.msg import PoseWithCovarianceStamped, TransformStamped
+from keypoint_msgs.msg import Keypoints3D, StereoKeypoints2D
+import numpy as np
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, JointState
+from std_msgs.msg import Header, String
+import tf2_ros
+
+from . import conversions
+from .runner import run_node
+from .stereo_input import stamp_ns, WARN_PERIOD_S, WarningThrottle
+from ..core.camera import CalibrationError
+from ..core.kinematics import keypoint_anchors, RobotKinematics
+from ..core.multi_frame_calibration import combine_frames
+from ..core.objects import load_object_class
+from ..core.robot_calibration import (fit_camera_to_base_mono, fit_camera_to_base_stereo,
+                                      inverse_pose_covariance)
+
+#: Covariance published when none can be computed: 1e6 on the diagonal (unknown).
+UNKNOWN_VARIANCE = 1e6
+#: Joint-state messages kept to match keypoint stamps.
+JOINT_STATE_BUFFER = 500
+
+#: name -> (default, description, (low, high) or choices or None, read_only)
+PARAMETERS = {
+    'mode': ('stereo', 'Keypoints from the stereo node (keypoints_3d) or one camera '
+             '(keypoints_2d + camera_info).', ('stereo', 'mono'), True),
+    'object_class': ('panda', 'Robot object class whose keypoints are used (its YAML names '
+                     'each keypoint\'s URDF link).', None, True),
+    'class_yaml': ('', 'Class YAML with the keypoints\' links; empty = the shipped one.',
+                   None, True),
+    'instance_id': ('', 'Use only this instance of the class; empty = the first one.',
+                    None, False),
+    'robot_description': ('', 'The URDF (XML text, as robot_state_publisher takes it); empty '
+                          '= subscribe to the robot_description topic.', None, True),
+    'base_frame': ('', 'Parent TF frame (the robot\'s base link); empty = the URDF\'s root '
+                   'link.', None, False),
+    'camera_frame': ('', 'Child TF frame; empty = the keypoints\' header.frame_id (the camera '
+                     'optical frame). Set another name if that frame already has a parent.',
+                     None, False),
+    'joint_state_tolerance': (0.05, 'Largest stamp difference (s) between keypoints and the '
+                              'joint state used.', (0.0, 10.0), False),
+    'inlier_threshold_m': (0.02, 'Stereo: largest 3D distance (m) of an inlier keypoint.',
+                           (0.0001, 1.0), False),
+    'inlier_threshold_px': (8.0, 'Mono: largest reprojection error (px) of an inlier '
+                            'keypoint.', (0.1, 1000.0), False),
+    'input_rectified': (False, 'Mono: the 2D keypoints are pixels of the rectified image (P) '
+                        'instead of the raw one (K, D).', None, False),
+    'window_size': (30, 'Estimates (frames) combined; the camera must not move in them.',
+                    (1, 10000), False),
+    'min_frames': (1, 'Estimates needed before the first publication.', (1, 10000), False),
+}
+
+
+def _descriptor(name: str) -> ParameterDescriptor:
+    _, description, limits, read_only = PARAMETERS[name]
+    desc = ParameterDescriptor(description=description, read_only=read_only)
+    if isinstance(limits, tuple) and limits and isinstance(limits[0], str):
+        desc.additional_constraints = f'one of {", ".join(limits)}'
+    elif isinstance(limits, tuple) and isinstance(limits[0], float):
+        desc.floating_point_range = [FloatingPointRange(from_value=limits[0],
+                                                        to_value=limits[1], step=0.0)]
+    elif isinstance(limits, tuple):
+        desc.integer_range = [IntegerRange(from_value=limits[0], to_value=limits[1], step=1)]
+    return desc
+
+
+class RobotCalibrationNode(Node):
+    """Estimate and publish the static camera's pose relative to the robot base."""
+
+    def __init__(self, **kwargs):
+        """Declare parameters, load the class, wire subscriptions and publishers.
+
+        Raises:
+            ValueError: a mode that is not stereo or mono, or a class without
+                link names.
+        """
+        super().__init__('robot_calibration_node', **kwargs)
+        for name, (default, *_rest) in PARAMETERS.items():
+            self.declare_parameter(name, default, _descriptor(name))
+        self.mode = self._param('mode')
+        if self.mode not in ('stereo', 'mono'):
+            raise ValueError(f'mode must be stereo or mono, got {self.mode!r}')
+        self.object_class = load_object_class(self._param('object_class'))
+        self.anchors = keypoint_anchors(self.object_class, self._param('class_yaml') or None)
+        self.kinematics: Optional[RobotKinematics] = None
+        self.camera = None
+        self.joint_states = deque(maxlen=JOINT_STATE_BUFFER)
+        self.window = deque()
+        self._throttle = WarningThrottle(WARN_PERIOD_S)
+        self.published = 0
+
+        self.tf_broadcaster = tf2_ros.TransformBroadcaster(self)
+        self.pub_pose = self.create_publisher(PoseWithCovarianceStamped, 'camera_pose', 10)
+        self.create_subscription(JointState, 'joint_states', self._on_joint_state, 100)
+        description = self._param('robot_description')
+        if description:
+            self._load_urdf(description)
+        else:
+            latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                                 durability=DurabilityPolicy.TRANSIENT_LOCAL)
+            self.create_subscription(String, 'robot_description',
+                                     lambda msg: self._load_urdf(msg.data), latched)
+        if self.mode == 'stereo':
+            self.create_subscription(Keypoints3D, 'keypoints_3d', self._on_keypoints_3d, 10)
+        else:
+            self.create_subscription(StereoKeypoints2D, 'keypoints_2d', self._on_keypoints_2d,
+                                     10)
+            self.create_subscription(CameraInfo, 'camera_info', self._on_camera_info, 10)
+        self.get_logger().info(
+            f'{self.mode} calibration of the camera to {self.object_class.name} '
+            f'({self.object_class.num_keypoints} keypoints); URDF from '
+            f'{"the parameter" if description else self.resolve_topic_name("robot_description")}')
+
+    def _param(self, name: str):
+        return self.get_parameter(name).value
+
+    def _warn(self, kind: str, text: str):
+        if self._throttle.ready(kind):
+            self.get_logger().warning(text)
+
+    # -- inputs -------------------------------------------------------------------------
+
+    def _load_urdf(self, urdf: str):
+        """Build the kinematics from URDF text (parameter or topic); warn if unusable."""
+        try:
+            kinematics = RobotKinematics(urdf)
+            kinematics.required_joints([a.link for a in self.anchors])
+        except (ValueError, FileNotFoundError) as e:
+            self._warn('urdf', f'robot_description unusable for {self.object_class.name}: {e}')
+            return
+        self.kinematics = kinematics
+        self.get_logger().info(f'URDF loaded: base link {kinematics.base_link}, '
+                               f'{len(kinematics.joint_names)} joints')
+
+    def _on_joint_state(self, msg: JointState):
+        if len(msg.name) == len(msg.position):
+            self.joint_states.append((stamp_ns(msg.header.stamp),
+                                      dict(zip(msg.name, msg.position))))
+
+    def _on_camera_info(self, msg: CameraInfo):
+        try:
+            self.camera = conversions.camera_model(msg)
+        except CalibrationError as e:
+            self._warn('camera_info', f'camera_info unusable: {e}')
+
+    def joints_at(self, stamp: int) -> Dict[str, float]:
+        """Return each joint's position from the joint state nearest to ``stamp`` (ns).
+
+        Only samples within ``joint_state_tolerance`` count; several
+        publishers (e.g. arm and gripper) are merged joint by joint.
+        """
+        tolerance = self._param('joint_state_tolerance') * 1e9
+        best: Dict[str, tuple] = {}
+        for sample_stamp, positions in self.joint_states:
+            gap = abs(sample_stamp - stamp)
+            if gap > tolerance:
+                continue
+            for name, value in positions.items():
+                if name not in best or gap < best[name][0]:
+                    best[name] = (gap, value)
+        return {name: value for name, (_, value) in best.items()}
+
+    # -- processing ---------------------------------------------------------------------
+
+    def _on_keypoints_3d(self, msg: Keypoints3D):
+        self._process(msg.header, msg.objects, 'keypoints_3d')
+
+    def _on_keypoints_2d(self, msg: StereoKeypoints2D):
+        if self.camera is None:
+            self._warn('no_camera_info', 'no camera_info received yet: keypoints_2d ignored')
+            return
+        self._process(msg.header, msg.left.objects, 'keypoints_2d')
+
+    def _process(self, header: Header, objects, topic: str):
+        """Estimate T_camera_base from one keypoint message, combine, publish."""
+        try:
+            if self.kinematics is None:
+                self._warn('no_urdf', f'no robot_description yet: {topic} ignored')
+                return
+            obj = conversions.object_keypoints(objects, self.object_class,
+                                               self._param('instance_id'))
+            if obj is None:
+                self._warn('no_object', f'{topic} has no {self.object_class.name}')
+                return
+            observed = conversions.keypoint_array(obj, self.object_class)
+            joints = self.joints_at(stamp_ns(header.stamp))
+            try:
+                base = self.kinematics.keypoint_positions(joints, self.anchors)
+            except ValueError as e:
+                self._warn('joint_states', f'{topic} at {header.stamp.sec}.'
+                           f'{header.stamp.nanosec:09d} s: {e} (within '
+                           f'joint_state_tolerance)')
+                return
+            if self.mode == 'stereo':
+                estimate = fit_camera_to_base_stereo(
+                    observed, base, inlier_threshold_m=self._param('inlier_threshold_m'))
+            else:
+                estimate = fit_camera_to_base_mono(
+                    observed, base, self.camera, rectified=self._param('input_rectified'),
+                    inlier_threshold_px=self._param('inlier_threshold_px'))
+            if estimate is None:
+                self._warn('no_estimate', f'{topic}: too few consistent keypoints '
+                           f'({int(np.isfinite(observed).all(axis=1).sum())} valid)')
+                return
+            self.window.append((estimate, base, observed))
+            while len(self.window) > self._param('window_size'):
+                self.window.popleft()
+            if len(self.window) >= self._param('min_frames'):
+                self._publish(header)
+        except Exception as e:  # noqa: B902 -- keep the node alive on any single message
+            self._warn(f'processing_{type(e).__name__}',
+                       f'{topic}: processing failed: {type(e).__name__}: {e}')
+
+    def _publish(self, header: Header):
+        """Combine the window and publish TF and the pose with covariance."""
+        estimates, bases, observations = zip(*self.window)
+        combined = combine_frames(list(estimates), list(bases), list(observations),
+                                  camera=self.camera,
+                                  rectified=self._param('input_rectified'))
+        T_base_camera = np.linalg.inv(combined.T_camera_base)
+        covariance = inverse_pose_covariance(combined.T_camera_base, combined.covariance)
+        if not np.all(np.isfinite(covariance)):
+            covariance = np.eye(6) * UNKNOWN_VARIANCE
+        base_frame = self._param('base_frame') or self.kinematics.base_link
+        camera_frame = self._param('camera_frame') or header.frame_id
+        pose = conversions.pose_msg(T_base_camera)
+        out_header = Header(stamp=header.stamp, frame_id=base_frame)
+        msg = PoseWithCovarianceStamped(header=out_header)
+        msg.pose.pose = pose
+        msg.pose.covariance = [float(x) for x in covariance.ravel()]
+        self.pub_pose.publish(msg)
+        transform = TransformStamped(header=out_header, child_frame_id=camera_frame)
+        transform.transform.translation.x = pose.position.x
+        transform.transform.translation.y = pose.position.y
+        transform.transform.translation.z = pose.position.z
+        transform.transform.rotation = pose.orientation
+        self.tf_broadcaster.sendTransform(transform)
+        self.published += 1
+        if self.published == 1 or self.published % 100 == 0:
+            std = 1000 * combined.translation_std_m
+            self.get_logger().info(
+                f'{base_frame} -> {camera_frame}: t = ({pose.position.x:.3f}, '
+                f'{pose.position.y:.3f}, {pose.position.z:.3f}) m from '
+                f'{int(combined.frames_used.sum())}/{len(self.window)} frames, per-frame std '
+                f'({", ".join("n/a" if math.isnan(s) else f"{s:.1f}" for s in std)}) mm')
+
+
+def main(args=None):
+    """Run the node until shutdown (see :func:`~.runner.run_node`)."""
+    return run_node(RobotCalibrationNode, args, 'robot_calibration_node')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,244 @@
+# Copyright 2026 The keypoint_perception authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""The calibration node and the mono keypoint node over real DDS (localhost, own domain id).
+
+robot_calibration_node: the Panda's URDF on ``robot_description`` (latched,
+as robot_state_publisher sends it), ``joint_states`` and keypoints of the
+Panda seen by a camera under a known transform (3D in stereo mode; 2D +
+camera_info in mono mode) go in; the TF ``panda_link0`` -> camera frame and
+``camera_pose`` must be that transform.
+
+mono_keypoint_node: a rendered board image + camera_info in, keypoints_2d
+near the renderer's labels out.
+"""
+
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+os.environ['ROS_DOMAIN_ID'] = '162'
+
+import rclpy  # noqa: E402
+
+from builtin_interfaces.msg import Time  # noqa: E402
+from geometry_msgs.msg import Point, PoseWithCovarianceStamped  # noqa: E402
+from keypoint_msgs.msg import (Keypoint2D, Keypoint3D, Keypoints3D, ObjectKeypoints2D,  # noqa: E402,E501
+                               ObjectKeypoints3D, StereoKeypoints2D, ViewKeypoints2D)
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image, JointState  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
+from tf2_msgs.msg import TFMessage  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, 'src', 'sim_datagen'))
+
+from keypoint_perception.core.calibration_metrics import pose_errors  # noqa: E402
+from keypoint_perception.core.camera import CameraModel  # noqa: E402
+from keypoint_perception.core.distortion import unrectify_points  # noqa: E402
+from keypoint_perception.core.kinematics import keypoint_anchors, RobotKinematics  # noqa: E402
+from keypoint_perception.core.objects import load_object_class  # noqa: E402
+from keypoint_perception.core.robot_calibration import transform_points  # noqa: E402
+from keypoint_perception.core.rotations import matrix_from_quaternion  # noqa: E402
+from keypoint_perception.demo import node_command  # noqa: E402
+from keypoint_perception.nodes.conversions import camera_info_msg  # noqa: E402
+import pybullet_data  # noqa: E402
+
+PANDA_URDF = os.path.join(pybullet_data.getDataPath(), 'franka_panda', 'panda.urdf')
+CAMERA = CameraModel(width=640, height=480, K=[[600, 0, 320], [0, 600, 240], [0, 0, 1]],
+                     D=[-0.2, 0.05, 0, 0, 0], distortion_model='plumb_bob', R=np.eye(3),
+                     P=[[600, 0, 320, 0], [0, 600, 240, 0], [0, 0, 1, 0]],
+                     frame_id='camera_optical')
+
+
+def _t_true():
+    import cv2
+    T = np.eye(4)  # the camera 1.5 m away, looking at the robot from the side
+    T[:3, :3] = cv2.Rodrigues(np.array([1.9, 0.0, 0.0]))[0]
+    T[:3, 3] = [0.05, 0.2, 1.5]
+    return T
+
+
+@pytest.fixture(scope='module')
+def ros():
+    rclpy.init()
+    node = rclpy.create_node('robot_calibration_test')
+    yield node
+    node.destroy_node()
+    rclpy.shutdown()
+
+
+def _start(name, params, tmp_path):
+    log_path = tmp_path / f'{name}.log'
+    log = open(log_path, 'w')
+    cmd = node_command(name) + ['--ros-args']
+    for kv in params:
+        cmd += ['-p', kv]
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), log, log_path
+
+
+def _stop(proc, log):
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+def _spin_until(node, condition, proc, log_path, timeout=60.0):
+    deadline = time.time() + timeout
+    while not condition():
+        rclpy.spin_once(node, timeout_sec=0.05)
+        assert proc.poll() is None, open(log_path).read()
+        if time.time() > deadline:
+            return False
+    return True
+
+
+@pytest.mark.parametrize('mode', ['stereo', 'mono'])
+def test_calibration_node_publishes_the_known_transform(ros, tmp_path, mode):
+    node = ros
+    proc, log, log_path = _start('robot_calibration_node', [
+        f'mode:={mode}', 'object_class:=panda', 'window_size:=10'], tmp_path)
+    try:
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        pub_urdf = node.create_publisher(String, 'robot_description', latched)
+        with open(PANDA_URDF) as f:
+            pub_urdf.publish(String(data=f.read()))
+        pub_joints = node.create_publisher(JointState, 'joint_states', 10)
+        pub_kp = node.create_publisher(Keypoints3D if mode == 'stereo' else StereoKeypoints2D,
+                                       'keypoints_3d' if mode == 'stereo' else 'keypoints_2d',
+                                       10)
+        pub_info = node.create_publisher(CameraInfo, 'camera_info', 10)
+        tfs, poses = [], []
+        sub_tf = node.create_subscription(TFMessage, '/tf', tfs.append, 100)
+        sub_pose = node.create_subscription(PoseWithCovarianceStamped, 'camera_pose',
+                                            poses.append, 10)
+        assert _spin_until(node, lambda: pub_kp.get_subscription_count() > 0 and
+                           pub_joints.get_subscription_count() > 0, proc, log_path), \
+            open(log_path).read()
+        assert _spin_until(node, lambda: 'URDF loaded' in open(log_path).read(), proc, log_path,
+                           timeout=20), open(log_path).read()
+
+        kinematics = RobotKinematics(PANDA_URDF)
+        object_class = load_object_class('panda')
+        anchors = keypoint_anchors(object_class)
+        T_true = _t_true()
+        rng = np.random.default_rng(2)
+        for n in range(6):
+            stamp = Time(sec=100 + n, nanosec=5000)
+            q = {j: float(rng.uniform(-0.8, 0.8)) for j in kinematics.joint_names}
+            q['panda_joint4'] = float(rng.uniform(-2.5, -1.0))
+            names = [f'panda_joint{k}' for k in range(1, 8)]
+            joints = JointState(name=names, position=[q[j] for j in names])
+            joints.header.stamp = Time(sec=100 + n, nanosec=2000)  # 3 us before the image
+            pub_joints.publish(joints)
+            camera_points = transform_points(T_true, kinematics.keypoint_positions(q, anchors))
+            if mode == 'stereo':
+                camera_points += rng.normal(0, 0.002, camera_points.shape)
+                msg = Keypoints3D(objects=[ObjectKeypoints3D(
+                    class_name='panda', instance_id='0', keypoints=[
+                        Keypoint3D(name=name, position=Point(x=x, y=y, z=z), confidence=0.9,
+                                   valid=True, reprojection_error=0.5)
+                        for name, (x, y, z) in zip(object_class.keypoint_names,
+                                                   camera_points)])])
+            else:
+                pub_info.publish(camera_info_msg(CAMERA, stamp))
+                uv = unrectify_points(CAMERA, camera_points) + rng.normal(0, 0.5, (7, 2))
+                view = ViewKeypoints2D(frame_id='camera_optical', width=640, height=480,
+                                       objects=[ObjectKeypoints2D(
+                                           class_name='panda', instance_id='0', keypoints=[
+                                               Keypoint2D(name=name, x=u, y=v, confidence=0.9,
+                                                          valid=True)
+                                               for name, (u, v) in zip(
+                                                   object_class.keypoint_names, uv)])])
+                msg = StereoKeypoints2D(left=view)
+            msg.header.stamp, msg.header.frame_id = stamp, 'camera_optical'
+            time.sleep(0.1)  # joint state and camera_info first
+            pub_kp.publish(msg)
+            assert _spin_until(node, lambda: any(p.header.stamp.sec == 100 + n for p in poses)
+                               and any(t.header.stamp.sec == 100 + n
+                                       for m in tfs for t in m.transforms),
+                               proc, log_path, timeout=20), open(log_path).read()
+        last = [t for m in tfs for t in m.transforms if t.header.stamp.sec == 105]
+        assert last, open(log_path).read()
+        tf = last[-1]
+        assert tf.header.frame_id == 'panda_link0' and tf.child_frame_id == 'camera_optical'
+        tr, rot = tf.transform.translation, tf.transform.rotation
+        T_base_camera = np.eye(4)
+        T_base_camera[:3, :3] = matrix_from_quaternion([rot.x, rot.y, rot.z, rot.w])
+        T_base_camera[:3, 3] = [tr.x, tr.y, tr.z]
+        dt, dr = pose_errors(np.linalg.inv(T_base_camera), T_true)
+        assert dt < 0.01 and np.degrees(dr) < 0.5, (dt, np.degrees(dr))
+        pose = [p for p in poses if p.header.stamp.sec == 105][-1]
+        assert pose.header.frame_id == 'panda_link0'
+        assert pose.pose.pose.position.x == pytest.approx(tr.x)
+        covariance = np.array(pose.pose.covariance).reshape(6, 6)
+        assert np.all(np.diag(covariance) > 0) and np.all(np.diag(covariance) < 1e-2)
+        node.destroy_subscription(sub_tf)
+        node.destroy_subscription(sub_pose)
+    finally:
+        _stop(proc, log)
+
+
+def test_mono_keypoint_node_on_a_rendered_image(ros, tmp_path):
+    from sim_datagen.config import load_config
+    from sim_datagen.generator import SampleGenerator
+    from keypoint_perception.training.metrics import symmetric_errors
+    from test_robot_calibration_cli import BOARD
+    gen = SampleGenerator(load_config(os.path.join(ROOT, 'src', 'sim_datagen', 'config',
+                                                   'checkerboard.yaml')))
+    try:
+        sample = gen.generate(3, seed=5, overrides=BOARD)
+    finally:
+        gen.world.close()
+    node = ros
+    proc, log, log_path = _start('mono_keypoint_node', [
+        'model:=checkerboard_lite', 'reliable_qos:=true'], tmp_path)
+    try:
+        pub_image = node.create_publisher(Image, 'image', 10)
+        pub_info = node.create_publisher(CameraInfo, 'camera_info', 10)
+        got = []
+        node.create_subscription(StereoKeypoints2D, 'keypoints_2d', got.append, 10)
+        assert _spin_until(node, lambda: pub_image.get_subscription_count() > 0 and
+                           pub_info.get_subscription_count() > 0, proc, log_path, 120)
+        time.sleep(1.0)
+        info = sample['labels']['camera_info']['left']
+        camera = CameraModel(width=info['width'], height=info['height'], K=info['K'],
+                             D=info['D'], distortion_model=info['distortion_model'],
+                             R=info['R'], P=info['P'], frame_id='cam')
+        stamp = Time(sec=7)
+        image = Image(height=480, width=640, encoding='rgb8', step=640 * 3,
+                      data=sample['left'].tobytes())
+        image.header.stamp, image.header.frame_id = stamp, 'cam'
+        pub_image.publish(image)
+        pub_info.publish(camera_info_msg(camera, stamp))
+        assert _spin_until(node, lambda: got, proc, log_path, 60), open(log_path).read()
+        msg = got[0]
+        assert msg.header.stamp.sec == 7 and msg.header.frame_id == 'cam'
+        assert (msg.left.width, msg.left.height) == (640, 480) and not msg.right.objects
+        (obj,) = msg.left.objects
+        uv = np.array([[k.x, k.y] for k in obj.keypoints])
+        truth = np.asarray(sample['labels']['keypoints_2d']['left'])
+        board = load_object_class('checkerboard')
+        assert symmetric_errors(uv, truth, board.symmetries).max() < 1.5 * 4 * 640 / 256
+    finally:
+        _stop(proc, log)
