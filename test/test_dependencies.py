@@ -37,7 +37,8 @@ README = os.path.join(ROOT, 'README.md')
 
 #: Python package -> extra source files outside the package folder it installs.
 PYTHON_PACKAGES = {
-    'keypoint_perception': [os.path.join(ROOT, 'launch', 'stereo_keypoints.launch.py')],
+    'keypoint_perception': [os.path.join(ROOT, 'launch', 'stereo_keypoints.launch.py'),
+                            os.path.join(ROOT, 'launch', 'robot_calibration.launch.py')],
     'sim_datagen': [],
 }
 
