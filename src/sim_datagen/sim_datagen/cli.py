@@ -47,13 +47,13 @@ from typing import Iterator, Optional
 
 from keypoint_perception.cli import ArgumentParser, checked_input, command_line, InputError, \
     non_negative_float, non_negative_int, positive_int
+from keypoint_perception.core.scene_sampler import SceneSampler
 import numpy as np
 from tqdm import tqdm
 
 from .coco import export_coco
 from .config import load_config, resolve_config
 from .preview import contact_sheet, variable_histograms
-from .randomization import SceneSampler
 from .workers import generate_encoded, make_generator, pool_results, start_pool
 from .writer import shard_path, ShardWriter, write_meta
 

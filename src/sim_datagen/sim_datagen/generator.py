@@ -35,7 +35,7 @@ objects (``scene: urdf``: sources, joints and keypoint links from the config
 and the object-class YAML, see :mod:`sim_datagen.scene.urdf_object`).
 
 Randomness: every scene-level variable is drawn through the
-:class:`~sim_datagen.randomization.SceneSampler` (value and bin recorded in
+:class:`~keypoint_perception.core.scene_sampler.SceneSampler` (value and bin recorded in
 the labels).  Per-instance details whose number varies (each distractor's
 position, the shapes drawn into a procedural background, a finger's exact
 length) come from the same per-sample generator, seeded from
@@ -48,13 +48,13 @@ import time
 from typing import Callable, Dict, Optional
 
 import cv2
+from keypoint_perception.core.scene_sampler import SceneSampler
 import numpy as np
 
 from .config import ConfigError
 from .imaging import CameraImaging
 from .labels import depth_output, keypoint_labels, segmentation_output
 from .optics import LensRemap, sample_cameras
-from .randomization import SceneSampler
 from .rendering import light_parameters, render_views, VIEWS
 from .scene import textures
 from .scene.board_scene import build_board_scene, preload_board_textures

@@ -124,7 +124,7 @@ def labels_to_msg(labels: Mapping, sampler, stamp, frame_id: str) -> SampleLabel
 
     Args:
         labels: ``sample['labels']`` of :meth:`SampleGenerator.generate`.
-        sampler: the :class:`~sim_datagen.randomization.SceneSampler` (gives
+        sampler: the :class:`~keypoint_perception.core.scene_sampler.SceneSampler` (gives
             each variable's number of bins).
         stamp: builtin_interfaces/Time, the stamp of the sample's images.
         frame_id: left optical frame.
@@ -217,7 +217,7 @@ def check_feedback(msg: SamplerFeedback, sampler) -> tuple:
 
 def sampler_state_msg(sampler, stamp, seed: int, num_updates: int,
                       next_index: int) -> SamplerState:
-    """Build the SamplerState message of a :class:`~sim_datagen.randomization.SceneSampler`."""
+    """Build the SamplerState message of a scene sampler (core.scene_sampler.SceneSampler)."""
     msg = SamplerState(seed=int(seed), num_updates=int(num_updates),
                        next_index=int(next_index))
     msg.header.stamp = stamp

@@ -14,7 +14,7 @@
 """The randomized scene variables of one sample, as typed groups.
 
 Every scene-level variable is drawn through the Dirichlet-binned
-:class:`~sim_datagen.randomization.SceneSampler` (Heindl et al. 2020) and
+:class:`~keypoint_perception.core.scene_sampler.SceneSampler` (Heindl et al. 2020) and
 recorded with its bin in the labels.  The stages of the generator read them
 from the frozen groups below (stereo rig, placement in the image, board,
 URDF object view, lighting, background, camera response) instead of a dict
@@ -35,9 +35,8 @@ from dataclasses import dataclass, fields, MISSING
 from types import MappingProxyType
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
+from keypoint_perception.core.scene_sampler import SceneSampler
 import numpy as np
-
-from .randomization import SceneSampler
 
 #: a variable's value: float for a continuous variable, int for a categorical one
 Value = Union[float, int]

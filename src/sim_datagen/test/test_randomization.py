@@ -13,9 +13,9 @@
 # limitations under the License.
 """Dirichlet-binned sampler (Heindl et al. 2020): sampling, posterior update, state."""
 
+from keypoint_perception.core.scene_sampler import BinnedVariable, SceneSampler
 import numpy as np
 import pytest
-from sim_datagen.randomization import BinnedVariable, SceneSampler
 
 
 def test_values_fall_in_their_bin():

@@ -103,7 +103,7 @@ def test_feedback_checks(generator):
 def test_sampler_state_message_loads_back(config):
     from builtin_interfaces.msg import Time
     from sim_datagen import ros_messages as rm
-    from sim_datagen.randomization import SceneSampler
+    from keypoint_perception.core.scene_sampler import SceneSampler
     s = SceneSampler.from_config(config['variables'])
     s.update({'roll': np.arange(s['roll'].bins, dtype=float)})
     d = rm.sampler_state_dict(rm.sampler_state_msg(s, Time(sec=3), 7, 1, 42))

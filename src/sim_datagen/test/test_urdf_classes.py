@@ -213,7 +213,7 @@ def test_segmentation_and_depth_outputs():
 
 def test_all_shipped_configs_load():
     """Every config in config/ loads, its sampler builds and its class YAML parses."""
-    from sim_datagen.randomization import SceneSampler
+    from keypoint_perception.core.scene_sampler import SceneSampler
     names = sorted(f[:-5] for f in os.listdir(os.path.join(PKG, 'config')) if f.endswith('.yaml'))
     assert set(CLASSES) <= set(names)
     for n in names:
@@ -268,8 +268,8 @@ def test_cli_dataset_coco_and_ros_messages(tmp_path):
     assert coco['categories'][0]['keypoints'] == meta['keypoint_names']
     pytest.importorskip('keypoint_msgs')
     from builtin_interfaces.msg import Time
+    from keypoint_perception.core.scene_sampler import SceneSampler
     from sim_datagen import ros_messages as rm
-    from sim_datagen.randomization import SceneSampler
     sampler = SceneSampler.from_config(meta['config']['variables'])
     msg = rm.labels_to_msg(samples[0]['labels'], sampler, Time(sec=1), 'left')
     back = rm.msg_to_labels(msg)

@@ -17,7 +17,7 @@
 held-out validation shards), scores every stereo sample by its 2D keypoint
 error, and folds the scene-variable bins of the worst samples into the
 dataset's Dirichlet sampler with the conjugate update ``theta += counts``
-(Heindl et al. 2020, see :mod:`sim_datagen.randomization`).  The written
+(Heindl et al. 2020, see :mod:`~..core.scene_sampler`).  The written
 sampler state is what ``sim-datagen generate --sampler-state`` (or the
 stream node's ``sampler_state_file``) renders next: more of what the network
 gets wrong, in proportion to how often it gets it wrong.  A table and a bar
@@ -42,7 +42,6 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from matplotlib.figure import Figure
 import numpy as np
-from sim_datagen.randomization import SceneSampler
 from tqdm import tqdm
 
 from ..cli import (ArgumentParser, checked_input, command_line, InputError, non_negative_int,
@@ -50,6 +49,7 @@ from ..cli import (ArgumentParser, checked_input, command_line, InputError, non_
 from ..core.checkpoint import load_checkpoint, resolve_model_path
 from ..core.dataset import iter_shard, list_shards, read_meta
 from ..core.detector import KeypointDetector
+from ..core.scene_sampler import SceneSampler
 from .data import is_validation_shard
 from .metrics import symmetric_errors
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import List
 
+from keypoint_perception.core.scene_sampler import SceneSampler
 import numpy as np
 
 from . import textures
@@ -30,7 +31,6 @@ from .camera import rot_x, rot_y, rot_z
 from .layout import add_bar, add_distractor, BuiltScene, centre_in_view, rigid_transform, \
     rotation_towards
 from .world import World
-from ..randomization import SceneSampler
 from ..variables import BoardVariables, PlacementVariables
 
 

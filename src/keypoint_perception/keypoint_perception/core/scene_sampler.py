@@ -11,7 +11,13 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Dirichlet-binned scene-variable sampler with conjugate feedback update.
+"""Dirichlet-binned scene-variable sampler with conjugate feedback update (no ROS).
+
+Part of the core because its state is part of the dataset format: the
+simulator (``sim_datagen``) draws scene variables with it and records each
+sample's bins and the sampler state in the dataset, and training
+(``keypoints-feedback``) folds the bins of the hardest samples back into that
+state.  Both import it from here, so neither imports the other.
 
 Implements the adaptive domain randomization of
 
