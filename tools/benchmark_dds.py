@@ -62,12 +62,12 @@ DDS_VARIABLES = ('FASTDDS_DEFAULT_PROFILES_FILE', 'RMW_FASTRTPS_USE_QOS_FROM_XML
                  'FASTDDS_BUILTIN_TRANSPORTS', 'RMW_FASTRTPS_PUBLICATION_MODE')
 
 
-def _qos(reliability: str):
-    """Image QoS: keep last 5, volatile, ``reliability`` 'reliable' or 'best_effort'."""
+def _qos(reliability: str, depth: int):
+    """Image QoS: keep last ``depth``, volatile, ``reliability`` 'reliable' or 'best_effort'."""
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     policy = {'reliable': ReliabilityPolicy.RELIABLE,
               'best_effort': ReliabilityPolicy.BEST_EFFORT}[reliability]
-    return QoSProfile(depth=5, reliability=policy)
+    return QoSProfile(depth=depth, reliability=policy)
 
 
 def _wall_ns() -> int:
@@ -95,7 +95,7 @@ def _subscriber(args) -> int:
         return on_image
 
     for topic in TOPICS:
-        node.create_subscription(Image, topic, callback(topic), _qos(args.qos))
+        node.create_subscription(Image, topic, callback(topic), _qos(args.qos, args.depth))
     print('READY', flush=True)
     done_at = None
     try:
@@ -125,7 +125,8 @@ def _publisher(args) -> int:
     width, height = (int(s) for s in args.size.split('x'))
     rclpy.init()
     node = rclpy.create_node('dds_benchmark_publisher')
-    publishers = [node.create_publisher(Image, topic, _qos(args.qos)) for topic in TOPICS]
+    publishers = [node.create_publisher(Image, topic, _qos(args.qos, args.depth))
+                  for topic in TOPICS]
     rng = np.random.default_rng(0)
     messages = []
     for _ in TOPICS:
@@ -187,12 +188,12 @@ def dds_environment(domain_id: int, use_profile: bool, profile: str = PROFILE) -
 
 def run_config(size: str, qos: str, use_profile: bool, *, rate: float = 30.0,
                duration: float = 10.0, domain_id: int = 151, drain: float = 10.0,
-               profile: str = PROFILE) -> dict:
+               depth: int = 5, profile: str = PROFILE) -> dict:
     """Send ``duration`` s of ``size`` rgb8 stereo pairs at ``rate`` Hz between two processes.
 
     Args:
         size: image size 'WIDTHxHEIGHT' in pixels (rgb8: 3 bytes per pixel).
-        qos: 'reliable' or 'best_effort' (both sides; keep last 5, volatile).
+        qos: 'reliable' or 'best_effort' (both sides; keep last ``depth``, volatile).
         use_profile: load the Fast DDS profile ``profile`` in both processes.
         rate: stereo pairs per second.
         duration: seconds of publishing (``round(rate * duration)`` pairs).
@@ -200,6 +201,9 @@ def run_config(size: str, qos: str, use_profile: bool, *, rate: float = 30.0,
         drain: seconds the subscriber waits for missing images after the last
             one is sent (longer than Fast DDS' 3 s heartbeat period, so late
             repairs are measured as latency, not as losses).
+        depth: history depth of both sides (5: the node's default queue_size;
+            a reliable keep-last history still drops the oldest images when
+            the subscriber falls behind by more than ``depth``).
         profile: path of the Fast DDS XML profile.
 
     Returns:
@@ -214,7 +218,7 @@ def run_config(size: str, qos: str, use_profile: bool, *, rate: float = 30.0,
     count = max(1, int(round(rate * duration)))
     env = dds_environment(domain_id, use_profile, profile)
     common = ['--size', size, '--qos', qos, '--count', str(count), '--rate', str(rate),
-              '--drain', str(drain)]
+              '--drain', str(drain), '--depth', str(depth)]
     command = [sys.executable, os.path.abspath(__file__)]
     sub = subprocess.Popen(command + ['--role', 'subscriber'] + common, env=env,
                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -267,6 +271,7 @@ def _table(rows) -> str:
 
 
 def _orchestrate(args) -> int:
+    load = os.getloadavg()[0]
     rows = []
     for rate in args.rates:
         for size in args.sizes:
@@ -274,7 +279,7 @@ def _orchestrate(args) -> int:
                 for use_profile in [choice == 'with' for choice in args.profile]:
                     row = run_config(size, qos, use_profile, rate=rate,
                                      duration=args.duration, domain_id=args.domain_id,
-                                     drain=args.drain)
+                                     drain=args.drain, depth=args.depth)
                     rows.append(row)
                     print(json.dumps(row), flush=True)
     table = _table(rows)
@@ -285,14 +290,18 @@ def _orchestrate(args) -> int:
                    + f' --duration {args.duration:g} --write-doc')
         section = '\n'.join([
             BEGIN, '## Colour stereo images over DDS', '',
-            f'Measured {datetime.date.today().isoformat()} on {cpu_model()} (both processes '
-            'on this host, Fast DDS from the ROS 2 Kilted wheels, discovery on localhost, '
-            f'{args.duration:g} s of publishing per row):', '',
+            f'Measured {datetime.date.today().isoformat()} on {cpu_model()}, load average '
+            f'{load:.1f} at the start (both processes on this host, Fast DDS from the ROS 2 '
+            'Kilted wheels, discovery on localhost, QoS keep last '
+            f'{args.depth}, {args.duration:g} s of publishing per row):', '',
             '```bash', 'source tools/env.sh', command, '```', '',
             table, '', 'Latency: publisher `header.stamp` (wall clock) to the subscriber\'s '
             'callback (Python executor included). Rows at a low rate send each pair on its '
             'own, as `keypoints-demo` does in lock-step: a lost fragment is then only '
-            'repaired at the reliable writer\'s next heartbeat. The profile is '
+            'repaired at the reliable writer\'s next heartbeat. Images missing from reliable '
+            'rows with the profile are keep-last overwrites while the Python subscriber falls '
+            f'more than {args.depth} images behind on the shared cores, not transport losses. '
+            'The profile is '
             '`config/dds/fastdds_profile.xml`, applied by the launch file and '
             '`keypoints-demo` (see README, "DDS transport for colour images").', END])
         replace_section(DOC, BEGIN, END, section)
@@ -313,6 +322,7 @@ def parse_args(argv=None):
                         help='stereo pairs per second (one set of rows per rate)')
     parser.add_argument('--rate', type=float, default=30.0, help=argparse.SUPPRESS)
     parser.add_argument('--duration', type=float, default=10.0, help='s of publishing per row')
+    parser.add_argument('--depth', type=int, default=5, help='QoS history depth (keep last)')
     parser.add_argument('--drain', type=float, default=10.0,
                         help='s the subscriber waits for missing images at the end')
     parser.add_argument('--domain-id', type=int,
