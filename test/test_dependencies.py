@@ -77,7 +77,7 @@ ROSDEP_KEYS = {
 
 #: Modules without a rosdep key: installed with pip (README says so).
 PIP_ONLY = {
-    'onnx': 'ONNX export of a trained network (keypoints-train --export)',
+    'onnx': 'ONNX export of a trained network (keypoints-export)',
     'fast_simplification': 'decimates the Panda meshes once, when the cache is missing',
 }
 

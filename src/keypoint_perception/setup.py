@@ -30,7 +30,8 @@ setup(
     name=package_name,
     version='0.1.0',
     packages=find_packages(exclude=['test']),
-    package_data={package_name: ['objects/*.yaml', 'models/*.pt', 'models/*.json']},
+    package_data={package_name: ['objects/*.yaml', 'models/*.pt', 'models/*.onnx',
+                                 'models/*.json']},
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),
@@ -51,6 +52,7 @@ setup(
             'stereo_keypoint_node = keypoint_perception.nodes.stereo_keypoint_node:main',
             'stereo_replay_node = keypoint_perception.nodes.stereo_replay_node:main',
             'keypoints-demo = keypoint_perception.demo:main',
+            'keypoints-export = keypoint_perception.export:main',
             'keypoints-train = keypoint_perception.training.train:main',
             'keypoints-eval = keypoint_perception.training.evaluate:main',
             'keypoints-feedback = keypoint_perception.training.feedback:main',

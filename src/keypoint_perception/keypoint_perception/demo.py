@@ -53,8 +53,9 @@ from sensor_msgs.msg import Image
 from .cli import (ArgumentParser, checked_input, command_line, InputError, positive_float,
                   repo_root)
 from .core.camera import CameraModel
-from .core.checkpoint import load_checkpoint, resolve_model_path
+from .core.checkpoint import resolve_model_path
 from .core.objects import load_object_class, ObjectClass
+from .core.onnx_model import model_object_class
 from .nodes.stereo_replay_node import pair_files, StereoReplayNode
 
 
@@ -105,7 +106,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    default=os.path.join(calibration, 'opencv_stereo_right.yaml'),
                    help='right camera_info YAML')
     p.add_argument('--object', default='checkerboard', help='object class to detect')
-    p.add_argument('--model', default='', help='checkpoint (default: <object>_lite)')
+    p.add_argument('--model', default='',
+                   help='checkpoint or ONNX export (default: <object>_lite)')
     p.add_argument('--output', default=os.path.join(root, 'output', 'demo',
                                                     'keypoints_3d.jsonl'))
     p.add_argument('--annotated-dir', default='',
@@ -160,7 +162,7 @@ def validate_inputs(args: argparse.Namespace) -> DemoInputs:
         object_class = load_object_class(args.object)
     model = args.model or f'{args.object}_lite'
     with checked_input(f'--model {model}'):
-        _, model_class, _ = load_checkpoint(resolve_model_path(model))
+        model_class = model_object_class(resolve_model_path(model))
     if model_class.name != object_class.name:
         raise InputError(f'--model {model}: detects {model_class.name!r}, not --object '
                          f'{object_class.name!r}')

@@ -27,7 +27,7 @@ PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: The node's effective defaults before the table existed (its declare_parameter
 #: calls): the table must keep them so that no result changes.
 NODE_DEFAULTS = {
-    'model': 'checkerboard_lite', 'device': 'cpu', 'num_threads': 0,
+    'model': 'checkerboard_lite', 'device': 'cpu', 'backend': 'auto', 'num_threads': 0,
     'test_time_augmentation': 'auto', 'approximate_sync': False, 'sync_slop': 0.01,
     'queue_size': 5, 'reliable_qos': False, 'min_confidence': 0.3, 'peak_threshold': 0.1,
     'max_reprojection_error': 4.0, 'min_depth': 0.05, 'input_rectified': True,
@@ -38,7 +38,8 @@ NODE_DEFAULTS = {
     'marker_scale': 0.01, 'marker_lifetime': 0.5, 'debug_heatmaps': True}
 
 #: Documented example values of the free-text parameters.
-DOCUMENTED_TEXT = {'model': ['checkerboard_lite', '/data/models/board.pt'],
+DOCUMENTED_TEXT = {'model': ['checkerboard_lite', '/data/models/board.pt',
+                             '/data/models/board.onnx'],
                    'device': ['cpu', 'cuda', 'cuda:0'],
                    'tf_prefix': ['', 'board', 'robot/board_1'],
                    'instance_id': ['0', '12', 'left_board']}
@@ -61,8 +62,8 @@ def test_every_parameter_is_described_and_typed():
             assert spec.default in spec.choices
     # restart-only parameters
     assert {s.name for s in parameter_specs() if s.read_only} == {
-        'model', 'device', 'num_threads', 'test_time_augmentation', 'approximate_sync',
-        'sync_slop', 'queue_size', 'reliable_qos'}
+        'model', 'device', 'backend', 'num_threads', 'test_time_augmentation',
+        'approximate_sync', 'sync_slop', 'queue_size', 'reliable_qos'}
 
 
 @pytest.mark.parametrize('changes, words', [
@@ -153,8 +154,8 @@ def test_parameter_file_sets_exactly_the_tables_parameters_with_its_defaults():
 
 def test_launch_parameters_are_typed_entries_of_the_table():
     names = [s.name for s in launch_parameters()]
-    assert names == ['model', 'device', 'test_time_augmentation', 'approximate_sync',
-                     'sync_slop', 'roi_refinement']
+    assert names == ['model', 'device', 'backend', 'test_time_augmentation',
+                     'approximate_sync', 'sync_slop', 'roi_refinement']
     assert {s.name: s.ros_type for s in launch_parameters()}['sync_slop'] == 'double'
     assert parameter_spec('roi_refinement').dynamic_typing
     assert not parameter_spec('fit_pose').dynamic_typing

@@ -43,6 +43,11 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 #: checkpoint was validated with.
 TEST_TIME_AUGMENTATIONS = ('none', 'rot180')
 
+#: Where the network runs (:func:`~.backends.choose_backend`): ``auto`` is ONNX
+#: Runtime for an ONNX file and on the CPU when onnxruntime is installed,
+#: PyTorch otherwise.
+INFERENCE_BACKENDS = ('auto', 'torch', 'onnxruntime')
+
 #: When the pipeline takes a second, zoomed look at the object: never, when
 #: the first look left keypoints out of 3D, or on every pair where the object
 #: was found.
@@ -192,9 +197,9 @@ class PipelineConfig:
 
     The single source of each parameter's default, type, range or choices
     and description (field metadata, see :func:`parameter_specs`).  The
-    defaults are the node's.  ``model``, ``device``, ``num_threads``,
-    ``test_time_augmentation`` and the ``input`` group need a restart
-    (read-only ROS parameters); the others can be changed at run time.
+    defaults are the node's.  ``model``, ``device``, ``backend``,
+    ``num_threads``, ``test_time_augmentation`` and the ``input`` group need a
+    restart (read-only ROS parameters); the others can be changed at run time.
     Construction validates and converts every field (see
     :meth:`ParameterSpec.convert`), so an instance always holds allowed
     values.  Units: pixels are original-image pixels, belief cells are cells
@@ -206,12 +211,22 @@ class PipelineConfig:
 
     # -- model (restart needed) ------------------------------------------------
     model: str = _param(
-        'checkerboard_lite', 'Shipped model name (keypoint_perception/models/<name>.pt) or '
-        'checkpoint path.', 'model', read_only=True, launch=True)
+        'checkerboard_lite', 'Shipped model name (keypoint_perception/models/<name>.pt), '
+        'checkpoint path, or ONNX file written by keypoints-export.', 'model', read_only=True,
+        launch=True)
     device: str = _param('cpu', 'Torch device, e.g. "cpu" or "cuda:0".', 'model',
                          read_only=True, launch=True)
-    num_threads: int = _param(0, 'Torch intra-op threads; 0 keeps the default.', 'model',
-                              low=0, high=256, read_only=True)
+    backend: str = _param(
+        'auto', 'Inference backend: "torch" (PyTorch, CPU or CUDA); "onnxruntime" (ONNX '
+        'Runtime: the CPU, or on cuda the TensorRT (fp16) and CUDA execution providers where '
+        'installed; a checkpoint is exported to ONNX on first use); "auto" = onnxruntime for an '
+        '.onnx model and on the CPU when onnxruntime is installed, torch otherwise.', 'model',
+        choices=INFERENCE_BACKENDS, read_only=True, launch=True)
+    num_threads: int = _param(
+        0, 'Intra-op threads of the backend; 0 = the thread policy: onnxruntime every '
+        'available core (its threads do not spin, so a core shared with another process slows '
+        'it little), torch its own default (one per physical core).', 'model', low=0,
+        high=256, read_only=True)
     test_time_augmentation: str = _param(
         'auto', 'Test-time augmentation: "none"; "rot180" (mean of the belief maps of each '
         'image and of its 180 degree rotation: steadier peaks, twice the network time); '

@@ -14,10 +14,12 @@
 """The belief-map network on a batch of views: preprocessing, forward pass, test-time augmentation.
 
 :class:`KeypointDetector` loads a trained :class:`~.model.BeliefMapNet`
-(Heindl et al. 2019) and runs it on a batch of images or windows of images
-(both views of a stereo pair in one batch), returning the last stage's
-belief maps.  :meth:`KeypointDetector.detect` adds the decode stage for
-single images (no stereo).
+(Heindl et al. 2019), from a checkpoint or from its ONNX export
+(:mod:`.onnx_model`), and runs it in a backend (:mod:`.backends`: PyTorch or
+ONNX Runtime) on a batch of images or windows of images (both views of a
+stereo pair in one batch), returning the last stage's belief maps.
+:meth:`KeypointDetector.detect` adds the decode stage for single images (no
+stereo).
 """
 
 from typing import List, Optional, Sequence, Tuple
@@ -26,54 +28,94 @@ import cv2
 import numpy as np
 import torch
 
+from .backends import choose_backend, OnnxRuntimeBackend, TorchBackend
 from .checkpoint import load_checkpoint, resolve_model_path
 from .config import PipelineConfig, TEST_TIME_AUGMENTATIONS
 from .heatmaps import merge_rotated_beliefs
 from .model import BeliefNetConfig, normalize_images
+from .onnx_model import can_export, is_onnx_path, onnx_model_for, read_onnx_model
 from .roi import crop_window, PixelWindow
 from .views import decode_view, ViewKeypoints
 
 
 class KeypointDetector:
-    """Belief-map network inference on batches of images (torch, CPU or CUDA).
+    """Belief-map network inference on batches of images (PyTorch or ONNX Runtime, CPU or GPU).
 
     Attributes:
-        model_path: the checkpoint file loaded.
-        model: the network, in eval mode on ``device``.
+        model_path: the model file loaded (checkpoint or ONNX file).
+        model: the PyTorch network (eval mode) when loaded from a
+            checkpoint, else None; with the torch backend it is the one that
+            runs, on ``device``.
+        backend: the :class:`~.backends.TorchBackend` or
+            :class:`~.backends.OnnxRuntimeBackend` that runs the network.
+        onnx_path: the ONNX file the onnxruntime backend runs (the model
+            itself, the export shipped next to a checkpoint, or one exported
+            into the cache on first use), None with torch.
         object_class: the :class:`~.objects.ObjectClass` it was trained for.
         meta: the checkpoint's metadata (provenance, metrics).
         config: the network's :class:`~.model.BeliefNetConfig` (input size,
             stride).
-        device: the torch device.
+        device: the torch device preprocessing runs on (the network's with
+            torch, the CPU with onnxruntime).
         test_time_augmentation: ``'none'`` or ``'rot180'``.
     """
 
     def __init__(self, model_path: str, device: str = 'cpu', num_threads: int = 0,
-                 test_time_augmentation: str = 'auto'):
-        """Load weights.
+                 test_time_augmentation: str = 'auto', backend: str = 'torch'):
+        """Load the network into a backend.
 
         Args:
-            model_path: checkpoint file or shipped model name.
-            device: torch device string.
-            num_threads: torch intra-op threads (0 keeps torch's default).
+            model_path: checkpoint file, ONNX file written by
+                ``keypoints-export``, or shipped model name.
+            device: ``'cpu'`` or ``'cuda[:N]'`` (torch device string).
+            num_threads: intra-op threads of the backend; 0 = the thread
+                policy's choice (:func:`~.backends.default_threads`).
             test_time_augmentation: one of
                 :data:`~.config.TEST_TIME_AUGMENTATIONS`, or ``'auto'`` for
                 the one the checkpoint was validated with
                 (``meta['test_time_augmentation']``, ``'none'`` if absent).
                 ``'rot180'`` doubles the network's work.
+            backend: one of :data:`~.config.INFERENCE_BACKENDS`
+                (:func:`~.backends.choose_backend`; ``'auto'`` on the CPU is
+                ONNX Runtime when installed and the network has or can get
+                an ONNX export, PyTorch otherwise).
 
         Raises:
             FileNotFoundError: unknown model.
-            ValueError: unknown test-time augmentation.
+            ValueError: unknown test-time augmentation or backend, or
+                backend torch for an ONNX file
+                (:class:`~.checkpoint.CheckpointError`,
+                :class:`~.onnx_model.OnnxModelError`: an unusable file).
+            RuntimeError: backend onnxruntime without onnxruntime, or a
+                checkpoint that has no ONNX export yet without ``onnx``.
         """
-        if num_threads > 0:
-            torch.set_num_threads(num_threads)
         self.model_path = resolve_model_path(model_path)
-        model, self.object_class, checkpoint = load_checkpoint(self.model_path, device)
-        self.model = model.to(device)
-        self.meta = checkpoint.get('meta', {})
-        self.config: BeliefNetConfig = model.config
-        self.device = torch.device(device)
+        chosen = choose_backend(backend, device, self.model_path)
+        self.model = None
+        self.onnx_path = None
+        if is_onnx_path(self.model_path):
+            info = read_onnx_model(self.model_path)
+            self.onnx_path, self.object_class = self.model_path, info.object_class
+            self.config: BeliefNetConfig = info.config
+            self.meta = dict(info.meta, test_time_augmentation=info.test_time_augmentation)
+        else:
+            weights_device = device if chosen == 'torch' else 'cpu'
+            self.model, self.object_class, checkpoint = load_checkpoint(self.model_path,
+                                                                        weights_device)
+            self.meta = checkpoint.get('meta', {})
+            self.config = self.model.config
+            if chosen == 'onnxruntime':
+                # 'auto' falls back to torch when no export exists and none can be made
+                self.onnx_path = onnx_model_for(self.model_path,
+                                                export=backend == 'onnxruntime' or can_export())
+                if self.onnx_path is None:
+                    chosen = 'torch'
+        if chosen == 'torch':
+            self.backend = TorchBackend(self.model, device, num_threads)
+            self.device = self.backend.device
+        else:
+            self.backend = OnnxRuntimeBackend(self.onnx_path, self.config, device, num_threads)
+            self.device = torch.device('cpu')
         if test_time_augmentation == 'auto':
             test_time_augmentation = self.meta.get('test_time_augmentation', 'none')
         if test_time_augmentation not in TEST_TIME_AUGMENTATIONS:
@@ -126,10 +168,10 @@ class KeypointDetector:
         """
         if self.test_time_augmentation == 'rot180':
             both = torch.cat([batch, torch.rot90(batch, 2, dims=(2, 3))])
-            out = self.model(both)[-1].float().cpu().numpy()
+            out = self.backend.run(both)
             n = len(batch)
             return merge_rotated_beliefs(out[:n], out[n:], self.object_class.symmetries)
-        return self.model(batch)[-1].float().cpu().numpy()
+        return self.backend.run(batch)
 
     def infer(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """Last-stage belief maps of whole images, (B, J, h, w) float32 (see :meth:`forward`)."""

@@ -1,0 +1,62 @@
+# Copyright 2026 The keypoint_perception authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""``keypoints-export``: write a trained network as a self-describing ONNX file.
+
+The file holds the network (dynamic batch), the object class, the
+preprocessing and the default test-time augmentation
+(:mod:`keypoint_perception.core.onnx_model`), so it is enough to run: pass
+it wherever a model is accepted (the node's ``model`` parameter,
+``keypoints-demo --model``, ``KeypointDetector``)::
+
+    keypoints-export --model checkerboard_lite --out board.onnx
+"""
+
+from typing import List, Optional
+
+from .cli import ArgumentParser, checked_input, command_line, InputError, positive_int
+from .core.checkpoint import load_checkpoint, resolve_model_path
+from .core.onnx_model import export_onnx, is_onnx_path, ONNX_OPSET
+
+
+@command_line('keypoints-export')
+def main(argv: Optional[List[str]] = None) -> Optional[int]:
+    """Export ``--model`` to ``--out`` and print what the file holds."""
+    parser = ArgumentParser(prog='keypoints-export', description=__doc__.split('\n\n')[0])
+    parser.add_argument('--model', required=True,
+                        help='shipped model name (e.g. checkerboard_lite) or checkpoint path')
+    parser.add_argument('--out', required=True, help='ONNX file to write (.onnx)')
+    parser.add_argument('--opset', type=positive_int, default=ONNX_OPSET,
+                        help='ONNX operator set (default %(default)s)')
+    args = parser.parse_args(argv)
+    if not is_onnx_path(args.out):
+        raise InputError(f'--out {args.out}: the file name must end in .onnx')
+    with checked_input(f'--model {args.model}'):
+        checkpoint = resolve_model_path(args.model)
+        if is_onnx_path(checkpoint):
+            raise InputError(f'--model {args.model}: already an ONNX file')
+        load_checkpoint(checkpoint)
+    with checked_input(f'--out {args.out}'):
+        info = export_onnx(checkpoint, args.out, args.opset)
+    config = info.config
+    print(f'wrote {args.out}: {info.object_class.name} ({info.object_class.num_keypoints} '
+          f'keypoints), input (B, 3, {config.input_height}, {config.input_width}) float32, '
+          f'belief maps (B, {config.num_keypoints}, {config.heatmap_size[0]}, '
+          f'{config.heatmap_size[1]}), opset {info.opset}, test-time augmentation '
+          f'{info.test_time_augmentation}; from {checkpoint} (sha256 '
+          f'{info.source_sha256[:16]}...)')
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
