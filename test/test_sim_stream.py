@@ -44,7 +44,7 @@ ROOT = os.path.dirname(HERE)
 PKG = os.path.join(ROOT, 'src', 'sim_datagen')
 sys.path.insert(0, PKG)
 
-from sim_datagen.stream_dataset import StreamDataset  # noqa: E402
+from keypoint_perception.training.stream_dataset import StreamDataset  # noqa: E402
 
 W, H = 160, 120
 SEEDS = {'/sim_a': 1, '/sim_b': 2}

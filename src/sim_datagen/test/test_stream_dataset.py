@@ -22,14 +22,14 @@ import torch  # noqa: E402,F401
 
 def _fake_runtime(ds, namespaces, queue_size):
     """Give ``ds`` a runtime whose queues the test fills by hand (no ROS)."""
-    from sim_datagen.stream_dataset import _Source
+    from keypoint_perception.training.stream_dataset import _Source
     sources = {ns: _Source(ns, queue_size, max_partial=8) for ns in namespaces}
     ds._rt = {'cond': threading.Condition(threading.RLock()), 'sources': sources, 'rr': 0}
     return sources
 
 
 def test_round_robin_over_sources_with_data():
-    from sim_datagen.stream_dataset import StreamDataset
+    from keypoint_perception.training.stream_dataset import StreamDataset
     ds = StreamDataset(['/fast', '/slow', '/idle'], queue_size=100, max_samples=12, timeout=1.0)
     src = _fake_runtime(ds, ds.namespaces, 100)
     for i in range(20):
@@ -45,7 +45,7 @@ def test_round_robin_over_sources_with_data():
 
 
 def test_full_queue_drops_oldest_and_timeout():
-    from sim_datagen.stream_dataset import StreamDataset
+    from keypoint_perception.training.stream_dataset import StreamDataset
     ds = StreamDataset('/a', queue_size=3, timeout=0.2)
     src = _fake_runtime(ds, ds.namespaces, 3)['/a']
     for i in range(5):

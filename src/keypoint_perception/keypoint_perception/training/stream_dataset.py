@@ -15,7 +15,7 @@
 
 Example::
 
-    from sim_datagen.stream_dataset import StreamDataset
+    from keypoint_perception.training.stream_dataset import StreamDataset
     ds = StreamDataset(['/sim0', '/sim1'], max_samples=10000)   # one epoch
     for s in ds:                        # or torch.utils.data.DataLoader(ds, batch_size=None)
         s['left'], s['right']           # (H, W, 3) uint8 RGB
@@ -59,8 +59,8 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import CameraInfo, Image
 import torch.utils.data
 
-from .ros_messages import camera_info_dict, feedback_msg, image_to_array, msg_to_labels, \
-    sampler_state_dict
+from ..nodes.sample_messages import (camera_info_dict, feedback_msg, image_to_array,
+                                     msg_to_labels, sampler_state_dict)
 
 _PARTS = ('left', 'right', 'left_info', 'right_info', 'labels')
 
@@ -310,7 +310,7 @@ class StreamDataset(torch.utils.data.IterableDataset):
         Each sample is a dict with ``namespace`` (source), ``key`` (9-digit
         index), ``stamp`` (s), ``left``/``right`` (H, W, 3) uint8 RGB,
         ``labels`` (the on-disk JSON label format, see
-        :mod:`sim_datagen.writer`, plus ``variables[*]['num_bins']``),
+        sim_datagen's writer, plus ``variables[*]['num_bins']``),
         ``kp2d_left``/``kp2d_right`` (J, 2) float32 px,
         ``vis_left``/``vis_right`` (J,) int64 COCO visibility 0/1/2, ``kp3d``
         (J, 3) float32 m in the left optical frame, ``pose`` (4, 4),
@@ -393,7 +393,7 @@ class StreamDataset(torch.utils.data.IterableDataset):
         return True
 
     def sampler_state(self, namespace: str) -> Optional[dict]:
-        """Latest ``sampler_state`` of a source (see ``ros_messages.sampler_state_dict``).
+        """Latest ``sampler_state`` of a source (see ``nodes.sample_messages.sampler_state_dict``).
 
         ``None`` until one has arrived.  ``state['variables'][name]['theta']``
         are the current Dirichlet parameters.
