@@ -184,10 +184,10 @@ def _left_right_size(rng, base, t):
     msgs = base.valid(t)
     scale = float(rng.choice([0.5, 0.25]))
     right = base.pair[1][::int(1 / scale), ::int(1 / scale)]
-    stamp = to_stamp(t)
-    msgs['right/image_rect'] = image_msg(np.ascontiguousarray(right), stamp,
+    msgs['right/image_rect'] = image_msg(np.ascontiguousarray(right), to_stamp(t),
                                          base.rig[1].frame_id)
-    msgs['right/camera_info'] = camera_info_msg(base.rig[1].scaled(scale, scale), stamp)
+    msgs['right/camera_info'] = camera_info_msg(base.rig[1].scaled(scale, scale),
+                                                to_stamp(t))
     return msgs
 
 
@@ -294,7 +294,7 @@ def _empty_frame_id(rng, base, t):
 
 def _stale_set(rng, base, t):
     """Build a complete valid set older than pairs already published (dropped as stale)."""
-    return base.valid(max(0, t - int(rng.integers(2, 100)) * S))
+    return base.valid(max(0, t - int(rng.integers(40, 200)) * S))  # bursts are shorter
 
 
 def _duplicate_set(rng, base, t):

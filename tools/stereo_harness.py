@@ -110,11 +110,11 @@ def valid_set(stamp_ns: int, pair=None, rig=None) -> Dict[str, object]:
     left, right = pair if pair is not None else synthetic_pair()
     left_cam, right_cam = rig if rig is not None else synthetic_rig(left.shape[1],
                                                                     left.shape[0])
-    stamp = to_stamp(stamp_ns)
-    return {'left/image_rect': image_msg(left, stamp, LEFT_FRAME),
-            'left/camera_info': camera_info_msg(left_cam, stamp),
-            'right/image_rect': image_msg(right, stamp, RIGHT_FRAME),
-            'right/camera_info': camera_info_msg(right_cam, stamp)}
+    # a stamp object per message: rclpy assigns by reference, and fuzz cases change one
+    return {'left/image_rect': image_msg(left, to_stamp(stamp_ns), LEFT_FRAME),
+            'left/camera_info': camera_info_msg(left_cam, to_stamp(stamp_ns)),
+            'right/image_rect': image_msg(right, to_stamp(stamp_ns), RIGHT_FRAME),
+            'right/camera_info': camera_info_msg(right_cam, to_stamp(stamp_ns))}
 
 
 class NodeHarness:

@@ -24,8 +24,8 @@ CameraInfo) through ``message_filters``.  Upstream ``message_filters``
   so emitted stamps are not monotonic (e.g. 1, 11, 10): publishing them
   would send TF back in time.
 
-This module holds the pieces the node puts around the synchronizer, each
-free of rclpy so that it can be tested alone:
+This module holds the pieces the node puts around the synchronizer; none
+needs a node or DDS, so each can be tested alone:
 
 * :class:`InputFilter` -- a ``message_filters.SimpleFilter`` between each
   Subscriber and the synchronizer that drops messages with invalid stamps
