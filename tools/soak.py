@@ -184,7 +184,8 @@ def main(argv=None):
                    f'--warmup {args.warmup:g}')
         section = '\n'.join([
             BEGIN, '## Soak: the node under a continuous camera stream', '',
-            f'{source} published at {args.rate:g} Hz with fresh stamps to '
+            f'{source[:1].upper()}{source[1:]} published at {args.rate:g} Hz with fresh '
+            'stamps to '
             '`stereo_keypoint_node` with its default parameters (sensor-data QoS: a node '
             'slower than the camera skips pairs), Fast DDS on localhost. RSS from '
             f'/proc after {args.warmup:g} min of warm-up and at the end; latency from '
