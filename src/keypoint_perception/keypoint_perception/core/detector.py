@@ -32,7 +32,7 @@ from .backends import choose_backend, OnnxRuntimeBackend, TorchBackend
 from .checkpoint import load_checkpoint, resolve_model_path
 from .config import PipelineConfig, TEST_TIME_AUGMENTATIONS
 from .heatmaps import merge_rotated_beliefs
-from .model import BeliefNetConfig, normalize_images
+from .model import BeliefNetConfig, normalize_image_array, normalize_images
 from .onnx_model import can_export, is_onnx_path, onnx_model_for, read_onnx_model
 from .roi import crop_window, PixelWindow
 from .views import decode_view, ViewKeypoints
@@ -142,7 +142,13 @@ class KeypointDetector:
                 whole image), cut out with :func:`~.roi.crop_window` first.
 
         Returns:
-            (B, 3, h_in, w_in) float32 normalized tensor on the device.
+            (B, 3, h_in, w_in) float32 normalized tensor on the device.  With
+            the torch backend it is :func:`~.model.normalize_images`'s
+            permuted (channels-last) view, which the stored reference outputs
+            were computed with (PyTorch's convolutions differ in the last
+            bits between memory formats); with onnxruntime a view of a NumPy
+            array normalized without torch's thread pool
+            (:func:`~.model.normalize_image_array`, the same values).
         """
         batch = []
         for n, img in enumerate(images):
@@ -151,8 +157,9 @@ class KeypointDetector:
             if windows is not None and windows[n] is not None:
                 img = crop_window(img, windows[n])
             batch.append(cv2.resize(img, self.input_size, interpolation=cv2.INTER_AREA))
-        arr = torch.from_numpy(np.stack(batch)).to(self.device)
-        return normalize_images(arr)
+        if self.backend.name == 'onnxruntime':
+            return torch.from_numpy(normalize_image_array(np.stack(batch)))
+        return normalize_images(torch.from_numpy(np.stack(batch)).to(self.device))
 
     @torch.no_grad()
     def forward(self, batch: torch.Tensor) -> np.ndarray:
@@ -167,7 +174,11 @@ class KeypointDetector:
             :func:`~.heatmaps.merge_rotated_beliefs`).
         """
         if self.test_time_augmentation == 'rot180':
-            both = torch.cat([batch, torch.rot90(batch, 2, dims=(2, 3))])
+            if self.backend.name == 'onnxruntime':  # in NumPy: no torch thread pool
+                array = batch.numpy()
+                both = torch.from_numpy(np.concatenate([array, array[:, :, ::-1, ::-1]]))
+            else:
+                both = torch.cat([batch, torch.rot90(batch, 2, dims=(2, 3))])
             out = self.backend.run(both)
             n = len(batch)
             return merge_rotated_beliefs(out[:n], out[n:], self.object_class.symmetries)

@@ -73,19 +73,50 @@ def nms_peaks(belief: np.ndarray, kernel: int = 3, threshold: float = 0.1,
         (P, 3) float32 rows ``(u, v, belief)`` in integer cells, sorted by
         decreasing belief (P may be 0).
     """
+    cells, scores = strongest_peaks(np.asarray(belief)[None], kernel, threshold, max_peaks)
+    found = np.isfinite(scores[0])
+    return np.concatenate([cells[0][found], scores[0][found, None]], axis=1).astype(np.float32)
+
+
+def strongest_peaks(beliefs: np.ndarray, kernel: int = 3, threshold: float = 0.1,
+                    max_peaks: int = 10) -> Tuple[np.ndarray, np.ndarray]:
+    """Local maxima of several belief maps at once (non-maximum suppression).
+
+    A peak is a cell at least as high as every cell of its ``kernel`` x
+    ``kernel`` neighbourhood (cells outside the map do not count) and at
+    least ``threshold``.  Equal beliefs keep row-major order.
+
+    Args:
+        beliefs: (J, h, w) float belief maps.
+        kernel: odd side of the square neighbourhood a peak must dominate.
+        threshold: minimum belief of a peak.
+        max_peaks: K, peaks kept per map, strongest first.
+
+    Returns:
+        cells: (J, K, 2) int (u, v) cells of the peaks (column, row);
+        scores: (J, K) beliefs of the peaks (the maps' dtype), -inf where a
+        map has fewer than K peaks.
+
+    Raises:
+        ValueError: an even kernel.
+    """
     if kernel % 2 == 0:
         raise ValueError('kernel must be odd')
-    h, w = belief.shape
+    beliefs = np.asarray(beliefs)
+    count, h, w = beliefs.shape
     r = kernel // 2
-    padded = np.pad(belief, r, mode='constant', constant_values=-np.inf)
-    windows = np.lib.stride_tricks.sliding_window_view(padded, (kernel, kernel))
-    local_max = windows.max(axis=(2, 3))
-    mask = (belief >= local_max) & (belief >= threshold)
-    vs, us = np.nonzero(mask)
-    scores = belief[vs, us]
-    order = np.argsort(-scores, kind='stable')[:max_peaks]
-    return np.stack([us[order], vs[order], scores[order]], axis=1).astype(np.float32) \
-        if len(order) else np.zeros((0, 3), np.float32)
+    padded = np.pad(beliefs, ((0, 0), (r, r), (r, r)), mode='constant',
+                    constant_values=-np.inf)
+    local_max = padded[:, :h, :w]
+    for dy in range(kernel):
+        for dx in range(kernel):
+            local_max = np.maximum(local_max, padded[:, dy:dy + h, dx:dx + w])
+    peak = (beliefs >= local_max) & (beliefs >= threshold)
+    scores = np.where(peak, beliefs, -np.inf).reshape(count, -1)
+    order = np.argsort(-scores, axis=1, kind='stable')[:, :max_peaks]
+    top = np.take_along_axis(scores, order, axis=1)
+    rows, columns = np.divmod(order, w)
+    return np.stack([columns, rows], axis=2), top
 
 
 def refine_peak(belief: np.ndarray, u: int, v: int) -> Tuple[float, float]:
@@ -98,21 +129,46 @@ def refine_peak(belief: np.ndarray, u: int, v: int) -> Tuple[float, float]:
     Returns:
         (u, v) float cell coordinates.
     """
-    h, w = belief.shape
-    if not (1 <= u < w - 1 and 1 <= v < h - 1):
-        return float(u), float(v)
-    patch = np.log(np.maximum(belief[v - 1:v + 2, u - 1:u + 2].astype(np.float64), 1e-10))
-    dx = 0.5 * (patch[1, 2] - patch[1, 0])
-    dy = 0.5 * (patch[2, 1] - patch[0, 1])
-    dxx = patch[1, 2] - 2 * patch[1, 1] + patch[1, 0]
-    dyy = patch[2, 1] - 2 * patch[1, 1] + patch[0, 1]
-    dxy = 0.25 * (patch[2, 2] - patch[2, 0] - patch[0, 2] + patch[0, 0])
+    return tuple(float(c) for c in refine_peaks(np.asarray(belief)[None], [0], [u], [v])[0])
+
+
+def refine_peaks(beliefs: np.ndarray, maps, u, v) -> np.ndarray:
+    """Sub-cell positions of several peaks at once, each as :func:`refine_peak`.
+
+    Args:
+        beliefs: (J, h, w) float belief maps.
+        maps: (P,) int index of each peak's map.
+        u, v: (P,) int cells (column, row) of the peaks.
+
+    Returns:
+        (P, 2) float64 (u, v) cell coordinates.
+    """
+    beliefs = np.asarray(beliefs)
+    h, w = beliefs.shape[1:]
+    maps, u, v = (np.asarray(a, dtype=np.intp).reshape(-1) for a in (maps, u, v))
+    refined = np.stack([u, v], axis=1).astype(np.float64)
+    inside = np.flatnonzero((1 <= u) & (u < w - 1) & (1 <= v) & (v < h - 1))
+    if not len(inside):
+        return refined
+    maps, u, v = maps[inside], u[inside], v[inside]
+    around = np.arange(-1, 2)
+    patch = beliefs[maps[:, None, None], v[:, None, None] + around[:, None],
+                    u[:, None, None] + around]
+    patch = np.log(np.maximum(patch.astype(np.float64), 1e-10))
+    dx = 0.5 * (patch[:, 1, 2] - patch[:, 1, 0])
+    dy = 0.5 * (patch[:, 2, 1] - patch[:, 0, 1])
+    dxx = patch[:, 1, 2] - 2 * patch[:, 1, 1] + patch[:, 1, 0]
+    dyy = patch[:, 2, 1] - 2 * patch[:, 1, 1] + patch[:, 0, 1]
+    dxy = 0.25 * (patch[:, 2, 2] - patch[:, 2, 0] - patch[:, 0, 2] + patch[:, 0, 0])
     det = dxx * dyy - dxy * dxy
-    if dxx >= 0 or det <= 1e-12:
-        return float(u), float(v)
-    off_u = -(dyy * dx - dxy * dy) / det
-    off_v = -(dxx * dy - dxy * dx) / det
-    return float(u + np.clip(off_u, -1, 1)), float(v + np.clip(off_v, -1, 1))
+    newton = ~((dxx >= 0) | (det <= 1e-12))  # a maximum: negative definite Hessian
+    with np.errstate(divide='ignore', invalid='ignore'):
+        off_u = -(dyy * dx - dxy * dy) / det
+        off_v = -(dxx * dy - dxy * dx) / det
+    rows = inside[newton]
+    refined[rows, 0] = u[newton] + np.clip(off_u[newton], -1, 1)
+    refined[rows, 1] = v[newton] + np.clip(off_v[newton], -1, 1)
+    return refined
 
 
 def decode_beliefs(beliefs: np.ndarray, nms_kernel: int = 3,
@@ -220,15 +276,14 @@ def decode_candidates(beliefs: np.ndarray, max_candidates: int = 3, nms_kernel: 
     beliefs = np.asarray(beliefs)
     if beliefs.ndim != 3:
         raise ValueError(f'beliefs must be (J, h, w), got shape {beliefs.shape}')
-    j = beliefs.shape[0]
-    uv = np.full((j, max_candidates, 2), np.nan)
-    conf = np.zeros((j, max_candidates), np.float32)
-    for k in range(j):
-        for c, (u, v, peak_belief) in enumerate(nms_peaks(beliefs[k], nms_kernel, threshold,
-                                                max_candidates)):
-            uv[k, c] = refine_peak(beliefs[k], int(u), int(v))
-            conf[k, c] = peak_belief
-    return uv, conf
+    cells, scores = strongest_peaks(beliefs, nms_kernel, threshold, max_candidates)
+    found = np.isfinite(scores)
+    uv = np.full(scores.shape + (2,), np.nan)
+    confidence = np.zeros(scores.shape, np.float32)
+    maps, ranks = np.nonzero(found)
+    uv[maps, ranks] = refine_peaks(beliefs, maps, cells[maps, ranks, 0], cells[maps, ranks, 1])
+    confidence[found] = scores[found]
+    return uv, confidence
 
 
 def decode_keypoints(beliefs: np.ndarray, image_size: Tuple[int, int], symmetries=(),

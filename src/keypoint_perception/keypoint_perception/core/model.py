@@ -33,6 +33,7 @@ stereo pairs per second on two CPU cores.
 from dataclasses import asdict, dataclass, field, replace
 from typing import List, Sequence, Tuple
 
+import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -235,6 +236,22 @@ class BeliefMapNet(nn.Module):
 def normalize_images(images_uint8: torch.Tensor) -> torch.Tensor:
     """Convert (B, H, W, C) uint8 RGB images to (B, C, H, W) float32 in [-0.5, 0.5]."""
     return images_uint8.permute(0, 3, 1, 2).float().div_(255.0).sub_(0.5)
+
+
+def normalize_image_array(images_uint8: np.ndarray) -> np.ndarray:
+    """:func:`normalize_images` in NumPy: the same float32 values, bit for bit.
+
+    Used on the CPU, where it needs no torch thread pool (whose threads
+    compete with the inference backend's).
+
+    Args:
+        images_uint8: (B, H, W, C) uint8 RGB images.
+
+    Returns:
+        (B, C, H, W) float32 C-contiguous array, ``pixel / 255 - 0.5``.
+    """
+    values = images_uint8.astype(np.float32) / np.float32(255.0) - np.float32(0.5)
+    return np.ascontiguousarray(values.transpose(0, 3, 1, 2))
 
 
 def belief_loss(beliefs: Sequence[torch.Tensor], targets: torch.Tensor,

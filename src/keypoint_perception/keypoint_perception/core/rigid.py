@@ -20,12 +20,11 @@ camera's optical frame (see :mod:`.camera`), metres.  No ROS import.
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple, Union
 
-import cv2
 import numpy as np
 
 from .arrays import as_points
-from .camera import camera_center, CameraModel, project
-from .rotations import quaternion_from_matrix
+from .camera import camera_center, CameraModel
+from .rotations import matrices_from_rotation_vectors, quaternion_from_matrix
 from .symmetry import SymmetryGroup
 
 
@@ -218,35 +217,123 @@ def refine_pose_reprojection(template: np.ndarray, R: np.ndarray, t: np.ndarray,
     if not (len(template) == len(uv_l) == len(uv_r)):
         raise ValueError(f'{len(template)} template points, {len(uv_l)} and {len(uv_r)} '
                          'observations')
-    ok = np.all(np.isfinite(uv_l), axis=1) & np.all(np.isfinite(uv_r), axis=1)
-    R, t = np.asarray(R, dtype=np.float64), np.asarray(t, dtype=np.float64).ravel()
-    if ok.sum() < 3:
-        return R, t, float('nan')
-    X0, obs = template[ok], np.concatenate([uv_l[ok], uv_r[ok]]).ravel()
-    C = camera_center(left.P)
+    rotations, translations, rms = refine_poses_reprojection(
+        template[None], np.asarray(R, dtype=np.float64)[None],
+        np.asarray(t, dtype=np.float64).reshape(1, 3), left, right, uv_l[None], uv_r[None],
+        iterations)
+    return rotations[0], translations[0], float(rms[0])
 
-    def residual(params):
-        Rp = cv2.Rodrigues(params[:3])[0] @ R
-        x = (X0 @ Rp.T + t + params[3:]) @ left.R.T + C
-        return np.concatenate([project(left.P, x), project(right.P, x)]).ravel() - obs
 
-    params, lam = np.zeros(6), 1e-3
-    err = residual(params)
+def refine_poses_reprojection(templates: np.ndarray, rotations: np.ndarray,
+                              translations: np.ndarray, left: CameraModel, right: CameraModel,
+                              uv_left_rect: np.ndarray, uv_right_rect: np.ndarray,
+                              iterations: int = 15
+                              ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Refine B object poses at once, each as :func:`refine_pose_reprojection` does.
+
+    The B Levenberg-Marquardt problems run in lockstep, each with its own
+    damping and stopping rule, so each result is the one the problem would
+    get alone; the numeric Jacobian's 12 central differences and every
+    problem's residuals are evaluated as one array expression per iteration
+    instead of one call per parameter and problem.
+
+    Args:
+        templates: (B, N, 3) object-frame points, metres.
+        rotations: (B, 3, 3) initial rotations, object -> left optical frame.
+        translations: (B, 3) initial translations, metres.
+        left, right: the stereo cameras (``P`` and the left ``R``).
+        uv_left_rect, uv_right_rect: (B, N, 2) observed rectified pixels;
+            rows with NaN in either view are ignored.
+        iterations: most LM iterations.
+
+    Returns:
+        (rotations (B, 3, 3), translations (B, 3), RMS reprojection errors
+        (B,) in pixels), new arrays; a problem with fewer than 3 points
+        observed in both views keeps its initial pose and has RMS NaN.
+    """
+    templates = np.asarray(templates, dtype=np.float64)
+    uv_l = np.asarray(uv_left_rect, dtype=np.float64)
+    uv_r = np.asarray(uv_right_rect, dtype=np.float64)
+    rotations = np.array(rotations, dtype=np.float64)
+    translations = np.array(translations, dtype=np.float64).reshape(-1, 3)
+    rms = np.full(len(templates), np.nan)
+    ok = np.all(np.isfinite(uv_l), axis=2) & np.all(np.isfinite(uv_r), axis=2)
+    counts = ok.sum(axis=1)
+    for count in np.unique(counts[counts >= 3]):  # same number of observations: one batch
+        group = np.flatnonzero(counts == count)
+        seen = ok[group]
+        points = templates[group][seen].reshape(len(group), count, 3)
+        observed = np.concatenate([uv_l[group][seen].reshape(len(group), count, 2),
+                                   uv_r[group][seen].reshape(len(group), count, 2)], axis=1)
+        rotations[group], translations[group], rms[group] = _levenberg_marquardt_poses(
+            points, rotations[group], translations[group], observed.reshape(len(group), -1),
+            left, right, iterations)
+    return rotations, translations, rms
+
+
+def _levenberg_marquardt_poses(points, rotations, translations, observed, left, right,
+                               iterations):
+    """LM of :func:`refine_poses_reprojection` on (b, n, 3) points all observed (b, 4n).
+
+    Each iteration evaluates the candidate step and the 12 central
+    differences around it in one batch: if the step is accepted they are the
+    next Jacobian, if not the Jacobian stays the one of the unchanged pose.
+    """
+    # both cameras' projection of a point y in the left optical frame:
+    # P [R_left y + C_left; 1] = (P_3x3 R_left) y + (P_3x3 C_left + p_4)
+    center = camera_center(left.P)
+    projections = [np.asarray(camera.P, dtype=np.float64) for camera in (left, right)]
+    linear = np.concatenate([P[:, :3] @ left.R for P in projections])  # (6, 3)
+    offset = np.concatenate([P[:, :3] @ center + P[:, 3] for P in projections])  # (6,)
+    count = points.shape[1]
+
+    def residuals(members, params):
+        """(k, M, 4n) residuals of M parameter vectors (k, M, 6) of the ``members`` problems."""
+        problems, samples = params.shape[:2]
+        turned = matrices_from_rotation_vectors(params[..., :3]).reshape(problems, samples, 3, 3)
+        turned = turned @ rotations[members][:, None]
+        y = (points[members][:, None] @ np.swapaxes(turned, 2, 3)
+             + translations[members][:, None, None] + params[:, :, None, 3:])
+        h = (y @ linear.T + offset).reshape(problems, samples, count, 2, 3)
+        with np.errstate(divide='ignore', invalid='ignore'):
+            uv = h[..., :2] / h[..., 2:3]  # (k, M, n, camera, 2)
+        return np.swapaxes(uv, 2, 3).reshape(problems, samples, -1) - observed[members][:, None]
+
+    def jacobian(around):
+        """(k, 4n, 6) central differences from (k, 12, 4n) residuals at +-1e-6."""
+        return np.swapaxes((around[:, 0::2] - around[:, 1::2]) / 2e-6, 1, 2)
+
+    # the pose itself, then +-1e-6 on each of the 6 parameters
+    samples = np.concatenate([np.zeros((1, 6)), np.repeat(np.eye(6) * 1e-6, 2, axis=0)])
+    samples[2::2] *= -1.0
+    problems = len(points)
+    everyone = np.arange(problems)
+    params, damping = np.zeros((problems, 6)), np.full(problems, 1e-3)
+    first = residuals(everyone, params[:, None] + samples)
+    err, jacobians = first[:, 0], jacobian(first[:, 1:])
+    active = np.ones(problems, bool)
     for _ in range(iterations):
-        J = np.empty((err.size, 6))
-        for k in range(6):
-            d = np.zeros(6)
-            d[k] = 1e-6
-            J[:, k] = (residual(params + d) - residual(params - d)) / 2e-6
-        A, g = J.T @ J, J.T @ err
-        step = -np.linalg.solve(A + lam * np.diag(np.diag(A) + 1e-12), g)
-        new_err = residual(params + step)
-        if new_err @ new_err < err @ err:
-            params, err, lam = params + step, new_err, lam * 0.3
-            if np.linalg.norm(step) < 1e-10:
-                break
-        else:
-            lam *= 10.0
-    R_out = cv2.Rodrigues(params[:3])[0] @ R
-    rms = float(np.sqrt(np.mean(err.reshape(-1, 2) ** 2) * 2))
-    return R_out, t + params[3:], rms
+        members = np.flatnonzero(active)
+        if not len(members):
+            break
+        current, J = params[members], jacobians[members]
+        J_t = np.swapaxes(J, 1, 2)
+        normal = J_t @ J
+        gradient = (J_t @ err[members][..., None])[..., 0]
+        diagonal = np.diagonal(normal, axis1=1, axis2=2) + 1e-12
+        lhs = normal + damping[members, None, None] * (diagonal[:, :, None] * np.eye(6))
+        step = -np.linalg.solve(lhs, gradient[..., None])[..., 0]
+        trial = residuals(members, (current + step)[:, None] + samples)
+        new_err = trial[:, 0]
+        better = (np.einsum('ki,ki->k', new_err, new_err)
+                  < np.einsum('ki,ki->k', err[members], err[members]))
+        accepted = members[better]
+        params[accepted] = current[better] + step[better]
+        err[accepted] = new_err[better]
+        jacobians[accepted] = jacobian(trial[better, 1:])
+        damping[accepted] *= 0.3
+        damping[members[~better]] *= 10.0
+        active[members[better & (np.linalg.norm(step, axis=1) < 1e-10)]] = False
+    refined = matrices_from_rotation_vectors(params[:, :3]) @ rotations
+    rms = np.sqrt(np.mean(err.reshape(problems, -1, 2) ** 2, axis=(1, 2)) * 2)
+    return refined, translations + params[:, 3:], rms

@@ -88,3 +88,31 @@ def matrix_from_quaternion(q: Sequence[float]) -> np.ndarray:
     return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
                      [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
                      [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+
+
+def matrices_from_rotation_vectors(rotation_vectors: np.ndarray) -> np.ndarray:
+    """Rotation matrices of axis-angle vectors, vectorized (Rodrigues' formula).
+
+    ``R = cos(theta) I + (1 - cos(theta)) k k^T + sin(theta) [k]_x`` with
+    ``theta = |r|``, ``k = r / theta`` (the identity for ``theta`` below
+    machine epsilon), the formula and order of operations of OpenCV's
+    ``cv2.Rodrigues`` (which it equals to about 1e-16).
+
+    Args:
+        rotation_vectors: (M, 3) float rotation vectors, radians.
+
+    Returns:
+        (M, 3, 3) float64 rotation matrices.
+    """
+    vectors = np.asarray(rotation_vectors, dtype=np.float64).reshape(-1, 3)
+    theta = np.sqrt(np.sum(vectors * vectors, axis=1))
+    small = theta < np.finfo(np.float64).eps
+    axis = vectors / np.where(small, 1.0, theta)[:, None]
+    cos, sin = np.cos(theta), np.sin(theta)
+    x, y, z = axis[:, 0], axis[:, 1], axis[:, 2]
+    zero = np.zeros_like(x)
+    cross = np.stack([zero, -z, y, z, zero, -x, -y, x, zero], axis=1).reshape(-1, 3, 3)
+    matrices = (cos[:, None, None] * np.eye(3) + (1.0 - cos)[:, None, None]
+                * (axis[:, :, None] * axis[:, None, :]) + sin[:, None, None] * cross)
+    matrices[small] = np.eye(3)
+    return matrices

@@ -164,10 +164,11 @@ def select_consistent_candidates(
             lookalikes[int(j)] = {int(k) for k in members}
     candidates = [
         _stereo_candidates(j, permutations, lookalikes, rect_left, conf_left, rect_right,
-                           conf_right, P_left, P_right, sign, min_confidence,
+                           conf_right, sign, min_confidence,
                            epipolar_tolerance_px, cross_label_weight,
                            max_pairs_per_keypoint)
         for j in range(num_keypoints)]
+    candidates = _triangulated(candidates, rect_left, rect_right, P_left, P_right)
     num_options = [len(c) + 1 for c in candidates]  # +1: keypoint left out
     if np.prod(num_options, dtype=float) > max_combinations:
         return None
@@ -199,7 +200,7 @@ def _rectified_candidates(camera: CameraModel, uv: np.ndarray,
 
 def _stereo_candidates(j: int, permutations, lookalikes: Dict[int, set], rect_left: np.ndarray,
                        conf_left: np.ndarray, rect_right: np.ndarray, conf_right: np.ndarray,
-                       P_left: np.ndarray, P_right: np.ndarray, sign: float,
+                       sign: float,
                        min_confidence: float, epipolar_tolerance_px: float,
                        cross_label_weight: float, max_pairs: int) -> List[StereoCandidate]:
     """Return keypoint j's best epipolar-consistent peak pairs, highest score first.
@@ -210,40 +211,46 @@ def _stereo_candidates(j: int, permutations, lookalikes: Dict[int, set], rect_le
     belief scaled by ``cross_label_weight``.  A pair must lie on the same
     rectified row (within ``epipolar_tolerance_px``) with positive disparity
     (``sign`` * (u_left - u_right) > 0).  At most ``max_pairs`` are kept (a
-    stable sort: ties keep the enumeration order), each triangulated by DLT.
+    stable sort: ties keep the enumeration order), not yet triangulated
+    (:func:`_triangulated`).  All pairs are tested at once: enumeration order
+    is left map, left peak, right map, right peak.
     """
     num_candidates = rect_left.shape[1]
-    own_right = {int(perm[j]) for perm in permutations}
+    own_right = sorted({int(perm[j]) for perm in permutations})
     right_maps = sorted(set().union(*[lookalikes[k] for k in own_right]))
-    pairs = []
-    for left_map in sorted(lookalikes[j]):
-        for a in range(num_candidates):
-            if conf_left[left_map, a] < min_confidence or \
-                    not np.isfinite(rect_left[left_map, a]).all():
-                continue
-            for right_map in right_maps:
-                weight = (1.0 if left_map == j else cross_label_weight) * \
-                    (1.0 if right_map in own_right else cross_label_weight)
-                for b in range(num_candidates):
-                    if conf_right[right_map, b] < min_confidence or \
-                            not np.isfinite(rect_right[right_map, b]).all():
-                        continue
-                    row_gap = abs(rect_left[left_map, a, 1] - rect_right[right_map, b, 1])
-                    if row_gap > epipolar_tolerance_px or \
-                            sign * (rect_left[left_map, a, 0] - rect_right[right_map, b, 0]) <= 0:
-                        continue
-                    pairs.append(StereoCandidate(
-                        score=weight * float(conf_left[left_map, a] * conf_right[right_map, b]),
-                        left_keypoint=left_map, left_index=a, right_keypoint=right_map,
-                        right_index=b, point_rect=_NOT_TRIANGULATED))
-    pairs.sort(key=lambda pair: -pair.score)
-    pairs = pairs[:max_pairs]
-    if not pairs:
-        return []
-    points = triangulate_dlt(
-        P_left, P_right, np.array([rect_left[c.left_keypoint, c.left_index] for c in pairs]),
-        np.array([rect_right[c.right_keypoint, c.right_index] for c in pairs]))
-    return [replace(c, point_rect=points[n]) for n, c in enumerate(pairs)]
+    left_map, a, right_map, b = (grid.ravel() for grid in np.meshgrid(
+        sorted(lookalikes[j]), np.arange(num_candidates), right_maps,
+        np.arange(num_candidates), indexing='ij'))
+    left_uv, right_uv = rect_left[left_map, a], rect_right[right_map, b]
+    left_belief, right_belief = conf_left[left_map, a], conf_right[right_map, b]
+    keep = (~(left_belief < min_confidence) & np.isfinite(left_uv).all(axis=1)
+            & ~(right_belief < min_confidence) & np.isfinite(right_uv).all(axis=1))
+    with np.errstate(invalid='ignore'):
+        keep &= ~(np.abs(left_uv[:, 1] - right_uv[:, 1]) > epipolar_tolerance_px)
+        keep &= ~(sign * (left_uv[:, 0] - right_uv[:, 0]) <= 0)
+    weight = (np.where(left_map == j, 1.0, cross_label_weight)
+              * np.where(np.isin(right_map, own_right), 1.0, cross_label_weight))
+    scores = weight * (left_belief * right_belief).astype(np.float64)
+    kept = np.flatnonzero(keep)
+    best = kept[np.argsort(-scores[kept], kind='stable')[:max_pairs]]
+    return [StereoCandidate(score=float(scores[n]), left_keypoint=int(left_map[n]),
+                            left_index=int(a[n]), right_keypoint=int(right_map[n]),
+                            right_index=int(b[n]), point_rect=_NOT_TRIANGULATED)
+            for n in best]
+
+
+def _triangulated(candidates: List[List[StereoCandidate]], rect_left: np.ndarray,
+                  rect_right: np.ndarray, P_left: np.ndarray,
+                  P_right: np.ndarray) -> List[List[StereoCandidate]]:
+    """Return the candidates with ``point_rect`` set: every pair by DLT, in one batch."""
+    flat = [candidate for pairs in candidates for candidate in pairs]
+    if not flat:
+        return candidates
+    points = iter(triangulate_dlt(
+        P_left, P_right, np.array([rect_left[c.left_keypoint, c.left_index] for c in flat]),
+        np.array([rect_right[c.right_keypoint, c.right_index] for c in flat])))
+    return [[replace(candidate, point_rect=next(points)) for candidate in pairs]
+            for pairs in candidates]
 
 
 def _pairwise_consistency(candidates: List[List[StereoCandidate]], template: np.ndarray,

@@ -36,7 +36,7 @@ from .camera import camera_center, CameraModel, project, stereo_baseline
 from .completion import complete_from_template, stereo_belief_search
 from .config import PipelineConfig
 from .objects import ObjectClass
-from .rigid import fit_template_pose, refine_pose_reprojection, TemplateFit
+from .rigid import fit_template_pose, refine_poses_reprojection, TemplateFit
 from .selection import shape_consistent
 from .stereo_stages import StereoBeliefs, ViewPair
 from .triangulation import REASON_TEMPLATE_OUTLIER, stereo_point_sigma, StereoTriangulation
@@ -106,16 +106,43 @@ def predict_template(fit: TemplateFit, triangulation: StereoTriangulation, keep:
     Returns:
         a new :class:`TemplatePrediction`.
     """
-    permuted = template[list(fit.permutation)]
-    seen = keep[:, None]
-    rotation, translation, rms = refine_pose_reprojection(
-        permuted, fit.R, fit.t, left_camera, right_camera,
-        np.where(seen, triangulation.uv_left_rect, np.nan),
+    return predict_templates([fit], triangulation, keep[None], template, left_camera,
+                             right_camera)[0]
+
+
+def predict_templates(fits, triangulation: StereoTriangulation, keeps: np.ndarray,
+                      template: np.ndarray, left_camera: CameraModel,
+                      right_camera: CameraModel):
+    """Return :func:`predict_template`'s predictions for several fits and subsets, in one batch.
+
+    The B pose refinements run together
+    (:func:`~.rigid.refine_poses_reprojection`); each result equals
+    :func:`predict_template`'s for its fit and subset.
+
+    Args:
+        fits: B :class:`~.rigid.TemplateFit`.
+        triangulation: the observations (rectified pixels of both views).
+        keeps: (B, J) bool, the observations each pose is refined on.
+        template: (J, 3) object-frame keypoints, metres.
+        left_camera, right_camera: the stereo cameras.
+
+    Returns:
+        a list of B new :class:`TemplatePrediction`.
+    """
+    permuted = np.stack([template[list(fit.permutation)] for fit in fits])
+    seen = keeps[:, :, None]
+    rotations, translations, rms = refine_poses_reprojection(
+        permuted, np.stack([fit.R for fit in fits]), np.stack([fit.t for fit in fits]),
+        left_camera, right_camera, np.where(seen, triangulation.uv_left_rect, np.nan),
         np.where(seen, triangulation.uv_right_rect, np.nan))
-    xyz = permuted @ rotation.T + translation
-    xyz_rect = xyz @ left_camera.R.T + camera_center(left_camera.P)
-    return TemplatePrediction(xyz, project(left_camera.P, xyz_rect),
-                              project(right_camera.P, xyz_rect), rms)
+    predictions = []
+    for points, rotation, translation, error in zip(permuted, rotations, translations, rms):
+        xyz = points @ rotation.T + translation
+        xyz_rect = xyz @ left_camera.R.T + camera_center(left_camera.P)
+        predictions.append(TemplatePrediction(xyz, project(left_camera.P, xyz_rect),
+                                              project(right_camera.P, xyz_rect),
+                                              float(error)))
+    return predictions
 
 
 def reject_3d(triangulation: StereoTriangulation, drop: np.ndarray) -> StereoTriangulation:
@@ -152,15 +179,18 @@ def reject_template_outlier(estimate: PairEstimate, template: np.ndarray, symmet
         dropped); ``fit`` is not changed.
     """
     triangulation = estimate.triangulation
-    best_rms, worst, worst_j = np.inf, 0.0, -1
+    subsets, fits = [], []
     for j in np.flatnonzero(triangulation.valid):
         keep = triangulation.valid.copy()
         keep[j] = False
         fit = fit_template_pose(template, triangulation.xyz, keep, symmetries)
-        if fit is None:
-            continue
-        prediction = predict_template(fit, triangulation, keep, template, left_camera,
-                                      right_camera)
+        if fit is not None:
+            subsets.append((j, keep))
+            fits.append(fit)
+    predictions = (predict_templates(fits, triangulation, np.stack([keep for _, keep in subsets]),
+                                     template, left_camera, right_camera) if fits else [])
+    best_rms, worst, worst_j = np.inf, 0.0, -1
+    for (j, _), prediction in zip(subsets, predictions):
         if prediction.rms_px < best_rms:
             best_rms, worst_j = prediction.rms_px, j
             worst = max(np.linalg.norm(prediction.uv_left_rect[j]
