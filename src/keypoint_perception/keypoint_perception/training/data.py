@@ -22,7 +22,7 @@ batch.
 
 from dataclasses import dataclass
 import os
-from typing import Sequence, Tuple
+from typing import Iterable, Mapping, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -84,9 +84,26 @@ def load_shard_views(shard_path: str, input_size: Tuple[int, int]) -> ViewSet:
         shard_path: path of a ``shard-*.tar`` written by ``sim_datagen``.
         input_size: (width, height) of the network input.
     """
+    return views_of_samples(iter_shard(shard_path), input_size)
+
+
+def views_of_samples(samples: Iterable[Mapping], input_size: Tuple[int, int]) -> ViewSet:
+    """Left and right views of stereo samples, resized to the network input.
+
+    Args:
+        samples: dicts with ``left``/``right`` (H, W, 3) uint8 RGB images,
+            ``kp2d_left``/``kp2d_right`` (J, 2) float32 keypoints in pixels and
+            ``vis_left``/``vis_right`` (J,) COCO visibility, as read from a
+            shard (:func:`~..core.dataset.iter_shard`) or a stream
+            (:class:`~.stream_dataset.StreamDataset`).
+        input_size: (width, height) of the network input.
+
+    Returns:
+        the views in order left, right of sample 0, left, right of sample 1, ...
+    """
     w_in, h_in = input_size
     images, uvs, vis, scales, diags = [], [], [], [], []
-    for sample in iter_shard(shard_path):
+    for sample in samples:
         for view in ('left', 'right'):
             img = sample[view]
             h0, w0 = img.shape[:2]

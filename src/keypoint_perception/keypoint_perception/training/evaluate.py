@@ -60,7 +60,7 @@ from .data import is_validation_shard
 from .ground_truth import load_opencv_stereo_ground_truth
 from .metrics import summarize_errors, symmetric_errors
 from .shard_cache import ShardCache
-from .train import evaluate
+from .loop import evaluate
 
 
 def _histogram(errors_pct: np.ndarray, path: str, title: str, targets=(1.0,)) -> None:
@@ -319,7 +319,7 @@ def evaluate_validation(model: str, data_dirs: List[str], out: str,
 
     The shards :func:`~.train.is_validation_shard` holds out (and the
     validation views of view packs) are scored as training scores them
-    (:func:`~.train.evaluate`), through the detector's test-time
+    (:func:`~.loop.evaluate`), through the detector's test-time
     augmentation.
     """
     detector = KeypointDetector(model, test_time_augmentation=test_time_augmentation)

@@ -18,73 +18,32 @@ held-out synthetic shards).  The run folder holds ``last.pt`` (resumable:
 model, optimizer, scheduler, step, RNG state), ``best.pt`` (lowest validation
 error), ``metrics.csv`` and ``training_curves.png``.  New shards written into
 the dataset folders while training runs are picked up at each validation.
+With ``--stream`` the samples come from running simulators instead, which
+the trainer steers with feedback (see :mod:`.stream_train`).
 """
 
 import argparse
 import collections
-import csv
 import multiprocessing
 import os
 import time
-from typing import Dict, List, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
-from matplotlib.figure import Figure
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from ..cli import (ArgumentParser, checked_input, command_line, InputError, non_negative_float,
                    non_negative_int, positive_float, positive_int, unit_interval)
-from ..core.checkpoint import load_checkpoint, resolve_model_path, save_checkpoint
+from ..core.checkpoint import save_checkpoint
 from ..core.dataset import list_shards
-from ..core.heatmaps import decode_keypoints
-from ..core.model import (BeliefMapNet, make_config, normalize_images,
-                          symmetric_belief_loss)
-from ..core.objects import load_object_class
-from .data import augment_view, is_validation_shard, symmetric_targets, ViewSet
+from .data import is_validation_shard, ViewSet
 from .hard_examples import LossPrioritizedSampler
-from .metrics import summarize_errors, symmetric_errors
-from .run_state import (random_states, restore_random_states, start_metrics,
-                        truncate_metrics)
+from .loop import (evaluate, make_batch_arrays, optimizer_step, plot_curves, resolve_device,
+                   start_run, write_metrics_row)
+from .run_state import random_states, restore_random_states
 from .shard_cache import ShardCache
-
-
-def refreshed_object_class(oc, name_or_path: str):
-    """Return the class definition from ``name_or_path`` if it has the same keypoints.
-
-    A warm start keeps the checkpoint's weights; the class YAML may have
-    gained inference options since (e.g. ``visible_side``), which then reach
-    the new checkpoint.  A YAML with other keypoints is ignored (the
-    checkpoint's definition is kept).
-    """
-    try:
-        new = load_object_class(name_or_path)
-    except (FileNotFoundError, ValueError):
-        return oc
-    return new if new.keypoint_names == oc.keypoint_names else oc
-
-
-def make_batch_arrays(views: ViewSet, idx: np.ndarray, symmetries, config, sigma: float,
-                      seed, augment: bool = True, distractor_prob: float = 0.0):
-    """Augmented images and belief-map targets for the views ``idx``, as arrays.
-
-    The augmentation draws from ``np.random.default_rng(seed)`` alone, so a
-    batch is the same whichever process makes it.
-
-    Returns:
-        images (B, H, W, 3) uint8 RGB and targets (B, P, J, h, w) float32,
-        P being the number of labellings of the object (1 + its symmetries).
-    """
-    rng = np.random.default_rng(seed)
-    imgs, tgts = [], []
-    for i in idx:
-        img, uv, vis = views.images[i], views.uv[i], views.visibility[i]
-        if augment:
-            img, uv, vis = augment_view(img, uv, vis, rng, distractor_prob)
-        tgts.append(symmetric_targets(uv, vis, symmetries, config.heatmap_size, config.stride,
-                                      sigma))
-        imgs.append(img)
-    return np.stack(imgs), np.stack(tgts)
+from .stream_train import add_stream_arguments, train_stream
 
 
 _WORKER_JOB: dict = {}
@@ -157,78 +116,6 @@ class BatchPrefetcher:
         self.pending.clear()
 
 
-def resolve_device(name: str) -> torch.device:
-    """``'auto'`` -> CUDA when available, else CPU; other names are passed to torch.
-
-    Raises:
-        ValueError: if CUDA is asked for and not available.
-    """
-    if name == 'auto':
-        name = 'cuda' if torch.cuda.is_available() else 'cpu'
-    if name.startswith('cuda') and not torch.cuda.is_available():
-        raise ValueError('--device cuda: no CUDA device is available to torch')
-    return torch.device(name)
-
-
-@torch.no_grad()
-def evaluate(model: BeliefMapNet, views: ViewSet, symmetries, batch_size: int = 32,
-             threshold: float = 0.1, forward=None) -> Dict[str, float]:
-    """2D error statistics on (unaugmented) views, in original image pixels.
-
-    Only keypoints inside the image (visibility > 0) are scored.  ``forward``
-    maps a normalized (B, 3, h_in, w_in) float32 batch to (B, J, h, w)
-    float32 last-stage belief maps; the default is ``model`` alone, a
-    :meth:`~..core.detector.KeypointDetector.forward` adds its test-time
-    augmentation.  The model's train/eval mode is restored on return.
-    """
-    was_training = model.training
-    model.eval()
-    if forward is None:
-        def forward(batch):
-            return model(batch)[-1].float().cpu().numpy()
-    cfg = model.config
-    device = next(model.parameters()).device
-    errors = []
-    for s in range(0, len(views), batch_size):
-        sl = slice(s, s + batch_size)
-        images = torch.from_numpy(views.images[sl]).to(device)
-        beliefs = forward(normalize_images(images))
-        for b, uv_gt, vis, scale in zip(beliefs, views.uv[sl], views.visibility[sl],
-                                        views.scale[sl]):
-            uv = decode_keypoints(b, (cfg.input_width, cfg.input_height), symmetries,
-                                  threshold=threshold)[0][:, 0]
-            err = symmetric_errors((uv + 0.5) * scale - 0.5, (uv_gt + 0.5) * scale - 0.5,
-                                   symmetries)
-            errors.append(np.where(vis > 0, err, -1.0))
-    errors = np.asarray(errors)
-    scored = errors >= 0
-    keep = scored.all(axis=1)
-    model.train(was_training)
-    out = summarize_errors(np.where(scored, errors, np.nan)[keep], views.diagonal[keep])
-    out['views'] = int(keep.sum())
-    return out
-
-
-def plot_curves(csv_path: str, png_path: str) -> None:
-    """Loss and validation error against step (matplotlib, no GUI backend)."""
-    with open(csv_path) as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        return
-    step = [int(r['step']) for r in rows]
-    fig = Figure(figsize=(10, 3.6))
-    ax = fig.subplots(1, 2)
-    ax[0].plot(step, [float(r['train_loss']) for r in rows])
-    ax[0].set(xlabel='step', ylabel='belief loss (train)', yscale='log', title='Training loss')
-    ax[1].plot(step, [float(r['val_mean_pct_diag']) for r in rows], label='mean error')
-    ax[1].plot(step, [100 * (1 - float(r['val_pck@1'])) for r in rows], label='100 - PCK@1%')
-    ax[1].set(xlabel='step', ylabel='% of image diagonal / %', yscale='log',
-              title='Synthetic validation')
-    ax[1].legend()
-    fig.tight_layout()
-    fig.savefig(png_path, dpi=110)
-
-
 def train(args) -> str:
     """Run training; returns the path of ``best.pt``.
 
@@ -256,32 +143,7 @@ def train(args) -> str:
         raise InputError(f'--resume: no checkpoint to resume from ({last_path} does not exist)')
     os.makedirs(args.out, exist_ok=True)
 
-    if args.resume:
-        with checked_input(f'--resume {last_path}'):
-            model, oc, ckpt = load_checkpoint(last_path)
-        config = model.config
-        step, best = ckpt['step'], ckpt['best_error']
-        if 'random_states' not in ckpt:  # written before random states were kept
-            rng = np.random.default_rng(ckpt['numpy_seed'] + step)
-            print('note: this checkpoint has no random states; the resumed run will not '
-                  'repeat an uninterrupted one exactly')
-        dropped = truncate_metrics(csv_path, step)
-        print(f'resuming {last_path} at step {step} (best {best:.3f}% of diagonal)'
-              + (f'; dropped {dropped} metrics rows written after it' if dropped else ''))
-    else:
-        if args.init:  # warm start: weights only, new optimizer and schedule
-            with checked_input(f'--init {args.init}'):
-                model, oc, _ = load_checkpoint(resolve_model_path(args.init))
-            config = model.config
-            oc = refreshed_object_class(oc, args.object)
-            print(f'initialized from {args.init}')
-        else:
-            with checked_input(f'--object {args.object}'):
-                oc = load_object_class(args.object)
-            config = make_config(args.config, oc.num_keypoints)
-            model = BeliefMapNet(config)
-        step, best, ckpt = 0, float('inf'), None
-        start_metrics(csv_path)
+    model, oc, config, ckpt, step, best, rng = start_run(args, last_path, csv_path, rng)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps,
@@ -326,28 +188,18 @@ def train(args) -> str:
                 batches.submit(sampler.sample(args.batch), (args.seed, submitted))
                 submitted += 1
             idx, images, targets = batches.next()
-            images = normalize_images(torch.from_numpy(images).to(device, non_blocking=True))
-            targets = torch.from_numpy(targets).to(device, non_blocking=True)
-            per_sample = symmetric_belief_loss(model(images), targets, kind=args.loss,
-                                               reduction='none')
-            sampler.update(idx, per_sample.detach().cpu().numpy())
-            loss = per_sample.mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
+            per_sample, loss = optimizer_step(model, opt, sched, images, targets, device,
+                                              args.loss)
+            sampler.update(idx, per_sample)
             step += 1
-            losses.append(loss.item())
+            losses.append(loss)
             pbar.update(1)
             pbar.set_postfix(loss=f'{np.mean(losses[-50:]):.4f}')
             if step % args.eval_every == 0 or step == args.steps:
                 m = evaluate(model, val_views, oc.symmetries,
                              batch_size=128 if device.type == 'cuda' else 32)
-                with open(csv_path, 'a') as f:
-                    f.write(f'{step},{time.time() - t_start:.0f},{np.mean(losses):.5f},'
-                            f'{m["mean_px"]:.3f},{m["mean_pct_diag"]:.4f},{m["max_px"]:.2f},'
-                            f'{m["pck@0.5"]:.4f},{m["pck@1"]:.4f},{m["pck@2"]:.4f},'
-                            f'{len(train_views)}\n')
+                write_metrics_row(csv_path, step, time.time() - t_start, losses, m,
+                                  len(train_views))
                 losses = []
                 tqdm.write(f'step {step}: val mean {m["mean_px"]:.2f} px '
                            f'({m["mean_pct_diag"]:.3f}% diag), PCK@1% {m["pck@1"]:.3f}, '
@@ -406,7 +258,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     """
     p = ArgumentParser(prog='keypoints-train', description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--data', nargs='+', required=True, help='sim_datagen dataset folders')
+    p.add_argument('--data', nargs='+', default=[],
+                   help='sim_datagen dataset folders (required without --stream)')
     p.add_argument('--object', default='checkerboard', help='object class name or YAML')
     p.add_argument('--config', default='lite', choices=['lite', 'paper'])
     p.add_argument('--out', required=True, help='run folder (checkpoints, curves)')
@@ -433,13 +286,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--resume', action='store_true', help='continue from OUT/last.pt')
     p.add_argument('--init', default='',
                    help='start from the weights of this checkpoint or shipped model name')
+    add_stream_arguments(p)
     return p.parse_args(argv)
 
 
 @command_line('keypoints-train')
 def main(argv=None):
     """Command-line entry point ``keypoints-train``."""
-    best = train(parse_args(argv))
+    args = parse_args(argv)
+    if args.stream:
+        best = train_stream(args)
+    elif not args.data:
+        raise InputError('--data: required (dataset folders or view packs) unless --stream')
+    else:
+        best = train(args)
     print(f'best checkpoint: {best}')
 
 

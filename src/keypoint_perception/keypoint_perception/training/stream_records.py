@@ -1,0 +1,134 @@
+# Copyright 2026 The keypoint_perception authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Files of a streaming training run besides its checkpoints (keypoints-train --stream).
+
+* ``stream_validation.npz``: the fixed validation set (views at the network
+  input size and the scene-variable bins of each stereo sample),
+  :func:`save_validation` / :func:`load_validation`;
+* ``priors.csv`` and ``priors.png``: every source's Dirichlet parameters
+  over training steps, :func:`log_priors` / :func:`plot_priors`;
+* ``sources.csv``: per-source sample counters, :func:`write_sources`.
+"""
+
+import csv
+import json
+import os
+import time
+from typing import Dict, List, Mapping, Sequence
+
+from matplotlib.figure import Figure
+import numpy as np
+
+from .data import ViewSet
+
+
+def save_validation(path: str, views: ViewSet, bins: Sequence[Mapping[str, int]],
+                    num_bins: Mapping[str, int]) -> None:
+    """Write the fixed validation set (views and bins of its samples) to ``path`` (.npz)."""
+    np.savez(path, images=views.images, uv=views.uv, visibility=views.visibility,
+             scale=views.scale, diagonal=views.diagonal,
+             bins=np.array(json.dumps({'bins': list(bins), 'num_bins': dict(num_bins)})))
+
+
+def load_validation(path: str):
+    """Read :func:`save_validation` output: (views, bins per sample, num_bins)."""
+    with np.load(path, allow_pickle=False) as f:
+        views = ViewSet(f['images'], f['uv'], f['visibility'], f['scale'], f['diagonal'])
+        meta = json.loads(str(f['bins']))
+    return views, meta['bins'], meta['num_bins']
+
+
+def log_priors(path: str, step: int, states: Mapping[str, Mapping]) -> None:
+    """Append every source's Dirichlet parameters to ``priors.csv``.
+
+    Columns: ``step, namespace, num_updates, variable, alpha`` (space-separated
+    concentrations, one per bin).
+    """
+    new = not os.path.isfile(path)
+    with open(path, 'a', newline='') as f:
+        w = csv.writer(f)
+        if new:
+            w.writerow(['step', 'namespace', 'num_updates', 'variable', 'alpha'])
+        for ns, state in sorted(states.items()):
+            for name, var in state['variables'].items():
+                w.writerow([step, ns, state.get('num_updates', 0), name,
+                            ' '.join(f'{a:g}' for a in var['theta'])])
+
+
+def plot_priors(csv_path: str, png_path: str, top: int = 6) -> None:
+    """Bin probabilities ``alpha / sum(alpha)`` against step, per source (columns).
+
+    Rows are the ``top`` variables whose probabilities moved most (total
+    variation between first and last row of any source).
+    """
+    with open(csv_path) as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return
+    series: Dict[tuple, List[tuple]] = {}
+    for r in rows:
+        alpha = np.array([float(a) for a in r['alpha'].split()])
+        series.setdefault((r['namespace'], r['variable']), []).append(
+            (int(r['step']), alpha / alpha.sum()))
+    moved: Dict[str, float] = {}
+    for (ns, name), points in series.items():
+        change = 0.5 * float(np.abs(points[-1][1] - points[0][1]).sum())
+        moved[name] = max(moved.get(name, 0.0), change)
+    names = sorted(moved, key=lambda n: -moved[n])[:top]
+    sources = sorted({ns for ns, _ in series})[:4]
+    fig = Figure(figsize=(3.4 * len(sources), 2.2 * len(names)))
+    axes = fig.subplots(len(names), len(sources), squeeze=False)
+    for i, name in enumerate(names):
+        for j, ns in enumerate(sources):
+            points = series.get((ns, name), [])
+            ax = axes[i, j]
+            if points:
+                steps = [s for s, _ in points]
+                probs = np.stack([p for _, p in points])
+                for k in range(probs.shape[1]):
+                    ax.plot(steps, probs[:, k], marker='.', label=f'bin {k}')
+            ax.set_title(f'{ns}: {name}', fontsize=8)
+            ax.set_ylim(0, 1)
+            if i == len(names) - 1:
+                ax.set_xlabel('step', fontsize=8)
+            if j == 0:
+                ax.set_ylabel('bin probability', fontsize=8)
+    fig.suptitle('Dirichlet bin probabilities of the sources (variables that moved most)',
+                 fontsize=9)
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=100)
+
+
+def write_sources(path: str, step: int, namespaces: Sequence[str],
+                  stats: Mapping[str, Mapping], used: Mapping[str, int],
+                  restarts: Mapping[str, int], last_seen: Mapping[str, float]) -> None:
+    """Append per-source counters to ``sources.csv``.
+
+    Columns: step, namespace, used (samples trained or validated on),
+    received, dropped, queued (``StreamDataset.stats``), restarts (of a local
+    simulator), silent_s (seconds since its last sample, from the
+    ``time.monotonic`` times ``last_seen``).
+    """
+    new = not os.path.isfile(path)
+    now = time.monotonic()
+    with open(path, 'a', newline='') as f:
+        w = csv.writer(f)
+        if new:
+            w.writerow(['step', 'namespace', 'used', 'received', 'dropped', 'queued',
+                        'restarts', 'silent_s'])
+        for ns in namespaces:
+            s = stats.get(ns, {})
+            w.writerow([step, ns, used.get(ns, 0), s.get('received', 0), s.get('dropped', 0),
+                        s.get('queued', 0), restarts.get(ns, 0),
+                        f'{now - last_seen.get(ns, now):.1f}'])

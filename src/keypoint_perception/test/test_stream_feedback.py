@@ -1,0 +1,92 @@
+# Copyright 2026 The keypoint_perception authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Streaming feedback without DDS: worst-sample selection, bin counts, prior restoring."""
+
+import numpy as np
+import pytest
+
+from keypoint_perception.core.scene_sampler import BinnedVariable, SceneSampler
+from keypoint_perception.training import train
+from keypoint_perception.training.stream_records import log_priors
+from keypoint_perception.training.stream_sources import (feedback_counts, restoring_counts,
+                                                         sampler_from_state)
+
+
+def test_worst_quantile_and_bin_counts_match_a_hand_computed_example():
+    # six validation samples; tilt has 3 bins, hands 4 (categorical)
+    bins = [{'tilt': 0, 'hands': 3},
+            {'tilt': 2, 'hands': 0},
+            {'tilt': 2, 'hands': 3},
+            {'tilt': 1, 'hands': 1},
+            {'tilt': 2, 'hands': 3},
+            {'tilt': 0, 'hands': 2}]
+    losses = [0.10, 0.90, 0.70, float('nan'), 0.80, 0.20]
+    # 5 finite losses, quantile 0.5 -> ceil(2.5) = 3 worst: samples 1 (0.9), 4 (0.8), 2 (0.7)
+    worst, counts = feedback_counts(bins, losses, {'tilt': 3, 'hands': 4}, 0.5)
+    assert worst.tolist() == [1, 4, 2]
+    np.testing.assert_array_equal(counts['tilt'], [0, 0, 3])
+    np.testing.assert_array_equal(counts['hands'], [1, 0, 0, 2])
+    # the NaN sample is never chosen, even when every sample is asked for
+    worst, counts = feedback_counts(bins, losses, {'tilt': 3, 'hands': 4}, 1.0)
+    assert sorted(worst.tolist()) == [0, 1, 2, 4, 5]
+    np.testing.assert_array_equal(counts['tilt'], [2, 0, 3])
+    with pytest.raises(ValueError):
+        feedback_counts(bins, losses, {'tilt': 3}, 0.0)
+
+
+def test_counts_applied_by_the_conjugate_update_shift_the_bin_probabilities():
+    state = SceneSampler([BinnedVariable('tilt', -60, 60, 3)]).state_dict()
+    sampler = sampler_from_state(state)
+    _, counts = feedback_counts([{'tilt': 2}, {'tilt': 2}, {'tilt': 0}], [3.0, 2.0, 1.0],
+                                {'tilt': 3}, 2 / 3)
+    sampler.update(counts)
+    # alpha = (1, 1, 1) + (0, 0, 2) -> probabilities (1/5, 1/5, 3/5)
+    np.testing.assert_allclose(sampler['tilt'].bin_probabilities(), [0.2, 0.2, 0.6])
+
+
+def test_restoring_counts_bring_a_node_back_to_the_checkpoint_or_refuse():
+    current = {'variables': {'tilt': {'theta': [1.0, 1.0, 1.0]}, 'roll': {'theta': [2.0, 1.0]}}}
+    target = {'variables': {'tilt': {'theta': [1.0, 4.0, 2.0]}, 'roll': {'theta': [2.0, 1.0]}}}
+    counts = restoring_counts(current, target)
+    assert list(counts) == ['tilt']  # roll is already there
+    np.testing.assert_array_equal(counts['tilt'], [0.0, 3.0, 1.0])
+    with pytest.raises(ValueError, match='more feedback'):
+        restoring_counts(target, current)
+    with pytest.raises(ValueError, match='bins'):
+        restoring_counts({'variables': {'tilt': {'theta': [1.0]}}}, target)
+
+
+def test_priors_log_has_one_row_per_source_and_variable(tmp_path):
+    path = str(tmp_path / 'priors.csv')
+    state = {'num_updates': 2, 'variables': {'tilt': {'theta': [1.0, 3.5]}}}
+    log_priors(path, 10, {'/b': state, '/a': state})
+    log_priors(path, 20, {'/a': state})
+    with open(path) as f:
+        lines = f.read().splitlines()
+    assert lines == ['step,namespace,num_updates,variable,alpha', '10,/a,2,tilt,1 3.5',
+                     '10,/b,2,tilt,1 3.5', '20,/a,2,tilt,1 3.5']
+
+
+@pytest.mark.parametrize('args, message', [
+    ([], '--data: required'),
+    (['--stream'], '--stream: no source'),
+    (['--stream', '--sim-workers', '1', '--feedback-to', '/elsewhere'], 'are not sources'),
+    (['--stream', '--stream-namespaces', '/kp_sim0', '--sim-workers', '1'], 'distinct'),
+])
+def test_stream_options_are_checked_before_anything_starts(tmp_path, capsys, args, message):
+    status = train.main(['--out', str(tmp_path / 'run'), *args])
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and err.startswith('keypoints-train: error: ') and message in err, err
+    assert '\n' not in err
+    assert not (tmp_path / 'run').exists()
