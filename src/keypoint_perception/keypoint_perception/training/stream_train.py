@@ -26,7 +26,8 @@ and a node that comes back is used again.
 
 The first ``--val-samples`` samples (rendered from the sources' initial
 priors, before any feedback) are the fixed validation set, kept in
-``OUT/stream_validation.npz``.  Every ``--feedback-every`` steps the trainer
+``OUT/stream_validation.npz`` (``--val-set`` takes another run's
+instead).  Every ``--feedback-every`` steps the trainer
 scores it (belief loss per stereo sample), counts the scene-variable bins of
 the worst ``--feedback-quantile`` per variable and sends the counts to the
 sources (all, or those of ``--feedback-to``), which add them to their
@@ -95,6 +96,9 @@ def add_stream_arguments(p: argparse.ArgumentParser) -> None:
                    help='samples/s of each local simulator (0 = as fast as they render)')
     g.add_argument('--val-samples', type=positive_int, default=64,
                    help='stereo samples of the fixed validation set (first ones streamed)')
+    g.add_argument('--val-set', default='',
+                   help='use this stream_validation.npz (of another run) as the fixed '
+                        'validation set, e.g. the same one for paired runs')
     g.add_argument('--feedback-every', type=non_negative_int, default=0,
                    help='steps between feedback rounds (0 = no feedback, uniform priors)')
     g.add_argument('--feedback-quantile', type=_fraction, default=0.25,
@@ -343,6 +347,10 @@ def train_stream(args) -> str:
                           resumed.get('next_indices'))
         if os.path.isfile(paths['val']) and args.resume:
             val_views, val_bins, num_bins = load_validation(paths['val'])
+        elif args.val_set:
+            with checked_input(f'--val-set {args.val_set}'):
+                val_views, val_bins, num_bins = load_validation(args.val_set)
+            save_validation(paths['val'], val_views, val_bins, num_bins)
         else:
             tqdm.write(f'rendering the fixed validation set: {args.val_samples} samples '
                        f'from {names}')

@@ -1,0 +1,252 @@
+# Copyright 2026 The keypoint_perception authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Does sampler feedback help? Paired streaming trainings, feedback off and on (issue 18 item 2).
+
+    source tools/env.sh && python tools/feedback_experiment.py --pairs 5 --steps 3000 \\
+        --eval-every 100 --feedback-every 100 --sim-workers 2 --write-doc
+
+The experiment of Heindl et al. 2020 (Fig. 8) on this project: ``--pairs``
+K pairs of ``keypoints-train --stream`` runs.  Both runs of pair k use the
+same seed (network initialization, augmentation, simulator seeds
+``seed * 1000 + worker``), the same compute budget (``--steps`` of batch
+``--batch``) and the same fixed validation set (rendered once from the
+uniform prior by the first run and passed to all others with ``--val-set``);
+one run keeps the uniform priors, the other sends feedback every
+``--feedback-every`` steps (the worst ``--feedback-quantile`` of the
+validation set, see keypoint_perception.training.stream_train).
+
+Reported (``OUT/summary.json``, ``OUT/feedback_experiment.png`` and, with
+``--write-doc``, the section between the ``feedback_experiment`` markers of
+docs/benchmarks.md): the validation error (mean 2D error, % of the image
+diagonal) against steps, mean and +-1 std band over the pairs for each arm;
+for each pair the steps the feedback run needs to reach its uniform run's
+final error and their ratio to the uniform run's steps (not reached: no
+ratio, counted); the mean and std of the ratio over the pairs that reached
+it and the final errors of both arms.  The issue's target: a mean ratio of
+at most 0.75 with no regression of the final error.
+
+Runs are sequential (each trainer starts its own simulators); a finished run
+(its ``metrics.csv`` reaches ``--steps``) is not run again, so an interrupted
+experiment continues where it stopped.
+"""
+
+import argparse
+import csv
+import datetime
+import json
+import os
+import shlex
+import subprocess
+import sys
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from matplotlib.figure import Figure
+import numpy as np
+
+from benchmark_common import cpu_model, replace_section, ROOT
+
+DOC = os.path.join(ROOT, 'docs', 'benchmarks.md')
+FIGURE = os.path.join(ROOT, 'docs', 'images', 'feedback_experiment.png')
+BEGIN, END = '<!-- BEGIN feedback_experiment -->', '<!-- END feedback_experiment -->'
+ARMS = ('uniform', 'feedback')
+
+
+def read_curve(run_dir: str) -> Tuple[np.ndarray, np.ndarray]:
+    """(steps (N,) int, validation error (N,) float, % of the diagonal) of a run's metrics.csv."""
+    path = os.path.join(run_dir, 'metrics.csv')
+    if not os.path.isfile(path):
+        return np.zeros(0, int), np.zeros(0)
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    return (np.array([int(r['step']) for r in rows], int),
+            np.array([float(r['val_mean_pct_diag']) for r in rows]))
+
+
+def steps_to_reach(steps: Sequence[int], errors: Sequence[float], target: float
+                   ) -> Optional[int]:
+    """First step whose validation error is <= ``target``; None if never reached."""
+    for step, error in zip(steps, errors):
+        if error <= target:
+            return int(step)
+    return None
+
+
+def pair_table(curves: Dict[Tuple[int, str], Tuple[np.ndarray, np.ndarray]], pairs: int
+               ) -> List[dict]:
+    """Per pair: final errors of both arms, feedback's steps to reach uniform's final error.
+
+    Returns:
+        one dict per complete pair: ``pair``, ``uniform_final``,
+        ``feedback_final`` (% of the diagonal), ``uniform_steps`` (last step),
+        ``feedback_steps`` (None: not reached) and ``ratio`` (None: not
+        reached).
+    """
+    table = []
+    for k in range(pairs):
+        (su, eu), (sf, ef) = curves[(k, 'uniform')], curves[(k, 'feedback')]
+        if not len(su) or not len(sf):
+            continue
+        reach = steps_to_reach(sf, ef, eu[-1])
+        table.append({'pair': k, 'uniform_final': float(eu[-1]),
+                      'feedback_final': float(ef[-1]), 'uniform_steps': int(su[-1]),
+                      'feedback_steps': reach,
+                      'ratio': None if reach is None else reach / int(su[-1])})
+    return table
+
+
+def summarize(table: Sequence[dict]) -> dict:
+    """Mean and std of the ratio (pairs that reached) and of both arms' final errors."""
+    ratios = np.array([r['ratio'] for r in table if r['ratio'] is not None], float)
+    out = {'pairs': len(table), 'reached': int(len(ratios)),
+           'ratio_mean': float(ratios.mean()) if len(ratios) else None,
+           'ratio_std': float(ratios.std(ddof=1)) if len(ratios) > 1 else None}
+    for arm in ARMS:
+        finals = np.array([r[f'{arm}_final'] for r in table], float)
+        out[f'{arm}_final_mean'] = float(finals.mean()) if len(finals) else None
+        out[f'{arm}_final_std'] = float(finals.std(ddof=1)) if len(finals) > 1 else None
+    return out
+
+
+def plot(curves, pairs: int, path: str) -> None:
+    """Validation error against step, mean +-1 std over the pairs, one line per arm."""
+    fig = Figure(figsize=(6.4, 3.8))
+    ax = fig.subplots()
+    for arm, color in zip(ARMS, ('tab:blue', 'tab:red')):
+        runs = [curves[(k, arm)] for k in range(pairs) if len(curves[(k, arm)][0])]
+        if not runs:
+            continue
+        n = min(len(s) for s, _ in runs)
+        steps = runs[0][0][:n]
+        errors = np.stack([e[:n] for _, e in runs])
+        mean, std = errors.mean(axis=0), errors.std(axis=0)
+        ax.plot(steps, mean, color=color, label=f'{arm} ({len(runs)} runs)')
+        ax.fill_between(steps, mean - std, mean + std, color=color, alpha=0.2)
+    ax.set(xlabel='step', ylabel='validation error, % of diagonal', yscale='log',
+           title='Sampler feedback off (uniform) and on: mean +-1 std over pairs')
+    ax.legend()
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
+def _fmt(value, spec='.3f') -> str:
+    return '-' if value is None else format(value, spec)
+
+
+def doc_section(table, summary, command: str, figure_rel: str) -> str:
+    """Markdown section (between the markers) with the table, figure and command."""
+    lines = [BEGIN, '',
+             f'Recorded {datetime.date.today()} on {cpu_model()} with', '',
+             f'    {command}', '',
+             f'![validation error against steps]({figure_rel})', '',
+             '| pair | uniform final error (% diag) | feedback final error (% diag) | '
+             'feedback steps to reach uniform final | ratio |',
+             '|---|---|---|---|---|']
+    for r in table:
+        lines.append(f'| {r["pair"]} | {r["uniform_final"]:.3f} | {r["feedback_final"]:.3f} | '
+                     f'{_fmt(r["feedback_steps"], "d")} / {r["uniform_steps"]} | '
+                     f'{_fmt(r["ratio"], ".2f")} |')
+    s = summary
+    lines += ['', f'Ratio (pairs that reached, {s["reached"]} of {s["pairs"]}): mean '
+              f'{_fmt(s["ratio_mean"], ".2f")}, std {_fmt(s["ratio_std"], ".2f")} (target: '
+              f'mean <= 0.75).  Final error: uniform {_fmt(s["uniform_final_mean"])} +- '
+              f'{_fmt(s["uniform_final_std"])}, feedback {_fmt(s["feedback_final_mean"])} +- '
+              f'{_fmt(s["feedback_final_std"])} % of the diagonal.', '', END]
+    return '\n'.join(lines)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """Command-line options."""
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--pairs', type=int, default=5, help='K paired runs (>= 5 for the report)')
+    p.add_argument('--seed', type=int, default=0, help='seed of pair 0 (pair k: seed + k)')
+    p.add_argument('--steps', type=int, default=3000, help='compute budget of every run')
+    p.add_argument('--eval-every', type=int, default=100)
+    p.add_argument('--feedback-every', type=int, default=100)
+    p.add_argument('--feedback-quantile', type=float, default=0.25)
+    p.add_argument('--val-samples', type=int, default=200)
+    p.add_argument('--sim-workers', type=int, default=2)
+    p.add_argument('--sim-config', default='checkerboard', help='panda, kuka_iiwa, ...')
+    p.add_argument('--object', default='checkerboard')
+    p.add_argument('--sim-size', type=int, nargs=2, default=(640, 480), metavar=('W', 'H'))
+    p.add_argument('--sim-rate', type=float, default=0.0,
+                   help='samples/s of each simulator (0 = as fast as they render)')
+    p.add_argument('--batch', type=int, default=16)
+    p.add_argument('--device', default='cpu')
+    p.add_argument('--threads', type=int, default=2)
+    p.add_argument('--out', default=os.path.join(ROOT, 'output', 'feedback_experiment'))
+    p.add_argument('--write-doc', action='store_true',
+                   help='replace the feedback_experiment section of --doc')
+    p.add_argument('--doc', default=DOC)
+    p.add_argument('--figure', default=FIGURE)
+    return p.parse_args(argv)
+
+
+def run_arm(args, k: int, arm: str, val_set: str) -> str:
+    """Run (or skip when finished) one training of the experiment; returns its folder."""
+    out = os.path.join(args.out, f'pair{k}', arm)
+    steps, _ = read_curve(out)
+    if len(steps) and steps[-1] >= args.steps:
+        return out
+    command = [sys.executable, '-m', 'keypoint_perception.training.train', '--stream',
+               '--sim-workers', str(args.sim_workers), '--sim-config', args.sim_config,
+               '--object', args.object, '--sim-size', *map(str, args.sim_size),
+               '--sim-rate', str(args.sim_rate),
+               '--seed', str(args.seed + k), '--steps', str(args.steps),
+               '--eval-every', str(args.eval_every), '--batch', str(args.batch),
+               '--val-samples', str(args.val_samples), '--device', args.device,
+               '--threads', str(args.threads), '--out', out]
+    if os.path.isfile(os.path.join(out, 'last.pt')):
+        command.append('--resume')
+    if val_set:
+        command += ['--val-set', val_set]
+    if arm == 'feedback':
+        command += ['--feedback-every', str(args.feedback_every),
+                    '--feedback-quantile', str(args.feedback_quantile)]
+    print('$', ' '.join(shlex.quote(c) for c in command), flush=True)
+    subprocess.run(command, check=True)
+    return out
+
+
+def main(argv=None) -> int:
+    """Run the pairs, then write the summary, the figure and (optionally) the doc section."""
+    args = parse_args(argv)
+    os.makedirs(args.out, exist_ok=True)
+    val_set = ''
+    curves = {}
+    for k in range(args.pairs):
+        for arm in ARMS:
+            out = run_arm(args, k, arm, val_set)
+            val_set = val_set or os.path.join(out, 'stream_validation.npz')
+            curves[(k, arm)] = read_curve(out)
+    table = pair_table(curves, args.pairs)
+    summary = summarize(table)
+    with open(os.path.join(args.out, 'summary.json'), 'w') as f:
+        json.dump({'pairs': table, 'summary': summary, 'args': vars(args)}, f, indent=1)
+    plot(curves, args.pairs, os.path.join(args.out, 'feedback_experiment.png'))
+    print(json.dumps(summary, indent=1))
+    if args.write_doc:
+        plot(curves, args.pairs, args.figure)
+        command = 'python tools/feedback_experiment.py ' + ' '.join(
+            shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+        replace_section(args.doc, BEGIN, END, doc_section(
+            table, summary, command,
+            os.path.relpath(args.figure, os.path.dirname(os.path.abspath(args.doc)))))
+        print(f'wrote {args.doc} and {args.figure}')
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
