@@ -59,3 +59,20 @@ def real_rig():
     right = CameraModel.from_yaml(os.path.join(CONFIG_DIR, 'opencv_stereo_right.yaml'),
                                   frame_id='right_optical')
     return left, right
+
+
+@pytest.fixture(scope='session', autouse=True)
+def onnx_cache(tmp_path_factory):
+    """Keep the ONNX exports of the tests' checkpoints out of the user's cache.
+
+    The default backend on the CPU (ONNX Runtime) exports a checkpoint that
+    has no ONNX file into ``$XDG_CACHE_HOME`` on first use
+    (:func:`keypoint_perception.core.onnx_model.onnx_model_for`).
+    """
+    previous = os.environ.get('XDG_CACHE_HOME')
+    os.environ['XDG_CACHE_HOME'] = str(tmp_path_factory.mktemp('xdg_cache'))
+    yield os.environ['XDG_CACHE_HOME']
+    if previous is None:
+        del os.environ['XDG_CACHE_HOME']
+    else:
+        os.environ['XDG_CACHE_HOME'] = previous

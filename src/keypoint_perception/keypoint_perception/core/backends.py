@@ -88,7 +88,7 @@ def default_threads(backend: str, cores: int) -> int:
     return cores if backend == 'onnxruntime' else torch.get_num_threads()
 
 
-def session_options(num_threads: int):
+def session_options(num_threads: int, spinning: bool = False):
     """ONNX Runtime session options of the thread policy.
 
     ``num_threads`` intra-op threads, one inter-op thread (the graph is a
@@ -99,14 +99,16 @@ def session_options(num_threads: int):
 
     Args:
         num_threads: intra-op threads (>= 1).
+        spinning: let waiting threads spin (ONNX Runtime's own default;
+            only for comparisons, see docs/benchmarks.md).
     """
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = num_threads
     options.inter_op_num_threads = 1
     options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.add_session_config_entry('session.intra_op.allow_spinning', '0')
-    options.add_session_config_entry('session.inter_op.allow_spinning', '0')
+    for key in ('session.intra_op.allow_spinning', 'session.inter_op.allow_spinning'):
+        options.add_session_config_entry(key, '1' if spinning else '0')
     return options
 
 
@@ -223,7 +225,7 @@ class OnnxRuntimeBackend:
     name = 'onnxruntime'
 
     def __init__(self, path: str, config: BeliefNetConfig, device: str = 'cpu',
-                 num_threads: int = 0):
+                 num_threads: int = 0, spinning: bool = False):
         """Open a session with the thread policy's options.
 
         Args:
@@ -231,6 +233,7 @@ class OnnxRuntimeBackend:
             config: the network's configuration (input size).
             device: ``'cpu'`` or ``'cuda[:N]'`` (:func:`execution_providers`).
             num_threads: intra-op threads; 0 = :func:`default_threads`.
+            spinning: see :func:`session_options`.
 
         Raises:
             RuntimeError: onnxruntime is not installed.
@@ -240,17 +243,21 @@ class OnnxRuntimeBackend:
             raise RuntimeError('backend onnxruntime: onnxruntime is not installed '
                                '(pip install onnxruntime, or rosdep key '
                                'python3-onnxruntime-pip)')
-        self.path = path
+        self.path, self.spinning = path, spinning
         self.num_threads = num_threads or default_threads(self.name, available_cores())
         self.session = onnxruntime.InferenceSession(
-            path, session_options(self.num_threads),
+            path, session_options(self.num_threads, spinning),
             providers=execution_providers(device, config))
         self.providers: Tuple[str, ...] = tuple(self.session.get_providers())
+
+    def __deepcopy__(self, memo):
+        """Return ``self``: a session cannot be copied, and running it changes nothing in it."""
+        return self
 
     def describe(self) -> str:
         """One line: library, providers, threads."""
         return (f'onnxruntime {onnxruntime.__version__}, {"/".join(self.providers)}, '
-                f'{self.num_threads} threads')
+                f'{self.num_threads} threads, spinning {"on" if self.spinning else "off"}')
 
     def run(self, batch: torch.Tensor) -> np.ndarray:
         """Last-stage belief maps of a batch.

@@ -61,7 +61,7 @@ class KeypointDetector:
     """
 
     def __init__(self, model_path: str, device: str = 'cpu', num_threads: int = 0,
-                 test_time_augmentation: str = 'auto', backend: str = 'torch'):
+                 test_time_augmentation: str = 'auto', backend: str = 'auto'):
         """Load the network into a backend.
 
         Args:

@@ -79,7 +79,8 @@ class StereoKeypointNode(Node):
         queue, slop, reliable = cfg.queue_size, cfg.sync_slop, cfg.reliable_qos
         self.detector = KeypointDetector(cfg.model, device=cfg.device,
                                          num_threads=cfg.num_threads,
-                                         test_time_augmentation=cfg.test_time_augmentation)
+                                         test_time_augmentation=cfg.test_time_augmentation,
+                                         backend=cfg.backend)
         self.object_class = self.detector.object_class
         self.pipeline = StereoKeypointPipeline(self.detector, cfg)
         self.bridge = CvBridge()
@@ -121,7 +122,8 @@ class StereoKeypointNode(Node):
             f'model {self.detector.model_path} ({self.object_class.name}, '
             f'{self.object_class.num_keypoints} keypoints, '
             f'{self.detector.config.input_width}x{self.detector.config.input_height} input, '
-            f'test-time augmentation {self.detector.test_time_augmentation}); '
+            f'test-time augmentation {self.detector.test_time_augmentation}; '
+            f'{self.detector.backend.describe()}); '
             f'{"approximate" if self.approximate_sync else "exact"} sync; waiting for '
             f'{self.resolve_topic_name("left/image_rect")} and '
             f'{self.resolve_topic_name("right/image_rect")}')
