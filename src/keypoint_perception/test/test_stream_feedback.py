@@ -18,7 +18,7 @@ import pytest
 
 from keypoint_perception.core.scene_sampler import BinnedVariable, SceneSampler
 from keypoint_perception.training import train
-from keypoint_perception.training.stream_records import log_priors
+from keypoint_perception.training.stream_records import log_priors, truncate_rows
 from keypoint_perception.training.stream_sources import (feedback_counts, restoring_counts,
                                                          sampler_from_state)
 
@@ -90,3 +90,14 @@ def test_stream_options_are_checked_before_anything_starts(tmp_path, capsys, arg
     assert status == 2 and err.startswith('keypoints-train: error: ') and message in err, err
     assert '\n' not in err
     assert not (tmp_path / 'run').exists()
+
+
+def test_a_resumed_run_drops_the_rows_written_after_its_checkpoint(tmp_path):
+    path = str(tmp_path / 'priors.csv')
+    state = {'num_updates': 0, 'variables': {'tilt': {'theta': [1.0, 1.0]}}}
+    for step in (0, 4, 8):
+        log_priors(path, step, {'/a': state})
+    assert truncate_rows(path, 4) == 1
+    with open(path) as f:
+        assert [line.split(',')[0] for line in f.read().splitlines()] == ['step', '0', '4']
+    assert truncate_rows(str(tmp_path / 'missing.csv'), 4) == 0

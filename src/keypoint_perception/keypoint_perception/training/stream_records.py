@@ -19,6 +19,9 @@
 * ``priors.csv`` and ``priors.png``: every source's Dirichlet parameters
   over training steps, :func:`log_priors` / :func:`plot_priors`;
 * ``sources.csv``: per-source sample counters, :func:`write_sources`.
+
+A resumed run first drops the rows of both CSV files that were written after
+its checkpoint (:func:`truncate_rows`), as ``metrics.csv``'s are.
 """
 
 import csv
@@ -132,3 +135,21 @@ def write_sources(path: str, step: int, namespaces: Sequence[str],
             w.writerow([step, ns, used.get(ns, 0), s.get('received', 0), s.get('dropped', 0),
                         s.get('queued', 0), restarts.get(ns, 0),
                         f'{now - last_seen.get(ns, now):.1f}'])
+
+
+def truncate_rows(path: str, step: int) -> int:
+    """Drop the rows of a CSV file with a ``step`` column after ``step`` (atomic rewrite).
+
+    Returns:
+        the number of rows dropped (0 for a missing file).
+    """
+    if not os.path.isfile(path):
+        return 0
+    with open(path, newline='') as f:
+        lines = f.read().splitlines(keepends=True)
+    keep = lines[:1] + [line for row, line in zip(csv.DictReader(lines), lines[1:])
+                        if int(row['step']) <= step]
+    with open(path + '.tmp', 'w') as f:
+        f.writelines(keep)
+    os.replace(path + '.tmp', path)
+    return len(lines) - len(keep)

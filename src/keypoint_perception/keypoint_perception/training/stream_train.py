@@ -60,7 +60,7 @@ from .loop import (evaluate, make_batch_arrays, optimizer_step, plot_curves, res
 from .run_state import random_states, restore_random_states
 from .stream_dataset import normalize_namespace, StreamDataset
 from .stream_records import (load_validation, log_priors, plot_priors, save_validation,
-                             write_sources)
+                             truncate_rows, write_sources)
 from .stream_sources import feedback_counts, restoring_counts, SimulatorPool
 
 #: Wait share over the last steps above which the simulators "cannot keep up".
@@ -312,6 +312,11 @@ def train_stream(args) -> str:
     os.makedirs(args.out, exist_ok=True)
     model, oc, config, ckpt, step, best, rng = start_run(args, paths['last'], paths['csv'], rng)
     resumed = ckpt.get('stream', {}) if ckpt is not None else {}
+    for name in ('priors', 'sources'):  # rows written after the checkpoint, or a new run
+        if ckpt is not None:
+            truncate_rows(paths[name], step)
+        elif os.path.isfile(paths[name]):
+            os.remove(paths[name])
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps,
