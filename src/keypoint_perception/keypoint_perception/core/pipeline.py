@@ -39,7 +39,7 @@ from .config import PipelineConfig
 from .distortion import unrectify_points
 from .objects import ObjectClass
 from .roi import PixelWindow, roi_around
-from .stereo_stages import observe_pair, select_across_views, triangulate_pair
+from .stereo_stages import observe_pair, select_across_views, StereoBeliefs, triangulate_pair
 from .template_stages import complete_from_fit, verify_against_template
 from .views import decode_view, ViewKeypoints
 
@@ -138,8 +138,21 @@ class StereoKeypointPipeline:
         self.detector = detector
         self.config = config
 
+    def observe(self, left_image: np.ndarray, right_image: np.ndarray) -> StereoBeliefs:
+        """Observe stage of the first look: the network on both whole images.
+
+        For a caller that runs the network of one pair while the previous
+        pair is post-processed: ``process(..., observed=observe(...))``
+        equals ``process(...)``.
+
+        Returns:
+            new :class:`~.stereo_stages.StereoBeliefs`.
+        """
+        return observe_pair(self.detector, left_image, right_image)
+
     def process(self, left_image: np.ndarray, right_image: np.ndarray,
-                left_camera: CameraModel, right_camera: CameraModel) -> StereoResult:
+                left_camera: CameraModel, right_camera: CameraModel,
+                observed: Optional[StereoBeliefs] = None) -> StereoResult:
         """Detect, match, triangulate and fit one stereo pair.
 
         With ``config.roi_refinement`` other than ``'off'`` (``'always'``,
@@ -153,6 +166,8 @@ class StereoKeypointPipeline:
             left_image, right_image: (H, W, 3) uint8 RGB or (H, W) grey, raw or
                 rectified as ``config.input_rectified`` says (not changed).
             left_camera, right_camera: calibrations of the two views.
+            observed: the first look's observe stage of these images
+                (:meth:`observe`), or None to run it here.
 
         Returns:
             a new :class:`StereoResult`; with ``roi_refinement`` its timings
@@ -160,7 +175,8 @@ class StereoKeypointPipeline:
             skipped).
         """
         config = self.config
-        result = self.look(left_image, right_image, left_camera, right_camera)
+        result = self.look(left_image, right_image, left_camera, right_camera,
+                           observed=observed)
         if config.roi_refinement == 'off':
             return result
         t0 = time.perf_counter()
@@ -180,14 +196,16 @@ class StereoKeypointPipeline:
                             result.pose_rmse, timings)
 
     def look(self, left_image: np.ndarray, right_image: np.ndarray, left_camera: CameraModel,
-             right_camera: CameraModel,
-             rois: Optional[Sequence[PixelWindow]] = None) -> StereoResult:
+             right_camera: CameraModel, rois: Optional[Sequence[PixelWindow]] = None,
+             observed: Optional[StereoBeliefs] = None) -> StereoResult:
         """One look at a stereo pair: every stage once, on whole images or on windows.
 
         Args:
             left_image, right_image: the images (not changed).
             left_camera, right_camera: calibrations of the whole images.
             rois: None (whole images) or the (left, right) windows.
+            observed: the observe stage's output for these images and
+                windows, or None to run it here.
 
         Returns:
             a new :class:`StereoResult` in whole-image pixels.
@@ -199,7 +217,8 @@ class StereoKeypointPipeline:
                           and rigid_template)
         # verification and completion need a rigid template (finite positions)
         completion = config.template_completion and rigid_template
-        observed = observe_pair(self.detector, left_image, right_image, rois)
+        if observed is None:
+            observed = observe_pair(self.detector, left_image, right_image, rois)
         t0 = time.perf_counter()
         peaks = TEMPLATE_CHECK_CANDIDATES if template_check else 1
         left, right = (decode_view(view.beliefs, view.window, object_class.symmetries,

@@ -36,9 +36,23 @@ Each drop is counted by kind of problem and warned about at most once per
 5 s per kind; the counts appear in the periodic ``frame N`` log line.  When
 inputs arrive but form no synchronized pair for 5 s, a warning names the
 arriving topics and their stamp offsets.
+
+Pipelining (:class:`~.pipelining.TwoStageRunner`): a pair that passes the
+checks goes to two worker threads, the network (observe stage) and the rest
+of the pipeline with publishing, one pair apart, so that the network runs
+pair t+1 while pair t is post-processed.  Between the input and the network
+is a queue of one: with best-effort inputs (the default) the newest pair
+wins when the node is behind and the pair it replaces is counted as
+``behind`` (not warned about: it is how a node slower than its cameras keeps
+up); with ``reliable_qos`` every pair is processed (the synchronizer's
+callback waits instead).  Results are published in input order, and a pair
+is admitted only if its stamp is not older than one already admitted, so no
+stamp older than a published one is ever published.
 """
 
 from collections import Counter
+from dataclasses import dataclass
+import threading
 import time
 
 from cv_bridge import CvBridge
@@ -55,6 +69,7 @@ from visualization_msgs.msg import MarkerArray
 
 from . import conversions
 from .parameters import declare_config_parameters, parameter_changes
+from .pipelining import TwoStageRunner
 from .runner import run_node
 from .stereo_input import (camera_info_problem, DroppedPair, image_problem, InputFilter,
                            InputMonitor, stamp_ns, STALE, StampOrder, TIME_JUMP,
@@ -63,6 +78,31 @@ from ..core.camera import CalibrationError, CameraModel
 from ..core.detector import KeypointDetector
 from ..core.pipeline import StereoKeypointPipeline
 from ..core.visualization import draw_stereo
+
+
+@dataclass(frozen=True, eq=False)
+class PairJob:
+    """One checked stereo pair on its way through the worker threads.
+
+    Attributes:
+        stamp: the left image's stamp, ns.
+        header: stamp and left optical frame of the outputs.
+        right_frame: the right optical frame.
+        left, right: (H, W, 3) uint8 RGB images.
+        left_camera, right_camera: their calibrations.
+        config, pipeline: the parameters and pipeline of the pair (one
+            config for the whole pair, even when parameters change meanwhile).
+    """
+
+    stamp: int
+    header: Header
+    right_frame: str
+    left: np.ndarray
+    right: np.ndarray
+    left_camera: CameraModel
+    right_camera: CameraModel
+    config: object
+    pipeline: StereoKeypointPipeline
 
 
 class StereoKeypointNode(Node):
@@ -86,6 +126,10 @@ class StereoKeypointNode(Node):
         self.bridge = CvBridge()
         self._throttle = WarningThrottle(WARN_PERIOD_S)
         self.drops = Counter()  # dropped pairs (and messages) per kind of problem
+        self._report_lock = threading.RLock()  # drops and warnings come from three threads
+        # the network of pair t+1 runs while pair t is post-processed and published
+        self.stages = TwoStageRunner(self._observe, self._finish, self._on_stage_error,
+                                     self._on_behind, name='stereo_keypoint')
         self.add_on_set_parameters_callback(self._on_parameters)
 
         self.pub_2d = self.create_publisher(StereoKeypoints2D, 'keypoints_2d', 10)
@@ -157,26 +201,37 @@ class StereoKeypointNode(Node):
         kinds never hide each other, and a stream of one kind gives one line
         per period however its text varies (sizes, encodings, values).
         """
-        if self._throttle.ready(kind):
+        with self._report_lock:
+            ready = self._throttle.ready(kind)
+        if ready:
             self.get_logger().warning(text)
 
     def _drop(self, kind: str, text: str):
         """Count a dropped pair (or message) under ``kind`` and warn, throttled by kind."""
-        self.drops[kind] += 1
-        self._warn(kind, f'dropping stereo pair ({kind}, {self.drops[kind]} so far): {text}')
+        with self._report_lock:
+            self.drops[kind] += 1
+            count = self.drops[kind]
+        self._warn(kind, f'dropping stereo pair ({kind}, {count} so far): {text}')
+
+    def _on_behind(self, job: PairJob):
+        """Count a pair replaced by a newer one before its network pass (no warning)."""
+        with self._report_lock:
+            self.drops['behind'] += 1
 
     def _on_invalid_input(self, index: int, msg, kind: str, text: str):
         """Drop a message with an invalid stamp before it reaches the synchronizer."""
         topic = self.input_monitor.topics[index]
         key = f'{topic}:{kind}'
-        self.drops[key] += 1
-        self._warn(key, f'dropping a message on {topic} ({kind}, {self.drops[key]} so far): '
-                   f'{text}')
+        with self._report_lock:
+            self.drops[key] += 1
+            count = self.drops[key]
+        self._warn(key, f'dropping a message on {topic} ({kind}, {count} so far): {text}')
 
     def _on_input_error(self, index: int, error: Exception):
         """Report an exception of the synchronizer (or a callback) instead of dying."""
         kind = f'synchronizer_{type(error).__name__}'
-        self.drops[kind] += 1
+        with self._report_lock:
+            self.drops[kind] += 1
         self._warn(kind, f'message on {self.input_monitor.topics[index]} made the '
                    f'synchronizer raise {type(error).__name__}: {error}')
 
@@ -231,19 +286,25 @@ class StereoKeypointNode(Node):
         """
         self.input_monitor.pair_formed()
         try:
-            self._process(left_msg, left_info, right_msg, right_info)
+            job = self._prepare(left_msg, left_info, right_msg, right_info)
         except DroppedPair as drop:
             self._drop(drop.kind, drop.text)
+            return
         except Exception as e:  # noqa: B902 -- keep the node alive on any single-pair failure
-            self._drop(f'processing_{type(e).__name__}',
-                       f'processing failed: {type(e).__name__}: {e}')
+            self._on_stage_error(None, e)
+            return
+        self.stages.submit(job, wait=job.config.reliable_qos)
 
-    def _process(self, left_msg: Image, left_info: CameraInfo, right_msg: Image,
-                 right_info: CameraInfo):
-        """Check one pair, run the pipeline on it and publish the result.
+    def _prepare(self, left_msg: Image, left_info: CameraInfo, right_msg: Image,
+                 right_info: CameraInfo) -> PairJob:
+        """Check one pair and convert it for the pipeline.
+
+        The pair's stamp is recorded as admitted: no later pair with an
+        older stamp is admitted, so the in-order workers never publish back
+        in time.
 
         Raises:
-            DroppedPair: a stamp older than the last published one, no frame
+            DroppedPair: a stamp older than the last admitted one, no frame
                 id, unusable calibration, images that do not convert or whose
                 sizes disagree with their camera_info or with each other.
         """
@@ -278,10 +339,33 @@ class StereoKeypointNode(Node):
             raise DroppedPair('stereo_size', f'stereo pair of different sizes: left '
                               f'{left.shape[1]}x{left.shape[0]}, right '
                               f'{right.shape[1]}x{right.shape[0]}')
-        result = pipeline.process(left, right, left_cam, right_cam)
-        header = Header(stamp=left_msg.header.stamp, frame_id=left_frame)
-        self._publish(config, header, right_frame, left, right, result)
-        self.stamp_order.published(stamp)
+        self.stamp_order.published(stamp)  # admitted: nothing older may follow it
+        return PairJob(stamp, Header(stamp=left_msg.header.stamp, frame_id=left_frame),
+                       right_frame, left, right, left_cam, right_cam, config, pipeline)
+
+    @staticmethod
+    def _observe(job: PairJob):
+        """First worker: the network on both views (the first look's observe stage)."""
+        return job.pipeline.observe(job.left, job.right)
+
+    def _finish(self, job: PairJob, observed) -> None:
+        """Second worker: the rest of the pipeline, then publish (in input order)."""
+        result = job.pipeline.process(job.left, job.right, job.left_camera, job.right_camera,
+                                      observed=observed)
+        self._publish(job.config, job.header, job.right_frame, job.left, job.right, result)
+
+    def _on_stage_error(self, job, error: BaseException) -> None:
+        """Drop a pair whose processing failed (any exception), with a throttled warning."""
+        if isinstance(error, DroppedPair):
+            self._drop(error.kind, error.text)
+        else:
+            self._drop(f'processing_{type(error).__name__}',
+                       f'processing failed: {type(error).__name__}: {error}')
+
+    def destroy_node(self):
+        """Stop the worker threads (after the pairs they are on), then destroy the node."""
+        self.stages.stop()
+        return super().destroy_node()
 
     def _publish(self, config, header: Header, right_frame: str, left: np.ndarray,
                  right: np.ndarray, result):
@@ -320,7 +404,8 @@ class StereoKeypointNode(Node):
         self.frames += 1
         if self.frames == 1 or self.frames % 100 == 0:
             t = ', '.join(f'{k} {v:.1f} ms' for k, v in timings_ms.items())
-            dropped = ', '.join(f'{k} {n}' for k, n in sorted(self.drops.items()))
+            with self._report_lock:
+                dropped = ', '.join(f'{k} {n}' for k, n in sorted(self.drops.items()))
             self.get_logger().info(f'frame {self.frames}: {int(result.valid.sum())}/'
                                    f'{object_class.num_keypoints} keypoints triangulated ({t}); '
                                    f'dropped so far: {dropped or "none"}')
