@@ -18,7 +18,8 @@ import pytest
 
 from keypoint_perception.core.scene_sampler import BinnedVariable, SceneSampler
 from keypoint_perception.training import train
-from keypoint_perception.training.stream_records import log_priors, truncate_rows
+from keypoint_perception.training.stream_records import (log_priors, ThroughputMeter,
+                                                         truncate_rows)
 from keypoint_perception.training.stream_sources import (feedback_counts, restoring_counts,
                                                          sampler_from_state)
 
@@ -101,3 +102,26 @@ def test_a_resumed_run_drops_the_rows_written_after_its_checkpoint(tmp_path):
     with open(path) as f:
         assert [line.split(',')[0] for line in f.read().splitlines()] == ['step', '0', '4']
     assert truncate_rows(str(tmp_path / 'missing.csv'), 4) == 0
+
+
+def test_the_trainer_says_when_the_simulators_cannot_keep_up():
+    now = [0.0]
+    meter = ThroughputMeter(window=10, starved_share=0.5, warn_every_s=30.0,
+                            clock=lambda: now[0])
+    for _ in range(10):  # a step every 2 s, 0.5 s of it waiting for samples: fed
+        now[0] += 2.0
+        meter.step(0.5)
+    assert meter.steps_per_s() == pytest.approx(0.5)
+    assert meter.wait_share() == pytest.approx(0.25)
+    assert meter.starved(4.0, 8) is None
+    for _ in range(10):  # now 1.5 s of every 2 s waiting
+        now[0] += 2.0
+        meter.step(1.5)
+    warning = meter.starved(4.0, 8)
+    # 0.5 steps/s at 75% waiting: unstarved it would make 2 steps/s x 8 samples
+    assert warning.startswith('simulators cannot keep up: the trainer waited 75%')
+    assert 'it could use 16.0/s' in warning
+    now[0] += 10.0
+    assert meter.starved(4.0, 8) is None  # not again within warn_every_s
+    now[0] += 25.0
+    assert meter.starved(4.0, 8) is not None

@@ -18,7 +18,9 @@
   :func:`save_validation` / :func:`load_validation`;
 * ``priors.csv`` and ``priors.png``: every source's Dirichlet parameters
   over training steps, :func:`log_priors` / :func:`plot_priors`;
-* ``sources.csv``: per-source sample counters, :func:`write_sources`.
+* ``sources.csv``: per-source sample counters, :func:`write_sources`;
+* what the progress bar shows and when the trainer says the simulators
+  cannot keep up: :class:`ThroughputMeter`.
 
 A resumed run first drops the rows of both CSV files that were written after
 its checkpoint (:func:`truncate_rows`), as ``metrics.csv``'s are.
@@ -28,7 +30,7 @@ import csv
 import json
 import os
 import time
-from typing import Dict, List, Mapping, Sequence
+from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
 from matplotlib.figure import Figure
 import numpy as np
@@ -153,3 +155,63 @@ def truncate_rows(path: str, step: int) -> int:
         f.writelines(keep)
     os.replace(path + '.tmp', path)
     return len(lines) - len(keep)
+
+
+class ThroughputMeter:
+    """Steps/s and the share of wall time spent waiting for samples, over recent steps.
+
+    Args:
+        window: number of recent steps measured over.
+        starved_share: wait share above which the simulators "cannot keep up".
+        warn_every_s: seconds between two such warnings.
+        clock: monotonic clock in seconds (a fake one in tests).
+    """
+
+    def __init__(self, window: int = 20, starved_share: float = 0.5,
+                 warn_every_s: float = 30.0, clock: Callable[[], float] = time.monotonic):
+        self.window = window
+        self.starved_share = starved_share
+        self.warn_every_s = warn_every_s
+        self.clock = clock
+        self.times: List[float] = []
+        self.waits: List[float] = []
+        self.last_warning: Optional[float] = None
+
+    def step(self, waited_s: float) -> None:
+        """Record a finished step that waited ``waited_s`` seconds for its samples."""
+        self.times = (self.times + [self.clock()])[-self.window:]
+        self.waits = (self.waits + [waited_s])[-self.window:]
+
+    def steps_per_s(self) -> float:
+        """Return the steps per second over the window (0 before two steps)."""
+        if len(self.times) < 2 or self.times[-1] <= self.times[0]:
+            return 0.0
+        return (len(self.times) - 1) / (self.times[-1] - self.times[0])
+
+    def wait_share(self) -> float:
+        """Return the share of the window's wall time spent waiting for samples."""
+        if len(self.times) < 2 or self.times[-1] <= self.times[0]:
+            return 0.0
+        return min(1.0, sum(self.waits[1:]) / (self.times[-1] - self.times[0]))
+
+    def starved(self, samples_in_per_s: float, samples_per_step: int) -> Optional[str]:
+        """Return the "simulators cannot keep up" warning when due, else None.
+
+        Due when the window is at least half full, the wait share is above
+        ``starved_share`` and no warning was given for ``warn_every_s``.
+
+        Args:
+            samples_in_per_s: stereo samples/s the trainer receives now.
+            samples_per_step: stereo samples one step takes.
+        """
+        share = self.wait_share()
+        now = self.clock()
+        if (len(self.times) < self.window // 2 or share <= self.starved_share
+                or (self.last_warning is not None
+                    and now - self.last_warning < self.warn_every_s)):
+            return None
+        self.last_warning = now
+        could_use = self.steps_per_s() / max(1.0 - share, 1e-3) * samples_per_step
+        return (f'simulators cannot keep up: the trainer waited {100 * share:.0f}% of the '
+                f'last {len(self.times)} steps for samples (in {samples_in_per_s:.1f} samples/s, '
+                f'it could use {could_use:.1f}/s); start more simulators (--sim-workers)')

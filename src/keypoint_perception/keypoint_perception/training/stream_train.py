@@ -41,7 +41,6 @@ the queue depth, and the trainer says when the simulators cannot keep up.
 """
 
 import argparse
-import math
 import os
 import time
 from typing import Dict, List, Mapping, Optional, Sequence
@@ -60,7 +59,7 @@ from .loop import (evaluate, make_batch_arrays, optimizer_step, plot_curves, res
 from .run_state import random_states, restore_random_states
 from .stream_dataset import normalize_namespace, StreamDataset
 from .stream_records import (load_validation, log_priors, plot_priors, save_validation,
-                             truncate_rows, write_sources)
+                             ThroughputMeter, truncate_rows, write_sources)
 from .stream_sources import feedback_counts, restoring_counts, SimulatorPool
 
 #: Wait share over the last steps above which the simulators "cannot keep up".
@@ -379,15 +378,12 @@ def train_stream(args) -> str:
                  else 'no feedback'))
         t_start = time.time() - (ckpt.get('elapsed_s', 0.0) if ckpt is not None else 0.0)
         losses: List[float] = []
-        step_times: List[float] = []
-        waits: List[float] = []
-        last_warning = -math.inf
+        meter = ThroughputMeter(starved_share=STARVED_SHARE, warn_every_s=WARN_EVERY_S)
         pbar = tqdm(total=args.steps, initial=step, desc='train (stream)', unit='step',
                     dynamic_ncols=True)
         while step < args.steps:
             waited = feed.waited_s
             samples = feed.take((args.batch + 1) // 2)
-            waits.append(feed.waited_s - waited)
             views = views_of_samples(samples, (config.input_width, config.input_height))
             images, targets = make_batch_arrays(
                 views, np.arange(args.batch), oc.symmetries, config, args.sigma,
@@ -395,23 +391,14 @@ def train_stream(args) -> str:
             _, loss = optimizer_step(model, opt, sched, images, targets, device, args.loss)
             step += 1
             losses.append(loss)
-            step_times.append(time.monotonic())
-            step_times, waits = step_times[-20:], waits[-20:]
-            steps_per_s = ((len(step_times) - 1) / max(step_times[-1] - step_times[0], 1e-6)
-                           if len(step_times) > 1 else 0.0)
+            meter.step(feed.waited_s - waited)
             pbar.update(1)
             pbar.set_postfix(loss=f'{np.mean(losses[-50:]):.4f}',
                              samples_in=f'{feed.rate():.1f}/s',
-                             steps=f'{steps_per_s:.2f}/s', queue=feed.queued())
-            if len(waits) >= 10 and step_times[-1] - step_times[0] > 0:
-                share = sum(waits[1:]) / (step_times[-1] - step_times[0])
-                if share > STARVED_SHARE and time.monotonic() - last_warning > WARN_EVERY_S:
-                    last_warning = time.monotonic()
-                    needed = steps_per_s / max(1.0 - share, 1e-3) * ((args.batch + 1) // 2)
-                    tqdm.write(f'simulators cannot keep up: the trainer waited {100 * share:.0f}% '
-                               f'of the last {len(waits)} steps for samples (in '
-                               f'{feed.rate():.1f} samples/s, it could use {needed:.1f}/s); '
-                               'start more simulators (--sim-workers)')
+                             steps=f'{meter.steps_per_s():.2f}/s', queue=feed.queued())
+            warning = meter.starved(feed.rate(), (args.batch + 1) // 2)
+            if warning:
+                tqdm.write(warning)
             if args.feedback_every and step % args.feedback_every == 0:
                 rounds += 1
                 send_feedback(dataset, feed, model, oc, val_views, val_bins, num_bins, args,
