@@ -213,3 +213,21 @@ def test_resume_restores_network_and_every_simulators_prior(tmp_path):
     ckpt = torch.load(run / 'last.pt', map_location='cpu', weights_only=False)
     assert ckpt['step'] == 6 and ckpt['stream']['feedback_rounds'] == 3
     assert ckpt['stream']['next_indices']['/kp_sim0'] >= next_index + 2
+
+
+def test_the_validation_set_can_be_read_from_validation_shards(tmp_path):
+    from keypoint_perception.core.dataset import iter_shard, read_meta
+    from keypoint_perception.training.stream_records import validation_from_shards
+    data = tmp_path / 'ds'  # ten shards of one sample: shard-000009 is the validation shard
+    subprocess.run([sys.executable, '-m', 'sim_datagen.cli', 'generate', '--config',
+                    'checkerboard', '--count', '10', '--shard-size', '1', '--seed', '5',
+                    '--out', str(data)], env=_env(183), check=True, capture_output=True)
+    views, bins, num_bins = validation_from_shards([str(data)], (64, 48), 8)
+    sample = next(iter_shard(str(data / 'shard-000009.tar')))
+    assert views.images.shape == (2, 48, 64, 3)  # its left and right view
+    assert bins == [{n: v['bin'] for n, v in sample['labels']['variables'].items()}]
+    assert num_bins['tilt_x'] == 6 and num_bins['roll'] == 8
+    assert num_bins == {n: v['bins']
+                        for n, v in read_meta(str(data))['sampler_state']['variables'].items()}
+    with pytest.raises(FileNotFoundError):
+        validation_from_shards([str(data)], (64, 48), 0)

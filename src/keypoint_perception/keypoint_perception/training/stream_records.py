@@ -15,7 +15,8 @@
 
 * ``stream_validation.npz``: the fixed validation set (views at the network
   input size and the scene-variable bins of each stereo sample),
-  :func:`save_validation` / :func:`load_validation`;
+  :func:`save_validation` / :func:`load_validation`, or read from the
+  validation shards of datasets, :func:`validation_from_shards`;
 * ``priors.csv`` and ``priors.png``: every source's Dirichlet parameters
   over training steps, :func:`log_priors` / :func:`plot_priors`;
 * ``sources.csv``: per-source sample counters, :func:`write_sources`;
@@ -35,7 +36,8 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence
 from matplotlib.figure import Figure
 import numpy as np
 
-from .data import ViewSet
+from ..core.dataset import iter_shard, list_shards, read_meta
+from .data import is_validation_shard, views_of_samples, ViewSet
 
 
 def save_validation(path: str, views: ViewSet, bins: Sequence[Mapping[str, int]],
@@ -52,6 +54,38 @@ def load_validation(path: str):
         views = ViewSet(f['images'], f['uv'], f['visibility'], f['scale'], f['diagonal'])
         meta = json.loads(str(f['bins']))
     return views, meta['bins'], meta['num_bins']
+
+
+def validation_from_shards(data_dirs: Sequence[str], input_size, max_samples: int):
+    """Fixed validation set from the held-out validation shards of sim_datagen datasets.
+
+    Args:
+        data_dirs: dataset folders (``shard-*.tar`` and ``meta.json``).
+        input_size: (width, height) of the network input.
+        max_samples: at most this many stereo samples, in shard order.
+
+    Returns:
+        (views, bins per sample ``{variable: bin}``, ``{variable: number of
+        bins}`` from the datasets' ``meta.json`` sampler states).
+
+    Raises:
+        FileNotFoundError: a folder without ``meta.json``, or no validation
+            shard (``is_validation_shard``) in any folder.
+    """
+    samples, bins, num_bins = [], [], {}
+    for folder in data_dirs:
+        state = read_meta(folder)['sampler_state']
+        num_bins.update({n: int(v['bins']) for n, v in state['variables'].items()})
+        for shard in filter(is_validation_shard, list_shards(folder)):
+            for sample in iter_shard(shard):
+                if len(samples) < max_samples:
+                    samples.append(sample)
+                    bins.append({n: int(v['bin'])
+                                 for n, v in sample['labels']['variables'].items()})
+    if not samples:
+        raise FileNotFoundError('no validation shards (shard-000009.tar, shard-000019.tar, '
+                                '...) to validate on')
+    return views_of_samples(samples, input_size), bins, num_bins
 
 
 def log_priors(path: str, step: int, states: Mapping[str, Mapping]) -> None:

@@ -26,8 +26,9 @@ and a node that comes back is used again.
 
 The first ``--val-samples`` samples (rendered from the sources' initial
 priors, before any feedback) are the fixed validation set, kept in
-``OUT/stream_validation.npz`` (``--val-set`` takes another run's
-instead).  Every ``--feedback-every`` steps the trainer
+``OUT/stream_validation.npz``; ``--val-set`` takes another run's instead,
+``--data`` the validation shards of datasets (the streams are then the only
+training data).  Every ``--feedback-every`` steps the trainer
 scores it (belief loss per stereo sample), counts the scene-variable bins of
 the worst ``--feedback-quantile`` per variable and sends the counts to the
 sources (all, or those of ``--feedback-to``), which add them to their
@@ -59,7 +60,8 @@ from .loop import (evaluate, make_batch_arrays, optimizer_step, plot_curves, res
 from .run_state import random_states, restore_random_states
 from .stream_dataset import normalize_namespace, StreamDataset
 from .stream_records import (load_validation, log_priors, plot_priors, save_validation,
-                             ThroughputMeter, truncate_rows, write_sources)
+                             ThroughputMeter, truncate_rows, validation_from_shards,
+                             write_sources)
 from .stream_sources import feedback_counts, restoring_counts, SimulatorPool
 
 #: Wait share over the last steps above which the simulators "cannot keep up".
@@ -354,6 +356,11 @@ def train_stream(args) -> str:
         elif args.val_set:
             with checked_input(f'--val-set {args.val_set}'):
                 val_views, val_bins, num_bins = load_validation(args.val_set)
+            save_validation(paths['val'], val_views, val_bins, num_bins)
+        elif args.data:
+            with checked_input('--data ' + ' '.join(args.data)):
+                val_views, val_bins, num_bins = validation_from_shards(
+                    args.data, (config.input_width, config.input_height), args.val_samples)
             save_validation(paths['val'], val_views, val_bins, num_bins)
         else:
             tqdm.write(f'rendering the fixed validation set: {args.val_samples} samples '

@@ -259,7 +259,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = ArgumentParser(prog='keypoints-train', description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--data', nargs='+', default=[],
-                   help='sim_datagen dataset folders (required without --stream)')
+                   help='sim_datagen dataset folders (required without --stream; with '
+                        '--stream: their validation shards are the validation set)')
     p.add_argument('--object', default='checkerboard', help='object class name or YAML')
     p.add_argument('--config', default='lite', choices=['lite', 'paper'])
     p.add_argument('--out', required=True, help='run folder (checkpoints, curves)')
