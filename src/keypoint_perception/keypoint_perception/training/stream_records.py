@@ -57,7 +57,7 @@ def load_validation(path: str):
 
 
 def validation_from_shards(data_dirs: Sequence[str], input_size, max_samples: int):
-    """Fixed validation set from the held-out validation shards of sim_datagen datasets.
+    """Read a fixed validation set from the validation shards of sim_datagen datasets.
 
     Args:
         data_dirs: dataset folders (``shard-*.tar`` and ``meta.json``).
