@@ -19,8 +19,9 @@ processes (96x72 renders, a few samples/s, the lite network, batch 2):
 * two nodes started here feed one trainer; both are trained on, feedback
   goes to one of them only, and only that node's Dirichlet parameters move;
 * of two simulators the trainer started, one is killed: training goes on,
-  the trainer starts it again and trains on it again; Ctrl-C stops the
-  trainer and every simulator it started;
+  the trainer starts it again and trains on it again; SIGTERM stops the
+  trainer and every simulator it started, and a simulator whose trainer
+  was killed (SIGKILL) stops too;
 * ``--resume`` starts the simulators from the checkpoint's parameters.
 """
 
@@ -169,12 +170,12 @@ def test_a_killed_simulator_does_not_stop_training_and_is_used_again(tmp_path):
         assert 'start_index:=0' not in ' '.join(open(f'/proc/{restarted}/cmdline').read()
                                                 .split('\0'))
     finally:
-        trainer.send_signal(signal.SIGINT)
+        trainer.send_signal(signal.SIGTERM)
         try:
             trainer.wait(30)
         except subprocess.TimeoutExpired:
             trainer.kill()
-    assert trainer.returncode == 130, open(log_path).read()[-3000:]
+    assert trainer.returncode == 143, open(log_path).read()[-3000:]
     for ns in ('kp_sim0', 'kp_sim1'):
         pid = int(open(sims / f'{ns}.pid').read())
         assert not _alive(pid), f'{ns} ({pid}) still running after the trainer stopped'
@@ -231,3 +232,27 @@ def test_the_validation_set_can_be_read_from_validation_shards(tmp_path):
                         for n, v in read_meta(str(data))['sampler_state']['variables'].items()}
     with pytest.raises(FileNotFoundError):
         validation_from_shards([str(data)], (64, 48), 0)
+
+
+def test_simulators_stop_when_their_trainer_is_killed(tmp_path):
+    code = ('import sys, time\n'
+            'from keypoint_perception.training.stream_sources import SimulatorPool\n'
+            'pool = SimulatorPool(1, sys.argv[1])\n'
+            'pool.command = ["sleep", "60"]  # stands in for sim_stream_node\n'
+            'pool.start_all()\n'
+            'print("started", flush=True)\n'
+            'time.sleep(60)\n')
+    trainer = subprocess.Popen([sys.executable, '-c', code, str(tmp_path)], env=_env(183),
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        assert trainer.stdout.readline().strip() == 'started'
+        pid = int(open(tmp_path / 'kp_sim0.pid').read())
+        assert _alive(pid)
+        trainer.kill()
+        trainer.wait(10)
+        deadline = time.time() + 10
+        while _alive(pid):
+            assert time.time() < deadline, f'simulator {pid} outlived its trainer'
+            time.sleep(0.1)
+    finally:
+        trainer.kill()

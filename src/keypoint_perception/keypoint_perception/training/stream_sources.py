@@ -98,6 +98,11 @@ class SimulatorPool:
                            'rate': float(rate)}
         self.env = dict(os.environ if env is None else env)
         self.command = sim_node_command()
+        #: util-linux ``setpriv --pdeathsig``: a simulator gets SIGTERM when the
+        #: trainer dies, even by SIGKILL, instead of rendering on as an orphan
+        #: (and publishing into the namespace of a resumed run's simulator).
+        setpriv = shutil.which('setpriv')
+        self.die_with_trainer = [setpriv, '--pdeathsig', 'TERM', '--'] if setpriv else []
         self.processes: Dict[str, subprocess.Popen] = {}
         self.restarts = {ns: 0 for ns in self.namespaces}
         os.makedirs(log_dir, exist_ok=True)
@@ -126,7 +131,7 @@ class SimulatorPool:
             args += ['-p', f'{key}:={value}']
         log = open(os.path.join(self.log_dir, f'{name}.log'), 'a')
         try:
-            process = subprocess.Popen(self.command + args, stdout=log,
+            process = subprocess.Popen(self.die_with_trainer + self.command + args, stdout=log,
                                        stderr=subprocess.STDOUT, env=self.env)
         finally:
             log.close()  # the child holds its own descriptor
