@@ -72,6 +72,8 @@ STARVED_SHARE = 0.5
 WARN_EVERY_S = 30.0
 #: Seconds the sample feed blocks before it checks its sources again.
 POLL_S = 1.0
+#: Seconds between two checks of the sources while samples arrive.
+CHECK_EVERY_S = 5.0
 
 
 def _fraction(text: str) -> float:
@@ -147,6 +149,7 @@ class SampleFeed:
         self.arrivals: List[float] = []  # monotonic times of the samples taken
         self.used = {ns: 0 for ns in dataset.namespaces}
         self.received: Dict[str, int] = {}
+        self.last_check = now
 
     def _sample(self) -> dict:
         while True:
@@ -158,7 +161,7 @@ class SampleFeed:
 
     def check_sources(self) -> None:
         """Report silent sources and start exited local simulators again."""
-        now = time.monotonic()
+        now = self.last_check = time.monotonic()
         for ns, counters in self.dataset.stats().items():
             if counters['received'] > self.received.get(ns, 0):
                 self.received[ns] = counters['received']
@@ -185,6 +188,8 @@ class SampleFeed:
         out = []
         t0 = time.monotonic()
         last = t0
+        if t0 - self.last_check > CHECK_EVERY_S:
+            self.check_sources()
         while len(out) < count:
             try:
                 sample = self._sample()
