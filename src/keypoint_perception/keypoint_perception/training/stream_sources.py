@@ -20,6 +20,8 @@
   nodes started elsewhere (``--stream-namespaces``).  A process that exits is
   started again where it was: with its last known Dirichlet parameters
   (``sampler_state_file``) and the next sample index (``start_index``).
+* :class:`SampleFeed`: the samples of all sources for the training loop,
+  with silent sources reported and exited simulators restarted.
 * :func:`feedback_counts`: the feedback of Heindl et al. 2020 (Sec. 3.3):
   the worst ``quantile`` of the fixed validation samples by loss, their
   scene-variable bins counted per variable -- the counts a simulator adds to
@@ -37,15 +39,20 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ament_index_python.packages import get_package_prefix, PackageNotFoundError
 import numpy as np
+from tqdm import tqdm
 
 from ..core.scene_sampler import BinnedVariable, SceneSampler
 from .feedback import hardest
+from .stream_dataset import StreamDataset
 
 #: Console script of the simulator's streaming node (package sim_datagen).
 SIM_NODE = 'sim_stream_node'
 
 #: Seeds of worker k of a run with seed s: ``s * SEED_STRIDE + k``.
 SEED_STRIDE = 1000
+
+#: Seconds between two checks of the sources while samples arrive.
+CHECK_EVERY_S = 5.0
 
 
 def sim_node_command() -> List[str]:
@@ -175,6 +182,114 @@ class SimulatorPool:
                 p.kill()
                 p.wait()
         self.processes.clear()
+
+
+class SampleFeed:
+    """Samples from every source, with liveness, restarts and throughput bookkeeping.
+
+    Args:
+        dataset: the started :class:`StreamDataset` of all sources.
+        pool: the local simulators (None: only external nodes).
+        source_timeout: seconds of silence after which a source is reported.
+        stream_timeout: seconds without any sample after which
+            :meth:`take` raises ``TimeoutError``.
+        next_indices: ``{namespace: next sample index}`` of a resumed run.
+    """
+
+    def __init__(self, dataset: StreamDataset, pool: Optional[SimulatorPool],
+                 source_timeout: float, stream_timeout: float,
+                 next_indices: Optional[Mapping[str, int]] = None):
+        self.dataset = dataset
+        self.pool = pool
+        self.source_timeout = source_timeout
+        self.stream_timeout = stream_timeout
+        self.iterator = iter(dataset)
+        now = time.monotonic()
+        self.last_seen = {ns: now for ns in dataset.namespaces}
+        self.silent = set()
+        self.next_indices = {ns: 0 for ns in dataset.namespaces}
+        self.next_indices.update(next_indices or {})
+        self.states: Dict[str, dict] = {}
+        self.waited_s = 0.0
+        self.arrivals: List[float] = []  # monotonic times of the samples taken
+        self.used = {ns: 0 for ns in dataset.namespaces}
+        self.received: Dict[str, int] = {}
+        self.last_check = now
+
+    def _sample(self) -> dict:
+        while True:
+            try:
+                return next(self.iterator)
+            except (TimeoutError, StopIteration):
+                self.iterator = iter(self.dataset)
+                raise TimeoutError
+
+    def check_sources(self) -> None:
+        """Report silent sources and start exited local simulators again."""
+        now = self.last_check = time.monotonic()
+        for ns, counters in self.dataset.stats().items():
+            if counters['received'] > self.received.get(ns, 0):
+                self.received[ns] = counters['received']
+                self.last_seen[ns] = now
+        for ns in self.dataset.namespaces:
+            state = self.dataset.sampler_state(ns)
+            if state is not None:
+                self.states[ns] = state
+            if now - self.last_seen[ns] > self.source_timeout and ns not in self.silent:
+                self.silent.add(ns)
+                tqdm.write(f'source {ns}: no sample for {now - self.last_seen[ns]:.0f} s; '
+                           'training goes on with the others')
+        if self.pool is not None:
+            for ns in self.pool.restart_dead(self.states, self.next_indices):
+                tqdm.write(f'source {ns}: simulator process exited; started again at sample '
+                           f'{self.next_indices.get(ns, 0)} (restart {self.pool.restarts[ns]})')
+
+    def take(self, count: int) -> List[dict]:
+        """Next ``count`` samples, round-robin over the sources with one waiting.
+
+        Raises:
+            TimeoutError: no sample from any source for ``stream_timeout`` s.
+        """
+        out = []
+        t0 = time.monotonic()
+        last = t0
+        if t0 - self.last_check > CHECK_EVERY_S:
+            self.check_sources()
+        while len(out) < count:
+            try:
+                sample = self._sample()
+            except TimeoutError:
+                self.check_sources()
+                if time.monotonic() - last > self.stream_timeout:
+                    raise TimeoutError(f'no sample from any source for {self.stream_timeout:g} '
+                                       f's; sources: {self.dataset.stats()}')
+                continue
+            last = time.monotonic()
+            ns = sample['namespace']
+            if ns in self.silent:
+                self.silent.discard(ns)
+                tqdm.write(f'source {ns}: samples again')
+            self.last_seen[ns] = last
+            self.next_indices[ns] = max(self.next_indices.get(ns, 0),
+                                        int(sample['labels']['index']) + 1)
+            self.used[ns] += 1
+            self.arrivals.append(last)
+            out.append(sample)
+        self.waited_s += time.monotonic() - t0
+        self.arrivals = self.arrivals[-2000:]
+        return out
+
+    def rate(self, window_s: float = 20.0) -> float:
+        """Return the samples per second taken over the last ``window_s`` seconds."""
+        now = time.monotonic()
+        recent = [t for t in self.arrivals if now - t <= window_s]
+        if len(recent) < 2:
+            return 0.0
+        return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-6)
+
+    def queued(self) -> int:
+        """Return the number of samples waiting in all sources' queues."""
+        return sum(s['queued'] for s in self.dataset.stats().values())
 
 
 def sampler_from_state(state: Mapping) -> SceneSampler:

@@ -46,7 +46,7 @@ import os
 import signal
 import threading
 import time
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Dict, List, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -64,7 +64,7 @@ from .stream_dataset import normalize_namespace, StreamDataset
 from .stream_records import (load_validation, log_priors, plot_priors, save_validation,
                              ThroughputMeter, truncate_rows, validation_from_shards,
                              write_sources)
-from .stream_sources import feedback_counts, restoring_counts, SimulatorPool
+from .stream_sources import feedback_counts, restoring_counts, SampleFeed, SimulatorPool
 
 #: Wait share over the last steps above which the simulators "cannot keep up".
 STARVED_SHARE = 0.5
@@ -72,8 +72,6 @@ STARVED_SHARE = 0.5
 WARN_EVERY_S = 30.0
 #: Seconds the sample feed blocks before it checks its sources again.
 POLL_S = 1.0
-#: Seconds between two checks of the sources while samples arrive.
-CHECK_EVERY_S = 5.0
 
 
 def _fraction(text: str) -> float:
@@ -117,114 +115,6 @@ def add_stream_arguments(p: argparse.ArgumentParser) -> None:
                    help='seconds without any sample after which training stops with an error')
     g.add_argument('--queue-size', type=positive_int, default=16,
                    help='samples buffered per source (oldest dropped)')
-
-
-class SampleFeed:
-    """Samples from every source, with liveness, restarts and throughput bookkeeping.
-
-    Args:
-        dataset: the started :class:`StreamDataset` of all sources.
-        pool: the local simulators (None: only external nodes).
-        source_timeout: seconds of silence after which a source is reported.
-        stream_timeout: seconds without any sample after which
-            :meth:`take` raises ``TimeoutError``.
-        next_indices: ``{namespace: next sample index}`` of a resumed run.
-    """
-
-    def __init__(self, dataset: StreamDataset, pool: Optional[SimulatorPool],
-                 source_timeout: float, stream_timeout: float,
-                 next_indices: Optional[Mapping[str, int]] = None):
-        self.dataset = dataset
-        self.pool = pool
-        self.source_timeout = source_timeout
-        self.stream_timeout = stream_timeout
-        self.iterator = iter(dataset)
-        now = time.monotonic()
-        self.last_seen = {ns: now for ns in dataset.namespaces}
-        self.silent = set()
-        self.next_indices = {ns: 0 for ns in dataset.namespaces}
-        self.next_indices.update(next_indices or {})
-        self.states: Dict[str, dict] = {}
-        self.waited_s = 0.0
-        self.arrivals: List[float] = []  # monotonic times of the samples taken
-        self.used = {ns: 0 for ns in dataset.namespaces}
-        self.received: Dict[str, int] = {}
-        self.last_check = now
-
-    def _sample(self) -> dict:
-        while True:
-            try:
-                return next(self.iterator)
-            except (TimeoutError, StopIteration):
-                self.iterator = iter(self.dataset)
-                raise TimeoutError
-
-    def check_sources(self) -> None:
-        """Report silent sources and start exited local simulators again."""
-        now = self.last_check = time.monotonic()
-        for ns, counters in self.dataset.stats().items():
-            if counters['received'] > self.received.get(ns, 0):
-                self.received[ns] = counters['received']
-                self.last_seen[ns] = now
-        for ns in self.dataset.namespaces:
-            state = self.dataset.sampler_state(ns)
-            if state is not None:
-                self.states[ns] = state
-            if now - self.last_seen[ns] > self.source_timeout and ns not in self.silent:
-                self.silent.add(ns)
-                tqdm.write(f'source {ns}: no sample for {now - self.last_seen[ns]:.0f} s; '
-                           'training goes on with the others')
-        if self.pool is not None:
-            for ns in self.pool.restart_dead(self.states, self.next_indices):
-                tqdm.write(f'source {ns}: simulator process exited; started again at sample '
-                           f'{self.next_indices.get(ns, 0)} (restart {self.pool.restarts[ns]})')
-
-    def take(self, count: int) -> List[dict]:
-        """Next ``count`` samples, round-robin over the sources with one waiting.
-
-        Raises:
-            TimeoutError: no sample from any source for ``stream_timeout`` s.
-        """
-        out = []
-        t0 = time.monotonic()
-        last = t0
-        if t0 - self.last_check > CHECK_EVERY_S:
-            self.check_sources()
-        while len(out) < count:
-            try:
-                sample = self._sample()
-            except TimeoutError:
-                self.check_sources()
-                if time.monotonic() - last > self.stream_timeout:
-                    raise TimeoutError(f'no sample from any source for {self.stream_timeout:g} '
-                                       f's; sources: {self.dataset.stats()}')
-                continue
-            last = time.monotonic()
-            ns = sample['namespace']
-            if ns in self.silent:
-                self.silent.discard(ns)
-                tqdm.write(f'source {ns}: samples again')
-            self.last_seen[ns] = last
-            self.next_indices[ns] = max(self.next_indices.get(ns, 0),
-                                        int(sample['labels']['index']) + 1)
-            self.used[ns] += 1
-            self.arrivals.append(last)
-            out.append(sample)
-        self.waited_s += time.monotonic() - t0
-        self.arrivals = self.arrivals[-2000:]
-        return out
-
-    def rate(self, window_s: float = 20.0) -> float:
-        """Return the samples per second taken over the last ``window_s`` seconds."""
-        now = time.monotonic()
-        recent = [t for t in self.arrivals if now - t <= window_s]
-        if len(recent) < 2:
-            return 0.0
-        return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-6)
-
-    def queued(self) -> int:
-        """Return the number of samples waiting in all sources' queues."""
-        return sum(s['queued'] for s in self.dataset.stats().values())
 
 
 def stereo_losses(model: BeliefMapNet, views: ViewSet, symmetries, sigma: float, loss_kind: str,
