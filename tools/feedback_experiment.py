@@ -24,7 +24,9 @@ same seed (network initialization, augmentation, simulator seeds
 uniform prior by the first run and passed to all others with ``--val-set``);
 one run keeps the uniform priors, the other sends feedback every
 ``--feedback-every`` steps (the worst ``--feedback-quantile`` of the
-validation set, see keypoint_perception.training.stream_train).
+validation set by loss, or by the loss of perturbed copies with
+``--feedback-score perturbed``; see keypoint_perception.training.stream_train).
+Different selections are compared by rerunning with another ``--out``.
 
 Reported (``OUT/summary.json``, ``OUT/feedback_experiment.png`` and, with
 ``--write-doc``, the section between the ``feedback_experiment`` markers of
@@ -176,6 +178,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--eval-every', type=int, default=100)
     p.add_argument('--feedback-every', type=int, default=100)
     p.add_argument('--feedback-quantile', type=float, default=0.25)
+    p.add_argument('--feedback-score', choices=['loss', 'perturbed'], default='loss',
+                   help="selection of the worst samples (keypoints-train's --feedback-score)")
     p.add_argument('--val-samples', type=int, default=200)
     p.add_argument('--sim-workers', type=int, default=2)
     p.add_argument('--sim-config', default='checkerboard', help='panda, kuka_iiwa, ...')
@@ -214,7 +218,8 @@ def run_arm(args, k: int, arm: str, val_set: str) -> str:
         command += ['--val-set', val_set]
     if arm == 'feedback':
         command += ['--feedback-every', str(args.feedback_every),
-                    '--feedback-quantile', str(args.feedback_quantile)]
+                    '--feedback-quantile', str(args.feedback_quantile),
+                    '--feedback-score', args.feedback_score]
     print('$', ' '.join(shlex.quote(c) for c in command), flush=True)
     subprocess.run(command, check=True)
     return out

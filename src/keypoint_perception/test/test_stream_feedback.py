@@ -125,3 +125,35 @@ def test_the_trainer_says_when_the_simulators_cannot_keep_up():
     assert meter.starved(4.0, 8) is None  # not again within warn_every_s
     now[0] += 25.0
     assert meter.starved(4.0, 8) is not None
+
+
+def test_losses_on_perturbed_inputs_are_seeded_and_differ_from_the_plain_ones():
+    import torch
+    from keypoint_perception.core.model import BeliefMapNet, make_config
+    from keypoint_perception.core.objects import load_object_class
+    from keypoint_perception.training.data import ViewSet
+    from keypoint_perception.training.stream_train import stereo_losses
+    torch.manual_seed(0)
+    oc = load_object_class('checkerboard')
+    config = make_config('lite', oc.num_keypoints)
+    model = BeliefMapNet(config)
+    rng = np.random.default_rng(1)
+    n, j = 4, oc.num_keypoints  # two stereo samples
+    views = ViewSet(rng.integers(0, 256, (n, config.input_height, config.input_width, 3),
+                                 dtype=np.uint8),
+                    rng.uniform(40, 150, (n, j, 2)).astype(np.float32),
+                    np.full((n, j), 2, np.uint8), np.ones((n, 2), np.float32),
+                    np.full(n, 320.0, np.float32))
+    before = views.images.copy()
+    plain = stereo_losses(model, views, oc.symmetries, 1.5, 'bce')
+    assert plain.shape == (2,) and np.all(np.isfinite(plain))
+    np.testing.assert_array_equal(plain, stereo_losses(model, views, oc.symmetries, 1.5, 'bce'))
+    first = stereo_losses(model, views, oc.symmetries, 1.5, 'bce', perturb_seed=(0, 1))
+    again = stereo_losses(model, views, oc.symmetries, 1.5, 'bce', perturb_seed=(0, 1))
+    other = stereo_losses(model, views, oc.symmetries, 1.5, 'bce', perturb_seed=(0, 2))
+    np.testing.assert_array_equal(first, again)
+    # (an untrained network: the losses differ in the 6th digit only)
+    assert not np.allclose(first, plain, rtol=0, atol=1e-9)
+    assert not np.allclose(first, other, rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(views.images, before)  # the validation set is not changed
+    assert model.training

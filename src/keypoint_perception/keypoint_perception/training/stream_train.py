@@ -107,6 +107,9 @@ def add_stream_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument('--feedback-quantile', type=_fraction, default=0.25,
                    help='share of the validation samples, highest loss first, whose bins '
                         'are sent')
+    g.add_argument('--feedback-score', choices=['loss', 'perturbed'], default='loss',
+                   help='rank the validation samples by their belief loss, or by the loss '
+                        'of a perturbed copy (training augmentation, new each round)')
     g.add_argument('--feedback-to', nargs='+', default=None, metavar='NS',
                    help='sources that get feedback (default: all)')
     g.add_argument('--source-timeout', type=positive_float, default=20.0,
@@ -118,13 +121,20 @@ def add_stream_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def stereo_losses(model: BeliefMapNet, views: ViewSet, symmetries, sigma: float, loss_kind: str,
-                  batch_size: int = 16) -> np.ndarray:
+                  batch_size: int = 16, perturb_seed=None,
+                  distractor_prob: float = 0.0) -> np.ndarray:
     """Belief loss of every stereo sample of a validation set (mean of its two views).
 
     Args:
         views: 2N views, left and right of sample i at 2i and 2i + 1
             (:func:`~.data.views_of_samples`), unaugmented.
         sigma: target sigma in belief cells; ``loss_kind``: ``'bce'``/``'mse'``.
+        perturb_seed: None scores the views as they are; a seed scores them
+            perturbed by the training augmentation (:func:`~.data.augment_view`,
+            keypoints moved with the image, clutter with ``distractor_prob``)
+            drawn from that seed -- the "loss on perturbed inputs" selection
+            Heindl et al. 2020 mention, which also finds samples the network
+            only gets right in their exact rendering.
 
     Returns:
         (N,) float64 losses.  The model's train/eval mode is restored.
@@ -136,8 +146,10 @@ def stereo_losses(model: BeliefMapNet, views: ViewSet, symmetries, sigma: float,
     with torch.no_grad():
         for s in range(0, len(views), batch_size):
             idx = np.arange(s, min(s + batch_size, len(views)))
+            seed = 0 if perturb_seed is None else (*np.atleast_1d(perturb_seed).tolist(), s)
             images, targets = make_batch_arrays(views, idx, symmetries, model.config, sigma,
-                                                0, augment=False)
+                                                seed, augment=perturb_seed is not None,
+                                                distractor_prob=distractor_prob)
             images = normalize_images(torch.from_numpy(images).to(device))
             per_view = symmetric_belief_loss(model(images), torch.from_numpy(targets).to(device),
                                              kind=loss_kind, reduction='none')
@@ -370,7 +382,10 @@ def send_feedback(dataset: StreamDataset, feed: SampleFeed, model: BeliefMapNet,
     Returns:
         the counts sent, ``{variable: (K,) float64}``.
     """
-    losses = stereo_losses(model, val_views, oc.symmetries, args.sigma, args.loss)
+    losses = stereo_losses(model, val_views, oc.symmetries, args.sigma, args.loss,
+                           perturb_seed=((args.seed, round_index)
+                                         if args.feedback_score == 'perturbed' else None),
+                           distractor_prob=args.distractors)
     worst, counts = feedback_counts(val_bins, losses, num_bins, args.feedback_quantile)
     sent = []
     for ns in feedback_to:
