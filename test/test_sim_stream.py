@@ -132,7 +132,10 @@ def test_two_sources_interleaved_fairly(stream):
         mine = [s for s in batch if s['namespace'] == ns]
         dt = (mine[-1]['stamp'] - mine[0]['stamp']) / (mine[-1]['labels']['index']
                                                        - mine[0]['labels']['index'])
-        assert 0.18 < dt < 3.0, dt  # upper bound loose: a loaded CI machine renders slowly
+        # 0.2 s at 5 Hz; stamps are taken after rendering, so on a loaded machine one
+        # late render shortens the next interval (0.157 s seen): the lower bound only
+        # tells a paced stream from an unpaced one (small renders take ~0.05 s)
+        assert 0.12 < dt < 3.0, dt
     for ns in SEEDS:  # bounded queues: the oldest samples were dropped meanwhile
         st = ds.stats()[ns]
         assert st['queued'] <= 4 and st['errors'] == 0, st
