@@ -88,7 +88,7 @@ class PairJob:
         stamp: the left image's stamp, ns.
         header: stamp and left optical frame of the outputs.
         right_frame: the right optical frame.
-        left, right: (H, W, 3) uint8 RGB images.
+        left, right: the image messages (converted by the first worker).
         left_camera, right_camera: their calibrations.
         config, pipeline: the parameters and pipeline of the pair (one
             config for the whole pair, even when parameters change meanwhile).
@@ -97,8 +97,8 @@ class PairJob:
     stamp: int
     header: Header
     right_frame: str
-    left: np.ndarray
-    right: np.ndarray
+    left: Image
+    right: Image
     left_camera: CameraModel
     right_camera: CameraModel
     config: object
@@ -297,7 +297,7 @@ class StereoKeypointNode(Node):
 
     def _prepare(self, left_msg: Image, left_info: CameraInfo, right_msg: Image,
                  right_info: CameraInfo) -> PairJob:
-        """Check one pair and convert it for the pipeline.
+        """Check one pair's stamp, frames and calibration (the images: :meth:`_observe`).
 
         The pair's stamp is recorded as admitted: no later pair with an
         older stamp is admitted, so the in-order workers never publish back
@@ -305,8 +305,7 @@ class StereoKeypointNode(Node):
 
         Raises:
             DroppedPair: a stamp older than the last admitted one, no frame
-                id, unusable calibration, images that do not convert or whose
-                sizes disagree with their camera_info or with each other.
+                id, unusable calibration.
         """
         config, pipeline = self.config, self.pipeline  # one config for the whole pair
         stamp = stamp_ns(left_msg.header.stamp)
@@ -329,9 +328,28 @@ class StereoKeypointNode(Node):
                                   'an empty header.frame_id: no frame to publish in')
         left_cam = self._camera(left_info, 'left')
         right_cam = self._camera(right_info, 'right')
-        left = self._image(left_msg, 'left')
-        right = self._image(right_msg, 'right')
-        for side, img, cam in (('left', left, left_cam), ('right', right, right_cam)):
+        self.stamp_order.published(stamp)  # admitted: nothing older may follow it
+        return PairJob(stamp, Header(stamp=left_msg.header.stamp, frame_id=left_frame),
+                       right_frame, left_msg, right_msg, left_cam, right_cam, config, pipeline)
+
+    def _observe(self, job: PairJob):
+        """First worker: convert the images, then the network on both views.
+
+        The conversion is done here, not in the synchronizer's callback, so
+        that a pair dropped because the node is behind costs no conversion.
+
+        Returns:
+            (left, right, observed): (H, W, 3) uint8 RGB images and the first
+            look's observe stage.
+
+        Raises:
+            DroppedPair: images that do not convert or whose sizes disagree
+                with their camera_info or with each other.
+        """
+        left = self._image(job.left, 'left')
+        right = self._image(job.right, 'right')
+        for side, img, cam in (('left', left, job.left_camera),
+                               ('right', right, job.right_camera)):
             if (img.shape[1], img.shape[0]) != (cam.width, cam.height):
                 raise DroppedPair('image_size', f'{side} image is {img.shape[1]}x{img.shape[0]} '
                                   f'but its camera_info says {cam.width}x{cam.height}')
@@ -339,20 +357,14 @@ class StereoKeypointNode(Node):
             raise DroppedPair('stereo_size', f'stereo pair of different sizes: left '
                               f'{left.shape[1]}x{left.shape[0]}, right '
                               f'{right.shape[1]}x{right.shape[0]}')
-        self.stamp_order.published(stamp)  # admitted: nothing older may follow it
-        return PairJob(stamp, Header(stamp=left_msg.header.stamp, frame_id=left_frame),
-                       right_frame, left, right, left_cam, right_cam, config, pipeline)
+        return left, right, job.pipeline.observe(left, right)
 
-    @staticmethod
-    def _observe(job: PairJob):
-        """First worker: the network on both views (the first look's observe stage)."""
-        return job.pipeline.observe(job.left, job.right)
-
-    def _finish(self, job: PairJob, observed) -> None:
+    def _finish(self, job: PairJob, converted) -> None:
         """Second worker: the rest of the pipeline, then publish (in input order)."""
-        result = job.pipeline.process(job.left, job.right, job.left_camera, job.right_camera,
+        left, right, observed = converted
+        result = job.pipeline.process(left, right, job.left_camera, job.right_camera,
                                       observed=observed)
-        self._publish(job.config, job.header, job.right_frame, job.left, job.right, result)
+        self._publish(job.config, job.header, job.right_frame, left, right, result)
 
     def _on_stage_error(self, job, error: BaseException) -> None:
         """Drop a pair whose processing failed (any exception), with a throttled warning."""
