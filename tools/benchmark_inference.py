@@ -12,153 +12,354 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Network and pipeline latency without ROS, on CPU and (when present) CUDA.
+"""Inference speed per backend: network, threads, stages, and end to end through ROS 2.
 
-Runs the core pipeline (:class:`StereoKeypointPipeline`, no rclpy) on the 13
-real OpenCV stereo pairs and times, per device:
+One run measures, side by side, each with the machine quiet and with a busy
+neighbour (a separate process that keeps one core busy, as another node on
+a robot computer would):
 
-* the shipped ``lite`` model: network on one stereo pair (batch 2, resize,
-  forward, copy back) and the whole pipeline per pair;
-* the ``paper`` configuration (random weights: speed only) on the same batch;
-* batched network throughput (views per second at batch 32) for both.
+1. ``network``: the shipped model on one stereo pair with its test-time
+   augmentation (rot180: a batch of 4 views), per backend and thread
+   setting (PyTorch 1 and 2 threads; ONNX Runtime 1 and 2 threads, with and
+   without spinning): mean and p95 milliseconds;
+2. ``stages``: per-stage latency of the core pipeline
+   (:class:`StereoKeypointPipeline`, node defaults) on the 13 real pairs, per
+   backend with the thread policy's defaults;
+3. ``ros``: end to end through ROS 2: ``stereo_keypoint_node`` in its own
+   process (node defaults, ``backend`` set) fed the real pairs at 30 Hz for
+   ``--seconds`` over DDS; keypoints_3d messages per second, publish-to-result
+   latency (mean, p50, p95) and the pairs the node dropped;
+4. ``gpu`` (only where CUDA is available): stereo pairs per second and
+   p50/p95 latency at batch sizes 1 to 32 for each backend.
 
 Usage (from the repository root)::
 
-    PYTHONPATH=src/keypoint_perception python tools/benchmark_inference.py \\
-        [--devices cpu cuda] [--write-doc]
+    source tools/env.sh && python tools/benchmark_inference.py [--write-doc]
 
 ``--write-doc`` replaces the ``inference`` section of docs/benchmarks.md.
+DDS stays on this machine (``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST``) in
+domain ``--domain-id`` (default: ``$ROS_DOMAIN_ID`` or 77).
 """
 
 import argparse
+import contextlib
 import datetime
 import os
+import subprocess
 import sys
+import tempfile
 import time
 
-import cv2
+from benchmark_common import cpu_model, load_real_pairs, replace_section, ROOT
+from keypoint_perception.core import backends
+from keypoint_perception.core.config import PipelineConfig
+from keypoint_perception.core.detector import KeypointDetector
+from keypoint_perception.core.pipeline import StereoKeypointPipeline
+from keypoint_perception.demo import fastdds_profile
 import numpy as np
+import onnxruntime
+from soak import load_sets
+from stereo_harness import NodeHarness, stamp_to_ns
+import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchmark_common import cpu_model, load_real_pairs, replace_section  # noqa: E402
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOC = os.path.join(ROOT, 'docs', 'benchmarks.md')
 BEGIN, END = '<!-- BEGIN inference -->', '<!-- END inference -->'
+MODEL = 'checkerboard_lite'
+#: The thread settings compared by the network benchmark: (backend, threads, spinning).
+NETWORK_SETTINGS = (('torch', 1, None), ('torch', 2, None), ('onnxruntime', 1, False),
+                    ('onnxruntime', 2, True), ('onnxruntime', 2, False))
+STAGES = ('preprocess', 'network', 'decode', 'triangulate_fit', 'roi_pass')
 
 
-def _sync(device):
-    import torch
-    if device.startswith('cuda'):
-        torch.cuda.synchronize()
+@contextlib.contextmanager
+def busy_neighbour(active: bool):
+    """Keep one core busy with a separate process while the block runs (if ``active``)."""
+    spinner = (subprocess.Popen([sys.executable, '-c', 'while True: pass'])
+               if active else None)
+    try:
+        time.sleep(0.5 if active else 0.0)
+        yield
+    finally:
+        if spinner is not None:
+            spinner.kill()
+            spinner.wait()
 
 
-def _timed(fn, device, repeats, warmup=2):
-    """Milliseconds of ``fn()`` over ``repeats`` calls after ``warmup`` calls."""
+def load_average() -> str:
+    """Return the 1-minute load average, as text."""
+    return f'{os.getloadavg()[0]:.1f}'
+
+
+def _timed(function, repeats: int, warmup: int = 3) -> np.ndarray:
+    """Milliseconds of ``function()`` over ``repeats`` calls after ``warmup`` calls."""
     for _ in range(warmup):
-        fn()
-    _sync(device)
-    out = []
+        function()
+    times = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        out.append((time.perf_counter() - t0) * 1e3)
-    return np.asarray(out)
+        start = time.perf_counter()
+        function()
+        times.append((time.perf_counter() - start) * 1e3)
+    return np.asarray(times)
 
 
-def bench_device(device: str, pairs, cams, repeats: int) -> dict:
-    """Latency figures for one torch device."""
-    import torch
-    from keypoint_perception.core.config import PipelineConfig
-    from keypoint_perception.core.detector import KeypointDetector
-    from keypoint_perception.core.pipeline import StereoKeypointPipeline
-    from keypoint_perception.core.model import BeliefMapNet, make_config, normalize_images
+def _network_runner(setting, pair):
+    """A function running the network on one stereo pair in one backend and thread setting.
 
-    det = KeypointDetector('checkerboard_lite', device=device)
-    pipe = StereoKeypointPipeline(det, PipelineConfig(input_rectified=False))
-    res = {}
-    res['lite_net_pair'] = _timed(lambda: det.infer(pairs[0]), device, repeats)
-    full = []
-    for _ in range(max(1, repeats // len(pairs))):
+    As the pipeline's observe stage runs it (:meth:`KeypointDetector.forward`:
+    the rot180 copies, one batch of 4 views, the maps merged back).
+    """
+    backend, threads, spinning = setting
+    detector = KeypointDetector(MODEL, backend=backend, num_threads=threads)
+    if backend == 'onnxruntime':
+        detector.backend = backends.OnnxRuntimeBackend(
+            detector.onnx_path, detector.config, num_threads=threads, spinning=spinning)
+    batch = detector.preprocess(pair)
+    return lambda: detector.forward(batch)
+
+
+def network_latency(pairs, repeats: int) -> list:
+    """Rows (setting, quiet ms, busy ms) of the network on one stereo pair (rot180: 4 views)."""
+    rows, default_threads = [], torch.get_num_threads()
+    for setting in NETWORK_SETTINGS:
+        run = _network_runner(setting, pairs[0])
+        measured = {}
+        for busy in (False, True):
+            with busy_neighbour(busy):
+                measured[busy] = _timed(run, repeats)
+        rows.append((setting, measured[False], measured[True]))
+        print(f'network {setting}: quiet {measured[False].mean():.1f} ms, busy '
+              f'{measured[True].mean():.1f} ms', flush=True)
+    torch.set_num_threads(default_threads)  # the torch backend's default again
+    return rows
+
+
+def stage_latency(pairs, cameras, backend: str, repeats: int) -> dict:
+    """Per-stage milliseconds (lists) of the pipeline with node defaults on the real pairs."""
+    detector = KeypointDetector(MODEL, backend=backend)
+    pipeline = StereoKeypointPipeline(detector, PipelineConfig(input_rectified=False))
+    pipeline.process(*pairs[0], *cameras)  # warm-up
+    times = {name: [] for name in STAGES + ('total',)}
+    for _ in range(repeats):
         for left, right in pairs:
-            t0 = time.perf_counter()
-            pipe.process(left, right, *cams)
-            full.append((time.perf_counter() - t0) * 1e3)
-    res['lite_pipeline_pair'] = np.asarray(full)
-    big = det.preprocess([pairs[i % len(pairs)][i % 2] for i in range(32)])
-    with torch.no_grad():
-        t = _timed(lambda: det.model(big)[-1].float().cpu(), device, max(3, repeats // 4))
-    res['lite_views_per_s'] = 32e3 / np.median(t)
-    paper = BeliefMapNet(make_config('paper', det.config.num_keypoints)).to(device).eval()
-    cfgp = paper.config
-    size = (cfgp.input_width, cfgp.input_height)
-    x2 = torch.from_numpy(np.stack([cv2.resize(im, size) for im in pairs[0]])).to(device)
-    on_gpu = device.startswith('cuda')
-    with torch.no_grad():  # on CPU the paper network takes seconds: one timed pair only
-        res['paper_net_pair'] = _timed(lambda: paper(normalize_images(x2))[-1].float().cpu(),
-                                       device, max(3, repeats // 2) if on_gpu else 1,
-                                       2 if on_gpu else 1)
-        xb = x2[[i % 2 for i in range(32)]]
-        if on_gpu:
-            t = _timed(lambda: paper(normalize_images(xb))[-1].float().cpu(), device, 3)
-    res['paper_views_per_s'] = 32e3 / np.median(t) if on_gpu else float('nan')
-    res['paper_input'] = f'{cfgp.input_width}x{cfgp.input_height}'
-    res['lite_input'] = f'{det.config.input_width}x{det.config.input_height}'
-    if device.startswith('cuda'):
-        res['name'] = torch.cuda.get_device_name(0)
-    else:
-        res['name'] = f'CPU, {torch.get_num_threads()} torch threads'
-    return res
+            start = time.perf_counter()
+            result = pipeline.process(left, right, *cameras)
+            times['total'].append((time.perf_counter() - start) * 1e3)
+            for name in STAGES:
+                times[name].append(result.timings_ms.get(name, 0.0))
+    return {name: np.asarray(values) for name, values in times.items()}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far, seconds (/proc/<pid>/stat)."""
+    with open(f'/proc/{pid}/stat') as f:
+        fields = f.read().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+
+
+def end_to_end(backend: str, seconds: float, rate: float, domain_id: int, log_dir: str,
+               **params) -> dict:
+    """Feed the node the real pairs at ``rate`` Hz for ``seconds``; measure what comes out.
+
+    ``params``: node parameters other than the defaults.
+    """
+    sets, _ = load_sets()
+    params = dict({'backend': backend, 'num_threads': '0', 'test_time_augmentation': 'auto',
+                   'input_rectified': 'false', 'reliable_qos': 'false'}, **params)
+    log_path = os.path.join(log_dir, f'node_{backend}.log')
+    with NodeHarness(domain_id, log_path, params) as harness:
+        # warm-up: the first pairs pay one-off costs, and best-effort inputs may lose a
+        # pair while the connections settle: send until three results came back
+        deadline, k = time.monotonic() + 120.0, 0
+        while len(harness.published_order) < 3 and time.monotonic() < deadline:
+            messages = sets[k % len(sets)]
+            stamp = harness.node.get_clock().now().to_msg()
+            for message in messages.values():
+                message.header.stamp = stamp
+            harness.send(messages)
+            harness.wait_published(stamp_to_ns(stamp), 2.0)
+            k += 1
+        sent = {}
+        harness.published_order.clear()
+        cpu_start = cpu_seconds(harness.proc.pid)
+        start = time.monotonic()
+        k = 0
+        while time.monotonic() < start + seconds and harness.alive():
+            due = start + k / rate
+            while time.monotonic() < due:
+                harness.spin(min(0.005, max(0.0, due - time.monotonic())))
+            messages = sets[k % len(sets)]
+            stamp = harness.node.get_clock().now().to_msg()
+            for message in messages.values():
+                message.header.stamp = stamp
+            sent[stamp_to_ns(stamp)] = time.monotonic()
+            harness.send(messages)
+            k += 1
+        elapsed = time.monotonic() - start
+        cpu = cpu_seconds(harness.proc.pid) - cpu_start
+        harness.spin(2.0)
+        received = [s for s in harness.published_order if s in sent]
+        latencies = np.asarray([harness.received_at[s] - sent[s] for s in received]) * 1e3
+        in_time = [s for s in received if harness.received_at[s] <= start + elapsed]
+    return {'sent': len(sent), 'processed': len(received),
+            'pairs_per_s': len(in_time) / elapsed,
+            'node_cpu_ms': 1e3 * cpu / max(1, len(in_time)),
+            'latency_mean': float(latencies.mean()) if len(latencies) else float('nan'),
+            'latency_p50': float(np.percentile(latencies, 50)) if len(latencies) else np.nan,
+            'latency_p95': float(np.percentile(latencies, 95)) if len(latencies) else np.nan}
+
+
+def gpu_batches(pairs, device: str, repeats: int) -> list:
+    """Rows (backend, batch, pairs/s, p50 ms, p95 ms) at batch sizes 1..32 on a GPU."""
+    rows = []
+    for backend in ('torch', 'onnxruntime'):
+        try:
+            detector = KeypointDetector(MODEL, device=device, backend=backend)
+        except (RuntimeError, ValueError) as e:  # e.g. onnxruntime without CUDA provider
+            print(f'gpu {backend}: skipped ({e})', flush=True)
+            continue
+        for batch_pairs in (1, 2, 4, 8, 16, 32):
+            images = [pairs[i % len(pairs)][side] for i in range(batch_pairs) for side in (0, 1)]
+
+            def run():
+                detector.forward(detector.preprocess(images))
+                if device.startswith('cuda'):
+                    torch.cuda.synchronize()
+            times = _timed(run, repeats)
+            rows.append((detector.backend.describe(), batch_pairs,
+                         batch_pairs * 1e3 / times.mean(), np.percentile(times, 50),
+                         np.percentile(times, 95)))
+            print(f'gpu {rows[-1]}', flush=True)
+    return rows
+
+
+def _ms(values: np.ndarray) -> str:
+    return f'{values.mean():.1f} / {np.percentile(values, 95):.1f}'
+
+
+def _setting_name(setting) -> str:
+    backend, threads, spinning = setting
+    if backend == 'torch':
+        return f'PyTorch, {threads} thread{"s" if threads > 1 else ""}'
+    return (f'ONNX Runtime, {threads} thread{"s" if threads > 1 else ""}, spinning '
+            f'{"on" if spinning else "off"}')
+
+
+def section(args, network, stages, ros, gpu, loads) -> str:
+    """Markdown of the ``inference`` section."""
+    lines = [
+        BEGIN, '### Inference backends and threads (issue 19)', '',
+        f'`source tools/env.sh && python tools/benchmark_inference.py --write-doc` on '
+        f'{cpu_model()}, torch {torch.__version__}, onnxruntime {onnxruntime.__version__}; '
+        f'{datetime.date.today()}. Model `{MODEL}` with its test-time augmentation (`rot180`: '
+        'the network sees 4 views per stereo pair). "Busy" = a separate process keeps one of '
+        'the cores busy (`python -c "while True: pass"`) while the same measurement runs '
+        'again. Other jobs shared the machine: 1-minute load average '
+        f'{", ".join(loads)} during the parts below.', '',
+        f'**Network**, one stereo pair (4 views, 256x192), mean / p95 ms over {args.repeats} '
+        'runs:', '',
+        '| backend, threads | quiet | busy neighbour | busy / quiet |',
+        '|---|---|---|---|']
+    for setting, quiet, busy in network:
+        lines.append(f'| {_setting_name(setting)} | {_ms(quiet)} | {_ms(busy)} | '
+                     f'{busy.mean() / quiet.mean():.2f} |')
+    lines += [
+        '', 'The node\'s defaults (`num_threads: 0`): ONNX Runtime with one thread fewer than '
+        'the cores (here 1; the node post-processes on the other core, see the end-to-end '
+        'table) and spinning off; PyTorch keeps its own default (one thread per core).', '',
+        f'**Stages** of the core pipeline (no ROS; node defaults, `roi_refinement: always`), '
+        f'mean / p95 ms over {args.stage_repeats} x 13 real pairs:', '',
+        '| stage | ' + ' | '.join(f'{b}, {c}' for b in stages for c in ('quiet', 'busy'))
+        + ' |', '|---|' + '---|' * (2 * len(stages))]
+    for name in STAGES + ('total',):
+        lines.append(f'| {name} | ' + ' | '.join(
+            _ms(stages[b][busy][name]) for b in stages for busy in (False, True)) + ' |')
+    lines += [
+        '', '**End to end through ROS 2**: `stereo_keypoint_node` (own process, node '
+        'defaults: best-effort inputs, the newest pair wins when the node is behind) fed the '
+        f'13 real pairs (grey 640x480) at each camera rate for {args.seconds:g} s over DDS by '
+        '`tools/stereo_harness.py` (a Python publisher on the same 2 cores); `keypoints_3d` '
+        'messages per second and publish-to-`keypoints_3d` latency (mean / p50 / p95 ms):', '',
+        '| backend | camera | load | pairs/s | latency mean / p50 / p95 | p95 / mean | '
+        'sent / processed | node CPU per pair |', '|---|---|---|---|---|---|---|---|']
+    for backend, rate, busy, r in ros:
+        lines.append(f'| {backend} | {rate:g} Hz | {"busy neighbour" if busy else "quiet"} | '
+                     f'{r["pairs_per_s"]:.1f} | {r["latency_mean"]:.0f} / '
+                     f'{r["latency_p50"]:.0f} / {r["latency_p95"]:.0f} | '
+                     f'{r["latency_p95"] / r["latency_mean"]:.2f} | '
+                     f'{r["sent"]} / {r["processed"]} | {r["node_cpu_ms"]:.0f} ms |')
+    if gpu:
+        lines += ['', '**GPU**, stereo pairs per batch (rot180: 4 views per pair):', '',
+                  '| backend | pairs per batch | pairs/s | p50 ms | p95 ms |',
+                  '|---|---|---|---|---|']
+        lines += [f'| {b} | {n} | {rate:.0f} | {p50:.1f} | {p95:.1f} |'
+                  for b, n, rate, p50, p95 in gpu]
+    lines.append(END)
+    return '\n'.join(lines) + '\n'
 
 
 def main(argv=None):
     """Measure, print and optionally write docs/benchmarks.md."""
-    import torch
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--devices', nargs='+',
-                   default=['cpu'] + (['cuda'] if torch.cuda.is_available() else []))
-    p.add_argument('--repeats', type=int, default=39)
-    p.add_argument('--write-doc', action='store_true')
-    args = p.parse_args(argv)
-    pairs, cams = load_real_pairs()
-    rows = []
-    for dev in args.devices:
-        r = bench_device(dev, pairs, cams, args.repeats)
-        rows.append((dev, r))
-        print(f'{dev} ({r["name"]}): lite net {np.median(r["lite_net_pair"]):.2f} ms/pair, '
-              f'pipeline {np.median(r["lite_pipeline_pair"]):.2f} ms/pair, '
-              f'{r["lite_views_per_s"]:.0f} views/s at batch 32; paper net '
-              f'{np.median(r["paper_net_pair"]):.2f} ms/pair, '
-              f'{r["paper_views_per_s"]:.0f} views/s', flush=True)
-    lines = [BEGIN, '### Inference without ROS, CPU and GPU', '',
-             f'`PYTHONPATH=src/keypoint_perception python tools/benchmark_inference.py '
-             f'--write-doc` on {cpu_model()}, torch {torch.__version__}; '
-             f'{datetime.date.today()}. The 13 real pairs at 640x480; medians over '
-             f'{args.repeats} runs. "net" is resize + forward + copy of the belief maps for '
-             'one stereo pair (batch 2); "pipeline" adds decoding, matching, triangulation '
-             'and the pose fit. The `paper` configuration has random weights here (speed '
-             'only).', '',
-             '| device | lite input | lite net, ms/pair | lite pipeline, ms/pair | '
-             'lite views/s (batch 32) | paper input | paper net, ms/pair | '
-             'paper views/s (batch 32) |',
-             '| --- | --- | --- | --- | --- | --- | --- | --- |']
-    for dev, r in rows:
-        pv = r['paper_views_per_s']
-        lines.append(f'| {r["name"]} | {r["lite_input"]} | '
-                     f'{np.median(r["lite_net_pair"]):.2f} | '
-                     f'{np.median(r["lite_pipeline_pair"]):.2f} | '
-                     f'{r["lite_views_per_s"]:.0f} | {r["paper_input"]} | '
-                     f'{np.median(r["paper_net_pair"]):.0f} | '
-                     f'{"-" if np.isnan(pv) else round(pv)} |')
-    lines.append(END)
-    section = '\n'.join(lines) + '\n'
-    print(section)
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--repeats', type=int, default=30, help='network runs per setting')
+    parser.add_argument('--stage-repeats', type=int, default=2,
+                        help='passes over the 13 pairs per backend for the stages')
+    parser.add_argument('--seconds', type=float, default=20.0,
+                        help='duration of each end-to-end run')
+    parser.add_argument('--rates', type=float, nargs='+', default=[15.0, 30.0],
+                        help='camera rates of the end-to-end runs, Hz')
+    parser.add_argument('--domain-id', type=int,
+                        default=int(os.environ.get('ROS_DOMAIN_ID', '77')))
+    parser.add_argument('--skip', nargs='*', default=[], choices=('network', 'stages', 'ros'),
+                        help='parts not to run (for a quick look; not with --write-doc)')
+    parser.add_argument('--write-doc', action='store_true')
+    args = parser.parse_args(argv)
+    os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+    if not os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE') and fastdds_profile():
+        # the Fast DDS profile keypoints-demo and the launch file use for large images
+        os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = fastdds_profile()
+    pairs, cameras = load_real_pairs()
+    loads = []
+    network, stages, ros, gpu = [], {}, [], []
+    if 'network' not in args.skip:
+        loads.append(load_average())
+        network = network_latency(pairs, args.repeats)
+    if 'stages' not in args.skip:
+        loads.append(load_average())
+        for backend in ('torch', 'onnxruntime'):
+            stages[backend] = {}
+            for busy in (False, True):
+                with busy_neighbour(busy):
+                    stages[backend][busy] = stage_latency(pairs, cameras, backend,
+                                                          args.stage_repeats)
+                print(f'stages {backend} busy={busy}: total '
+                      f'{stages[backend][busy]["total"].mean():.1f} ms', flush=True)
+    if 'ros' not in args.skip:
+        loads.append(load_average())
+        runs = [(backend, backend, {}, rate) for backend in ('torch', 'onnxruntime')
+                for rate in args.rates]
+        # the thread policy: ONNX Runtime on every core instead of one fewer
+        runs.append(('onnxruntime, 2 threads', 'onnxruntime', {'num_threads': '2'},
+                     min(args.rates)))
+        with tempfile.TemporaryDirectory() as log_dir:
+            for label, backend, params, rate in runs:
+                for busy in (False, True):
+                    with busy_neighbour(busy):
+                        result = end_to_end(backend, args.seconds, rate, args.domain_id,
+                                            log_dir, **params)
+                    ros.append((label, rate, busy, result))
+                    print(f'ros {label} {rate:g} Hz busy={busy}: {result}', flush=True)
+    if torch.cuda.is_available():
+        gpu = gpu_batches(pairs, 'cuda:0', args.repeats)
+    loads.append(load_average())
+    text = section(args, network, stages, ros, gpu, loads)
+    print(text)
     if args.write_doc:
-        replace_section(DOC, BEGIN, END, section)
+        if args.skip:
+            parser.error('--write-doc needs every part (no --skip)')
+        replace_section(DOC, BEGIN, END, text)
         print(f'updated {DOC}')
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

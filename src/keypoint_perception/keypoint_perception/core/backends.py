@@ -31,11 +31,15 @@ Thread policy (:func:`default_threads`, :func:`session_options`): a robot
 computer runs other nodes, so the network must keep its latency when another
 process keeps a core busy.  PyTorch's intra-op pool waits at every operator
 for its slowest thread, and a thread that shares its core with a busy process
-holds all of them up; ONNX Runtime splits each operator into many small
-blocks that its threads take in turn, so a slowed thread only takes fewer of
-them, and with spinning off its idle threads sleep instead of competing for
-the cores.  docs/benchmarks.md ("Inference backends and threads") has the
-measurements behind the defaults.
+holds all of them up.  ONNX Runtime's threads are told not to spin (a
+waiting thread sleeps instead of competing for the cores), and the node runs
+them on one core fewer than it may use: the node's own post-processing
+thread (:mod:`keypoint_perception.nodes.pipelining`) needs the other, and a
+busy neighbour then slows the network little.  On 2 cores that is one
+thread: alone the network takes about twice as long as with two, but through
+ROS 2 the node keeps more pairs per second, and its latency with a busy
+neighbour stays within 1.5x of the quiet one (docs/benchmarks.md,
+"Inference backends and threads", has the measurements).
 """
 
 import os
@@ -78,14 +82,14 @@ def default_threads(backend: str, cores: int) -> int:
         cores: CPU cores available (:func:`available_cores`).
 
     Returns:
-        ONNX Runtime: every available core (its blocks are shared out
-        dynamically and its threads do not spin).  PyTorch: torch's own
-        default (one thread per physical core), kept because PyTorch's
-        results depend on its thread count in the last bits and the stored
-        reference outputs were made with it; its pool stalls when a core is
-        shared, which is why ONNX Runtime is the CPU default.
+        ONNX Runtime: one thread fewer than the available cores (at least
+        one), threads not spinning.  PyTorch: torch's own default (one
+        thread per physical core), kept because PyTorch's results depend on
+        its thread count in the last bits and the stored reference outputs
+        were made with it; its pool stalls when a core is shared, which is
+        one reason ONNX Runtime is the CPU default.
     """
-    return cores if backend == 'onnxruntime' else torch.get_num_threads()
+    return max(1, cores - 1) if backend == 'onnxruntime' else torch.get_num_threads()
 
 
 def session_options(num_threads: int, spinning: bool = False):

@@ -368,6 +368,8 @@ class StereoKeypointNode(Node):
 
     def _on_stage_error(self, job, error: BaseException) -> None:
         """Drop a pair whose processing failed (any exception), with a throttled warning."""
+        if not self.context.ok():
+            return  # shutting down: publishing fails, nothing to report
         if isinstance(error, DroppedPair):
             self._drop(error.kind, error.text)
         else:
