@@ -110,3 +110,14 @@ def test_the_default_backend_matches_the_stored_output_within_its_tolerance(tmp_
     assert 'CPUExecutionProvider' in log  # ONNX Runtime is the default on the CPU
     expected = [json.loads(line) for line in open(STORED)]
     assert _differences(expected, actual, tolerances=BACKEND_TOLERANCES) == []
+
+
+def test_an_exported_onnx_file_is_a_model_the_demo_and_node_accept(tmp_path):
+    exported = str(tmp_path / 'board.onnx')
+    proc = subprocess.run(['keypoints-export', '--model', 'checkerboard_lite', '--out', exported],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    actual, log = _run_demo(tmp_path, '--model', exported)
+    assert f'model {exported}' in log
+    expected = [json.loads(line) for line in open(STORED)]
+    assert _differences(expected, actual, tolerances=BACKEND_TOLERANCES) == []

@@ -244,6 +244,46 @@ def _setting_name(setting) -> str:
             f'{"on" if spinning else "off"}')
 
 
+def _verdict(ok: bool) -> str:
+    return 'met' if ok else '**not met**'
+
+
+def targets(network, ros) -> list:
+    """Markdown list: each target of issue 19 with the measured value and whether it is met."""
+    lines = []
+    quiet_network = {setting: quiet.mean() for setting, quiet, _ in network}
+    busy_network = {setting: busy.mean() for setting, _, busy in network}
+    torch_default = ('torch', torch.get_num_threads(), None)
+    policy = ('onnxruntime', backends.default_threads('onnxruntime', backends.available_cores()),
+              False)
+    if torch_default in quiet_network and policy in quiet_network:
+        speedups = [quiet_network[torch_default] / quiet_network[policy],
+                    busy_network[torch_default] / busy_network[policy]]
+        single = quiet_network.get(('torch', 1, None), np.nan) / quiet_network.get(
+            ('onnxruntime', 1, False), np.nan)
+        lines.append(f'- network >= 2x faster than PyTorch (its default, '
+                     f'{torch_default[1]} threads, vs the ONNX Runtime default, {policy[1]} '
+                     f'thread(s)): {speedups[0]:.2f}x quiet, {speedups[1]:.2f}x with a busy '
+                     f'neighbour; {single:.2f}x at 1 thread each: {_verdict(speedups[0] >= 2)}')
+        ratio = busy_network[policy] / quiet_network[policy]
+        lines.append(f'- network latency with a busy neighbour <= 1.5x quiet (ONNX Runtime '
+                     f'default): {ratio:.2f}x: {_verdict(ratio <= 1.5)}')
+    default = [r for label, _, busy, r in ros if label == 'onnxruntime' and not busy]
+    if default:
+        best = max(default, key=lambda r: r['pairs_per_s'])
+        lines.append(f'- >= 15 stereo pairs/s end to end through ROS 2 (node defaults): '
+                     f'{best["pairs_per_s"]:.1f} pairs/s: {_verdict(best["pairs_per_s"] >= 15)}')
+        ratios = [r['latency_p95'] / r['latency_mean'] for r in default]
+        lines.append(f'- p95 latency <= 1.5x the mean (node defaults, quiet): '
+                     f'{", ".join(f"{x:.2f}" for x in ratios)}: {_verdict(max(ratios) <= 1.5)}')
+        busy = [r for label, _, b, r in ros if label == 'onnxruntime' and b]
+        growth = [b['latency_mean'] / q['latency_mean'] for q, b in zip(default, busy)]
+        lines.append(f'- end-to-end latency with a busy neighbour <= 1.5x quiet (node '
+                     f'defaults): {", ".join(f"{x:.2f}" for x in growth)}x: '
+                     f'{_verdict(max(growth, default=np.inf) <= 1.5)}')
+    return lines
+
+
 def section(args, network, stages, ros, gpu, loads) -> str:
     """Markdown of the ``inference`` section."""
     lines = [
@@ -287,6 +327,8 @@ def section(args, network, stages, ros, gpu, loads) -> str:
                      f'{r["latency_p50"]:.0f} / {r["latency_p95"]:.0f} | '
                      f'{r["latency_p95"] / r["latency_mean"]:.2f} | '
                      f'{r["sent"]} / {r["processed"]} | {r["node_cpu_ms"]:.0f} ms |')
+    lines += ['', '**Targets** (issue 19, 2 CPU cores, lite model with rot180), from the tables '
+              'above:', ''] + targets(network, ros)
     if gpu:
         lines += ['', '**GPU**, stereo pairs per batch (rot180: 4 views per pair):', '',
                   '| backend | pairs per batch | pairs/s | p50 ms | p95 ms |',

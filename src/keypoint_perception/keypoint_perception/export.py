@@ -32,7 +32,10 @@ from .core.onnx_model import export_onnx, is_onnx_path, ONNX_OPSET
 @command_line('keypoints-export')
 def main(argv: Optional[List[str]] = None) -> Optional[int]:
     """Export ``--model`` to ``--out`` and print what the file holds."""
-    parser = ArgumentParser(prog='keypoints-export', description=__doc__.split('\n\n')[0])
+    parser = ArgumentParser(prog='keypoints-export',
+                            description='Write a trained network as a self-describing ONNX file '
+                                        '(network, object class, preprocessing, test-time '
+                                        'augmentation).')
     parser.add_argument('--model', required=True,
                         help='shipped model name (e.g. checkerboard_lite) or checkpoint path')
     parser.add_argument('--out', required=True, help='ONNX file to write (.onnx)')
