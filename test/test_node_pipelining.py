@@ -99,7 +99,9 @@ def test_behind_the_newest_pair_wins_and_the_drops_are_counted_and_logged(make_n
     stamps = _burst(node, 8)
     assert node.stages.wait_idle(60)
     assert published == sorted(set(published)) and set(published) <= set(stamps)
-    assert published[0] == stamps[0] and published[-1] == stamps[-1]  # first and newest
+    # the newest pair is always published; whether the first one is depends on
+    # whether the worker took it before the second arrived (not on a loaded machine)
+    assert published[-1] == stamps[-1]
     assert node.drops['behind'] == len(stamps) - len(published) >= 1
     # the periodic log line reports them
     node.frames = 99
