@@ -45,11 +45,13 @@ DOC = os.path.join(ROOT, 'docs', 'benchmarks.md')
 BEGIN, END = '<!-- BEGIN perception -->', '<!-- END perception -->'
 
 
-def machine() -> str:
-    """One line describing CPU, cores and library versions."""
+def machine(model: str) -> str:
+    """One line describing CPU, cores, library versions and the default inference backend."""
     import torch
-    return (f'{cpu_model()}, torch {torch.__version__} ({torch.get_num_threads()} threads), '
-            'no GPU')
+    from keypoint_perception.core.detector import KeypointDetector
+    backend = KeypointDetector(model).backend.describe()
+    return (f'{cpu_model()}, torch {torch.__version__}, no GPU; network: {backend} '
+            '(the node\'s default backend and threads)')
 
 
 def run(cmd, **kw) -> str:
@@ -122,7 +124,7 @@ def main(argv=None):
         BEGIN,
         '## Perception (issue 2)',
         '',
-        f'Measured {datetime.date.today().isoformat()} on: {machine()}.',
+        f'Measured {datetime.date.today().isoformat()} on: {machine(args.model)}.',
         f'Model: `{args.model}` (trained on synthetic renders only), test-time '
         f'augmentation `{real.get("test_time_augmentation", "none")}` '
         '(`auto`: the checkpoint\'s choice).',
