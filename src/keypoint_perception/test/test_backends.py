@@ -195,9 +195,17 @@ def test_a_checkpoint_is_exported_into_the_cache_once(random_checkpoint, tmp_pat
     export_onnx(resolve_model_path('checkerboard_lite'), stale)
     assert onnx_model_for(random_checkpoint) == cached
     # auto without a way to export falls back to torch
-    monkeypatch.setattr('keypoint_perception.core.detector.can_export', lambda: False)
     monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'empty_cache'))
+    monkeypatch.setattr('keypoint_perception.core.detector.can_export', lambda: False)
     assert KeypointDetector(random_checkpoint, backend='auto').backend.name == 'torch'
+    # and so does auto when the export fails (a cache folder it cannot write)
+    monkeypatch.setattr('keypoint_perception.core.detector.can_export', lambda: True)
+    (tmp_path / 'read_only').write_text('a file where the cache folder would be')
+    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'read_only'))
+    with pytest.warns(RuntimeWarning, match='running it in PyTorch'):
+        assert KeypointDetector(random_checkpoint, backend='auto').backend.name == 'torch'
+    with pytest.raises(OSError):  # asked for explicitly: the error is the user's to see
+        KeypointDetector(random_checkpoint, backend='onnxruntime')
 
 
 def test_auto_chooses_onnxruntime_on_the_cpu_and_torch_on_a_gpu(monkeypatch):

@@ -23,6 +23,7 @@ stereo).
 """
 
 from typing import List, Optional, Sequence, Tuple
+import warnings
 
 import cv2
 import numpy as np
@@ -105,9 +106,7 @@ class KeypointDetector:
             self.meta = checkpoint.get('meta', {})
             self.config = self.model.config
             if chosen == 'onnxruntime':
-                # 'auto' falls back to torch when no export exists and none can be made
-                self.onnx_path = onnx_model_for(self.model_path,
-                                                export=backend == 'onnxruntime' or can_export())
+                self.onnx_path = self._exported(backend)
                 if self.onnx_path is None:
                     chosen = 'torch'
         if chosen == 'torch':
@@ -122,6 +121,23 @@ class KeypointDetector:
             raise ValueError(f'unknown test-time augmentation {test_time_augmentation!r}; '
                              f'expected auto or one of {TEST_TIME_AUGMENTATIONS}')
         self.test_time_augmentation = test_time_augmentation
+
+    def _exported(self, backend: str) -> Optional[str]:
+        """Return the checkpoint's ONNX file for onnxruntime, exported on first use.
+
+        With ``backend`` ``'auto'`` a checkpoint that cannot be exported here
+        (``onnx`` missing, cache folder not writable, export failing) runs in
+        PyTorch instead (None, with a warning); with ``'onnxruntime'`` the
+        error is raised.
+        """
+        if backend == 'onnxruntime':
+            return onnx_model_for(self.model_path)
+        try:
+            return onnx_model_for(self.model_path, export=can_export())
+        except (OSError, RuntimeError, ValueError) as e:
+            warnings.warn(f'{self.model_path}: no ONNX export ({e}); running it in PyTorch',
+                          RuntimeWarning)
+            return None
 
     @property
     def input_size(self) -> Tuple[int, int]:
