@@ -28,18 +28,17 @@ agree to about 1e-6 (tested to 1e-4):
   provider last.
 
 Thread policy (:func:`default_threads`, :func:`session_options`): a robot
-computer runs other nodes, so the network must keep its latency when another
+computer runs other nodes, so the node must keep its latency when another
 process keeps a core busy.  PyTorch's intra-op pool waits at every operator
 for its slowest thread, and a thread that shares its core with a busy process
-holds all of them up.  ONNX Runtime's threads are told not to spin (a
-waiting thread sleeps instead of competing for the cores), and the node runs
-them on one core fewer than it may use: the node's own post-processing
-thread (:mod:`keypoint_perception.nodes.pipelining`) needs the other, and a
-busy neighbour then slows the network little.  On 2 cores that is one
-thread: alone the network takes about twice as long as with two, but through
-ROS 2 the node keeps more pairs per second, and its latency with a busy
-neighbour stays within 1.5x of the quiet one (docs/benchmarks.md,
-"Inference backends and threads", has the measurements).
+holds all of them up (a busy neighbour made its 2 threads 3.2x slower on 2
+cores).  ONNX Runtime's threads are told not to spin: a waiting thread sleeps
+instead of competing for the cores with the node's own post-processing
+thread (:mod:`keypoint_perception.nodes.pipelining`) and with other
+processes.  With every available core the node's end-to-end latency grew
+1.26x with a busy neighbour on 2 cores (spinning threads: 2.3x for the
+network alone) and it kept the most pairs per second; docs/benchmarks.md
+("Inference backends and threads") has the measurements.
 """
 
 import os
@@ -82,14 +81,13 @@ def default_threads(backend: str, cores: int) -> int:
         cores: CPU cores available (:func:`available_cores`).
 
     Returns:
-        ONNX Runtime: one thread fewer than the available cores (at least
-        one), threads not spinning.  PyTorch: torch's own default (one
-        thread per physical core), kept because PyTorch's results depend on
-        its thread count in the last bits and the stored reference outputs
-        were made with it; its pool stalls when a core is shared, which is
-        one reason ONNX Runtime is the CPU default.
+        ONNX Runtime: every available core, threads not spinning.  PyTorch:
+        torch's own default (one thread per physical core), kept because
+        PyTorch's results depend on its thread count in the last bits and
+        the stored reference outputs were made with it; its pool stalls when
+        a core is shared, one reason ONNX Runtime is the CPU default.
     """
-    return max(1, cores - 1) if backend == 'onnxruntime' else torch.get_num_threads()
+    return cores if backend == 'onnxruntime' else torch.get_num_threads()
 
 
 def session_options(num_threads: int, spinning: bool = False):

@@ -223,11 +223,10 @@ class PipelineConfig:
         '.onnx model and on the CPU when onnxruntime is installed, torch otherwise.', 'model',
         choices=INFERENCE_BACKENDS, read_only=True, launch=True)
     num_threads: int = _param(
-        0, 'Intra-op threads of the backend; 0 = the thread policy: onnxruntime one thread '
-        'fewer than the available cores, at least 1 (threads do not spin; the node\'s '
-        'post-processing runs on the core left over, and a busy neighbour process slows the '
-        'network little), torch its own default (one per physical core).', 'model', low=0,
-        high=256, read_only=True)
+        0, 'Intra-op threads of the backend; 0 = the thread policy: onnxruntime every '
+        'available core with threads that do not spin (they leave the cores to the node\'s '
+        'post-processing and to other processes while they wait), torch its own default (one '
+        'per physical core).', 'model', low=0, high=256, read_only=True)
     test_time_augmentation: str = _param(
         'auto', 'Test-time augmentation: "none"; "rot180" (mean of the belief maps of each '
         'image and of its 180 degree rotation: steadier peaks, twice the network time); '
