@@ -26,9 +26,10 @@ a robot computer would):
    (:class:`StereoKeypointPipeline`, node defaults) on the 13 real pairs, per
    backend with the thread policy's defaults;
 3. ``ros``: end to end through ROS 2: ``stereo_keypoint_node`` in its own
-   process (node defaults, ``backend`` set) fed the real pairs at 30 Hz for
-   ``--seconds`` over DDS; keypoints_3d messages per second, publish-to-result
-   latency (mean, p50, p95) and the pairs the node dropped;
+   process (node defaults, ``backend`` set) fed the real pairs at a camera
+   rate (``--rates``) for ``--seconds`` over DDS; keypoints_3d messages per
+   second, publish-to-result latency (mean, p50, p95) and the node's CPU time
+   per pair;
 4. ``gpu`` (only where CUDA is available): stereo pairs per second and
    p50/p95 latency at batch sizes 1 to 32 for each backend.
 
@@ -305,8 +306,10 @@ def section(args, network, stages, ros, gpu, loads) -> str:
     lines += [
         '', 'The node\'s defaults (`num_threads: 0`): ONNX Runtime with every core and spinning '
         'off (chosen on the end-to-end table: alone, 2 threads slow down more with a busy '
-        'neighbour than 1, but in the node they keep more pairs per second and the latency '
-        'grows less); PyTorch keeps its own default (one thread per core).', '',
+        'neighbour than 1, but in the node, whose post-processing shares the cores anyway, '
+        'they keep a few more pairs per second, and the latency stays within 1.5x with a busy '
+        'neighbour either way; `num_threads: 1` costs less CPU per pair); PyTorch keeps its '
+        'own default (one thread per core).', '',
         f'**Stages** of the core pipeline (no ROS; node defaults, `roi_refinement: always`), '
         f'mean / p95 ms over {args.stage_repeats} x 13 real pairs:', '',
         '| stage | ' + ' | '.join(f'{b}, {c}' for b in stages for c in ('quiet', 'busy'))
@@ -348,8 +351,9 @@ def main(argv=None):
                         help='passes over the 13 pairs per backend for the stages')
     parser.add_argument('--seconds', type=float, default=20.0,
                         help='duration of each end-to-end run')
-    parser.add_argument('--rates', type=float, nargs='+', default=[15.0, 30.0],
-                        help='camera rates of the end-to-end runs, Hz')
+    parser.add_argument('--rates', type=float, nargs='+', default=[15.0],
+                        help='camera rates of the end-to-end runs, Hz (default: 15, the '
+                             'target rate; each rate adds four runs)')
     parser.add_argument('--domain-id', type=int,
                         default=int(os.environ.get('ROS_DOMAIN_ID', '77')))
     parser.add_argument('--skip', nargs='*', default=[], choices=('network', 'stages', 'ros'),
