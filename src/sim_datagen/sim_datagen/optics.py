@@ -64,6 +64,29 @@ def lens_camera(K: np.ndarray, distortion: Optional[Sequence[float]], width: int
     return CameraModel(width, height, K, D[:5], 'plumb_bob', np.eye(3), P)
 
 
+def focal_from_hfov(hfov_deg: float, width: int) -> float:
+    """Focal length (px) of a pinhole camera with a horizontal field of view.
+
+    ``fx = (W / 2) / tan(hfov / 2)``: the pinhole model with the image
+    spanning ``W`` px (pixel edges ``-0.5 .. W - 0.5``) and the principal
+    point in the middle (e.g. Hartley & Zisserman, *Multiple View Geometry*,
+    sec. 6.1).
+
+    Args:
+        hfov_deg: horizontal field of view, degrees, in (0, 180).
+        width: image width, px.
+
+    Returns:
+        ``fx`` in px (float).
+
+    Raises:
+        ValueError: ``hfov_deg`` outside (0, 180).
+    """
+    if not 0.0 < hfov_deg < 180.0:
+        raise ValueError(f'hfov must be in (0, 180) degrees, got {hfov_deg}')
+    return (width / 2.0) / float(np.tan(np.radians(hfov_deg) / 2.0))
+
+
 def render_intrinsics(camera: CameraModel) -> np.ndarray:
     """Pinhole intrinsics for rendering an image that is then distorted into ``camera``.
 
@@ -144,11 +167,16 @@ class SampleCameras:
 
 
 def sample_cameras(rig_variables: RigVariables, width: int, height: int, near: float,
-                   far: float, rng: np.random.Generator) -> SampleCameras:
+                   far: float, rng: np.random.Generator,
+                   reference_size: Optional[Sequence[int]] = None) -> SampleCameras:
     """Build a sample's stereo rig from its rig variables.
 
-    The principal point is ``((W - 1) / 2 + cx_offset, (H - 1) / 2 +
-    cy_offset)``, ``fy = fx * aspect``.  With ``distortion`` 1, ``k2`` is
+    The focal length is ``fx`` or, when the rig has ``hfov``,
+    :func:`focal_from_hfov` of it and ``width``; ``fy = fx * aspect``.  The
+    principal point is ``((W - 1) / 2 + s_x cx_offset, (H - 1) / 2 + s_y
+    cy_offset)``: the offsets are px at the ``reference_size`` (the config's
+    ``image``), scaled by ``s_x = W / W_ref``, ``s_y = H / H_ref`` (both 1
+    at the reference size).  With ``distortion`` 1, ``k2`` is
     drawn from ``rng`` (uniform in [-0.05, 0.12], at least ``0.45 k1^2 +
     0.01`` so that the distorted radius grows monotonically with the
     undistorted one).
@@ -160,10 +188,24 @@ def sample_cameras(rig_variables: RigVariables, width: int, height: int, near: f
         near: near clip plane of the renders, m.
         far: far clip plane of the renders, m.
         rng: the sample's generator (one draw with distortion, none without).
+        reference_size: ``(W_ref, H_ref)`` px the principal point offsets
+            are given for (None: ``(width, height)``).
+
+    Raises:
+        ValueError: neither ``fx`` nor ``hfov`` is set, or a bad ``hfov``.
     """
-    fx = rig_variables.fx
-    K = np.array([[fx, 0, (width - 1) / 2 + rig_variables.cx_offset],
-                  [0, fx * rig_variables.aspect, (height - 1) / 2 + rig_variables.cy_offset],
+    if rig_variables.hfov is not None:
+        fx = focal_from_hfov(rig_variables.hfov, width)
+    elif rig_variables.fx is not None:
+        fx = rig_variables.fx
+    else:
+        raise ValueError('the rig needs fx or hfov')
+    cx_offset, cy_offset = rig_variables.cx_offset, rig_variables.cy_offset
+    if reference_size is not None and tuple(reference_size) != (width, height):
+        cx_offset = cx_offset * width / reference_size[0]
+        cy_offset = cy_offset * height / reference_size[1]
+    K = np.array([[fx, 0, (width - 1) / 2 + cx_offset],
+                  [0, fx * rig_variables.aspect, (height - 1) / 2 + cy_offset],
                   [0, 0, 1]])
     rig = StereoRig(K, width, height, rig_variables.baseline, near, far)
     distortion = None

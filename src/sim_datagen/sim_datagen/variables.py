@@ -49,7 +49,10 @@ class RigVariables:
     """Stereo rig and lens of a sample.
 
     Attributes:
-        fx: focal length, px (``fy = fx * aspect``).
+        fx: focal length, px (``fy = fx * aspect``); None when ``hfov`` gives it.
+        hfov: horizontal field of view of the pinhole ``K``, degrees; when
+            set, ``fx = (W / 2) / tan(hfov / 2)`` (see
+            :func:`sim_datagen.optics.focal_from_hfov`) and ``fx`` is unused.
         aspect: ``fy / fx``.
         cx_offset: principal point, px right of the image centre ``(W - 1) / 2``.
         cy_offset: principal point, px below the image centre ``(H - 1) / 2``.
@@ -57,15 +60,20 @@ class RigVariables:
             at ``+baseline`` along the left optical frame's x axis).
         distortion: 0 none, 1 radial plumb_bob (k1 from ``k1``, k2 drawn).
         k1: plumb_bob k1 when ``distortion`` is 1.
+        image_size: bin index into the ``image_size`` variable's ``[W, H]``
+            choices (see :class:`sim_datagen.generator.SampleGenerator`), or
+            None: the config's fixed ``image`` size.
     """
 
-    fx: Value
     aspect: Value
     cx_offset: Value
     cy_offset: Value
     baseline: Value
     distortion: Value
+    fx: Optional[Value] = None
+    hfov: Optional[Value] = None
     k1: Value = 0.0
+    image_size: Optional[Value] = None
 
 
 @dataclass(frozen=True)
@@ -226,8 +234,11 @@ def _groups(scene_kind: str) -> List[type]:
 def missing_variables(scene_kind: str, names: Sequence[str]) -> List[str]:
     """Return the variables a scene kind needs that are not in ``names``, sorted."""
     have = set(names)
-    return sorted(f.name for group in _groups(scene_kind) for f in fields(group)
-                  if f.default is MISSING and f.name not in have)
+    missing = [f.name for group in _groups(scene_kind) for f in fields(group)
+               if f.default is MISSING and f.name not in have]
+    if not have & {'fx', 'hfov'}:  # the focal length comes from one of them
+        missing.append('fx (or hfov)')
+    return sorted(missing)
 
 
 def _build(group: type, values: Mapping[str, Value]):
