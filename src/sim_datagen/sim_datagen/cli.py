@@ -52,6 +52,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .coco import export_coco
+from .generator import image_size_choices
 from .config import load_config, resolve_config
 from .preview import contact_sheet, variable_histograms
 from .workers import generate_encoded, make_generator, pool_results, start_pool
@@ -117,6 +118,9 @@ def _dataset_meta(cfg: dict, a, sampler: SceneSampler) -> dict:
         'keypoint_names': [k['name'] for k in od['keypoints']],
         'skeleton': od.get('skeleton', []), 'symmetries': od.get('symmetries', []),
         'image_size': [cfg['image']['width'], cfg['image']['height']],
+        # per-sample sizes when the config draws them (each sample's CameraInfo has its own)
+        'image_sizes': [list(wh) for wh in image_size_choices(cfg) or
+                        [(cfg['image']['width'], cfg['image']['height'])]],
         'count': a.count, 'seed': a.seed, 'shard_size': a.shard_size,
         'config': {k: v for k, v in cfg.items() if k not in ('object_def',)},
         'config_path': os.path.abspath(resolve_config(a.config)),

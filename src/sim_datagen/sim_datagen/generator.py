@@ -45,7 +45,7 @@ length) come from the same per-sample generator, seeded from
 from __future__ import annotations
 
 import time
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import cv2
 from keypoint_perception.core.scene_sampler import SceneSampler
@@ -62,6 +62,30 @@ from .scene.layout import BuiltScene
 from .scene.urdf_scene import UrdfObjectClass
 from .scene.world import World
 from .variables import missing_variables, sample_scene_variables, SCENE_KINDS, SceneVariables
+
+
+def image_size_choices(cfg: dict) -> Optional[List[Tuple[int, int]]]:
+    """Return the ``[W, H]`` choices of a config's ``image_size`` variable (None: fixed size).
+
+    Bin ``k`` of the categorical ``image_size`` variable renders the sample
+    at ``choices[k]`` px.
+
+    Raises:
+        ConfigError: ``image_size`` is not ``{choices: [[W, H], ...]}`` with
+            positive integers.
+    """
+    entry = (cfg.get('variables') or {}).get('image_size')
+    if entry is None:
+        return None
+    choices = entry.get('choices') if isinstance(entry, dict) else None
+    ok = isinstance(choices, list) and choices and all(
+        isinstance(c, (list, tuple)) and len(c) == 2
+        and all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in c)
+        for c in choices)
+    if not ok:
+        raise ConfigError(f'{cfg.get("config_file", "config")}: variables.image_size: expected '
+                          f'{{choices: [[W, H], ...]}} with positive integers, got {entry!r}')
+    return [(int(w), int(h)) for w, h in choices]
 
 
 def sample_rng(seed: int, index: int) -> np.random.Generator:
@@ -98,9 +122,13 @@ class SampleGenerator:
         world: an existing :class:`World` (``None``: one is created; one
             PyBullet client per process).
 
+    Image size: the config's ``image``, or per sample one of the ``[W, H]``
+    choices of a categorical ``image_size`` variable (caches per size, see
+    :meth:`size_caches`).
+
     Raises:
         ConfigError: an unknown ``scene``, a variable the scene needs that
-            the config lacks, or a bad URDF class (see
+            the config lacks, a malformed ``image_size``, or a bad URDF class (see
             :class:`~sim_datagen.scene.urdf_scene.UrdfObjectClass`).
     """
 
@@ -117,8 +145,11 @@ class SampleGenerator:
         if missing:
             raise ConfigError(f'{where}: variables: missing {", ".join(missing)} '
                               f'(needed by scene: {self.scene_kind})')
+        #: the config's ``image`` size, px: every sample's size unless ``image_size`` is drawn
         self.W = int(cfg['image']['width'])
         self.H = int(cfg['image']['height'])
+        #: ``[(W, H), ...]`` choices of the ``image_size`` variable, or None (fixed size)
+        self.image_sizes = image_size_choices(cfg)
         world_cfg = cfg.get('world', {})
         self.lib = (textures.TextureLibrary.from_pybullet_data()
                     if world_cfg.get('use_pybullet_data_textures', True)
@@ -145,9 +176,11 @@ class SampleGenerator:
         self.frames = cfg.get('frame_ids', {'left': 'left_camera_optical_frame',
                                             'right': 'right_camera_optical_frame'})
         self.outputs = cfg.get('outputs', {})
-        self.lens = LensRemap(self.W, self.H)
-        self.imaging = CameraImaging(self.W, self.H, int(world_cfg.get('background_pad', 200)),
-                                     self.lib)
+        #: background pad at the config's size, px (scaled with the width at other sizes)
+        self.background_pad = int(world_cfg.get('background_pad', 200))
+        #: per image size ``(W, H)``: the lens remap and imaging caches (maps, noise bank,
+        #: vignetting radii, padded background)
+        self._size_caches: Dict[Tuple[int, int], Tuple[LensRemap, CameraImaging]] = {}
         cv2.setNumThreads(1)  # one core per worker process
         #: the URDF object class (``scene: urdf``), else None
         self.urdf_class: Optional[UrdfObjectClass] = None
@@ -160,6 +193,26 @@ class SampleGenerator:
             if world is None:  # ours: no PyBullet client or temp folder left behind
                 self.world.close()
             raise
+
+    def sample_size(self, variables: SceneVariables) -> Tuple[int, int]:
+        """Return the sample's image size ``(W, H)``, px (``image_size`` or ``image``)."""
+        if self.image_sizes is None or variables.rig.image_size is None:
+            return self.W, self.H
+        return self.image_sizes[int(variables.rig.image_size)]
+
+    def size_caches(self, width: int, height: int) -> Tuple[LensRemap, CameraImaging]:
+        """Return the lens remap and imaging of one image size (made once per size).
+
+        The background pad is the config's ``background_pad`` at the
+        config's image width and scales with the width otherwise.
+        """
+        key = (int(width), int(height))
+        if key not in self._size_caches:
+            pad = self.background_pad if key[0] == self.W else \
+                int(round(self.background_pad * key[0] / self.W))
+            self._size_caches[key] = (LensRemap(*key),
+                                      CameraImaging(key[0], key[1], pad, self.lib))
+        return self._size_caches[key]
 
     @property
     def sources(self) -> list:
@@ -174,12 +227,13 @@ class SampleGenerator:
     def _build_scene(self, rng: np.random.Generator, variables: SceneVariables,
                      cameras) -> BuiltScene:
         """Add the sample's bodies to the world (stage 3)."""
+        width, height = cameras.rig.width, cameras.rig.height
         if self.urdf_class is not None:
             return self.urdf_class.build_scene(
-                self.world, rng, variables, cameras.K, cameras.K_render, self.W, self.H,
+                self.world, rng, variables, cameras.K, cameras.K_render, width, height,
                 self.near, self.raycast_support, self.raycast_shadow)
         return build_board_scene(self.world, rng, variables.board, variables.placement,
-                                 cameras.K, self.W, self.H, self.kp_template,
+                                 cameras.K, width, height, self.kp_template,
                                  self.template_square)
 
     def generate(self, index: int, seed: int, overrides: Optional[Dict[str, float]] = None,
@@ -196,7 +250,8 @@ class SampleGenerator:
                 occluder, through it).
 
         Returns:
-            dict with ``key`` (str), ``left``/``right`` (H, W, 3) uint8 RGB,
+            dict with ``key`` (str), ``left``/``right`` (H, W, 3) uint8 RGB
+            (the sample's size, see :meth:`sample_size`),
             ``labels`` (JSON-ready dict, see the package README), optional
             ``depth`` (H, W) uint16 mm and ``seg`` (H, W) uint8 of the left
             view, and ``timing`` / ``cpu_timing`` (seconds per stage).
@@ -204,7 +259,10 @@ class SampleGenerator:
         stopwatch = Stopwatch()
         rng = sample_rng(seed, index)
         variables = sample_scene_variables(self.sampler, rng, self.scene_kind, overrides)
-        cameras = sample_cameras(variables.rig, self.W, self.H, self.near, self.far, rng)
+        width, height = self.sample_size(variables)
+        cameras = sample_cameras(variables.rig, width, height, self.near, self.far, rng,
+                                 (self.W, self.H))
+        lens, imaging = self.size_caches(width, height)
         scene = self._build_scene(rng, variables, cameras)
         light = light_parameters(variables.light, rng)
         if scene_hook is not None:
@@ -220,7 +278,7 @@ class SampleGenerator:
         keypoints = keypoint_labels(cameras, scene, renders)
         stopwatch.lap('label')
 
-        images = self.imaging.compose(rng, variables, cameras, renders, scene, self.lens)
+        images = imaging.compose(rng, variables, cameras, renders, scene, lens)
         stopwatch.lap('imaging')
 
         labels = {
@@ -240,8 +298,8 @@ class SampleGenerator:
         out = {'key': f'{index:09d}', 'left': images['left'], 'right': images['right'],
                'labels': labels, 'timing': stopwatch.wall, 'cpu_timing': stopwatch.cpu}
         if self.outputs.get('depth'):
-            out['depth'] = depth_output(cameras, renders['left'], self.lens)
+            out['depth'] = depth_output(cameras, renders['left'], lens)
         if self.outputs.get('segmentation'):
-            out['seg'] = segmentation_output(cameras, scene, renders['left'], self.lens)
+            out['seg'] = segmentation_output(cameras, scene, renders['left'], lens)
         stopwatch.lap('label')  # depth / segmentation outputs (same dicts as out['timing'])
         return out

@@ -69,6 +69,9 @@ def contact_sheet(data_dir: str, out_png: str, count: int = 16, cols: int = 4,
         tiles.append(np.hstack([pair[0], sep, pair[1], np.zeros_like(sep)]))
     if not tiles:
         raise RuntimeError(f'no samples in {data_dir}')
+    # samples may differ in size and aspect (image_size variable): pad to the tallest
+    tile_h = max(t.shape[0] for t in tiles)
+    tiles = [np.pad(t, ((0, tile_h - t.shape[0]), (0, 0), (0, 0))) for t in tiles]
     rows = []
     for r in range(0, len(tiles), cols):
         row = tiles[r:r + cols]
