@@ -204,12 +204,15 @@ class SampleGenerator:
         """Return the lens remap and imaging of one image size (made once per size).
 
         The background pad is the config's ``background_pad`` at the
-        config's image width and scales with the width otherwise.
+        config's image width and scales with the width otherwise (rounded
+        up so that ``W + pad`` is a multiple of 8).
         """
         key = (int(width), int(height))
         if key not in self._size_caches:
-            pad = self.background_pad if key[0] == self.W else \
-                int(round(self.background_pad * key[0] / self.W))
+            pad = self.background_pad
+            if key[0] != self.W:  # scaled, and W + pad a multiple of 8 (procedural backgrounds)
+                pad = int(round(self.background_pad * key[0] / self.W))
+                pad += -(key[0] + pad) % 8
             self._size_caches[key] = (LensRemap(*key),
                                       CameraImaging(key[0], key[1], pad, self.lib))
         return self._size_caches[key]

@@ -33,8 +33,10 @@ from .rendering import VIEWS
 from .scene.layout import BuiltScene
 from .scene.support_plane import Render
 
-#: classes of the optional segmentation output (uint8)
-SEG_BACKGROUND, SEG_BOARD, SEG_OCCLUDER, SEG_DISTRACTOR = 0, 1, 2, 3
+#: classes of the optional segmentation output (uint8): background and support
+#: plane, the labelled object, occluders (hands, bars), distractors, and payloads /
+#: tools / cables attached to a robot (:mod:`sim_datagen.scene.attachments`)
+SEG_BACKGROUND, SEG_BOARD, SEG_OCCLUDER, SEG_DISTRACTOR, SEG_ATTACHMENT = 0, 1, 2, 3, 4
 
 
 def inside_image(uv: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -147,4 +149,5 @@ def segmentation_output(cameras: SampleCameras, scene: BuiltScene, render: Rende
     seg[np.isin(render_seg, list(scene.object_ids))] = SEG_BOARD
     seg[np.isin(render_seg, scene.occluder_ids)] = SEG_OCCLUDER
     seg[np.isin(render_seg, scene.distractor_ids)] = SEG_DISTRACTOR
+    seg[np.isin(render_seg, scene.attachment_ids)] = SEG_ATTACHMENT
     return lens.apply(seg, cameras)

@@ -86,6 +86,9 @@ class BuiltScene:
         support: a support plane drawn into the renders by
             :func:`sim_datagen.scene.support_plane.draw_support_plane`
             (not a PyBullet body), or None.
+        attachment_ids: body ids of payloads, tools and cables on the object
+            (not the object: they occlude its keypoints), see
+            :mod:`sim_datagen.scene.attachments`.
     """
 
     object_ids: FrozenSet[int]
@@ -99,6 +102,7 @@ class BuiltScene:
     depth_tolerance: Optional[np.ndarray] = None
     instance: Optional[UrdfInstance] = None
     support: Optional[SupportPlane] = None
+    attachment_ids: Tuple[int, ...] = ()
 
 
 def centre_in_view(extremes: np.ndarray, K: np.ndarray, width: int, height: int, placement

@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from . import textures
+from .attachments import add_attachments, AttachmentConfig, parse_attachments
 from .camera import rot_z
 from .decimate import decimated_urdf
 from .layout import add_bar, add_distractor, BuiltScene, centre_in_view, rigid_transform, \
@@ -59,6 +60,8 @@ class UrdfObjectClass:
     def __init__(self, cfg: dict, world: World, keypoint_names: List[str]):
         where = cfg.get('config_file', 'config')
         self.sources: List[UrdfSource] = parse_sources(cfg, where)
+        #: payload / cable on the robot (``attachments``), or None
+        self.attachments: Optional[AttachmentConfig] = parse_attachments(cfg, where)
         self.anchors = class_anchors(cfg['object_def'], cfg['object_yaml'])
         visibility = cfg.get('visibility', {}) or {}
         tolerance = visibility.get('depth_tolerance', 0.01)
@@ -86,6 +89,7 @@ class UrdfObjectClass:
                                        cached=src.cacheable and src.scale == 1.0)
             instance = UrdfInstance(body, world.cid)
             links = [a[0] for a in anchors if a[0] is not None]
+            links += self.attachments.links if self.attachments is not None else []
             missing = sorted(set(links) - set(instance.links))
             if missing:
                 raise ConfigError(f'{where} / {cfg["object_yaml"]}: source {src.name!r}: '
@@ -128,7 +132,9 @@ class UrdfObjectClass:
         by ``view_roll``; ``object_size_frac`` is the larger of its image
         width / W and height / H; ``center_x/y`` and ``out_of_view`` place it
         as the board.  Optional: a support plane under it (``support``), a
-        bar in front (``bar``), distractors, recolouring (``color_mode``).
+        bar in front (``bar``), distractors, recolouring (``color_mode``),
+        a payload and a cable on the robot (``attachments``, see
+        :mod:`sim_datagen.scene.attachments`).
 
         Args:
             world: the PyBullet world (bodies are added).
@@ -172,6 +178,10 @@ class UrdfObjectClass:
         obj.set_base_pose(T_obj)
         keypoints = obj.points(self.source_anchors(src))
         color_object(world, rng, view, obj, src)
+        attached, attachment_labels = (), {}
+        if self.attachments is not None:  # rigid at the link poses just set
+            attached, attachment_labels = add_attachments(world, rng, obj, self.attachments,
+                                                          variables.by_name)
 
         occluders: List[int] = []
         support: Optional[SupportPlane] = None
@@ -194,8 +204,11 @@ class UrdfObjectClass:
                        for _ in range(int(view.n_distractors))]
         extra = {'object': {'source': src.name, 'urdf': src.spec, 'scale': scale,
                             'joints': joints}}
+        if self.attachments is not None:
+            extra['attachments'] = attachment_labels
         return BuiltScene(frozenset({body}), tuple(occluders), tuple(distractors), keypoints,
-                          T_obj, (u_c, v_c), Z, extra, self.depth_tolerance, obj, support)
+                          T_obj, (u_c, v_c), Z, extra, self.depth_tolerance, obj, support,
+                          attached)
 
 
 def color_object(world: World, rng: np.random.Generator, view: ObjectViewVariables,

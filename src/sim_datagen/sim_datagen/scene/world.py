@@ -45,7 +45,7 @@ from .textures import checker_texture, object_textures
 TEXTURE_MARGIN = 1.5
 
 
-def _obj_radius(path: str) -> float:
+def obj_file_radius(path: str) -> float:
     """Largest vertex distance from the origin in an OBJ file (file units)."""
     r = 0.0
     with open(path) as f:
@@ -85,6 +85,8 @@ class World:
         self._bodies: List[int] = []
         #: URDF bodies kept loaded between samples, {(path, scale): body id}
         self._urdf_cache: Dict[Tuple[str, float], int] = {}
+        #: {OBJ file: bounding radius about its origin, file units} (add_mesh_file)
+        self._mesh_file_radius: Dict[str, float] = {}
         self._count = 0
         self._reset()
 
@@ -125,7 +127,7 @@ class World:
                                          physicsClientId=self.cid)
                 if vs >= 0:
                     self.mesh_shapes.append(vs)
-                    self.mesh_radii.append(s * _obj_radius(f))
+                    self.mesh_radii.append(s * obj_file_radius(f))
         for key in board_keys:
             self.board_texture(*key)
 
@@ -231,6 +233,34 @@ class World:
                     tex: Optional[int] = None) -> int:
         """Add a capsule along the local z axis (``length`` = cylinder part, m)."""
         vs = p.createVisualShape(p.GEOM_CAPSULE, radius=float(radius), length=float(length),
+                                 physicsClientId=self.cid)
+        return self._body(vs, T, rgba, tex)
+
+    def set_pose(self, body: int, T: np.ndarray) -> None:
+        """Move a body made by ``add_*`` (origin = its base frame) to pose ``T`` (4, 4)."""
+        pos, q = _pose_args(T)
+        p.resetBasePositionAndOrientation(body, pos, q, physicsClientId=self.cid)
+
+    def add_cylinder(self, T: np.ndarray, radius: float, length: float, rgba,
+                     tex: Optional[int] = None) -> int:
+        """Add a cylinder along the local z axis (``radius``, ``length`` in m) at pose ``T``."""
+        vs = p.createVisualShape(p.GEOM_CYLINDER, radius=float(radius), length=float(length),
+                                 physicsClientId=self.cid)
+        return self._body(vs, T, rgba, tex)
+
+    def add_mesh_file(self, T: np.ndarray, path: str, radius: float, rgba,
+                      tex: Optional[int] = None) -> int:
+        """Add an OBJ mesh at pose ``T``, scaled to a bounding radius ``radius`` (m).
+
+        The radius is the largest vertex distance from the mesh's origin.
+
+        Raises:
+            pybullet.error: the file cannot be loaded.
+        """
+        if path not in self._mesh_file_radius:
+            self._mesh_file_radius[path] = max(obj_file_radius(path), 1e-6)
+        scale = float(radius) / self._mesh_file_radius[path]
+        vs = p.createVisualShape(p.GEOM_MESH, fileName=path, meshScale=[scale] * 3,
                                  physicsClientId=self.cid)
         return self._body(vs, T, rgba, tex)
 

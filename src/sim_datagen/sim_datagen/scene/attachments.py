@@ -1,0 +1,322 @@
+# Copyright 2026 The keypoint_perception authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Payloads, tools and cables attached to a robot (``scene: urdf``).
+
+Real robots are watched while they carry tools, grippers and workpieces and
+drag cables along their arms.  A URDF class config may declare, per class::
+
+    attachments:
+      payload:
+        link: panda_hand          # the payload is rigid in this link's frame
+        mount: [0, 0, 0.105]      # m, link frame
+        anchor: centre            # centre: payload centred on the mount (held);
+                                  # base: its -z face on the mount (a tool on the flange)
+      cable:
+        links: [panda_link8, panda_link6, panda_link4, panda_link0]   # flange .. base
+
+with the scene variables ``payload`` (categorical, choices named from
+:data:`PAYLOAD_KINDS`), ``payload_size`` (m, the payload's largest extent),
+``cable`` (categorical, :data:`CABLE_KINDS`) and ``cable_radius`` (m).
+
+The bodies are made after the joints are set and the robot is placed: a
+payload's pose is ``T_world_link @ T_link_payload`` (the link frame from
+PyBullet's forward kinematics, ``getLinkState``), so it is rigidly attached;
+a cable is a chain of capsules through points fixed to the links.  They are
+neither part of the object nor keypoints (keypoint labels are unchanged);
+they occlude keypoints like any other body (segmentation class
+``SEG_ATTACHMENT``, see :mod:`sim_datagen.labels`).
+
+Frames: world = the left camera's optical frame (metres); the object frame
+(the robot's base link) has +z up, so gravity is its -z axis.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import os
+from typing import List, Mapping, Optional, Tuple
+
+from keypoint_perception.core.rotations import matrix_from_quaternion
+import numpy as np
+import pybullet_data
+
+from . import textures
+from .camera import rot_z
+from .layout import rigid_transform, rotation_towards
+from .urdf_object import UrdfInstance
+from .world import World
+from ..config import ConfigError
+
+#: payload kinds a config's ``payload`` choices may name
+PAYLOAD_KINDS = ('none', 'box', 'cylinder', 'mesh', 'gripper')
+#: cable kinds a config's ``cable`` choices may name
+CABLE_KINDS = ('none', 'along_arm', 'hanging')
+#: pybullet_data/random_urdfs meshes used as payloads (000 .. 999)
+N_RANDOM_MESHES = 1000
+#: (3, 3) rotation by 90 degrees about x
+ROT_X_90 = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+
+
+@dataclass(frozen=True)
+class AttachmentConfig:
+    """The validated ``attachments`` of a URDF class config.
+
+    Attributes:
+        payload_link: link the payload is fixed to, or None (no payload).
+        payload_mount: (3,) float64 mount point in that link's frame, m.
+        payload_anchor: ``'centre'`` or ``'base'`` (see the module docstring).
+        payload_kinds: payload kind of each bin of the ``payload`` variable.
+        cable_links: links the cable runs along (first: where it hangs
+            from, last: the base), or empty (no cable).
+        cable_kinds: cable kind of each bin of the ``cable`` variable.
+    """
+
+    payload_link: Optional[str]
+    payload_mount: np.ndarray
+    payload_anchor: str
+    payload_kinds: Tuple[str, ...]
+    cable_links: Tuple[str, ...]
+    cable_kinds: Tuple[str, ...]
+
+    @property
+    def links(self) -> List[str]:
+        """Return every link the attachments name (to check against the URDF)."""
+        return ([self.payload_link] if self.payload_link else []) + list(self.cable_links)
+
+
+def _kinds(variables: Mapping, name: str, known: Tuple[str, ...], where: str) -> Tuple[str, ...]:
+    """Return the choice names of a categorical variable, each one of ``known``."""
+    entry = variables.get(name)
+    choices = entry.get('choices') if isinstance(entry, Mapping) else None
+    if not isinstance(choices, list) or not all(c in known for c in choices):
+        raise ConfigError(f'{where}: variables.{name}: expected {{choices: [names]}} with names '
+                          f'from {list(known)}, got {entry!r}')
+    return tuple(choices)
+
+
+def parse_attachments(cfg: Mapping, where: str) -> Optional[AttachmentConfig]:
+    """Validate a config's ``attachments`` (None when it has none).
+
+    Raises:
+        ConfigError: unknown keys, a malformed mount or link list, an
+            anchor other than centre/base, or a missing / malformed
+            ``payload``, ``payload_size``, ``cable`` or ``cable_radius``
+            variable (the message names the config file and field).
+    """
+    raw = cfg.get('attachments')
+    if raw is None:
+        return None
+    variables = cfg.get('variables', {}) or {}
+    if not isinstance(raw, Mapping) or set(raw) - {'payload', 'cable'}:
+        raise ConfigError(f'{where}: attachments: expected a mapping with payload and/or cable')
+    payload, cable = raw.get('payload'), raw.get('cable')
+    link, mount, anchor, payload_kinds = None, np.zeros(3), 'centre', ()
+    if payload is not None:
+        mount = payload.get('mount', [0.0, 0.0, 0.0]) if isinstance(payload, Mapping) else None
+        if (not isinstance(payload, Mapping) or set(payload) - {'link', 'mount', 'anchor'}
+                or not isinstance(payload.get('link'), str)
+                or not isinstance(mount, list) or len(mount) != 3
+                or not all(isinstance(x, (int, float)) for x in mount)
+                or payload.get('anchor', 'centre') not in ('centre', 'base')):
+            raise ConfigError(f'{where}: attachments.payload: expected {{link: name, mount: '
+                              f'[x, y, z] m, anchor: centre|base}}, got {payload!r}')
+        link, anchor = payload['link'], payload.get('anchor', 'centre')
+        mount = np.asarray(mount, np.float64)
+        payload_kinds = _kinds(variables, 'payload', PAYLOAD_KINDS, where)
+        if 'payload_size' not in variables:
+            raise ConfigError(f'{where}: attachments.payload needs a payload_size variable (m)')
+    cable_links, cable_kinds = (), ()
+    if cable is not None:
+        links = cable.get('links') if isinstance(cable, Mapping) else None
+        if (not isinstance(links, list) or len(links) < 2
+                or not all(isinstance(x, str) for x in links)):
+            raise ConfigError(f'{where}: attachments.cable: expected {{links: [2 or more link '
+                              f'names, first the one it hangs from]}}, got {cable!r}')
+        cable_links = tuple(links)
+        cable_kinds = _kinds(variables, 'cable', CABLE_KINDS, where)
+        if 'cable_radius' not in variables:
+            raise ConfigError(f'{where}: attachments.cable needs a cable_radius variable (m)')
+    return AttachmentConfig(link, mount, anchor, payload_kinds, cable_links, cable_kinds)
+
+
+def _appearance(world: World, rng: np.random.Generator, p_texture: float) -> tuple:
+    """Random colour (4 floats) and, with probability ``p_texture``, a texture id."""
+    rgba = list(textures.random_color(rng) / 255.0) + [1.0]
+    tex = (world.object_tex[int(rng.integers(0, len(world.object_tex)))]
+           if rng.random() < p_texture else None)
+    return rgba, tex
+
+
+def payload_shape(world: World, rng: np.random.Generator, kind: str, size: float,
+                  T_link_mount: np.ndarray, anchor: str) -> Tuple[int, np.ndarray]:
+    """Create a payload body of ``kind`` and return ``(body, T_link_payload)``.
+
+    The body is created at the origin; the caller moves it to the link
+    (:func:`add_payload`).  ``size`` (m) is the payload's largest extent:
+    a box's longest edge, a cylinder's length, a mesh's bounding diameter, a
+    gripper's palm width.  The payload is turned by a random angle about the
+    link's z axis (a held cylinder may also lie across it); with anchor
+    ``base`` its lowest point along the link's z axis sits on the mount.
+
+    Returns:
+        The body id and the (4, 4) float64 payload pose in the link frame.
+    """
+    rgba, tex = _appearance(world, rng, 0.4)
+    R = rot_z(rng.uniform(0, 2 * np.pi))
+    centre_to_low = size / 2  # from the body origin (its centre) down to its lowest point
+    if kind == 'mesh':
+        i = int(rng.integers(0, N_RANDOM_MESHES))
+        path = os.path.join(pybullet_data.getDataPath(), 'random_urdfs', f'{i:03d}',
+                            f'{i:03d}.obj')
+        kind = kind if os.path.isfile(path) else 'box'
+    if kind == 'box':
+        half = rng.permutation(size / 2 * np.r_[1.0, rng.uniform(0.3, 1.0, 2)])
+        body = world.add_box(np.eye(4), half, rgba, tex)
+        centre_to_low = half[2]
+    elif kind == 'cylinder':
+        radius = size / 2 * rng.uniform(0.15, 0.6)
+        if rng.random() < 0.5:  # across the link's z axis (a held bar, a bottle lying)
+            R = R @ ROT_X_90
+            centre_to_low = radius
+        body = world.add_cylinder(np.eye(4), radius, size, rgba, tex)
+    elif kind == 'mesh':
+        R = matrix_from_quaternion(rng.normal(size=4))  # any orientation
+        body = world.add_mesh_file(np.eye(4), path, size / 2, rgba, tex)
+    elif kind == 'gripper':  # palm and two fingers (a parallel gripper on a bare flange)
+        palm = np.array([size / 2, size * rng.uniform(0.1, 0.25), rng.uniform(0.01, 0.025)])
+        finger = np.array([rng.uniform(0.005, 0.012), palm[1] * 0.8,
+                           size * rng.uniform(0.2, 0.45)])        # half extents, m
+        gap = rng.uniform(0.1, 0.8) * (palm[0] - finger[0])
+        centre_to_low = palm[2] + finger[2]                     # half the total height
+        parts = [('box', palm, rigid_transform(np.eye(3), [0, 0, palm[2] - centre_to_low]))]
+        for side in (-1, 1):
+            parts.append(('box', finger, rigid_transform(
+                np.eye(3), [side * (gap + finger[0]), 0, 2 * palm[2] + finger[2]
+                            - centre_to_low])))
+        body = world.add_compound(np.eye(4), parts, rgba, tex)
+    else:
+        raise ValueError(f'unknown payload kind {kind!r}; known: {PAYLOAD_KINDS[1:]}')
+    lift = centre_to_low if anchor == 'base' else 0.0
+    return body, T_link_mount @ rigid_transform(R, [0.0, 0.0, lift])
+
+
+def add_payload(world: World, rng: np.random.Generator, obj: UrdfInstance, config:
+                AttachmentConfig, kind: str, size: float) -> Tuple[int, dict]:
+    """Add a payload rigidly attached to ``config.payload_link`` of ``obj`` (joints set).
+
+    Returns:
+        ``(body id, label)``: ``label`` is ``{'kind', 'link', 'size' (m),
+        'T_link_payload' (4x4 nested lists)}``.
+    """
+    T_link_mount = rigid_transform(np.eye(3), config.payload_mount * obj.scale)
+    body, T_link_payload = payload_shape(world, rng, kind, size, T_link_mount,
+                                         config.payload_anchor)
+    world.set_pose(body, obj.link_frame(config.payload_link) @ T_link_payload)
+    return body, {'kind': kind, 'link': config.payload_link, 'size': float(size),
+                  'T_link_payload': T_link_payload.tolist()}
+
+
+def cable_points(rng: np.random.Generator, obj: UrdfInstance, links: Tuple[str, ...],
+                 kind: str) -> np.ndarray:
+    """World points (N, 3) of a cable's centre line (m).
+
+    ``along_arm``: from a point 5-9 cm beside the first link's origin past
+    points 8-13 cm beside the next links' origins (outside most links) to
+    the floor (the base link's xy plane) 10-40 cm from the base, sagging
+    (up to 10 % of each span) under gravity.  ``hanging``: from beside the first link, 0.4-1.5 m
+    down (gravity: the object frame's -z) with a sideways bow; it usually
+    leaves the image.
+    """
+    frames = [obj.link_frame(link) for link in links]
+    down = -frames[-1][:3, 2]
+
+    def beside(T: np.ndarray, lo: float, hi: float) -> np.ndarray:
+        a = rng.uniform(0, 2 * np.pi)
+        return T[:3, :3] @ (rng.uniform(lo, hi) * np.array([np.cos(a), np.sin(a), 0.0])) \
+            + T[:3, 3]
+
+    start = beside(frames[0], 0.05, 0.09)
+    if kind == 'hanging':
+        side = np.cross(down, rng.normal(size=3))
+        side /= max(np.linalg.norm(side), 1e-9)
+        end = start + down * rng.uniform(0.4, 1.5) + side * rng.uniform(0.0, 0.3)
+        bow = np.cross(down, side) * rng.uniform(-0.2, 0.2)
+        t = np.linspace(0, 1, 13)[:, None]
+        return start + (end - start) * t + bow * np.sin(np.pi * t)
+    controls = [start] + [beside(T, 0.08, 0.13) for T in frames[1:-1]]
+    a = rng.uniform(0, 2 * np.pi)
+    base = frames[-1]
+    controls.append(base[:3, :3] @ (rng.uniform(0.1, 0.4) * np.array([np.cos(a), np.sin(a), 0]))
+                    + base[:3, 3])
+    points = [controls[0]]
+    for p0, p1 in zip(controls[:-1], controls[1:]):
+        span = float(np.linalg.norm(p1 - p0))
+        n = int(np.clip(np.ceil(span / 0.08), 1, 8))
+        sag = rng.uniform(0.0, 0.1) * span
+        for t in np.arange(1, n + 1) / n:
+            points.append(p0 + (p1 - p0) * t + down * sag * 4 * t * (1 - t))
+    return np.array(points)
+
+
+def add_cable(world: World, rng: np.random.Generator, obj: UrdfInstance,
+              config: AttachmentConfig, kind: str, radius: float) -> Tuple[int, dict]:
+    """Add a cable (one body of capsules along :func:`cable_points`).
+
+    Returns:
+        ``(body id, label)``: ``label`` is ``{'kind', 'links', 'radius' (m)}``.
+    """
+    pts = cable_points(rng, obj, config.cable_links, kind)
+    parts = []
+    for p0, p1 in zip(pts[:-1], pts[1:]):
+        d = p1 - p0
+        length = float(np.linalg.norm(d))
+        if length > 1e-6:
+            parts.append(('capsule', (radius, length),
+                          rigid_transform(rotation_towards(d), (p0 + p1) / 2)))
+    grey = rng.uniform(0.02, 0.3)
+    rgba = [grey, grey, grey, 1.0] if rng.random() < 0.6 else _appearance(world, rng, 0.0)[0]
+    body = world.add_compound(np.eye(4), parts, rgba)
+    return body, {'kind': kind, 'links': list(config.cable_links), 'radius': float(radius)}
+
+
+def add_attachments(world: World, rng: np.random.Generator, obj: UrdfInstance,
+                    config: AttachmentConfig, values: Mapping) -> Tuple[Tuple[int, ...], dict]:
+    """Add the sample's payload and cable to a placed robot with its joints set.
+
+    Args:
+        world: the PyBullet world (bodies are added, removed by ``clear``).
+        rng: the sample's generator.
+        obj: the robot instance (base pose and joints already set).
+        config: the class's attachments.
+        values: the sample's ``{variable name: value}`` (``payload``,
+            ``payload_size``, ``cable``, ``cable_radius``).
+
+    Returns:
+        ``(body ids, labels)``: labels ``{'payload': ..., 'cable': ...}``
+        for the parts present (see :func:`add_payload`, :func:`add_cable`).
+    """
+    bodies, labels = [], {}
+    if config.payload_link is not None:
+        kind = config.payload_kinds[int(values['payload'])]
+        if kind != 'none':
+            body, labels['payload'] = add_payload(world, rng, obj, config, kind,
+                                                  float(values['payload_size']))
+            bodies.append(body)
+    if config.cable_links:
+        kind = config.cable_kinds[int(values['cable'])]
+        if kind != 'none':
+            body, labels['cable'] = add_cable(world, rng, obj, config, kind,
+                                              float(values['cable_radius']))
+            bodies.append(body)
+    return tuple(bodies), labels
