@@ -1,0 +1,415 @@
+# Copyright 2026 The keypoint_perception authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+r"""A robot keypoint model on a synthetic test set: 2D, stereo 3D, camera-to-base, speed.
+
+    source tools/env.sh && python tools/benchmark_robots.py --model panda \\
+        --data DIR [DIR ...] [--max-samples N] [--threads N] [--write-doc] [--json OUT]
+
+For every stereo sample of the model's class in the ``sim_datagen`` shards of
+``--data`` (issue 17, item 4):
+
+* 2D: the mono detector (:meth:`KeypointDetector.detect`, the highest peak
+  per keypoint, as ``keypoints-detect`` runs it) on the left and the right
+  view on their own, against the rendered labels: mean error in percent of
+  the image diagonal over the detected keypoints labelled inside the image,
+  twice: visible only (visibility 2) and all in the image (occluded ones,
+  visibility 1, too); PCK at 1/2/5% of the diagonal and the detection rate
+  over all keypoints labelled inside the image (a missed one is incorrect);
+* stereo 3D: :class:`StereoKeypointPipeline` with the node's defaults and
+  the sample's two CameraInfos (raw images: ``input_rectified`` false),
+  triangulated keypoints against the rendered 3D keypoints (left optical
+  frame), millimetres;
+* camera-to-base: ``T_camera_base`` by PnP + RANSAC on the left view's 2D
+  keypoints (mono) and by a robust rigid fit of the triangulated keypoints
+  (stereo), both against the kinematic keypoints (forward kinematics of the
+  sample's URDF and joint angles); translation and rotation errors, ADD and
+  ADD AUC up to 100 mm (DREAM); a frame without an estimate is ADD = inf;
+* speed: wall milliseconds per view (detector), per pair (pipeline) and per
+  frame (forward kinematics, fits) on this machine, with the threads used.
+
+Plots (error histogram, ADD curves, an annotated contact sheet: predicted
+keypoints as coloured dots, true ones as white crosses) go to ``--images``
+(default docs/images with ``--write-doc``).  ``--write-doc`` replaces the
+``robots_<class>`` section of docs/benchmarks.md; ``--json`` writes every
+figure.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import shlex
+import sys
+import time
+
+from benchmark_common import cpu_model, replace_section
+import cv2
+from keypoint_perception.calibrate_robot import default_urdf
+from keypoint_perception.core.config import PipelineConfig
+from keypoint_perception.core.dataset import iter_shard, list_shards
+from keypoint_perception.core.detector import KeypointDetector
+from keypoint_perception.core.kinematics import keypoint_anchors, RobotKinematics
+from keypoint_perception.core.pipeline import StereoKeypointPipeline
+from keypoint_perception.core.robot_calibration import (fit_camera_to_base_mono,
+                                                        fit_camera_to_base_stereo)
+from keypoint_perception.core.visualization import draw_view
+from keypoint_perception.training.data import is_validation_shard
+from keypoint_perception.training.evaluate import (_camera_from_label, _contact_sheet,
+                                                   _histogram)
+from keypoint_perception.training.metrics import symmetric_errors
+from keypoint_perception.training.robot_metrics import (add_curve, camera_to_base_summary,
+                                                        json_ready, keypoint_table, met,
+                                                        ROBOT_PCK_THRESHOLDS, stereo_table)
+from matplotlib.figure import Figure
+import numpy as np
+from sim_datagen.scene.urdf_object import resolve_urdf
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DOC = os.path.join(ROOT, 'docs', 'benchmarks.md')
+#: Targets of issue 17 (synthetic test set).
+TARGET_2D_PCT = 1.0
+TARGET_AUC = {'mono': 0.85, 'stereo': 0.9}
+VIEWS = ('left', 'right')
+
+
+def markers(class_name: str):
+    """(begin, end) markers of a class's section in docs/benchmarks.md."""
+    return f'<!-- BEGIN robots_{class_name} -->', f'<!-- END robots_{class_name} -->'
+
+
+def iter_test_samples(folders, class_name: str, validation_only: bool, max_samples: int):
+    """Yield the samples of ``class_name`` in the shards of ``folders``, at most ``max_samples``.
+
+    Samples of other classes are skipped; 0 = no limit.
+    """
+    count = 0
+    for folder in folders:
+        for shard in list_shards(folder):
+            if validation_only and not is_validation_shard(shard):
+                continue
+            for sample in iter_shard(shard):
+                if sample['labels'].get('object_class', class_name) != class_name:
+                    continue
+                yield sample
+                count += 1
+                if max_samples and count >= max_samples:
+                    return
+
+
+class Kinematics:
+    """Forward kinematics per URDF named by the labels (``object.urdf``), loaded once each."""
+
+    def __init__(self, object_class):
+        """Read the class's keypoint anchors (links) from its YAML."""
+        self.object_class = object_class
+        self.anchors = keypoint_anchors(object_class)
+        self.models = {}
+
+    def points_base(self, labels: dict) -> np.ndarray:
+        """(J, 3) float64 keypoints in the base frame, metres, for a sample's joint angles."""
+        obj = labels.get('object', {})
+        spec = obj.get('urdf')
+        path = (resolve_urdf(spec, ROOT, 'labels object')[1] if spec
+                else default_urdf(self.object_class.name))
+        if path not in self.models:
+            self.models[path] = RobotKinematics(path)
+        return self.models[path].keypoint_positions(obj.get('joints', {}), self.anchors)
+
+
+def annotate(image, detection, truth_uv, visibility, object_class, title):
+    """Predicted keypoints (coloured, :func:`draw_view`) and true ones (white crosses, lines)."""
+    out = draw_view(image, detection, object_class, beliefs=False)
+    for (u, v), (pu, pv), vis in zip(truth_uv, detection.uv, visibility):
+        if vis <= 0:
+            continue
+        cross = (int(round(u)), int(round(v)))
+        cv2.drawMarker(out, cross, (255, 255, 255), cv2.MARKER_CROSS, 12, 1)
+        if np.isfinite(pu) and np.isfinite(pv):
+            cv2.line(out, cross, (int(round(pu)), int(round(pv))), (255, 255, 255), 1)
+    (width, height), _ = cv2.getTextSize(title, cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1)
+    cv2.rectangle(out, (0, 0), (width + 10, height + 10), (0, 0, 0), -1)
+    cv2.putText(out, title, (5, height + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1,
+                cv2.LINE_AA)
+    return out
+
+
+def measure(detector, folders, validation_only, max_samples, sheet_views):
+    """Run detector, pipeline and fits on every test sample; returns the per-frame arrays."""
+    oc = detector.object_class
+    kinematics = Kinematics(oc)
+    config = PipelineConfig(input_rectified=False)
+    pipeline = StereoKeypointPipeline(detector, config)
+    r = {k: [] for k in ('err2d', 'vis', 'diag', 'outside_found', 'err3d', 'both', 'truth',
+                         'base', 'mono', 'stereo', 'keys')}
+    times = {k: [] for k in ('detector_view', 'pipeline_pair', 'kinematics', 'fit_mono',
+                             'fit_stereo')}
+    sheet = []
+    for s in iter_test_samples(folders, oc.name, validation_only, max_samples):
+        r['keys'].append(s['key'])
+        cams = [_camera_from_label(s['labels']['camera_info'][v]) for v in VIEWS]
+        dets = {}
+        for view in VIEWS:
+            t0 = time.perf_counter()
+            dets[view] = detector.detect([s[view]], config.peak_threshold)[0]
+            times['detector_view'].append(time.perf_counter() - t0)
+            image, vis = s[view], np.asarray(s[f'vis_{view}'])
+            err = symmetric_errors(dets[view].uv, s[f'kp2d_{view}'], oc.symmetries)
+            r['err2d'].append(err)
+            r['vis'].append(vis)
+            r['diag'].append(float(np.hypot(image.shape[1], image.shape[0])))
+            r['outside_found'].append(np.isfinite(dets[view].uv).all(axis=1) & (vis == 0))
+            if len(sheet) < sheet_views:
+                pct = 100 * np.nanmean(np.where(vis > 0, err, np.nan)) / r['diag'][-1]
+                sheet.append(annotate(image, dets[view], s[f'kp2d_{view}'], vis, oc,
+                                      f'{s["key"]} {view}: mean {pct:.2f}% of diagonal'))
+        t0 = time.perf_counter()
+        result = pipeline.process(s['left'], s['right'], *cams)
+        times['pipeline_pair'].append(time.perf_counter() - t0)
+        xyz = np.where(result.valid[:, None], result.xyz, np.nan)
+        r['err3d'].append(np.linalg.norm(xyz - s['kp3d'], axis=1))
+        r['both'].append((np.asarray(s['vis_left']) > 0) & (np.asarray(s['vis_right']) > 0))
+        t0 = time.perf_counter()
+        base = kinematics.points_base(s['labels'])
+        times['kinematics'].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        mono = fit_camera_to_base_mono(dets['left'].uv, base, cams[0])
+        times['fit_mono'].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        stereo = fit_camera_to_base_stereo(xyz, base)
+        times['fit_stereo'].append(time.perf_counter() - t0)
+        r['truth'].append(s['pose'])
+        r['base'].append(base)
+        r['mono'].append(None if mono is None else mono.T_camera_base)
+        r['stereo'].append(None if stereo is None else stereo.T_camera_base)
+        print(f'\r{len(r["keys"])} samples', end='', file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    if not r['keys']:
+        raise SystemExit(f'no {oc.name} samples in {folders}')
+    return r, times, sheet
+
+
+def summarize(r, times, names):
+    """All figures of one run as a dict (see the module docstring)."""
+    err2d, vis = np.array(r['err2d']), np.array(r['vis'])
+    diag = np.array(r['diag'])
+    ms = {k: {'mean_ms': 1000 * float(np.mean(v)), 'median_ms': 1000 * float(np.median(v)),
+              'count': len(v)} for k, v in times.items()}
+    return {
+        'pairs': len(r['keys']), 'views': len(err2d),
+        'keypoints_2d': {
+            'visible': keypoint_table(err2d, diag, vis == 2, names),
+            'in_image': keypoint_table(err2d, diag, vis > 0, names),
+            'detected_outside_image': int(np.array(r['outside_found']).sum()),
+            'labelled_outside_image': int((vis == 0).sum()),
+            'pck_thresholds_pct_diag': list(ROBOT_PCK_THRESHOLDS)},
+        'stereo_3d': stereo_table(np.array(r['err3d']), np.array(r['both']), names),
+        'camera_to_base': {mode: camera_to_base_summary(r[mode], r['truth'], r['base'])
+                           for mode in ('mono', 'stereo')},
+        'speed': ms,
+    }
+
+
+def plots(figures, err_pct, class_name, folder):
+    """Write the error histogram, ADD curves and return their paths (contact sheet added later)."""
+    os.makedirs(folder, exist_ok=True)
+    paths = {'histogram': os.path.join(folder, f'robots_{class_name}_error_histogram.png'),
+             'add_curve': os.path.join(folder, f'robots_{class_name}_add_curve.png'),
+             'contact_sheet': os.path.join(folder, f'robots_{class_name}_contact_sheet.jpg')}
+    _histogram(err_pct, paths['histogram'],
+               f'{class_name}: 2D error, keypoints labelled in the image', (TARGET_2D_PCT,))
+    fig = Figure(figsize=(6, 3.6))
+    ax = fig.subplots()
+    for mode, colour in (('mono', 'tab:blue'), ('stereo', 'tab:orange')):
+        c2b = figures['camera_to_base'][mode]
+        x, y = add_curve(np.asarray(c2b['add_mm']) / 1000.0)
+        ax.plot(1000 * x, y, color=colour,
+                label=f'{mode}: AUC {c2b["add_auc"]:.3f}, {c2b["failures"]} failures')
+    ax.set(xlabel='ADD threshold [mm]', ylabel='fraction of frames', xlim=(0, 100),
+           ylim=(0, 1.02), title=f'{class_name}: camera-to-base ADD ({figures["pairs"]} frames)')
+    ax.grid(alpha=0.3)
+    ax.legend(loc='lower right')
+    fig.tight_layout()
+    fig.savefig(paths['add_curve'], dpi=110)
+    return paths
+
+
+def fmt(value, digits=2):
+    """Format a figure for the tables ('-' for None / NaN)."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return '-'
+    return f'{value:.{digits}f}'
+
+
+def tables(figures, names):
+    """Markdown lines: targets, 2D, 3D, camera-to-base and speed tables."""
+    k2, s3 = figures['keypoints_2d'], figures['stereo_3d']
+    c2b = figures['camera_to_base']
+    mean2d = k2['in_image']['overall']['mean_pct_diag']
+    lines = ['| target (issue 17) | measured | |', '|---|---|---|',
+             f'| 2D mean error <= {TARGET_2D_PCT:g}% of the diagonal (labelled in the image) '
+             f'| {fmt(mean2d)}% | {met(mean2d, TARGET_2D_PCT, False)} |']
+    for mode, target in TARGET_AUC.items():
+        auc = c2b[mode]['add_auc']
+        lines.append(f'| ADD AUC {mode} >= {target:g} | {fmt(auc, 3)} | '
+                     f'{met(auc, target, True)} |')
+    pck = [f'PCK@{t:g}%' for t in ROBOT_PCK_THRESHOLDS]
+    head = ['keypoint', 'mean % diag, visible', 'mean % diag, in image', 'mean px, in image',
+            *pck, 'detected', 'labelled in image']
+    lines += ['', '| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+    for name in names + ['all']:
+        vis_row, all_row = ((k2[k]['overall'] if name == 'all' else k2[k]['per_keypoint'][name])
+                            for k in ('visible', 'in_image'))
+        label = '**all**' if name == 'all' else f'`{name}`'
+        lines.append(f'| {label} | {fmt(vis_row["mean_pct_diag"])} | '
+                     f'{fmt(all_row["mean_pct_diag"])} | {fmt(all_row["mean_px"], 1)} | ' +
+                     ' | '.join(fmt(all_row[f'pck@{t:g}'], 3) for t in ROBOT_PCK_THRESHOLDS) +
+                     f' | {fmt(all_row["detected"], 3)} | {all_row["keypoints"]} |')
+    lines += ['', '| keypoint | 3D mean mm | median mm | p95 mm | triangulated (labelled in '
+              'both views) | 3D points |', '|---|---|---|---|---|---|']
+    for name in names + ['all']:
+        row = s3['overall'] if name == 'all' else s3['per_keypoint'][name]
+        label = '**all**' if name == 'all' else f'`{name}`'
+        lines.append(f'| {label} | {fmt(row["mean_mm"], 1)} | {fmt(row["median_mm"], 1)} | '
+                     f'{fmt(row["p95_mm"], 1)} | {fmt(row["triangulated"], 3)} | '
+                     f'{row["count"]} |')
+    lines += ['', '| camera-to-base | frames | failures (ADD = inf) | ADD AUC (<= 100 mm) | '
+              'ADD mean / median mm | translation mean / median mm | rotation mean / median '
+              'deg |', '|---|---|---|---|---|---|---|']
+    for mode in ('mono', 'stereo'):
+        c = c2b[mode]
+        lines.append(f'| {mode} | {c["frames"]} | {c["failures"]} | {fmt(c["add_auc"], 3)} | '
+                     f'{fmt(c["add_mean_mm"], 1)} / {fmt(c["add_median_mm"], 1)} | '
+                     f'{fmt(c["translation_mean_mm"], 1)} / '
+                     f'{fmt(c["translation_median_mm"], 1)} | '
+                     f'{fmt(c["rotation_mean_deg"])} / {fmt(c["rotation_median_deg"])} |')
+    steps = {'detector_view': 'mono detector, one view',
+             'pipeline_pair': 'stereo pipeline, one pair (both views, second look, '
+                              'triangulation)',
+             'kinematics': 'forward kinematics, one frame',
+             'fit_mono': 'mono fit (PnP + RANSAC), one frame',
+             'fit_stereo': 'stereo fit (Umeyama + RANSAC), one frame'}
+    lines += ['', '| step | mean ms | median ms |', '|---|---|---|']
+    for key, label in steps.items():
+        t = figures['speed'][key]
+        lines.append(f'| {label} | {fmt(t["mean_ms"], 1)} | {fmt(t["median_ms"], 1)} |')
+    return lines
+
+
+def write_doc(figures, info, paths, doc_path):
+    """Replace the ``robots_<class>`` section of ``doc_path``; returns the section."""
+    name = info['class']
+    begin, end = markers(name)
+    k2 = figures['keypoints_2d']
+    rel = {k: os.path.relpath(p, os.path.dirname(os.path.abspath(doc_path)))
+           for k, p in paths.items()}
+    lines = [
+        begin,
+        f'### Robot keypoints: `{name}` (issue 17)',
+        '',
+        f'Measured {info["date"]} on {info["machine"]} (load average {info["load"]} at the '
+        f'start), network: {info["backend"]}, with',
+        '',
+        f'`{info["command"]}`',
+        '',
+        f'Model `{info["model"]}` (test-time augmentation '
+        f'`{info["test_time_augmentation"]}`); {figures["pairs"]} stereo pairs '
+        f'({figures["views"]} views) of `{name}` from {", ".join(info["data"])}'
+        f'{" (validation shards only)" if info["validation_only"] else ""}. Pipeline: the '
+        'node\'s defaults (`PipelineConfig`) with `input_rectified: false` (the renders are '
+        'raw images with their lens distortion) and the sample\'s CameraInfos.',
+        '',
+        *tables(figures, info['keypoints']),
+        '',
+        '2D: the mono detector on each view alone (highest peak per keypoint); the means '
+        'are over the detected keypoints, PCK and the detection rate over every keypoint '
+        'labelled inside the image (visible or occluded; a missed one counts as incorrect). '
+        f'Keypoints labelled outside the image but detected anyway: '
+        f'{k2["detected_outside_image"]} of {k2["labelled_outside_image"]}. '
+        '3D: triangulated keypoints against the rendered ones (left optical frame). '
+        'Camera-to-base: mono = PnP + RANSAC on the left view\'s detections, stereo = '
+        'Umeyama + RANSAC on the triangulated keypoints, both against forward kinematics of '
+        'the sample\'s URDF and joint angles; ADD AUC as DREAM (a frame without an estimate '
+        'is a miss; pose errors over the frames with one). Speed: wall time on this machine '
+        'while other jobs may share it.',
+        '',
+        f'![2D error histogram]({rel["histogram"]}) ![ADD curves]({rel["add_curve"]})',
+        '',
+        f'![annotated test views: predicted (colour) vs true (white crosses)]'
+        f'({rel["contact_sheet"]})',
+        end,
+    ]
+    section = '\n'.join(lines)
+    replace_section(doc_path, begin, end, section)
+    return section
+
+
+def main(argv=None) -> int:
+    """Measure the model, print the tables, optionally write plots, JSON and the doc section."""
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--model', required=True,
+                    help='shipped model name (panda, kuka_iiwa) or checkpoint .pt / .onnx path')
+    ap.add_argument('--data', nargs='+', required=True, help='sim_datagen dataset folders')
+    ap.add_argument('--max-samples', type=int, default=0, help='stereo samples; 0 = all')
+    ap.add_argument('--validation-shards', action='store_true',
+                    help='only the shards training holds out (every 10th)')
+    ap.add_argument('--threads', type=int, default=0,
+                    help="network threads; 0 = the thread policy's choice")
+    ap.add_argument('--backend', default='auto', help='auto, torch or onnxruntime')
+    ap.add_argument('--device', default='cpu', help='torch device (default cpu)')
+    ap.add_argument('--sheet-views', type=int, default=6, help='views in the contact sheet')
+    ap.add_argument('--images', default='',
+                    help='folder of the plots (default docs/images with --write-doc, else '
+                         'output/benchmark_robots)')
+    ap.add_argument('--doc', default=DOC, help='Markdown file of --write-doc')
+    ap.add_argument('--json', help='write every figure to this JSON file')
+    ap.add_argument('--write-doc', action='store_true',
+                    help='replace the robots_<class> section of docs/benchmarks.md')
+    a = ap.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    command = ' '.join(['python tools/benchmark_robots.py', *map(shlex.quote, argv)])
+    load = ' / '.join(f'{x:.1f}' for x in os.getloadavg())
+    detector = KeypointDetector(a.model, device=a.device, num_threads=a.threads,
+                                backend=a.backend)
+    oc = detector.object_class
+    r, times, sheet = measure(detector, a.data, a.validation_shards, a.max_samples,
+                              a.sheet_views)
+    figures = summarize(r, times, oc.keypoint_names)
+    info = {'class': oc.name, 'model': detector.model_path, 'data': list(a.data),
+            'validation_only': a.validation_shards, 'command': command, 'load': load,
+            'date': datetime.date.today().isoformat(), 'machine': cpu_model(),
+            'backend': f'{detector.backend.describe()}, {detector.backend.num_threads} threads',
+            'threads': detector.backend.num_threads, 'keypoints': list(oc.keypoint_names),
+            'test_time_augmentation': detector.test_time_augmentation, 'samples': r['keys']}
+    default_folder = ('docs', 'images') if a.write_doc else ('output', 'benchmark_robots')
+    folder = a.images or os.path.join(ROOT, *default_folder)
+    err2d, vis = np.array(r['err2d']), np.array(r['vis'])
+    diagonals = np.broadcast_to(np.array(r['diag'])[:, None], err2d.shape)
+    err_pct = 100 * err2d[vis > 0] / diagonals[vis > 0]
+    paths = plots(figures, err_pct, oc.name, folder)
+    _contact_sheet(sheet, paths['contact_sheet'], cols=3, width=480)
+    print('\n'.join(tables(figures, list(oc.keypoint_names))))
+    print('\n' + '\n'.join(f'{k}: {p}' for k, p in paths.items()))
+    if a.json:
+        os.makedirs(os.path.dirname(os.path.abspath(a.json)), exist_ok=True)
+        with open(a.json, 'w') as f:
+            json.dump(json_ready({'info': info, 'figures': figures, 'images': paths}), f,
+                      indent=1, allow_nan=False)
+    if a.write_doc:
+        write_doc(figures, info, paths, a.doc)
+        print(f'wrote the robots_{oc.name} section of {a.doc}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
