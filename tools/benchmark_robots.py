@@ -51,6 +51,7 @@ import json
 import os
 import shlex
 import sys
+import textwrap
 import time
 
 from benchmark_common import cpu_model, replace_section
@@ -81,6 +82,8 @@ DOC = os.path.join(ROOT, 'docs', 'benchmarks.md')
 TARGET_2D_PCT = 1.0
 TARGET_AUC = {'mono': 0.85, 'stereo': 0.9}
 VIEWS = ('left', 'right')
+#: Width of the prose lines written into docs/benchmarks.md.
+WRAP = 79
 
 
 def markers(class_name: str):
@@ -256,7 +259,8 @@ def tables(figures, names):
     k2, s3 = figures['keypoints_2d'], figures['stereo_3d']
     c2b = figures['camera_to_base']
     mean2d = k2['in_image']['overall']['mean_pct_diag']
-    lines = ['| target (issue 17) | measured | |', '|---|---|---|',
+    lines = ['**Targets (issue 17, synthetic test set)**', '',
+             '| target | measured | |', '|---|---|---|',
              f'| 2D mean error <= {TARGET_2D_PCT:g}% of the diagonal (labelled in the image) '
              f'| {fmt(mean2d)}% | {met(mean2d, TARGET_2D_PCT, False)} |']
     for mode, target in TARGET_AUC.items():
@@ -266,7 +270,8 @@ def tables(figures, names):
     pck = [f'PCK@{t:g}%' for t in ROBOT_PCK_THRESHOLDS]
     head = ['keypoint', 'mean % diag, visible', 'mean % diag, in image', 'mean px, in image',
             *pck, 'detected', 'labelled in image']
-    lines += ['', '| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+    lines += ['', '**2D: mono detector on each view**', '',
+              '| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
     for name in names + ['all']:
         vis_row, all_row = ((k2[k]['overall'] if name == 'all' else k2[k]['per_keypoint'][name])
                             for k in ('visible', 'in_image'))
@@ -275,7 +280,8 @@ def tables(figures, names):
                      f'{fmt(all_row["mean_pct_diag"])} | {fmt(all_row["mean_px"], 1)} | ' +
                      ' | '.join(fmt(all_row[f'pck@{t:g}'], 3) for t in ROBOT_PCK_THRESHOLDS) +
                      f' | {fmt(all_row["detected"], 3)} | {all_row["keypoints"]} |')
-    lines += ['', '| keypoint | 3D mean mm | median mm | p95 mm | triangulated (labelled in '
+    lines += ['', '**Stereo 3D: triangulated keypoints, left optical frame**', '',
+              '| keypoint | 3D mean mm | median mm | p95 mm | triangulated (labelled in '
               'both views) | 3D points |', '|---|---|---|---|---|---|']
     for name in names + ['all']:
         row = s3['overall'] if name == 'all' else s3['per_keypoint'][name]
@@ -283,7 +289,8 @@ def tables(figures, names):
         lines.append(f'| {label} | {fmt(row["mean_mm"], 1)} | {fmt(row["median_mm"], 1)} | '
                      f'{fmt(row["p95_mm"], 1)} | {fmt(row["triangulated"], 3)} | '
                      f'{row["count"]} |')
-    lines += ['', '| camera-to-base | frames | failures (ADD = inf) | ADD AUC (<= 100 mm) | '
+    lines += ['', '**Camera to base (`T_camera_base`)**', '',
+              '| fit | frames | failures (ADD = inf) | ADD AUC (<= 100 mm) | '
               'ADD mean / median mm | translation mean / median mm | rotation mean / median '
               'deg |', '|---|---|---|---|---|---|---|']
     for mode in ('mono', 'stereo'):
@@ -299,7 +306,8 @@ def tables(figures, names):
              'kinematics': 'forward kinematics, one frame',
              'fit_mono': 'mono fit (PnP + RANSAC), one frame',
              'fit_stereo': 'stereo fit (Umeyama + RANSAC), one frame'}
-    lines += ['', '| step | mean ms | median ms |', '|---|---|---|']
+    lines += ['', '**Speed: wall milliseconds on this machine**', '',
+              '| step | mean ms | median ms |', '|---|---|---|']
     for key, label in steps.items():
         t = figures['speed'][key]
         lines.append(f'| {label} | {fmt(t["mean_ms"], 1)} | {fmt(t["median_ms"], 1)} |')
@@ -313,35 +321,43 @@ def write_doc(figures, info, paths, doc_path):
     k2 = figures['keypoints_2d']
     rel = {k: os.path.relpath(p, os.path.dirname(os.path.abspath(doc_path)))
            for k, p in paths.items()}
+    model = os.path.relpath(info['model'], ROOT) if info['model'].startswith(ROOT) \
+        else info['model']
+    data = ', '.join(f'`{d}`' for d in info['data'])
+    held_out = ' (validation shards only)' if info['validation_only'] else ''
+    setup = (f'Model `{model}` (test-time augmentation `{info["test_time_augmentation"]}`); '
+             f'{figures["pairs"]} stereo pairs ({figures["views"]} views) of `{name}` from '
+             f'{data}{held_out}. Pipeline: the node\'s defaults (`PipelineConfig`) with '
+             '`input_rectified: false` (the renders are raw images with their lens '
+             'distortion) and each sample\'s two CameraInfos.')
+    notes = ('2D: the mono detector on each view alone (the highest peak per keypoint). '
+             'The means are over the detected keypoints; PCK and the detection rate over '
+             'every keypoint labelled inside the image (a missed one counts as incorrect). '
+             '"visible": visibility 2 only; "in image": occluded ones (visibility 1) too, '
+             'the figure the target is checked on. Keypoints labelled outside the image '
+             f'but detected anyway: {k2["detected_outside_image"]} of '
+             f'{k2["labelled_outside_image"]}. 3D: every triangulated keypoint against its '
+             'rendered position. Camera to base: mono = PnP + RANSAC on the left view\'s '
+             'detections, stereo = Umeyama + RANSAC on the triangulated keypoints, both '
+             'against forward kinematics of the sample\'s URDF and joint angles; ADD AUC '
+             'up to 100 mm as DREAM reports it (a frame without an estimate is ADD = inf, '
+             'a miss; translation, rotation and ADD means over the frames with an '
+             'estimate). Speed: wall time while other jobs may share the cores.')
     lines = [
         begin,
-        f'### Robot keypoints: `{name}` (issue 17)',
+        f'## Robot keypoints: `{name}` (issue 17)',
         '',
-        f'Measured {info["date"]} on {info["machine"]} (load average {info["load"]} at the '
-        f'start), network: {info["backend"]}, with',
+        textwrap.fill(f'Measured {info["date"]} on {info["machine"]} (load average '
+                      f'{info["load"]} at the start), network: {info["backend"]}, with',
+                      WRAP),
         '',
         f'`{info["command"]}`',
         '',
-        f'Model `{info["model"]}` (test-time augmentation '
-        f'`{info["test_time_augmentation"]}`); {figures["pairs"]} stereo pairs '
-        f'({figures["views"]} views) of `{name}` from {", ".join(info["data"])}'
-        f'{" (validation shards only)" if info["validation_only"] else ""}. Pipeline: the '
-        'node\'s defaults (`PipelineConfig`) with `input_rectified: false` (the renders are '
-        'raw images with their lens distortion) and the sample\'s CameraInfos.',
+        textwrap.fill(setup, WRAP),
         '',
         *tables(figures, info['keypoints']),
         '',
-        '2D: the mono detector on each view alone (highest peak per keypoint); the means '
-        'are over the detected keypoints, PCK and the detection rate over every keypoint '
-        'labelled inside the image (visible or occluded; a missed one counts as incorrect). '
-        f'Keypoints labelled outside the image but detected anyway: '
-        f'{k2["detected_outside_image"]} of {k2["labelled_outside_image"]}. '
-        '3D: triangulated keypoints against the rendered ones (left optical frame). '
-        'Camera-to-base: mono = PnP + RANSAC on the left view\'s detections, stereo = '
-        'Umeyama + RANSAC on the triangulated keypoints, both against forward kinematics of '
-        'the sample\'s URDF and joint angles; ADD AUC as DREAM (a frame without an estimate '
-        'is a miss; pose errors over the frames with one). Speed: wall time on this machine '
-        'while other jobs may share it.',
+        textwrap.fill(notes, WRAP),
         '',
         f'![2D error histogram]({rel["histogram"]}) ![ADD curves]({rel["add_curve"]})',
         '',
@@ -388,7 +404,7 @@ def main(argv=None) -> int:
     info = {'class': oc.name, 'model': detector.model_path, 'data': list(a.data),
             'validation_only': a.validation_shards, 'command': command, 'load': load,
             'date': datetime.date.today().isoformat(), 'machine': cpu_model(),
-            'backend': f'{detector.backend.describe()}, {detector.backend.num_threads} threads',
+            'backend': detector.backend.describe(),
             'threads': detector.backend.num_threads, 'keypoints': list(oc.keypoint_names),
             'test_time_augmentation': detector.test_time_augmentation, 'samples': r['keys']}
     default_folder = ('docs', 'images') if a.write_doc else ('output', 'benchmark_robots')
