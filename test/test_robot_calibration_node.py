@@ -212,7 +212,7 @@ def test_mono_keypoint_node_on_a_rendered_image(ros, tmp_path):
         gen.world.close()
     node = ros
     proc, log, log_path = _start('mono_keypoint_node', [
-        'model:=checkerboard_lite', 'reliable_qos:=true'], tmp_path)
+        'model:=checkerboard_lite', 'reliable_qos:=true', 'backend:=torch'], tmp_path)
     try:
         pub_image = node.create_publisher(Image, 'image', 10)
         pub_info = node.create_publisher(CameraInfo, 'camera_info', 10)
@@ -240,5 +240,6 @@ def test_mono_keypoint_node_on_a_rendered_image(ros, tmp_path):
         truth = np.asarray(sample['labels']['keypoints_2d']['left'])
         board = load_object_class('checkerboard')
         assert symmetric_errors(uv, truth, board.symmetries).max() < 1.5 * 4 * 640 / 256
+        assert 'backend torch' in open(log_path).read()  # the backend parameter is declared
     finally:
         _stop(proc, log)

@@ -25,7 +25,7 @@ Published topics:
 
 Parameters: the model and input parameters of the stereo node's table
 (:class:`~keypoint_perception.core.config.PipelineConfig`): ``model``,
-``device``, ``num_threads``, ``test_time_augmentation``,
+``device``, ``backend``, ``num_threads``, ``test_time_augmentation``,
 ``approximate_sync``, ``sync_slop``, ``queue_size``, ``reliable_qos``,
 ``peak_threshold``, ``instance_id``.
 """
@@ -49,7 +49,7 @@ from ..core.config import parameter_specs, PipelineConfig
 from ..core.detector import KeypointDetector
 
 #: The parameters of the stereo node's table that the mono node declares.
-MONO_PARAMETERS = ('model', 'device', 'num_threads', 'test_time_augmentation',
+MONO_PARAMETERS = ('model', 'device', 'backend', 'num_threads', 'test_time_augmentation',
                    'approximate_sync', 'sync_slop', 'queue_size', 'reliable_qos',
                    'peak_threshold', 'instance_id')
 
@@ -66,7 +66,8 @@ class MonoKeypointNode(Node):
         self.config = cfg = PipelineConfig.from_mapping(values)
         self.detector = KeypointDetector(cfg.model, device=cfg.device,
                                          num_threads=cfg.num_threads,
-                                         test_time_augmentation=cfg.test_time_augmentation)
+                                         test_time_augmentation=cfg.test_time_augmentation,
+                                         backend=cfg.backend)
         self.object_class = self.detector.object_class
         self.bridge = CvBridge()
         self._throttle = WarningThrottle(WARN_PERIOD_S)
@@ -86,6 +87,7 @@ class MonoKeypointNode(Node):
         self.sync.registerCallback(self.on_image)
         self.get_logger().info(
             f'model {self.detector.model_path} ({self.object_class.name}, '
+            f'backend {self.detector.backend.name}, '
             f'{self.object_class.num_keypoints} keypoints); waiting for '
             f'{self.resolve_topic_name("image")} and {self.resolve_topic_name("camera_info")}')
 
