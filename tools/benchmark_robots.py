@@ -19,8 +19,8 @@ r"""A robot keypoint model on a synthetic test set: 2D, stereo 3D, camera-to-bas
 For every stereo sample of the model's class in the ``sim_datagen`` shards of
 ``--data`` (issue 17, item 4):
 
-* 2D: the mono detector (:meth:`KeypointDetector.detect`, the highest peak
-  per keypoint, as ``keypoints-detect`` runs it) on the left and the right
+* 2D: the mono detector (``keypoints-detect``'s ``detect_keypoints``: the
+  highest peak per keypoint) on the left and the right
   view on their own, against the rendered labels: mean error in percent of
   the image diagonal over the detected keypoints labelled inside the image,
   twice: visible only (visibility 2) and all in the image (occluded ones,
@@ -65,6 +65,7 @@ from keypoint_perception.core.pipeline import StereoKeypointPipeline
 from keypoint_perception.core.robot_calibration import (fit_camera_to_base_mono,
                                                         fit_camera_to_base_stereo)
 from keypoint_perception.core.visualization import draw_view
+from keypoint_perception.detect import detect_keypoints
 from keypoint_perception.training.data import is_validation_shard
 from keypoint_perception.training.evaluate import (_camera_from_label, _contact_sheet,
                                                    _histogram)
@@ -164,7 +165,7 @@ def measure(detector, folders, validation_only, max_samples, sheet_views):
         dets = {}
         for view in VIEWS:
             t0 = time.perf_counter()
-            dets[view] = detector.detect([s[view]], config.peak_threshold)[0]
+            dets[view] = detect_keypoints(detector, s[view], config.peak_threshold)
             times['detector_view'].append(time.perf_counter() - t0)
             image, vis = s[view], np.asarray(s[f'vis_{view}'])
             err = symmetric_errors(dets[view].uv, s[f'kp2d_{view}'], oc.symmetries)
@@ -173,7 +174,8 @@ def measure(detector, folders, validation_only, max_samples, sheet_views):
             r['diag'].append(float(np.hypot(image.shape[1], image.shape[0])))
             r['outside_found'].append(np.isfinite(dets[view].uv).all(axis=1) & (vis == 0))
             if len(sheet) < sheet_views:
-                pct = 100 * np.nanmean(np.where(vis > 0, err, np.nan)) / r['diag'][-1]
+                scored = err[(vis > 0) & np.isfinite(err)]
+                pct = 100 * scored.mean() / r['diag'][-1] if scored.size else float('nan')
                 sheet.append(annotate(image, dets[view], s[f'kp2d_{view}'], vis, oc,
                                       f'{s["key"]} {view}: mean {pct:.2f}% of diagonal'))
         t0 = time.perf_counter()
