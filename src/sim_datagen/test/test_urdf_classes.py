@@ -44,6 +44,8 @@ CLEAN = {'bar': 0, 'n_distractors': 0, 'person': 0, 'blur_sigma': 0.0, 'motion_b
 def _small(name: str) -> dict:
     cfg = load_config(name)
     cfg['image'] = {'width': 192, 'height': 144}
+    # one small size (the per-sample sizes are tested in test_robot_randomization)
+    cfg['variables'] = {k: v for k, v in cfg['variables'].items() if k != 'image_size'}
     cfg['world'] = dict(cfg['world'], n_object_textures=4, n_meshes=2,
                         use_pybullet_data_textures=False, background_pad=64)
     return cfg
