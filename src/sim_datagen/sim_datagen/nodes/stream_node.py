@@ -90,9 +90,10 @@ class SimStreamNode(Node):
                        read_only=True)
 
         cfg = load_config(config)
-        if width or height:
+        if width or height:  # a fixed size: replaces a per-sample image_size of the config
             cfg['image'] = {'width': width or cfg['image']['width'],
                             'height': height or cfg['image']['height']}
+            cfg['variables'] = {k: v for k, v in cfg['variables'].items() if k != 'image_size'}
         frames = dict(cfg.get('frame_ids') or {})
         frames['left'] = left_frame or frames.get('left', 'left_camera_optical_frame')
         frames['right'] = right_frame or frames.get('right', 'right_camera_optical_frame')
