@@ -58,7 +58,8 @@ BOARD = {'square_size': 0.025, 'hands': 0, 'bar': 0, 'n_distractors': 0, 'person
          'center_x': 0.0, 'center_y': 0.0}
 #: Panda renders that share one camera model (intrinsics fixed, no lens distortion: its
 #: k2 is drawn apart from the scene variables; the static-camera test has distortion)
-PANDA = {'fx': 600.0, 'aspect': 1.0, 'cx_offset': 0.0, 'cy_offset': 0.0, 'distortion': 0,
+PANDA = {'hfov': 56.0, 'image_size': 2, 'aspect': 1.0, 'cx_offset': 0.0, 'cy_offset': 0.0,
+         'distortion': 0,  # hfov 56 deg at image_size 2 (640x480): fx 602 px
          'person': 0, 'n_distractors': 0, 'bar': 0, 'out_of_view': 0,
          'object_size_frac': 0.6}
 
