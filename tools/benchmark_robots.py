@@ -128,7 +128,10 @@ class Kinematics:
                 else default_urdf(self.object_class.name))
         if path not in self.models:
             self.models[path] = RobotKinematics(path)
-        return self.models[path].keypoint_positions(obj.get('joints', {}), self.anchors)
+        points = self.models[path].keypoint_positions(obj.get('joints', {}), self.anchors)
+        # the renderer loads the URDF with PyBullet's globalScaling = object.scale, which
+        # scales every link about the base origin
+        return float(obj.get('scale', 1.0)) * points
 
 
 def annotate(image, detection, truth_uv, visibility, object_class, title):
