@@ -203,7 +203,7 @@ def test_script_with_perfect_detections(panda_shard, tmp_path, monkeypatch):
     labels = {_key(s[v]): s[f'kp2d_{v}'].astype(np.float64)
               for s in iter_shard(list_shards(data)[0]) for v in ('left', 'right')}
 
-    def detect(self, images, peak_threshold=0.1):
+    def detect(self, images, *options, **keywords):
         uv = labels[_key(images[0])]
         return [ViewKeypoints(uv=uv, confidence=np.ones(len(uv), np.float32),
                               beliefs=np.zeros((len(uv), 1, 1), np.float32))]
