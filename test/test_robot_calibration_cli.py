@@ -136,7 +136,8 @@ def panda_model(tmp_path_factory):
 
 def _fake_detector(monkeypatch, pixels_by_image):
     """Replace the CLI's one detection call by known pixels per image content."""
-    def detect_keypoints(detector, image, peak_threshold):
+    def detect_keypoints(detector, image, peak_threshold, roi_refinement, roi_scale):
+        assert roi_refinement == 'always' and roi_scale == 1.75  # the CLI's defaults
         uv = pixels_by_image[_key(image)]
         return ViewKeypoints(uv=uv, confidence=np.ones(len(uv), np.float32),
                              beliefs=np.zeros((len(uv), 1, 1), np.float32))

@@ -172,7 +172,8 @@ def main(argv: Optional[List[str]] = None) -> Optional[int]:
             record['failure'] = (f'image is {image.shape[1]}x{image.shape[0]}, --camera-info '
                                  f'says {camera.width}x{camera.height}')
             continue
-        detection = detect_keypoints(detector, image, args.threshold)
+        detection = detect_keypoints(detector, image, args.threshold, args.roi_refinement,
+                                     args.roi_scale)
         bases[-1] = kinematics.keypoint_positions(joint_states[name], anchors)
         observations[-1] = detection.uv
         estimate = fit_camera_to_base_mono(detection.uv, bases[-1], camera,

@@ -40,7 +40,7 @@ import numpy as np
 
 from .cli import (ArgumentParser, checked_input, command_line, InputError, non_negative_int,
                   unit_interval)
-from .core.config import PipelineConfig
+from .core.config import PipelineConfig, ROI_REFINEMENTS
 from .core.detector import KeypointDetector
 from .core.objects import ObjectClass
 from .core.views import ViewKeypoints
@@ -72,19 +72,22 @@ def read_image(path: str) -> np.ndarray:
 
 
 def detect_keypoints(detector: KeypointDetector, image: np.ndarray,
-                     peak_threshold: float) -> ViewKeypoints:
+                     peak_threshold: float, roi_refinement: str = 'off',
+                     roi_scale: float = PipelineConfig.roi_scale) -> ViewKeypoints:
     """Detect one object's keypoints in one image: the one call into the detector.
 
     Args:
         detector: the loaded network.
         image: (H, W, 3) uint8 RGB, any size.
         peak_threshold: lowest belief of a detected keypoint, in [0, 1].
+        roi_refinement, roi_scale: the second, zoomed look
+            (:meth:`~.core.detector.KeypointDetector.detect`).
 
     Returns:
         :class:`~.core.views.ViewKeypoints`: uv (J, 2) pixels of ``image``
         (NaN where not found) and confidence (J,).
     """
-    return detector.detect([image], peak_threshold)[0]
+    return detector.detect([image], peak_threshold, roi_refinement, roi_scale)[0]
 
 
 def detection_record(file_name: str, image: np.ndarray, object_class: ObjectClass,
@@ -128,6 +131,14 @@ def add_model_options(parser: ArgumentParser) -> None:
                         default=PipelineConfig.peak_threshold,
                         help='lowest belief of a detected keypoint, 0..1 (default '
                              '%(default)s)')
+    parser.add_argument('--roi-refinement', choices=ROI_REFINEMENTS,
+                        default=PipelineConfig.roi_refinement,
+                        help='second, zoomed look at the object: off, incomplete (only when '
+                             'the first look missed a keypoint) or always (default '
+                             '%(default)s, as the nodes)')
+    parser.add_argument('--roi-scale', type=float, default=PipelineConfig.roi_scale,
+                        help="the zoomed look's window over the keypoints' extent (default "
+                             '%(default)s)')
     parser.add_argument('--device', default='cpu', help='torch device (default cpu)')
     parser.add_argument('--threads', type=non_negative_int, default=0,
                         help='torch threads; 0 keeps the default')
@@ -160,7 +171,8 @@ def main(argv: Optional[List[str]] = None) -> Optional[int]:
         for path in paths:
             with checked_input(f'--images: {path}'):
                 image = read_image(path)
-            detection = detect_keypoints(detector, image, args.threshold)
+            detection = detect_keypoints(detector, image, args.threshold, args.roi_refinement,
+                                         args.roi_scale)
             record = detection_record(os.path.basename(path), image, object_class, detection,
                                       args.instance)
             out.write(json.dumps(record) + '\n')

@@ -45,6 +45,37 @@ def detector():
     return KeypointDetector('checkerboard_lite', test_time_augmentation='rot180')
 
 
+def test_zoomed_look_finds_a_small_object_at_full_resolution(detector):
+    """A board a quarter of the image wide is looked at again in a window around it.
+
+    The reference is the same board filling a network-sized image (seen at
+    the network's full resolution); pasted into a 4x larger canvas, the first
+    look sees it at a quarter of that resolution.
+    """
+    small = _board_image()
+    reference = detector.detect([small])[0].uv
+    canvas = np.full((768, 1024, 3), 110, np.uint8)
+    offset = np.array([600, 90])
+    canvas[offset[1]:offset[1] + 192, offset[0]:offset[0] + 256] = small
+    before = canvas.copy()
+    first = detector.detect([canvas])[0]
+    zoomed = detector.detect([canvas], roi_refinement='always')[0]
+    assert np.array_equal(canvas, before)
+    assert first.roi is None and zoomed.roi is not None
+    x0, y0, width, height = zoomed.roi
+    assert x0 <= offset[0] + 20 and x0 + width >= offset[0] + 236 and width < 1024 / 1.25
+    assert np.isfinite(zoomed.uv).all()
+    error_zoomed = np.linalg.norm(zoomed.uv - offset - reference, axis=1)
+    error_first = np.linalg.norm(first.uv - offset - reference, axis=1)
+    assert error_zoomed.max() < 1.5 and error_zoomed.mean() < error_first.mean()
+    # 'incomplete' looks again only when a keypoint is missing: here none is
+    assert detector.detect([canvas], roi_refinement='incomplete')[0].roi is None
+    # an object that fills the image gains nothing from a window
+    assert detector.detect([small], roi_refinement='always')[0].roi is None
+    with pytest.raises(ValueError, match='roi_refinement'):
+        detector.detect([small], roi_refinement='sometimes')
+
+
 def test_rot180_beliefs_turn_with_the_image(detector):
     """Check that the merged maps of a rotated image are the rotated merged maps.
 

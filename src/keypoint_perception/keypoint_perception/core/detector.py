@@ -31,11 +31,11 @@ import torch
 
 from .backends import choose_backend, OnnxRuntimeBackend, TorchBackend
 from .checkpoint import load_checkpoint, resolve_model_path
-from .config import PipelineConfig, TEST_TIME_AUGMENTATIONS
+from .config import PipelineConfig, ROI_REFINEMENTS, TEST_TIME_AUGMENTATIONS
 from .heatmaps import merge_rotated_beliefs
 from .model import BeliefNetConfig, normalize_image_array, normalize_images
 from .onnx_model import can_export, is_onnx_path, onnx_model_for, read_onnx_model
-from .roi import crop_window, PixelWindow
+from .roi import crop_window, PixelWindow, roi_around
 from .views import decode_view, ViewKeypoints
 
 
@@ -205,19 +205,65 @@ class KeypointDetector:
         return self.forward(self.preprocess(images))
 
     def detect(self, images: Sequence[np.ndarray],
-               peak_threshold: float = PipelineConfig.peak_threshold) -> List[ViewKeypoints]:
-        """Detect keypoints in each image on its own (one batch, no stereo).
+               peak_threshold: float = PipelineConfig.peak_threshold,
+               roi_refinement: str = 'off',
+               roi_scale: float = PipelineConfig.roi_scale) -> List[ViewKeypoints]:
+        """Detect keypoints in each image on its own (no stereo), optionally with a zoomed look.
+
+        The first look runs the network on the whole images (one batch).
+        With ``roi_refinement`` ``'always'`` (or ``'incomplete'``: only for
+        images where the first look missed a keypoint), a second look runs
+        on a window around each image's detected keypoints
+        (:func:`~.roi.roi_around`, the crop step of top-down pose
+        estimators, Xiao et al. 2018) and replaces the first look's result
+        when it finds at least as many keypoints.  Images whose object
+        already fills most of the image (no window with 1.25x the
+        resolution) or with fewer than two keypoints found keep the first
+        look.
 
         Args:
             images: (H, W, 3) uint8 RGB or (H, W) uint8 grey arrays; sizes may
                 differ.
             peak_threshold: minimum belief of a detected keypoint.
+            roi_refinement: ``'off'``, ``'incomplete'`` or ``'always'`` (as the
+                node parameter of that name).
+            roi_scale: window side over the keypoints' extent (> 1).
 
         Returns:
             one :class:`~.views.ViewKeypoints` per image (the highest peak of
-            each keypoint), in original pixels.
+            each keypoint), in original pixels; ``roi`` is the window of the
+            look that was kept (None: the whole image).
+
+        Raises:
+            ValueError: an unknown ``roi_refinement``.
         """
-        beliefs = self.infer(images)
-        return [decode_view(maps, PixelWindow.whole(img), self.object_class.symmetries,
-                            peak_threshold).best()
-                for maps, img in zip(beliefs, images)]
+        if roi_refinement not in ROI_REFINEMENTS:
+            raise ValueError(f'roi_refinement must be one of {ROI_REFINEMENTS}, '
+                             f'got {roi_refinement!r}')
+        symmetries = self.object_class.symmetries
+        first = [decode_view(maps, PixelWindow.whole(img), symmetries, peak_threshold).best()
+                 for maps, img in zip(self.infer(images), images)]
+        if roi_refinement == 'off':
+            return first
+        windows = []
+        for look, img in zip(first, images):
+            wanted = roi_refinement == 'always' or not np.isfinite(look.uv).all()
+            windows.append(roi_around(look.uv, (img.shape[1], img.shape[0]), self.input_size,
+                                      roi_scale) if wanted else None)
+        zoomed = [n for n, window in enumerate(windows) if window is not None]
+        if not zoomed:
+            return first
+        beliefs = self.forward(self.preprocess([images[n] for n in zoomed],
+                                               [windows[n] for n in zoomed]))
+        out = list(first)
+        for n, maps in zip(zoomed, beliefs):
+            second = decode_view(maps, windows[n], symmetries, peak_threshold,
+                                 roi=windows[n]).best()
+            if _found(second) >= _found(first[n]):
+                out[n] = second
+        return out
+
+
+def _found(view: ViewKeypoints) -> int:
+    """Return the number of keypoints found (finite uv) in one view's detection."""
+    return int(np.isfinite(view.uv).all(axis=1).sum())

@@ -27,7 +27,8 @@ Parameters: the model and input parameters of the stereo node's table
 (:class:`~keypoint_perception.core.config.PipelineConfig`): ``model``,
 ``device``, ``backend``, ``num_threads``, ``test_time_augmentation``,
 ``approximate_sync``, ``sync_slop``, ``queue_size``, ``reliable_qos``,
-``peak_threshold``, ``instance_id``.
+``peak_threshold``, ``roi_refinement``, ``roi_scale`` (a second, zoomed look
+at the object, as in the stereo node), ``instance_id``.
 """
 
 from collections import Counter
@@ -51,7 +52,7 @@ from ..core.detector import KeypointDetector
 #: The parameters of the stereo node's table that the mono node declares.
 MONO_PARAMETERS = ('model', 'device', 'backend', 'num_threads', 'test_time_augmentation',
                    'approximate_sync', 'sync_slop', 'queue_size', 'reliable_qos',
-                   'peak_threshold', 'instance_id')
+                   'peak_threshold', 'roi_refinement', 'roi_scale', 'instance_id')
 
 
 class MonoKeypointNode(Node):
@@ -124,7 +125,8 @@ class MonoKeypointNode(Node):
                 return
             config = self.config
             detection = self.detector.detect([np.ascontiguousarray(rgb)],
-                                             config.peak_threshold)[0]
+                                             config.peak_threshold, config.roi_refinement,
+                                             config.roi_scale)[0]
             header = Header(stamp=image.header.stamp, frame_id=frame)
             self.pub_2d.publish(conversions.mono_keypoints_2d(
                 header, detection, self.object_class, (rgb.shape[1], rgb.shape[0]),
