@@ -16,8 +16,9 @@
 The aggregation (percent of the diagonal, PCK, detection rate, 3D errors,
 ADD, ADD AUC, pose errors) is checked against hand-computed examples; the
 script runs end to end on a shard of two rendered Panda samples, once with
-an untrained network and once with the detector replaced by the renderer's
-labels, where the mono camera-to-base fit must recover the true transform.
+an untrained network and once with the detector and the stereo pipeline
+replaced by the renderer's labels, where both camera-to-base fits must
+recover the true transform.
 """
 
 import hashlib
@@ -39,6 +40,7 @@ from keypoint_perception.core.checkpoint import save_checkpoint  # noqa: E402
 from keypoint_perception.core.dataset import iter_shard, list_shards  # noqa: E402
 from keypoint_perception.core.model import BeliefMapNet, make_config  # noqa: E402
 from keypoint_perception.core.objects import load_object_class  # noqa: E402
+from keypoint_perception.core.pipeline import StereoResult  # noqa: E402
 from keypoint_perception.core.views import ViewKeypoints  # noqa: E402
 from keypoint_perception.training.robot_metrics import (add_curve,  # noqa: E402
                                                         camera_to_base_summary, json_ready,
@@ -198,17 +200,26 @@ def _key(image):
 
 
 def test_script_with_perfect_detections(panda_shard, tmp_path, monkeypatch):
-    """The detector replaced by the labels: 2D error 0, the mono fit finds the true pose."""
+    """Detector and pipeline replaced by the labels: no error, both fits find the true pose."""
     data, model = panda_shard
+    samples = list(iter_shard(list_shards(data)[0]))
     labels = {_key(s[v]): s[f'kp2d_{v}'].astype(np.float64)
-              for s in iter_shard(list_shards(data)[0]) for v in ('left', 'right')}
+              for s in samples for v in ('left', 'right')}
+    points_3d = {_key(s['left']): s['kp3d'].astype(np.float64) for s in samples}
 
     def detect(self, images, *options, **keywords):
         uv = labels[_key(images[0])]
         return [ViewKeypoints(uv=uv, confidence=np.ones(len(uv), np.float32),
                               beliefs=np.zeros((len(uv), 1, 1), np.float32))]
 
+    def process(self, left_image, right_image, left_camera, right_camera):
+        xyz = points_3d[_key(left_image)]
+        left, right = (detect(None, [image])[0] for image in (left_image, right_image))
+        return StereoResult(left, right, xyz, np.ones(len(xyz), bool), np.zeros(len(xyz)),
+                            np.ones(len(xyz), np.float32))
+
     monkeypatch.setattr(benchmark_robots.KeypointDetector, 'detect', detect)
+    monkeypatch.setattr(benchmark_robots.StereoKeypointPipeline, 'process', process)
     result, doc = _run(tmp_path, data, model, 'oracle')
     figures = result['figures']
     k2 = figures['keypoints_2d']['in_image']['overall']
@@ -218,7 +229,13 @@ def test_script_with_perfect_detections(panda_shard, tmp_path, monkeypatch):
     assert mono['failures'] == 0
     assert mono['add_auc'] == pytest.approx(1.0, abs=1e-4)
     assert mono['translation_mean_mm'] < 0.1 and mono['rotation_mean_deg'] < 0.01
+    stereo = figures['camera_to_base']['stereo']
+    assert stereo['failures'] == 0 and stereo['add_auc'] == pytest.approx(1.0, abs=1e-4)
+    assert stereo['translation_mean_mm'] < 0.1 and stereo['rotation_mean_deg'] < 0.01
+    s3 = figures['stereo_3d']['overall']
+    assert s3['count'] == 2 * 7 and s3['max_mm'] == 0.0
     begin, _ = benchmark_robots.markers('panda')
     assert '| 2D mean error <= 1% of the diagonal (labelled in the image) | 0.00% | met |' \
         in doc[doc.index(begin):]
     assert '| ADD AUC mono >= 0.85 | 1.000 | met |' in doc
+    assert '| ADD AUC stereo >= 0.9 | 1.000 | met |' in doc
