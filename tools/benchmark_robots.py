@@ -14,16 +14,17 @@
 r"""A robot keypoint model on a synthetic test set: 2D, stereo 3D, camera-to-base, speed.
 
     source tools/env.sh && python tools/benchmark_robots.py --model panda \\
-        --data DIR [DIR ...] [--max-samples N] [--threads N] [--write-doc] [--json OUT]
+        --data DIR [DIR ...] [--max-samples N] [--threads N] [--validation-shards]
+        [--roi-refinement off|incomplete|always] [--write-doc] [--json OUT]
 
 For every stereo sample of the model's class in the ``sim_datagen`` shards of
 ``--data`` (issue 17, item 4):
 
-* 2D: the mono detector (``keypoints-detect``'s ``detect_keypoints``: the
-  highest peak per keypoint) on the left and the right
-  view on their own, against the rendered labels: mean error in percent of
-  the image diagonal over the detected keypoints labelled inside the image,
-  twice: visible only (visibility 2) and all in the image (occluded ones,
+* 2D: the mono detector (``keypoints-detect``'s ``detect_keypoints`` with
+  the pipeline's ``roi_refinement``: the highest peak per keypoint) on the
+  left and the right view on their own, against the rendered labels: mean
+  error in percent of the image diagonal over the detected keypoints
+  labelled inside the image, twice: visible only (visibility 2) and all in the image (occluded ones,
   visibility 1, too); PCK at 1/2/5% of the diagonal and the detection rate
   over all keypoints labelled inside the image (a missed one is incorrect);
 * stereo 3D: :class:`StereoKeypointPipeline` with the node's defaults and
@@ -57,7 +58,7 @@ import time
 from benchmark_common import cpu_model, replace_section
 import cv2
 from keypoint_perception.calibrate_robot import default_urdf
-from keypoint_perception.core.config import PipelineConfig
+from keypoint_perception.core.config import PipelineConfig, ROI_REFINEMENTS
 from keypoint_perception.core.dataset import iter_shard, list_shards
 from keypoint_perception.core.detector import KeypointDetector
 from keypoint_perception.core.kinematics import keypoint_anchors, RobotKinematics
@@ -151,11 +152,14 @@ def annotate(image, detection, truth_uv, visibility, object_class, title):
     return out
 
 
-def measure(detector, folders, validation_only, max_samples, sheet_views):
-    """Run detector, pipeline and fits on every test sample; returns the per-frame arrays."""
+def measure(detector, config, folders, validation_only, max_samples, sheet_views):
+    """Run detector, pipeline and fits on every test sample; returns the per-frame arrays.
+
+    ``config`` (:class:`PipelineConfig`) sets the pipeline and the mono
+    detector's ``peak_threshold``, ``roi_refinement`` and ``roi_scale``.
+    """
     oc = detector.object_class
     kinematics = Kinematics(oc)
-    config = PipelineConfig(input_rectified=False)
     pipeline = StereoKeypointPipeline(detector, config)
     r = {k: [] for k in ('err2d', 'vis', 'diag', 'outside_found', 'err3d', 'both', 'truth',
                          'base', 'mono', 'stereo', 'keys')}
@@ -168,7 +172,8 @@ def measure(detector, folders, validation_only, max_samples, sheet_views):
         dets = {}
         for view in VIEWS:
             t0 = time.perf_counter()
-            dets[view] = detect_keypoints(detector, s[view], config.peak_threshold)
+            dets[view] = detect_keypoints(detector, s[view], config.peak_threshold,
+                                          config.roi_refinement, config.roi_scale)
             times['detector_view'].append(time.perf_counter() - t0)
             image, vis = s[view], np.asarray(s[f'vis_{view}'])
             err = symmetric_errors(dets[view].uv, s[f'kp2d_{view}'], oc.symmetries)
@@ -334,8 +339,11 @@ def write_doc(figures, info, paths, doc_path):
              f'{figures["pairs"]} stereo pairs ({figures["views"]} views) of `{name}` from '
              f'{data}{held_out}. Pipeline: the node\'s defaults (`PipelineConfig`) with '
              '`input_rectified: false` (the renders are raw images with their lens '
-             'distortion) and each sample\'s two CameraInfos.')
-    notes = ('2D: the mono detector on each view alone (the highest peak per keypoint). '
+             'distortion) and each sample\'s two CameraInfos; `roi_refinement: '
+             f'{info["roi_refinement"]}` (`roi_scale: {info["roi_scale"]:g}`) in the '
+             'stereo pipeline and the mono detector alike.')
+    notes = ('2D: the mono detector on each view alone, as `keypoints-detect` runs it '
+             '(the highest peak per keypoint). '
              'The means are over the detected keypoints; PCK and the detection rate over '
              'every keypoint labelled inside the image (a missed one counts as incorrect). '
              '"visible": visibility 2 only; "in image": occluded ones (visibility 1) too, '
@@ -388,6 +396,10 @@ def main(argv=None) -> int:
                     help="network threads; 0 = the thread policy's choice")
     ap.add_argument('--backend', default='auto', help='auto, torch or onnxruntime')
     ap.add_argument('--device', default='cpu', help='torch device (default cpu)')
+    ap.add_argument('--roi-refinement', choices=ROI_REFINEMENTS,
+                    default=PipelineConfig.roi_refinement,
+                    help='second, zoomed look, mono and stereo (default %(default)s, as the '
+                         'nodes and keypoints-detect)')
     ap.add_argument('--sheet-views', type=int, default=6, help='views in the contact sheet')
     ap.add_argument('--images', default='',
                     help='folder of the plots (default docs/images with --write-doc, else '
@@ -403,7 +415,8 @@ def main(argv=None) -> int:
     detector = KeypointDetector(a.model, device=a.device, num_threads=a.threads,
                                 backend=a.backend)
     oc = detector.object_class
-    r, times, sheet = measure(detector, a.data, a.validation_shards, a.max_samples,
+    config = PipelineConfig(input_rectified=False, roi_refinement=a.roi_refinement)
+    r, times, sheet = measure(detector, config, a.data, a.validation_shards, a.max_samples,
                               a.sheet_views)
     figures = summarize(r, times, oc.keypoint_names)
     info = {'class': oc.name, 'model': detector.model_path, 'data': list(a.data),
@@ -411,7 +424,9 @@ def main(argv=None) -> int:
             'date': datetime.date.today().isoformat(), 'machine': cpu_model(),
             'backend': detector.backend.describe(),
             'threads': detector.backend.num_threads, 'keypoints': list(oc.keypoint_names),
-            'test_time_augmentation': detector.test_time_augmentation, 'samples': r['keys']}
+            'test_time_augmentation': detector.test_time_augmentation,
+            'roi_refinement': config.roi_refinement, 'roi_scale': config.roi_scale,
+            'samples': r['keys']}
     default_folder = ('docs', 'images') if a.write_doc else ('output', 'benchmark_robots')
     folder = a.images or os.path.join(ROOT, *default_folder)
     err2d, vis = np.array(r['err2d']), np.array(r['vis'])
