@@ -24,9 +24,10 @@ For every stereo sample of the model's class in the ``sim_datagen`` shards of
   the pipeline's ``roi_refinement``: the highest peak per keypoint) on the
   left and the right view on their own, against the rendered labels: mean
   error in percent of the image diagonal over the detected keypoints
-  labelled inside the image, twice: visible only (visibility 2) and all in the image (occluded ones,
-  visibility 1, too); PCK at 1/2/5% of the diagonal and the detection rate
-  over all keypoints labelled inside the image (a missed one is incorrect);
+  labelled inside the image, twice: visible only (visibility 2) and all in
+  the image (occluded ones, visibility 1, too); PCK at 1/2/5% of the
+  diagonal and the detection rate over all keypoints labelled inside the
+  image (a missed one is incorrect);
 * stereo 3D: :class:`StereoKeypointPipeline` with the node's defaults and
   the sample's two CameraInfos (raw images: ``input_rectified`` false),
   triangulated keypoints against the rendered 3D keypoints (left optical
