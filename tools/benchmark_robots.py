@@ -60,7 +60,7 @@ from benchmark_common import cpu_model, replace_section
 import cv2
 from keypoint_perception.calibrate_robot import default_urdf
 from keypoint_perception.core.config import PipelineConfig, ROI_REFINEMENTS
-from keypoint_perception.core.dataset import iter_shard, list_shards
+from keypoint_perception.core.dataset import camera_model_from_label, iter_shard, list_shards
 from keypoint_perception.core.detector import KeypointDetector
 from keypoint_perception.core.kinematics import keypoint_anchors, RobotKinematics
 from keypoint_perception.core.pipeline import StereoKeypointPipeline
@@ -69,8 +69,7 @@ from keypoint_perception.core.robot_calibration import (fit_camera_to_base_mono,
 from keypoint_perception.core.visualization import draw_view
 from keypoint_perception.detect import detect_keypoints
 from keypoint_perception.training.data import is_validation_shard
-from keypoint_perception.training.evaluate import (_camera_from_label, _contact_sheet,
-                                                   _histogram)
+from keypoint_perception.training.evaluate import contact_sheet, error_histogram
 from keypoint_perception.training.metrics import symmetric_errors
 from keypoint_perception.training.robot_metrics import (add_curve, camera_to_base_summary,
                                                         json_ready, keypoint_table, met,
@@ -169,7 +168,7 @@ def measure(detector, config, folders, validation_only, max_samples, sheet_views
     sheet = []
     for s in iter_test_samples(folders, oc.name, validation_only, max_samples):
         r['keys'].append(s['key'])
-        cams = [_camera_from_label(s['labels']['camera_info'][v]) for v in VIEWS]
+        cams = [camera_model_from_label(s['labels']['camera_info'][v]) for v in VIEWS]
         dets = {}
         for view in VIEWS:
             t0 = time.perf_counter()
@@ -240,8 +239,8 @@ def plots(figures, err_pct, class_name, folder):
     paths = {'histogram': os.path.join(folder, f'robots_{class_name}_error_histogram.png'),
              'add_curve': os.path.join(folder, f'robots_{class_name}_add_curve.png'),
              'contact_sheet': os.path.join(folder, f'robots_{class_name}_contact_sheet.jpg')}
-    _histogram(err_pct, paths['histogram'],
-               f'{class_name}: 2D error, keypoints labelled in the image', (TARGET_2D_PCT,))
+    error_histogram(err_pct, paths['histogram'],
+                    f'{class_name}: 2D error, keypoints labelled in the image', (TARGET_2D_PCT,))
     fig = Figure(figsize=(6, 3.6))
     ax = fig.subplots()
     for mode, colour in (('mono', 'tab:blue'), ('stereo', 'tab:orange')):
@@ -434,7 +433,7 @@ def main(argv=None) -> int:
     diagonals = np.broadcast_to(np.array(r['diag'])[:, None], err2d.shape)
     err_pct = 100 * err2d[vis > 0] / diagonals[vis > 0]
     paths = plots(figures, err_pct, oc.name, folder)
-    _contact_sheet(sheet, paths['contact_sheet'], cols=3, width=480)
+    contact_sheet(sheet, paths['contact_sheet'], cols=3, width=480)
     print('\n'.join(tables(figures, list(oc.keypoint_names))))
     print('\n' + '\n'.join(f'{k}: {p}' for k, p in paths.items()))
     if a.json:

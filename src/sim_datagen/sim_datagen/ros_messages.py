@@ -30,7 +30,7 @@ from geometry_msgs.msg import Point
 from keypoint_msgs.msg import (Keypoint2D, Keypoint3D, ObjectKeypoints2D, ObjectKeypoints3D,
                                SampleLabels, SamplerFeedback, SamplerState, SceneVariable,
                                SceneVariableDirichlet)
-from keypoint_perception.core.camera import CameraModel
+from keypoint_perception.core.dataset import camera_model_from_label
 from keypoint_perception.nodes.conversions import camera_info_msg as model_camera_info_msg
 from keypoint_perception.nodes.conversions import pose_msg
 from keypoint_perception.nodes.sample_messages import (  # noqa: F401 - re-exported
@@ -55,11 +55,7 @@ def camera_info_msg(ci: Mapping, stamp) -> CameraInfo:
     Raises:
         CalibrationError: a calibration the camera model refuses.
     """
-    camera = CameraModel(width=ci['width'], height=ci['height'], K=ci['K'],
-                         D=ci.get('D', [0.0] * 5),
-                         distortion_model=ci.get('distortion_model', 'plumb_bob'),
-                         R=ci.get('R', np.eye(3)), P=ci['P'], frame_id=ci.get('frame_id', ''))
-    return model_camera_info_msg(camera, stamp)
+    return model_camera_info_msg(camera_model_from_label(ci), stamp)
 
 
 # -- labels --------------------------------------------------------------------------

@@ -40,6 +40,8 @@ from typing import Dict, Iterator, List, Tuple
 import cv2
 import numpy as np
 
+from .camera import CameraModel
+
 
 def list_shards(dataset_dir: str) -> List[str]:
     """Complete shards (``shard-*.tar``; ``.tmp`` leftovers are ignored), sorted."""
@@ -122,3 +124,31 @@ def iter_samples(dataset_dir: str, decode_images: bool = True) -> Iterator[dict]
     """
     for path in list_shards(dataset_dir):
         yield from iter_shard(path, decode_images)
+
+
+def camera_model_from_label(camera_info: dict) -> CameraModel:
+    """Build the :class:`~.camera.CameraModel` of one view's ``camera_info`` label.
+
+    Args:
+        camera_info: the label's CameraInfo fields (``sensor_msgs/CameraInfo``
+            names): ``width``, ``height`` (px), ``K`` (9,) or (3, 3), ``P``
+            (12,) or (3, 4), and optional ``D`` (default zeros),
+            ``distortion_model`` (default ``plumb_bob``), ``R`` (default
+            identity), ``frame_id``.  Early datasets stored plumb_bob ``D``
+            as (k1, k2) only; the missing coefficients are zero.
+
+    Returns:
+        a new CameraModel (raw image: ``K``, ``D``, ``R``, ``P`` as given).
+
+    Raises:
+        KeyError: ``width``, ``height``, ``K`` or ``P`` is missing.
+        CalibrationError: a calibration the camera model refuses.
+    """
+    model = camera_info.get('distortion_model', 'plumb_bob')
+    distortion = np.asarray(camera_info.get('D', np.zeros(5)), dtype=np.float64)
+    if model == 'plumb_bob' and 0 < distortion.size < 5:
+        distortion = np.pad(distortion, (0, 5 - distortion.size))
+    return CameraModel(int(camera_info['width']), int(camera_info['height']),
+                       np.reshape(camera_info['K'], (3, 3)), distortion, model,
+                       np.reshape(camera_info.get('R', np.eye(3)), (3, 3)),
+                       np.reshape(camera_info['P'], (3, 4)), camera_info.get('frame_id', ''))

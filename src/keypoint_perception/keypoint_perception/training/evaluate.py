@@ -50,7 +50,7 @@ from ..core.camera import CameraModel
 from ..core.checkpoint import load_checkpoint, resolve_model_path
 from ..core.config import (COMPLETION_SEARCHES, DEFAULT_COMPLETION_SEARCH, DEFAULT_ROI_SCALE,
                            PipelineConfig, ROI_REFINEMENTS, TEST_TIME_AUGMENTATIONS)
-from ..core.dataset import iter_shard, list_shards
+from ..core.dataset import camera_model_from_label, iter_shard, list_shards
 from ..core.detector import KeypointDetector
 from ..core.pipeline import StereoKeypointPipeline
 from ..core.symmetry import match_stereo_symmetry
@@ -63,7 +63,15 @@ from .shard_cache import ShardCache
 from .loop import evaluate
 
 
-def _histogram(errors_pct: np.ndarray, path: str, title: str, targets=(1.0,)) -> None:
+def error_histogram(errors_pct: np.ndarray, path: str, title: str, targets=(1.0,)) -> None:
+    """Plot a histogram of 2D keypoint errors (% of the image diagonal) into a PNG.
+
+    Args:
+        errors_pct: (N,) errors, % of the diagonal; non-finite ones are left out.
+        path: the PNG to write.
+        title: the plot's title.
+        targets: x positions of dashed target lines (% of the diagonal).
+    """
     fig = Figure(figsize=(6, 3.4))
     ax = fig.subplots()
     e = errors_pct[np.isfinite(errors_pct)]
@@ -76,9 +84,13 @@ def _histogram(errors_pct: np.ndarray, path: str, title: str, targets=(1.0,)) ->
     fig.savefig(path, dpi=110)
 
 
-def _contact_sheet(images: List[np.ndarray], path: str, cols: int = 2,
-                   width: int = 640) -> None:
-    """Tile (H, W, 3) RGB images, each resized to ``width``, into one PNG."""
+def contact_sheet(images: List[np.ndarray], path: str, cols: int = 2,
+                  width: int = 640) -> None:
+    """Tile (H, W, 3) uint8 RGB images, each resized to ``width`` px, into one image file.
+
+    Rows of ``cols`` tiles, shorter tiles padded with black; the format
+    follows ``path``'s extension (``cv2.imwrite``).
+    """
     tiles = [cv2.resize(im, (width, int(im.shape[0] * width / im.shape[1]))) for im in images]
     h = max(t.shape[0] for t in tiles)
     tiles = [np.pad(t, ((0, h - t.shape[0]), (0, 0), (0, 0))) for t in tiles]
@@ -155,10 +167,10 @@ def evaluate_real(model: str, data_dir: str, left_info: str, right_info: str, ou
              model=detector.model_path,
              test_time_augmentation=detector.test_time_augmentation)
     _write(out, m, rows)
-    _histogram(100 * errs.ravel() / np.repeat(diags, errs.shape[1]),
-               os.path.join(out, 'error_histogram.png'),
-               'Real stereo sequence (trained on synthetic data only)')
-    _contact_sheet(sheets, os.path.join(out, 'annotated_pairs.jpg'), cols=1, width=960)
+    error_histogram(100 * errs.ravel() / np.repeat(diags, errs.shape[1]),
+                    os.path.join(out, 'error_histogram.png'),
+                    'Real stereo sequence (trained on synthetic data only)')
+    contact_sheet(sheets, os.path.join(out, 'annotated_pairs.jpg'), cols=1, width=960)
     return m
 
 
@@ -166,21 +178,6 @@ def _match_right(lg, rg, lcam, rcam, oc):
     """Ground-truth right keypoints relabelled to agree with the left view."""
     perm = list(match_stereo_symmetry(lcam, rcam, lg.keypoints, rg.keypoints, oc.symmetries))
     return rg.keypoints[perm]
-
-
-def _camera_from_label(ci: dict) -> CameraModel:
-    """Build a CameraModel from a sim_datagen ``camera_info`` label (CameraInfo fields).
-
-    Early datasets stored plumb_bob ``D`` as (k1, k2) only; the missing
-    coefficients are zero.
-    """
-    d = np.asarray(ci['D'], dtype=np.float64)
-    if ci['distortion_model'] == 'plumb_bob' and 0 < d.size < 5:
-        d = np.pad(d, (0, 5 - d.size))
-    return CameraModel(int(ci['width']), int(ci['height']), np.reshape(ci['K'], (3, 3)),
-                       d, ci['distortion_model'],
-                       np.reshape(ci['R'], (3, 3)), np.reshape(ci['P'], (3, 4)),
-                       ci.get('frame_id', ''))
 
 
 def _side_errors_pct(xyz: np.ndarray, oc) -> List[float]:
@@ -251,7 +248,7 @@ def evaluate_synthetic(model: str, data_dir: str, out: str, max_samples: int = 0
                          **{f'err_px_{j}': round(float(v), 3) for j, v in enumerate(e)}})
         if (np.asarray(s['vis_left']) > 0).all() and (np.asarray(s['vis_right']) > 0).all():
             info = s['labels']['camera_info']
-            cams = [_camera_from_label(info[v]) for v in ('left', 'right')]
+            cams = [camera_model_from_label(info[v]) for v in ('left', 'right')]
             # the rendered board's size varies: give the pipeline this sample's
             # template, as a user configures the size of their real object
             size, ref = s['labels'].get('square_size'), oc.extra.get('square_size')
@@ -288,8 +285,8 @@ def evaluate_synthetic(model: str, data_dir: str, out: str, max_samples: int = 0
                  pipeline_mean_px=float(found.mean()) if found.size else None,
                  pipeline_median_px=float(np.median(found)) if found.size else None)
     _write(out, m, rows)
-    _histogram(100 * errs.ravel() / np.repeat(diags, errs.shape[1]),
-               os.path.join(out, 'error_histogram.png'), 'Synthetic test set')
+    error_histogram(100 * errs.ravel() / np.repeat(diags, errs.shape[1]),
+                    os.path.join(out, 'error_histogram.png'), 'Synthetic test set')
     return m
 
 
