@@ -33,6 +33,7 @@ copy; positions are mapped back).  No ROS.
 import glob
 import json
 import os
+import sys
 from typing import List, Optional
 
 import cv2
@@ -120,7 +121,11 @@ def load_detector(model: str, device: str, threads: int) -> KeypointDetector:
         InputError: unknown name, unreadable or invalid checkpoint.
     """
     with checked_input(f'--model {model}'):
-        return KeypointDetector(model, device=device, num_threads=threads)
+        detector = KeypointDetector(model, device=device, num_threads=threads)
+    note, warn = detector.quality_note()
+    if warn:
+        print(f'warning: {note}', file=sys.stderr)
+    return detector
 
 
 def add_model_options(parser: ArgumentParser) -> None:

@@ -131,3 +131,26 @@ def test_detect_finds_the_corners_of_each_image_on_its_own(detector):
     none = detector.detect([img], peak_threshold=1.0)[0]
     assert np.isnan(none.uv).all() and (none.confidence == 0).all()
     assert detector.cell_size_px(256) == detector.config.stride
+
+
+@pytest.mark.parametrize('error_pct, warn', [(9.09, True), (0.61, False), (None, False)])
+def test_quality_note_reports_the_recorded_validation_error(tmp_path, error_pct, warn):
+    object_class = load_object_class('panda')
+    path = str(tmp_path / 'model.pt')
+    meta = {} if error_pct is None else {'val': {'mean_pct_diag': error_pct}}
+    save_checkpoint(path, BeliefMapNet(make_config('lite', object_class.num_keypoints)),
+                    object_class, meta)
+    detector = KeypointDetector(path, backend='torch')
+    note, warned = detector.quality_note()
+    assert warned is warn
+    assert detector.validation_error_pct == error_pct
+    if error_pct is None:
+        assert 'no validation error' in note
+    else:
+        assert f'{error_pct:.2f}%' in note and ('preliminary' in note) is warn
+
+
+def test_shipped_board_model_is_not_reported_as_preliminary():
+    detector = KeypointDetector('checkerboard_lite')
+    assert detector.validation_error_pct is not None
+    assert not detector.quality_note()[1]

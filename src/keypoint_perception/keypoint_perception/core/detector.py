@@ -39,6 +39,11 @@ from .roi import crop_window, PixelWindow, roi_around
 from .views import decode_view, ViewKeypoints
 
 
+#: Synthetic validation error (% of the image diagonal) above which
+#: :meth:`KeypointDetector.quality_note` warns; the shipped board model is at 0.6%.
+QUALITY_WARNING_PCT = 2.0
+
+
 class KeypointDetector:
     """Belief-map network inference on batches of images (PyTorch or ONNX Runtime, CPU or GPU).
 
@@ -121,6 +126,38 @@ class KeypointDetector:
             raise ValueError(f'unknown test-time augmentation {test_time_augmentation!r}; '
                              f'expected auto or one of {TEST_TIME_AUGMENTATIONS}')
         self.test_time_augmentation = test_time_augmentation
+
+    @property
+    def validation_error_pct(self) -> Optional[float]:
+        """Mean 2D error (% of the image diagonal) recorded at the model's selection, or None.
+
+        The checkpoint's ``meta['val']['mean_pct_diag']``: the error on its
+        held-out synthetic validation shards when it was chosen
+        (``keypoints-train``); None when the file records none.
+        """
+        value = self.meta.get('val', {}).get('mean_pct_diag') \
+            if isinstance(self.meta.get('val'), dict) else None
+        return float(value) if value is not None and np.isfinite(value) else None
+
+    def quality_note(self) -> Tuple[str, bool]:
+        """One log line on how good the model was at selection, and whether it is a warning.
+
+        Returns:
+            (text, warn): ``warn`` is True when the recorded synthetic
+            validation error exceeds :data:`QUALITY_WARNING_PCT` (the model
+            is preliminary: its keypoints, and poses computed from them,
+            are unreliable).
+        """
+        error = self.validation_error_pct
+        name = self.object_class.name
+        if error is None:
+            return f'model {name}: no validation error recorded', False
+        text = (f'model {name}: mean 2D error {error:.2f}% of the image diagonal on its '
+                f'synthetic validation shards')
+        if error > QUALITY_WARNING_PCT:
+            return (text + f' (above {QUALITY_WARNING_PCT:g}%: a preliminary model; its '
+                    'keypoints and any pose computed from them are unreliable)'), True
+        return text, False
 
     def _exported(self, backend: str) -> Optional[str]:
         """Return the checkpoint's ONNX file for onnxruntime, exported on first use.

@@ -86,6 +86,8 @@ class MonoKeypointNode(Node):
         else:
             self.sync = message_filters.TimeSynchronizer(self._subs, cfg.queue_size)
         self.sync.registerCallback(self.on_image)
+        note, warn = self.detector.quality_note()
+        (self.get_logger().warning if warn else self.get_logger().info)(note)
         self.get_logger().info(
             f'model {self.detector.model_path} ({self.object_class.name}, '
             f'backend {self.detector.backend.name}, '

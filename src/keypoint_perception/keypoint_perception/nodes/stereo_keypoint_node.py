@@ -161,6 +161,8 @@ class StereoKeypointNode(Node):
         # late-completed sets (at most one per queued message) are stale, not a time jump
         self.stamp_order = StampOrder(reset_after=queue + 1)
         self.input_timer = self.create_timer(1.0, self._check_inputs)
+        note, warn = self.detector.quality_note()
+        (self.get_logger().warning if warn else self.get_logger().info)(note)
         self.frames = 0
         self.get_logger().info(
             f'model {self.detector.model_path} ({self.object_class.name}, '
