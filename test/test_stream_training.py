@@ -238,7 +238,9 @@ def test_simulators_stop_when_their_trainer_is_killed(tmp_path):
     code = ('import sys, time\n'
             'from keypoint_perception.training.stream_sources import SimulatorPool\n'
             'pool = SimulatorPool(1, sys.argv[1])\n'
-            'pool.command = ["sleep", "60"]  # stands in for sim_stream_node\n'
+            # stands in for sim_stream_node; sh ignores the node arguments the pool appends
+            # (sleep itself exits at once on them: the test raced against that exit)
+            'pool.command = ["sh", "-c", "exec sleep 60", "sim"]\n'
             'pool.start_all()\n'
             'print("started", flush=True)\n'
             'time.sleep(60)\n')
