@@ -63,6 +63,7 @@ from keypoint_perception.core.config import PipelineConfig, ROI_REFINEMENTS
 from keypoint_perception.core.dataset import camera_model_from_label, iter_shard, list_shards
 from keypoint_perception.core.detector import KeypointDetector
 from keypoint_perception.core.kinematics import keypoint_anchors, RobotKinematics
+from keypoint_perception.core.onnx_model import file_sha256
 from keypoint_perception.core.pipeline import StereoKeypointPipeline
 from keypoint_perception.core.robot_calibration import (fit_camera_to_base_mono,
                                                         fit_camera_to_base_stereo)
@@ -333,9 +334,12 @@ def write_doc(figures, info, paths, doc_path):
            for k, p in paths.items()}
     model = os.path.relpath(info['model'], ROOT) if info['model'].startswith(ROOT) \
         else info['model']
+    if info.get('shipped'):
+        model = f'{info["shipped"]}` = `models/{os.path.basename(info["model"])}'
     data = ', '.join(f'`{d}`' for d in info['data'])
     held_out = ' (validation shards only)' if info['validation_only'] else ''
-    setup = (f'Model `{model}` (test-time augmentation `{info["test_time_augmentation"]}`); '
+    setup = (f'Model `{model}` (sha256 {info["sha256"]}..., test-time augmentation '
+             f'`{info["test_time_augmentation"]}`); '
              f'{figures["pairs"]} stereo pairs ({figures["views"]} views) of `{name}` from '
              f'{data}{held_out}. Pipeline: the node\'s defaults (`PipelineConfig`) with '
              '`input_rectified: false` (the renders are raw images with their lens '
@@ -419,7 +423,9 @@ def main(argv=None) -> int:
     r, times, sheet = measure(detector, config, a.data, a.validation_shards, a.max_samples,
                               a.sheet_views)
     figures = summarize(r, times, oc.keypoint_names)
-    info = {'class': oc.name, 'model': detector.model_path, 'data': list(a.data),
+    shipped = a.model if not os.path.exists(a.model) else None
+    info = {'class': oc.name, 'model': detector.model_path, 'shipped': shipped,
+            'sha256': file_sha256(detector.model_path)[:16], 'data': list(a.data),
             'validation_only': a.validation_shards, 'command': command, 'load': load,
             'date': datetime.date.today().isoformat(), 'machine': cpu_model(),
             'backend': detector.backend.describe(),
