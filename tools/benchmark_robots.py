@@ -181,7 +181,7 @@ def measure(detector, config, folders, validation_only, max_samples, sheet_views
             r['err2d'].append(err)
             r['vis'].append(vis)
             r['diag'].append(float(np.hypot(image.shape[1], image.shape[0])))
-            r['outside_found'].append(np.isfinite(dets[view].uv).all(axis=1) & (vis == 0))
+            r['outside_found'].append(dets[view].found & (vis == 0))
             if len(sheet) < sheet_views:
                 scored = err[(vis > 0) & np.isfinite(err)]
                 pct = 100 * scored.mean() / r['diag'][-1] if scored.size else float('nan')

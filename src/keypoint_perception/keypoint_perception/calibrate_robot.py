@@ -180,7 +180,7 @@ def main(argv: Optional[List[str]] = None) -> Optional[int]:
                                            rectified=args.rectified,
                                            inlier_threshold_px=args.inlier_threshold)
         if estimate is None:
-            found = int(np.isfinite(detection.uv).all(axis=1).sum())
+            found = int(detection.found.sum())
             record['failure'] = (f'{found} keypoints detected: fewer than 4 consistent with '
                                  'one camera pose')
             continue

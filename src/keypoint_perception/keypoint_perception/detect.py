@@ -30,6 +30,7 @@ image size and aspect ratio is accepted (the network's input is a resized
 copy; positions are mapped back).  No ROS.
 """
 
+import argparse
 import glob
 import json
 import os
@@ -40,7 +41,7 @@ import cv2
 import numpy as np
 
 from .cli import (ArgumentParser, checked_input, command_line, InputError, non_negative_int,
-                  unit_interval)
+                  positive_float, unit_interval)
 from .core.config import PipelineConfig, ROI_REFINEMENTS
 from .core.detector import KeypointDetector
 from .core.objects import ObjectClass
@@ -128,6 +129,19 @@ def load_detector(model: str, device: str, threads: int) -> KeypointDetector:
     return detector
 
 
+def roi_scale(text: str) -> float:
+    """Parse ``--roi-scale``: a number in the range of the node parameter ``roi_scale``.
+
+    Raises:
+        argparse.ArgumentTypeError: not a number, or outside that range.
+    """
+    value = positive_float(text)
+    try:
+        return PipelineConfig().validated(roi_scale=value).roi_scale
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def add_model_options(parser: ArgumentParser) -> None:
     """Add the options shared by the mono tools: model, device, threads, threshold."""
     parser.add_argument('--model', required=True,
@@ -141,7 +155,7 @@ def add_model_options(parser: ArgumentParser) -> None:
                         help='second, zoomed look at the object: off, incomplete (only when '
                              'the first look missed a keypoint) or always (default '
                              '%(default)s, as the nodes)')
-    parser.add_argument('--roi-scale', type=float, default=PipelineConfig.roi_scale,
+    parser.add_argument('--roi-scale', type=roi_scale, default=PipelineConfig.roi_scale,
                         help="the zoomed look's window over the keypoints' extent (default "
                              '%(default)s)')
     parser.add_argument('--device', default='cpu', help='torch device (default cpu)')
@@ -181,7 +195,7 @@ def main(argv: Optional[List[str]] = None) -> Optional[int]:
             record = detection_record(os.path.basename(path), image, object_class, detection,
                                       args.instance)
             out.write(json.dumps(record) + '\n')
-            found += int(np.isfinite(detection.uv).all(axis=1).sum())
+            found += int(detection.found.sum())
             if args.annotate:
                 annotated = draw_view(image, detection, object_class)
                 name = os.path.splitext(os.path.basename(path))[0] + '.png'

@@ -40,7 +40,7 @@ from .views import decode_view, ViewKeypoints
 
 
 #: Synthetic validation error (% of the image diagonal) above which
-#: :meth:`KeypointDetector.quality_note` warns; the shipped board model is at 0.6%.
+#: :meth:`KeypointDetector.quality_note` warns; the shipped board model records 0.72%.
 QUALITY_WARNING_PCT = 2.0
 
 
@@ -135,8 +135,8 @@ class KeypointDetector:
         held-out synthetic validation shards when it was chosen
         (``keypoints-train``); None when the file records none.
         """
-        value = self.meta.get('val', {}).get('mean_pct_diag') \
-            if isinstance(self.meta.get('val'), dict) else None
+        val = self.meta.get('val')
+        value = val.get('mean_pct_diag') if isinstance(val, dict) else None
         return float(value) if value is not None and np.isfinite(value) else None
 
     def quality_note(self) -> Tuple[str, bool]:
@@ -284,7 +284,7 @@ class KeypointDetector:
             return first
         windows = []
         for look, img in zip(first, images):
-            wanted = roi_refinement == 'always' or not np.isfinite(look.uv).all()
+            wanted = roi_refinement == 'always' or not look.found.all()
             windows.append(roi_around(look.uv, (img.shape[1], img.shape[0]), self.input_size,
                                       roi_scale) if wanted else None)
         zoomed = [n for n, window in enumerate(windows) if window is not None]
@@ -296,11 +296,6 @@ class KeypointDetector:
         for n, maps in zip(zoomed, beliefs):
             second = decode_view(maps, windows[n], symmetries, peak_threshold,
                                  roi=windows[n]).best()
-            if _found(second) >= _found(first[n]):
+            if second.found.sum() >= first[n].found.sum():
                 out[n] = second
         return out
-
-
-def _found(view: ViewKeypoints) -> int:
-    """Return the number of keypoints found (finite uv) in one view's detection."""
-    return int(np.isfinite(view.uv).all(axis=1).sum())

@@ -52,6 +52,11 @@ class ViewKeypoints:
     beliefs: np.ndarray
     roi: Optional[PixelWindow] = None
 
+    @property
+    def found(self) -> np.ndarray:
+        """(J,) bool: the keypoints that have a position (finite ``uv``)."""
+        return np.isfinite(self.uv).all(axis=1)
+
 
 @dataclass(frozen=True, eq=False)
 class KeypointCandidates:

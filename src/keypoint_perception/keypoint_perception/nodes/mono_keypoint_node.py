@@ -135,7 +135,7 @@ class MonoKeypointNode(Node):
                 config.instance_id))
             self.frames += 1
             if self.frames == 1 or self.frames % 100 == 0:
-                found = int(np.isfinite(detection.uv).all(axis=1).sum())
+                found = int(detection.found.sum())
                 self.get_logger().info(f'frame {self.frames}: {found}/'
                                        f'{self.object_class.num_keypoints} keypoints')
         except Exception as e:  # noqa: B902 -- keep the node alive on any single image
