@@ -188,6 +188,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--sim-rate', type=float, default=0.0,
                    help='samples/s of each simulator (0 = as fast as they render)')
     p.add_argument('--batch', type=int, default=16)
+    p.add_argument('--lr', type=float, default=2e-3, help="keypoints-train's --lr")
+    p.add_argument('--init', default='',
+                   help='start every run from these weights (shipped model name or checkpoint): '
+                        'the fine-tuning regime, where the remaining errors are rare scenes')
     p.add_argument('--device', default='cpu')
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--out', default=os.path.join(ROOT, 'output', 'feedback_experiment'))
@@ -210,10 +214,13 @@ def run_arm(args, k: int, arm: str, val_set: str) -> str:
                '--sim-rate', str(args.sim_rate),
                '--seed', str(args.seed + k), '--steps', str(args.steps),
                '--eval-every', str(args.eval_every), '--batch', str(args.batch),
+               '--lr', str(args.lr),
                '--val-samples', str(args.val_samples), '--device', args.device,
                '--threads', str(args.threads), '--out', out]
     if os.path.isfile(os.path.join(out, 'last.pt')):
         command.append('--resume')
+    elif args.init:
+        command += ['--init', args.init]
     if val_set:
         command += ['--val-set', val_set]
     if arm == 'feedback':
