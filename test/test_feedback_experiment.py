@@ -20,6 +20,7 @@ learning rate, warm start and validation set) and for resuming instead of
 warm-starting again once a run has a checkpoint.
 """
 
+import json
 import os
 import sys
 
@@ -118,3 +119,43 @@ def test_an_interrupted_run_resumes_instead_of_starting_from_the_weights_again(
     (run / 'metrics.csv').write_text('step,val_mean_pct_diag\n20,1.5\n40,1.2\n')
     fx.run_arm(args, 0, 'uniform', '')
     assert len(seen) == 1
+
+
+def test_prior_table_reports_the_moved_variables_and_the_validation_coverage(tmp_path):
+    from keypoint_perception.training.stream_records import (log_priors, prior_movement,
+                                                             read_priors)
+
+    def state(fx_alpha, k1_alpha):
+        return {'/sim0': {'num_updates': 0, 'variables': {
+            'fx': {'theta': fx_alpha}, 'k1': {'theta': k1_alpha}}}}
+
+    movements = []
+    for k, final_fx in enumerate(([1, 1, 1, 5], [1, 1, 1, 3])):
+        path = str(tmp_path / f'priors{k}.csv')
+        log_priors(path, 0, state([1, 1, 1, 1], [2, 2]))
+        log_priors(path, 30, state(final_fx, [2, 2]))
+        movements.append(prior_movement(read_priors(path)))
+    # fx: (1,1,1,5)/8 from 1/4 each: TV = 0.5 * (3 * 0.125 + 0.375) = 0.375;
+    #     (1,1,1,3)/6: TV = 0.5 * (3 * (0.25 - 1/6) + 0.25) = 0.25; k1 unchanged
+    assert movements[0]['fx']['tv'] == pytest.approx(0.375)
+    assert movements[1]['fx']['tv'] == pytest.approx(0.25)
+    assert movements[0]['k1']['tv'] == 0
+
+    val = tmp_path / 'val.npz'
+    meta = {'bins': [{'fx': 3, 'k1': 0}, {'fx': 0, 'k1': 0}, {'fx': 3, 'k1': 1}],
+            'num_bins': {'fx': 4, 'k1': 2}}
+    np.savez(val, bins=np.array(json.dumps(meta)))
+    counts = fx.validation_bin_counts(str(val))
+    assert counts['fx'].tolist() == [1, 0, 0, 2] and counts['k1'].tolist() == [2, 1]
+
+    rows = fx.prior_table(movements, counts, top=1)
+    assert len(rows) == 1
+    row = rows[0]
+    assert row['variable'] == 'fx' and row['bin'] == 3
+    assert row['tv_mean'] == pytest.approx(0.3125)
+    assert row['tv_std'] == pytest.approx(np.std([0.375, 0.25], ddof=1))
+    assert row['p_first'] == pytest.approx(0.25)
+    assert row['p_last'] == pytest.approx((5 / 8 + 3 / 6) / 2)
+    assert row['val_counts'] == [1, 0, 0, 2]
+    section = fx.doc_section([], fx.summarize([]), 'cmd', 'fig.png', rows)
+    assert '| `fx` | 0.312 +- 0.088 | 3 | 0.25 -> 0.56 | 1 / 0 / 0 / 2 |' in section

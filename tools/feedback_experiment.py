@@ -57,6 +57,7 @@ from matplotlib.figure import Figure
 import numpy as np
 
 from benchmark_common import cpu_model, replace_section, ROOT
+from keypoint_perception.training.stream_records import prior_movement, read_priors
 
 DOC = os.path.join(ROOT, 'docs', 'benchmarks.md')
 FIGURE = os.path.join(ROOT, 'docs', 'images', 'feedback_experiment.png')
@@ -120,6 +121,50 @@ def summarize(table: Sequence[dict]) -> dict:
     return out
 
 
+def validation_bin_counts(val_set: str) -> Dict[str, np.ndarray]:
+    """Samples of the fixed validation set per bin of each variable: ``{name: (B,) int}``."""
+    with np.load(val_set, allow_pickle=False) as f:
+        meta = json.loads(str(f['bins']))
+    counts = {n: np.zeros(int(b), int) for n, b in meta['num_bins'].items()}
+    for sample in meta['bins']:
+        for name, b in sample.items():
+            if name in counts and 0 <= int(b) < len(counts[name]):
+                counts[name][int(b)] += 1
+    return counts
+
+
+def prior_table(movements: Sequence[Dict[str, dict]], val_counts: Dict[str, np.ndarray],
+                top: int = 6) -> List[dict]:
+    """The variables whose priors feedback moved most, over the feedback runs.
+
+    Args:
+        movements: one :func:`prior_movement` result per feedback run.
+        val_counts: :func:`validation_bin_counts` of the shared validation set.
+        top: number of variables returned, largest mean movement first.
+
+    Returns:
+        one dict per variable: ``variable``, ``tv_mean`` / ``tv_std`` (total
+        variation between the first and last prior mean, over the runs),
+        ``bin`` (the bin that gained most probability in most runs),
+        ``p_first`` / ``p_last`` (that bin's probability, mean over runs) and
+        ``val_counts`` (validation samples per bin, a list).
+    """
+    names = sorted({n for m in movements for n in m})
+    rows = []
+    for name in names:
+        runs = [m[name] for m in movements if name in m]
+        tv = np.array([r['tv'] for r in runs])
+        gained = [int(np.argmax(r['last'] - r['first'])) for r in runs]
+        b = max(set(gained), key=gained.count)
+        rows.append({'variable': name, 'tv_mean': float(tv.mean()),
+                     'tv_std': float(tv.std(ddof=1)) if len(tv) > 1 else 0.0, 'bin': b,
+                     'p_first': float(np.mean([r['first'][b] for r in runs])),
+                     'p_last': float(np.mean([r['last'][b] for r in runs])),
+                     'val_counts': [int(c) for c in val_counts.get(name, [])]})
+    rows.sort(key=lambda r: -r['tv_mean'])
+    return rows[:top]
+
+
 def plot(curves, pairs: int, path: str) -> None:
     """Validation error against step, mean +-1 std over the pairs, one line per arm."""
     fig = Figure(figsize=(6.4, 3.8))
@@ -146,7 +191,8 @@ def _fmt(value, spec='.3f') -> str:
     return '-' if value is None else format(value, spec)
 
 
-def doc_section(table, summary, command: str, figure_rel: str) -> str:
+def doc_section(table, summary, command: str, figure_rel: str,
+                priors: Sequence[dict] = ()) -> str:
     """Markdown section (between the markers) with the table, figure and command."""
     lines = [BEGIN, '',
              f'Recorded {datetime.date.today()} on {cpu_model()} with', '',
@@ -164,7 +210,20 @@ def doc_section(table, summary, command: str, figure_rel: str) -> str:
               f'{_fmt(s["ratio_mean"], ".2f")}, std {_fmt(s["ratio_std"], ".2f")} (target: '
               f'mean <= 0.75).  Final error: uniform {_fmt(s["uniform_final_mean"])} +- '
               f'{_fmt(s["uniform_final_std"])}, feedback {_fmt(s["feedback_final_mean"])} +- '
-              f'{_fmt(s["feedback_final_std"])} % of the diagonal.', '', END]
+              f'{_fmt(s["feedback_final_std"])} % of the diagonal.', '']
+    if priors:
+        lines += ['Where feedback moved the priors (feedback runs; total variation between the '
+                  'first and last prior mean, 0 = unchanged, 1 = all mass moved; the bin that '
+                  'gained most, its probability before and after; and how many samples of the '
+                  'fixed validation set fall in each bin of the variable):', '',
+                  '| variable | moved (TV), mean +- std | bin gained | its probability | '
+                  'validation samples per bin |', '|---|---|---|---|---|']
+        for r in priors:
+            lines.append(f'| `{r["variable"]}` | {r["tv_mean"]:.3f} +- {r["tv_std"]:.3f} | '
+                         f'{r["bin"]} | {r["p_first"]:.2f} -> {r["p_last"]:.2f} | '
+                         f'{" / ".join(map(str, r["val_counts"]))} |')
+        lines.append('')
+    lines.append(END)
     return '\n'.join(lines)
 
 
@@ -245,8 +304,13 @@ def main(argv=None) -> int:
             curves[(k, arm)] = read_curve(out)
     table = pair_table(curves, args.pairs)
     summary = summarize(table)
+    movements = [prior_movement(read_priors(path)) for path in
+                 (os.path.join(args.out, f'pair{k}', 'feedback', 'priors.csv')
+                  for k in range(args.pairs)) if os.path.isfile(path)]
+    priors = prior_table(movements, validation_bin_counts(val_set)) if movements else []
     with open(os.path.join(args.out, 'summary.json'), 'w') as f:
-        json.dump({'pairs': table, 'summary': summary, 'args': vars(args)}, f, indent=1)
+        json.dump({'pairs': table, 'summary': summary, 'priors': priors, 'args': vars(args)},
+                  f, indent=1)
     plot(curves, args.pairs, os.path.join(args.out, 'feedback_experiment.png'))
     print(json.dumps(summary, indent=1))
     if args.write_doc:
@@ -255,7 +319,8 @@ def main(argv=None) -> int:
             shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
         replace_section(args.doc, BEGIN, END, doc_section(
             table, summary, command,
-            os.path.relpath(args.figure, os.path.dirname(os.path.abspath(args.doc)))))
+            os.path.relpath(args.figure, os.path.dirname(os.path.abspath(args.doc))),
+            priors))
         print(f'wrote {args.doc} and {args.figure}')
     return 0
 

@@ -105,25 +105,58 @@ def log_priors(path: str, step: int, states: Mapping[str, Mapping]) -> None:
                             ' '.join(f'{a:g}' for a in var['theta'])])
 
 
-def plot_priors(csv_path: str, png_path: str, top: int = 6) -> None:
-    """Bin probabilities ``alpha / sum(alpha)`` against step, per source (columns).
+def read_priors(csv_path: str) -> Dict[tuple, List[tuple]]:
+    """Bin probabilities over training steps from a run's ``priors.csv``.
 
-    Rows are the ``top`` variables whose probabilities moved most (total
-    variation between first and last row of any source).
+    Returns:
+        ``{(namespace, variable): [(step, probabilities (B,) float64), ...]}``
+        in file order, probabilities ``alpha / sum(alpha)`` (the mean of the
+        Dirichlet prior); empty when the file has no rows.
+
+    Raises:
+        FileNotFoundError: no such file.
     """
     with open(csv_path) as f:
         rows = list(csv.DictReader(f))
-    if not rows:
-        return
     series: Dict[tuple, List[tuple]] = {}
     for r in rows:
         alpha = np.array([float(a) for a in r['alpha'].split()])
         series.setdefault((r['namespace'], r['variable']), []).append(
             (int(r['step']), alpha / alpha.sum()))
-    moved: Dict[str, float] = {}
+    return series
+
+
+def prior_movement(series: Mapping[tuple, Sequence[tuple]]) -> Dict[str, dict]:
+    """How far each variable's prior moved during a run (over its sources, the largest).
+
+    Args:
+        series: :func:`read_priors` output.
+
+    Returns:
+        ``{variable: {'tv', 'first', 'last', 'namespace'}}``: ``tv`` the total
+        variation distance ``0.5 * sum(|p_last - p_first|)`` in [0, 1] of the
+        source where it is largest, ``first`` / ``last`` that source's bin
+        probabilities (B,) at the first and last logged step.
+    """
+    moved: Dict[str, dict] = {}
     for (ns, name), points in series.items():
-        change = 0.5 * float(np.abs(points[-1][1] - points[0][1]).sum())
-        moved[name] = max(moved.get(name, 0.0), change)
+        first, last = points[0][1], points[-1][1]
+        tv = 0.5 * float(np.abs(last - first).sum())
+        if name not in moved or tv > moved[name]['tv']:
+            moved[name] = {'tv': tv, 'first': first, 'last': last, 'namespace': ns}
+    return moved
+
+
+def plot_priors(csv_path: str, png_path: str, top: int = 6) -> None:
+    """Bin probabilities ``alpha / sum(alpha)`` against step, per source (columns).
+
+    Rows are the ``top`` variables whose probabilities moved most
+    (:func:`prior_movement`).
+    """
+    series = read_priors(csv_path)
+    if not series:
+        return
+    moved = {name: m['tv'] for name, m in prior_movement(series).items()}
     names = sorted(moved, key=lambda n: -moved[n])[:top]
     sources = sorted({ns for ns, _ in series})[:4]
     fig = Figure(figsize=(3.4 * len(sources), 2.2 * len(names)))
