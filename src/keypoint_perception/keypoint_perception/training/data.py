@@ -17,18 +17,21 @@ Each stereo sample of a ``sim_datagen`` dataset gives two training views (left
 and right image with their 2D keypoints and COCO visibility: 0 outside the
 image, 1 occluded, 2 visible).  Views are resized once to the network input
 size and kept in memory as uint8; augmentation and target rendering happen per
-batch.
+batch.  Optionally each view also gives zoomed crops around its object
+(:func:`object_crop_window`), the view the detector's second look has.
 """
 
 from dataclasses import dataclass
 import os
-from typing import Iterable, Mapping, Sequence, Tuple
+from typing import Iterable, Mapping, Optional, Sequence, Tuple
+import zlib
 
 import cv2
 import numpy as np
 
 from ..core.dataset import iter_shard
 from ..core.heatmaps import gaussian_targets, image_to_heatmap
+from ..core.roi import crop_window, PixelWindow, roi_around
 from .distractors import paste_distractors
 
 
@@ -87,6 +90,55 @@ def load_shard_views(shard_path: str, input_size: Tuple[int, int]) -> ViewSet:
     return views_of_samples(iter_shard(shard_path), input_size)
 
 
+def load_shard_views_and_crops(shard_path: str, input_size: Tuple[int, int], object_crops: int
+                               ) -> Tuple[ViewSet, Optional[ViewSet]]:
+    """A shard's views and ``object_crops`` zoomed crops per view (:func:`views_and_crops`).
+
+    The crops' random generator is seeded from the shard's file name, so a
+    shard always gives the same crops (a resumed run sees the same views).
+    """
+    rng = np.random.default_rng(zlib.crc32(os.path.basename(shard_path).encode()))
+    return views_and_crops(iter_shard(shard_path), input_size, object_crops, rng)
+
+
+#: Window side over the labelled keypoints' extent of training crops, drawn
+#: log-uniformly; the detector's second look uses ``roi_scale`` (1.75).
+CROP_SCALE_RANGE = (1.3, 2.6)
+#: Largest shift of a crop's centre, as a share of the keypoints' extent.
+CROP_MAX_SHIFT = 0.2
+
+
+def object_crop_window(uv: np.ndarray, visibility: np.ndarray, image_size: Tuple[int, int],
+                       input_size: Tuple[int, int], rng: np.random.Generator
+                       ) -> Optional[PixelWindow]:
+    """A random zoomed window around a view's labelled keypoints, as the second look takes.
+
+    The window is :func:`~..core.roi.roi_around` the keypoints labelled in
+    the image (visibility > 0), with a side of ``CROP_SCALE_RANGE`` times
+    their extent and the centre shifted by up to ``CROP_MAX_SHIFT`` of it,
+    so that the network also learns the object at the resolution of the
+    detector's second look (top-down crops, Xiao et al. 2018).
+
+    Args:
+        uv: (J, 2) keypoints in image pixels.
+        visibility: (J,) COCO visibility.
+        image_size: (W, H) of the image, pixels.
+        input_size: (w_in, h_in) of the network input.
+        rng: random generator (scale and shift).
+
+    Returns:
+        the window, or None when fewer than two keypoints are labelled or
+        the window would not zoom in (the whole view already shows it).
+    """
+    pts = np.asarray(uv, np.float64)[np.asarray(visibility) > 0]
+    if len(pts) < 2:
+        return None
+    extent = np.ptp(pts, axis=0)
+    scale = float(np.exp(rng.uniform(*np.log(CROP_SCALE_RANGE))))
+    shift = rng.uniform(-CROP_MAX_SHIFT, CROP_MAX_SHIFT, 2) * extent
+    return roi_around(pts + shift, image_size, input_size, scale=scale, min_gain=1.1)
+
+
 def views_of_samples(samples: Iterable[Mapping], input_size: Tuple[int, int]) -> ViewSet:
     """Left and right views of stereo samples, resized to the network input.
 
@@ -101,19 +153,61 @@ def views_of_samples(samples: Iterable[Mapping], input_size: Tuple[int, int]) ->
     Returns:
         the views in order left, right of sample 0, left, right of sample 1, ...
     """
-    w_in, h_in = input_size
-    images, uvs, vis, scales, diags = [], [], [], [], []
-    for sample in samples:
-        for view in ('left', 'right'):
-            img = sample[view]
-            h0, w0 = img.shape[:2]
-            images.append(cv2.resize(img, (w_in, h_in), interpolation=cv2.INTER_AREA))
-            uvs.append(image_to_heatmap(sample[f'kp2d_{view}'], (w0, h0), (w_in, h_in)))
-            vis.append(sample[f'vis_{view}'])
-            scales.append((w0 / w_in, h0 / h_in))
-            diags.append(np.hypot(w0, h0))
+    return views_and_crops(samples, input_size, 0, None)[0]
+
+
+def _view_set(views: Sequence[tuple]) -> ViewSet:
+    images, uvs, vis, scales, diags = zip(*views)
     return ViewSet(np.stack(images), np.asarray(uvs, np.float32), np.asarray(vis, np.uint8),
                    np.asarray(scales, np.float32), np.asarray(diags, np.float32))
+
+
+def views_and_crops(samples: Iterable[Mapping], input_size: Tuple[int, int],
+                    object_crops: int, rng: Optional[np.random.Generator]
+                    ) -> Tuple[ViewSet, Optional[ViewSet]]:
+    """The views of :func:`views_of_samples` and zoomed crops around each view's object.
+
+    Args:
+        samples: as :func:`views_of_samples`.
+        input_size: (width, height) of the network input.
+        object_crops: crops per view (:func:`object_crop_window`; 0 = none).
+            A crop's keypoints outside its window get visibility 0, its
+            ``scale`` is window/input pixels and its ``diagonal`` the whole
+            image's.
+        rng: random generator of the crops (required when ``object_crops``).
+
+    Returns:
+        (views, crops): the views as :func:`views_of_samples` returns them,
+        and the crops in sample order (as many as could be taken; None when
+        none could).
+
+    Raises:
+        ValueError: ``object_crops`` > 0 without ``rng``, or no samples.
+    """
+    if object_crops and rng is None:
+        raise ValueError('object_crops needs a random generator (rng)')
+    w_in, h_in = input_size
+    full, crops = [], []
+    for sample in samples:
+        for view in ('left', 'right'):
+            img, uv, vis = sample[view], sample[f'kp2d_{view}'], sample[f'vis_{view}']
+            h0, w0 = img.shape[:2]
+            full.append((cv2.resize(img, (w_in, h_in), interpolation=cv2.INTER_AREA),
+                         image_to_heatmap(uv, (w0, h0), (w_in, h_in)), vis,
+                         (w0 / w_in, h0 / h_in), np.hypot(w0, h0)))
+            for _ in range(object_crops):
+                window = object_crop_window(uv, vis, (w0, h0), input_size, rng)
+                if window is None:
+                    continue
+                uv_in = image_to_heatmap(uv, window.size, (w_in, h_in), window.offset)
+                inside = ((uv_in >= -0.5) & (uv_in <= (w_in - 0.5, h_in - 0.5))).all(axis=1)
+                crops.append((cv2.resize(crop_window(img, window), (w_in, h_in),
+                                         interpolation=cv2.INTER_AREA), uv_in,
+                              np.where(inside, vis, 0),
+                              (window.width / w_in, window.height / h_in), np.hypot(w0, h0)))
+    if not full:
+        raise ValueError('no samples to take views of')
+    return _view_set(full), (_view_set(crops) if crops else None)
 
 
 def random_affine(rng: np.random.Generator, size: Tuple[int, int], max_rotation_deg=20.0,

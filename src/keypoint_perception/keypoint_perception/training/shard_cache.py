@@ -23,7 +23,7 @@ validation sets by :func:`~.data.is_validation_shard`.
 from typing import Dict, Sequence, Tuple
 
 from ..core.dataset import list_shards
-from .data import load_shard_views, ViewSet
+from .data import load_shard_views_and_crops, ViewSet
 from .view_pack import load_view_pack
 
 
@@ -36,12 +36,19 @@ class ShardCache:
     """
 
     def __init__(self, dataset_dirs: Sequence[str], input_size: Tuple[int, int],
-                 is_validation):
-        """``is_validation(shard_path) -> bool`` splits train and validation."""
+                 is_validation, object_crops: int = 0):
+        """``is_validation(shard_path) -> bool`` splits train and validation.
+
+        ``object_crops`` zoomed crops per view are added to the views of
+        training shards (:func:`~.data.views_and_crops`), never to
+        validation shards or packs.
+        """
         self.dataset_dirs = list(dataset_dirs)
+        self.object_crops = object_crops
         self.input_size = input_size
         self.is_validation = is_validation
         self.loaded: Dict[str, ViewSet] = {}
+        self.crops: Dict[str, ViewSet] = {}
         self.packs: Dict[str, Tuple[ViewSet, ViewSet]] = {}
 
     def refresh(self) -> int:
@@ -63,11 +70,18 @@ class ShardCache:
         new = [p for d, pack in zip(self.dataset_dirs, is_pack) if not pack
                for p in list_shards(d) if p not in self.loaded]
         for p in new:
-            self.loaded[p] = load_shard_views(p, self.input_size)
+            self.loaded[p], crops = load_shard_views_and_crops(
+                p, self.input_size, 0 if self.is_validation(p) else self.object_crops)
+            if crops is not None:
+                self.crops[p] = crops
         return len(new) + len(new_packs)
 
     def split(self) -> Tuple[ViewSet, ViewSet]:
-        """(train, validation) view sets over all loaded shards."""
+        """(train, validation) view sets over all loaded shards.
+
+        The crops of a training shard follow the training views; validation
+        views never include crops.
+        """
         items = sorted(self.loaded.items())
         train = [v for p, v in items if not self.is_validation(p)]
         val = [v for p, v in items if self.is_validation(p)]
@@ -76,7 +90,9 @@ class ShardCache:
             val += [v] if len(v) else []
         if not val and len(train) > 1:  # small datasets: hold out the last shard
             val = [train.pop()]
+        train_crops = [self.crops[p] for p, v in items
+                       if p in self.crops and any(v is t for t in train)]
         if not train or not val:
             raise RuntimeError(f'need training and validation shards, have {len(train)} and '
                                f'{len(val)} in {self.dataset_dirs}')
-        return ViewSet.concatenate(train), ViewSet.concatenate(val)
+        return ViewSet.concatenate(train + train_crops), ViewSet.concatenate(val)

@@ -151,7 +151,8 @@ def train(args) -> str:
     if ckpt is not None:
         sched.load_state_dict(ckpt['scheduler'])
 
-    cache = ShardCache(args.data, (config.input_width, config.input_height), is_validation_shard)
+    cache = ShardCache(args.data, (config.input_width, config.input_height), is_validation_shard,
+                       args.object_crops)
     with checked_input('--data ' + ' '.join(args.data)):
         cache.refresh()
         train_views, val_views = cache.split()
@@ -275,6 +276,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--loss', default='bce', choices=['bce', 'mse'])
     p.add_argument('--distractors', type=unit_interval, default=0.5,
                    help='probability of pasting procedural clutter into a view')
+    p.add_argument('--object-crops', type=non_negative_int, default=0,
+                   help='zoomed crops around the labelled keypoints added per training view '
+                        '(the view of the detector\'s second look; shard training), 0 = none')
     p.add_argument('--hard-examples', type=unit_interval, default=0.0,
                    help='share of loss-prioritized view sampling in [0, 1] (0 = uniform)')
     p.add_argument('--eval-every', type=positive_int, default=200)
