@@ -67,6 +67,10 @@ def test_pair_table_and_summary_against_hand_computed_curves():
     assert table[2]['ratio'] is None
     assert [r['uniform_final'] for r in table] == pytest.approx([0.8, 0.6, 0.5])
     assert [r['feedback_final'] for r in table] == pytest.approx([0.75, 0.65, 0.6])
+    # last 3 evaluations; first evaluation's difference (before any feedback)
+    assert table[0]['uniform_tail'] == pytest.approx((0.95 + 0.9 + 0.8) / 3)
+    assert table[0]['feedback_tail'] == pytest.approx((0.8 + 0.7 + 0.75) / 3)
+    assert [r['first_diff'] for r in table] == pytest.approx([-0.1, 0.0, 0.0])
 
     s = fx.summarize(table)
     assert (s['pairs'], s['reached']) == (3, 2)
@@ -74,6 +78,8 @@ def test_pair_table_and_summary_against_hand_computed_curves():
     assert s['ratio_std'] == pytest.approx(np.std([0.5, 0.75], ddof=1))
     assert s['uniform_final_mean'] == pytest.approx(np.mean([0.8, 0.6, 0.5]))
     assert s['feedback_final_std'] == pytest.approx(np.std([0.75, 0.65, 0.6], ddof=1))
+    assert s['first_diff_mean'] == pytest.approx(-0.1 / 3)
+    assert s['uniform_tail_mean'] == pytest.approx(np.mean([2.65 / 3, 2.1 / 3, 1.8 / 3]))
 
 
 def _commands(tmp_path, monkeypatch, extra=()):

@@ -63,6 +63,8 @@ DOC = os.path.join(ROOT, 'docs', 'benchmarks.md')
 FIGURE = os.path.join(ROOT, 'docs', 'images', 'feedback_experiment.png')
 BEGIN, END = '<!-- BEGIN feedback_experiment -->', '<!-- END feedback_experiment -->'
 ARMS = ('uniform', 'feedback')
+#: Evaluations averaged for the less noisy final error (``*_tail``).
+TAIL = 3
 
 
 def read_curve(run_dir: str) -> Tuple[np.ndarray, np.ndarray]:
@@ -92,8 +94,13 @@ def pair_table(curves: Dict[Tuple[int, str], Tuple[np.ndarray, np.ndarray]], pai
     Returns:
         one dict per complete pair: ``pair``, ``uniform_final``,
         ``feedback_final`` (% of the diagonal), ``uniform_steps`` (last step),
-        ``feedback_steps`` (None: not reached) and ``ratio`` (None: not
-        reached).
+        ``feedback_steps`` (None: not reached), ``ratio`` (None: not
+        reached), ``uniform_tail`` / ``feedback_tail`` (mean of the last
+        ``TAIL`` evaluations, less noisy than the last one) and
+        ``first_diff`` (feedback minus uniform at the first evaluation: with
+        ``--eval-every`` <= ``--feedback-every`` no feedback has been sent
+        yet, so this is the run-to-run noise of streamed training, whose
+        samples arrive in no fixed order).
     """
     table = []
     for k in range(pairs):
@@ -104,20 +111,30 @@ def pair_table(curves: Dict[Tuple[int, str], Tuple[np.ndarray, np.ndarray]], pai
         table.append({'pair': k, 'uniform_final': float(eu[-1]),
                       'feedback_final': float(ef[-1]), 'uniform_steps': int(su[-1]),
                       'feedback_steps': reach,
-                      'ratio': None if reach is None else reach / int(su[-1])})
+                      'ratio': None if reach is None else reach / int(su[-1]),
+                      'uniform_tail': float(np.mean(eu[-TAIL:])),
+                      'feedback_tail': float(np.mean(ef[-TAIL:])),
+                      'first_diff': float(ef[0] - eu[0])})
     return table
 
 
 def summarize(table: Sequence[dict]) -> dict:
-    """Mean and std of the ratio (pairs that reached) and of both arms' final errors."""
+    """Mean and std of the ratio (pairs that reached) and of the other columns of the table.
+
+    Keys: ``pairs``, ``reached``, ``ratio_mean`` / ``ratio_std``, and
+    ``<column>_mean`` / ``<column>_std`` for ``uniform_final``,
+    ``feedback_final``, ``uniform_tail``, ``feedback_tail`` and
+    ``first_diff`` (std with ddof 1; None where undefined).
+    """
     ratios = np.array([r['ratio'] for r in table if r['ratio'] is not None], float)
     out = {'pairs': len(table), 'reached': int(len(ratios)),
            'ratio_mean': float(ratios.mean()) if len(ratios) else None,
            'ratio_std': float(ratios.std(ddof=1)) if len(ratios) > 1 else None}
-    for arm in ARMS:
-        finals = np.array([r[f'{arm}_final'] for r in table], float)
-        out[f'{arm}_final_mean'] = float(finals.mean()) if len(finals) else None
-        out[f'{arm}_final_std'] = float(finals.std(ddof=1)) if len(finals) > 1 else None
+    columns = [f'{arm}_{kind}' for kind in ('final', 'tail') for arm in ARMS] + ['first_diff']
+    for column in columns:
+        values = np.array([r[column] for r in table], float)
+        out[f'{column}_mean'] = float(values.mean()) if len(values) else None
+        out[f'{column}_std'] = float(values.std(ddof=1)) if len(values) > 1 else None
     return out
 
 
@@ -199,18 +216,26 @@ def doc_section(table, summary, command: str, figure_rel: str,
              f'    {command}', '',
              f'![validation error against steps]({figure_rel})', '',
              '| pair | uniform final error (% diag) | feedback final error (% diag) | '
-             'feedback steps to reach uniform final | ratio |',
-             '|---|---|---|---|---|']
+             'feedback steps to reach uniform final | ratio | '
+             f'uniform / feedback, mean of last {TAIL} evaluations | '
+             'feedback - uniform at the first evaluation |',
+             '|---|---|---|---|---|---|---|']
     for r in table:
         lines.append(f'| {r["pair"]} | {r["uniform_final"]:.3f} | {r["feedback_final"]:.3f} | '
                      f'{_fmt(r["feedback_steps"], "d")} / {r["uniform_steps"]} | '
-                     f'{_fmt(r["ratio"], ".2f")} |')
+                     f'{_fmt(r["ratio"], ".2f")} | {r["uniform_tail"]:.3f} / '
+                     f'{r["feedback_tail"]:.3f} | {r["first_diff"]:+.3f} |')
     s = summary
     lines += ['', f'Ratio (pairs that reached, {s["reached"]} of {s["pairs"]}): mean '
               f'{_fmt(s["ratio_mean"], ".2f")}, std {_fmt(s["ratio_std"], ".2f")} (target: '
               f'mean <= 0.75).  Final error: uniform {_fmt(s["uniform_final_mean"])} +- '
               f'{_fmt(s["uniform_final_std"])}, feedback {_fmt(s["feedback_final_mean"])} +- '
-              f'{_fmt(s["feedback_final_std"])} % of the diagonal.', '']
+              f'{_fmt(s["feedback_final_std"])} % of the diagonal; mean of the last {TAIL} '
+              f'evaluations: uniform {_fmt(s["uniform_tail_mean"])} +- '
+              f'{_fmt(s["uniform_tail_std"])}, feedback {_fmt(s["feedback_tail_mean"])} +- '
+              f'{_fmt(s["feedback_tail_std"])}.  Run-to-run noise (the arms\' difference at the '
+              f'first evaluation, before feedback when --eval-every <= --feedback-every): '
+              f'{_fmt(s["first_diff_mean"], "+.3f")} +- {_fmt(s["first_diff_std"])}.', '']
     if priors:
         lines += ['Where feedback moved the priors (feedback runs; total variation between the '
                   'first and last prior mean, 0 = unchanged, 1 = all mass moved; the bin that '
