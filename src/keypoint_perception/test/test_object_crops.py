@@ -98,3 +98,14 @@ def test_crops_are_reproducible_and_need_a_generator():
     assert np.array_equal(a.images, b.images) and np.array_equal(a.uv, b.uv)
     with pytest.raises(ValueError, match='rng'):
         views_and_crops(samples, INPUT, 1, None)
+
+
+def test_stream_training_refuses_object_crops_instead_of_ignoring_them(tmp_path, capsys):
+    from keypoint_perception.training.train import main
+    try:
+        code = main(['--stream', '--object-crops', '1', '--out', str(tmp_path)])
+    except SystemExit as exit_:
+        code = exit_.code
+    assert code not in (0, None)
+    assert '--object-crops: shard training only' in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())                # nothing started

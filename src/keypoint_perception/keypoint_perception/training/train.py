@@ -299,6 +299,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None):
     """Command-line entry point ``keypoints-train``."""
     args = parse_args(argv)
+    if args.stream and args.object_crops:
+        raise InputError('--object-crops: shard training only, not with --stream')
     if args.stream:
         best = train_stream(args)
     elif not args.data:
