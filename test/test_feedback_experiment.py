@@ -71,6 +71,12 @@ def test_pair_table_and_summary_against_hand_computed_curves():
     assert table[0]['uniform_tail'] == pytest.approx((0.95 + 0.9 + 0.8) / 3)
     assert table[0]['feedback_tail'] == pytest.approx((0.8 + 0.7 + 0.75) / 3)
     assert [r['first_diff'] for r in table] == pytest.approx([-0.1, 0.0, 0.0])
+    # uniform runs reach their own final error at their last step here ...
+    assert [r['uniform_self_ratio'] for r in table] == pytest.approx([1.0, 1.0, 1.0])
+    # ... but a noisy one dips below it before the end
+    noisy = {(0, 'uniform'): _curve([30, 60, 90, 120], [1.0, 0.7, 0.9, 0.8]),
+             (0, 'feedback'): _curve([30, 60, 90, 120], [1.0, 0.9, 0.9, 0.9])}
+    assert fx.pair_table(noisy, 1)[0]['uniform_self_ratio'] == pytest.approx(0.5)
 
     s = fx.summarize(table)
     assert (s['pairs'], s['reached']) == (3, 2)

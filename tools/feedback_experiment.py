@@ -100,7 +100,10 @@ def pair_table(curves: Dict[Tuple[int, str], Tuple[np.ndarray, np.ndarray]], pai
         ``first_diff`` (feedback minus uniform at the first evaluation: with
         ``--eval-every`` <= ``--feedback-every`` no feedback has been sent
         yet, so this is the run-to-run noise of streamed training, whose
-        samples arrive in no fixed order).
+        samples arrive in no fixed order) and ``uniform_self_ratio`` (the
+        share of its steps the uniform run itself needs to first reach its
+        final error: what the ratio is for a run with no gain at all, since
+        a noisy curve dips below a noisy end point before the end).
     """
     table = []
     for k in range(pairs):
@@ -114,7 +117,8 @@ def pair_table(curves: Dict[Tuple[int, str], Tuple[np.ndarray, np.ndarray]], pai
                       'ratio': None if reach is None else reach / int(su[-1]),
                       'uniform_tail': float(np.mean(eu[-TAIL:])),
                       'feedback_tail': float(np.mean(ef[-TAIL:])),
-                      'first_diff': float(ef[0] - eu[0])})
+                      'first_diff': float(ef[0] - eu[0]),
+                      'uniform_self_ratio': steps_to_reach(su, eu, eu[-1]) / int(su[-1])})
     return table
 
 
@@ -123,14 +127,15 @@ def summarize(table: Sequence[dict]) -> dict:
 
     Keys: ``pairs``, ``reached``, ``ratio_mean`` / ``ratio_std``, and
     ``<column>_mean`` / ``<column>_std`` for ``uniform_final``,
-    ``feedback_final``, ``uniform_tail``, ``feedback_tail`` and
-    ``first_diff`` (std with ddof 1; None where undefined).
+    ``feedback_final``, ``uniform_tail``, ``feedback_tail``, ``first_diff``
+    and ``uniform_self_ratio`` (std with ddof 1; None where undefined).
     """
     ratios = np.array([r['ratio'] for r in table if r['ratio'] is not None], float)
     out = {'pairs': len(table), 'reached': int(len(ratios)),
            'ratio_mean': float(ratios.mean()) if len(ratios) else None,
            'ratio_std': float(ratios.std(ddof=1)) if len(ratios) > 1 else None}
-    columns = [f'{arm}_{kind}' for kind in ('final', 'tail') for arm in ARMS] + ['first_diff']
+    columns = ([f'{arm}_{kind}' for kind in ('final', 'tail') for arm in ARMS]
+               + ['first_diff', 'uniform_self_ratio'])
     for column in columns:
         values = np.array([r[column] for r in table], float)
         out[f'{column}_mean'] = float(values.mean()) if len(values) else None
@@ -218,13 +223,15 @@ def doc_section(table, summary, command: str, figure_rel: str,
              '| pair | uniform final error (% diag) | feedback final error (% diag) | '
              'feedback steps to reach uniform final | ratio | '
              f'uniform / feedback, mean of last {TAIL} evaluations | '
-             'feedback - uniform at the first evaluation |',
-             '|---|---|---|---|---|---|---|']
+             'feedback - uniform at the first evaluation | '
+             'ratio of the uniform run to its own final error |',
+             '|---|---|---|---|---|---|---|---|']
     for r in table:
         lines.append(f'| {r["pair"]} | {r["uniform_final"]:.3f} | {r["feedback_final"]:.3f} | '
                      f'{_fmt(r["feedback_steps"], "d")} / {r["uniform_steps"]} | '
                      f'{_fmt(r["ratio"], ".2f")} | {r["uniform_tail"]:.3f} / '
-                     f'{r["feedback_tail"]:.3f} | {r["first_diff"]:+.3f} |')
+                     f'{r["feedback_tail"]:.3f} | {r["first_diff"]:+.3f} | '
+                     f'{r["uniform_self_ratio"]:.2f} |')
     s = summary
     lines += ['', f'Ratio (pairs that reached, {s["reached"]} of {s["pairs"]}): mean '
               f'{_fmt(s["ratio_mean"], ".2f")}, std {_fmt(s["ratio_std"], ".2f")} (target: '
@@ -235,7 +242,10 @@ def doc_section(table, summary, command: str, figure_rel: str,
               f'{_fmt(s["uniform_tail_std"])}, feedback {_fmt(s["feedback_tail_mean"])} +- '
               f'{_fmt(s["feedback_tail_std"])}.  Run-to-run noise (the arms\' difference at the '
               f'first evaluation, before feedback when --eval-every <= --feedback-every): '
-              f'{_fmt(s["first_diff_mean"], "+.3f")} +- {_fmt(s["first_diff_std"])}.', '']
+              f'{_fmt(s["first_diff_mean"], "+.3f")} +- {_fmt(s["first_diff_std"])}.  The '
+              f'ratio of a run without any gain (each uniform run to its own final error): '
+              f'{_fmt(s["uniform_self_ratio_mean"], ".2f")} +- '
+              f'{_fmt(s["uniform_self_ratio_std"], ".2f")}.', '']
     if priors:
         lines += ['Where feedback moved the priors (feedback runs; total variation between the '
                   'first and last prior mean, 0 = unchanged, 1 = all mass moved; the bin that '
