@@ -144,7 +144,7 @@ def summarize(table: Sequence[dict]) -> dict:
 
 
 def validation_bin_counts(val_set: str) -> Dict[str, np.ndarray]:
-    """Samples of the fixed validation set per bin of each variable: ``{name: (B,) int}``."""
+    """Count the fixed validation set's samples per bin of each variable: ``{name: (B,) int}``."""
     with np.load(val_set, allow_pickle=False) as f:
         meta = json.loads(str(f['bins']))
     counts = {n: np.zeros(int(b), int) for n, b in meta['num_bins'].items()}
@@ -157,7 +157,7 @@ def validation_bin_counts(val_set: str) -> Dict[str, np.ndarray]:
 
 def prior_table(movements: Sequence[Dict[str, dict]], val_counts: Dict[str, np.ndarray],
                 top: int = 6) -> List[dict]:
-    """The variables whose priors feedback moved most, over the feedback runs.
+    """Return the variables whose priors feedback moved most, over the feedback runs.
 
     Args:
         movements: one :func:`prior_movement` result per feedback run.

@@ -92,10 +92,11 @@ def load_shard_views(shard_path: str, input_size: Tuple[int, int]) -> ViewSet:
 
 def load_shard_views_and_crops(shard_path: str, input_size: Tuple[int, int], object_crops: int
                                ) -> Tuple[ViewSet, Optional[ViewSet]]:
-    """A shard's views and ``object_crops`` zoomed crops per view (:func:`views_and_crops`).
+    """Decode one shard into its views and ``object_crops`` zoomed crops per view.
 
-    The crops' random generator is seeded from the shard's file name, so a
-    shard always gives the same crops (a resumed run sees the same views).
+    See :func:`views_and_crops`.  The crops' random generator is seeded from
+    the shard's file name, so a shard always gives the same crops (a resumed
+    run sees the same views).
     """
     rng = np.random.default_rng(zlib.crc32(os.path.basename(shard_path).encode()))
     return views_and_crops(iter_shard(shard_path), input_size, object_crops, rng)
@@ -111,7 +112,7 @@ CROP_MAX_SHIFT = 0.2
 def object_crop_window(uv: np.ndarray, visibility: np.ndarray, image_size: Tuple[int, int],
                        input_size: Tuple[int, int], rng: np.random.Generator
                        ) -> Optional[PixelWindow]:
-    """A random zoomed window around a view's labelled keypoints, as the second look takes.
+    """Draw a random zoomed window around a view's labelled keypoints (the second look's).
 
     The window is :func:`~..core.roi.roi_around` the keypoints labelled in
     the image (visibility > 0), with a side of ``CROP_SCALE_RANGE`` times
@@ -165,7 +166,7 @@ def _view_set(views: Sequence[tuple]) -> ViewSet:
 def views_and_crops(samples: Iterable[Mapping], input_size: Tuple[int, int],
                     object_crops: int, rng: Optional[np.random.Generator]
                     ) -> Tuple[ViewSet, Optional[ViewSet]]:
-    """The views of :func:`views_of_samples` and zoomed crops around each view's object.
+    """Return the views of :func:`views_of_samples` and zoomed crops of each view's object.
 
     Args:
         samples: as :func:`views_of_samples`.

@@ -106,7 +106,7 @@ def log_priors(path: str, step: int, states: Mapping[str, Mapping]) -> None:
 
 
 def read_priors(csv_path: str) -> Dict[tuple, List[tuple]]:
-    """Bin probabilities over training steps from a run's ``priors.csv``.
+    """Read the bin probabilities over training steps from a run's ``priors.csv``.
 
     Returns:
         ``{(namespace, variable): [(step, probabilities (B,) float64), ...]}``
@@ -127,7 +127,7 @@ def read_priors(csv_path: str) -> Dict[tuple, List[tuple]]:
 
 
 def prior_movement(series: Mapping[tuple, Sequence[tuple]]) -> Dict[str, dict]:
-    """How far each variable's prior moved during a run (over its sources, the largest).
+    """Measure how far each variable's prior moved during a run (largest over sources).
 
     Args:
         series: :func:`read_priors` output.
