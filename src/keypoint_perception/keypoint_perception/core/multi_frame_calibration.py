@@ -18,7 +18,8 @@ Each frame gives an estimate of ``T_camera_base``
 not.  :func:`combine_frames` rejects the frames whose estimate is far from
 the robust centre of all (a wrong detection, a joint state of another
 time), fits one transform to the inlier keypoints of the remaining frames
-together (Umeyama in stereo, PnP + Levenberg-Marquardt in mono), and
+together (Umeyama in stereo, PnP + Levenberg-Marquardt in mono, the
+reprojection error of both views in stereo_views), and
 reports the scatter of the single-frame estimates about it: the standard
 deviation of one frame (what to expect from a single image) and, divided
 by the number of frames, the covariance of the combined estimate.  Frames,
@@ -35,10 +36,11 @@ import numpy as np
 
 from .arrays import as_points
 from .camera import CameraModel
-from .rigid import fit_rigid_transform
+from .distortion import rectify_points
+from .rigid import fit_rigid_transform, refine_pose_reprojection
 from .robot_calibration import (CameraToBase, make_transform, pinhole_observations,
                                 project_pinhole, residual_covariance, solve_pnp,
-                                transform_points)
+                                transform_points, two_view_residuals)
 
 
 @dataclass(frozen=True, eq=False)
@@ -60,7 +62,7 @@ class MultiFrameCalibration:
             radians.
         rms: root-mean-square residual of the joint fit (metres or pixels).
         num_correspondences: keypoints used by the joint fit.
-        mode: 'stereo' or 'mono'.
+        mode: 'stereo', 'stereo_views' or 'mono' (that of the estimates).
     """
 
     T_camera_base: np.ndarray
@@ -107,7 +109,7 @@ def _frame_gate(deviations: np.ndarray, sigmas: float, floor: float) -> float:
 def combine_frames(estimates: Sequence[Optional[CameraToBase]],
                    points_base: Sequence[np.ndarray], observations: Sequence[np.ndarray],
                    camera: Optional[CameraModel] = None, rectified: bool = False,
-                   gate_factor: float = 3.0, min_translation_gate_m: float = 0.005,
+                   right_camera: Optional[CameraModel] = None, gate_factor: float = 3.0, min_translation_gate_m: float = 0.005,
                    min_rotation_gate_rad: float = math.radians(0.5)
                    ) -> Optional[MultiFrameCalibration]:
     """Combine per-frame estimates of a static camera into one, with outlier frames rejected.
@@ -121,7 +123,9 @@ def combine_frames(estimates: Sequence[Optional[CameraToBase]],
        frames (mean rotation, mean translation) until the set is stable.
     3. Joint fit of all inlier keypoints of the kept frames: Umeyama
        (:func:`~.rigid.fit_rigid_transform`) in stereo; Levenberg-Marquardt
-       PnP from the centre in mono.
+       PnP from the centre in mono; in stereo_views Levenberg-Marquardt on
+       the reprojection error in both views from the centre
+       (:func:`~.rigid.refine_pose_reprojection`).
     4. Uncertainty: the sample covariance S of the kept frames' deviations
        (:func:`pose_deviation`) about the joint fit; ``covariance = S / n``
        (standard error of a mean of n frames) and the per-frame standard
@@ -134,9 +138,11 @@ def combine_frames(estimates: Sequence[Optional[CameraToBase]],
             or None (no estimate); all of one mode.
         points_base: per frame, (J, 3) kinematic keypoints (base frame, m).
         observations: per frame, (J, 3) triangulated keypoints (camera frame,
-            m; stereo) or (J, 2) detected pixels (mono).
-        camera: the camera model (mono only).
-        rectified: the mono pixels are of the rectified image.
+            m; stereo), (J, 2) detected pixels (mono) or (J, 4) detected
+            pixels of the left then the right view (stereo_views).
+        camera: the camera model (mono), the left camera (stereo_views).
+        rectified: the pixels are of the rectified image(s).
+        right_camera: the right camera (stereo_views only).
         gate_factor: outlier gate in median distances (see 2.).
         min_translation_gate_m: smallest translation gate, metres.
         min_rotation_gate_rad: smallest rotation gate, radians.
@@ -146,8 +152,8 @@ def combine_frames(estimates: Sequence[Optional[CameraToBase]],
         estimate.
 
     Raises:
-        ValueError: sequences of different lengths, estimates of both modes,
-            or mono without a camera.
+        ValueError: sequences of different lengths, estimates of several
+            modes, mono without a camera, or stereo_views without both.
     """
     if not len(estimates) == len(points_base) == len(observations):
         raise ValueError(f'{len(estimates)} estimates, {len(points_base)} base point sets and '
@@ -161,6 +167,8 @@ def combine_frames(estimates: Sequence[Optional[CameraToBase]],
     mode = modes.pop()
     if mode == 'mono' and camera is None:
         raise ValueError('mono estimates need the camera model')
+    if mode == 'stereo_views' and (camera is None or right_camera is None):
+        raise ValueError('stereo_views estimates need the left and the right camera models')
     transforms = {i: estimates[i].T_camera_base for i in frames}
     centre = make_transform(rotation_mean([transforms[i][:3, :3] for i in frames]),
                             np.median([transforms[i][:3, 3] for i in frames], axis=0))
@@ -191,6 +199,25 @@ def combine_frames(estimates: Sequence[Optional[CameraToBase]],
         residuals = np.linalg.norm(cam - transform_points(T, base), axis=1)
         residual_cov = residual_covariance(lambda T_: (cam - transform_points(T_, base)).ravel(),
                                            T)
+    elif mode == 'stereo_views':
+        base = np.concatenate([as_points('points_base', points_base[i], 3)[estimates[i].inliers]
+                               for i in kept])
+        views = []
+        for k, view_camera in enumerate((camera, right_camera)):
+            uv = [as_points('observations', observations[i], 4)[:, 2 * k:2 * k + 2]
+                  for i in kept]
+            if not rectified:
+                uv = [rectify_points(view_camera, points) for points in uv]
+            views.append(np.concatenate([points[estimates[i].inliers]
+                                         for points, i in zip(uv, kept)]))
+        R, t, _ = refine_pose_reprojection(base, centre[:3, :3], centre[:3, 3], camera,
+                                           right_camera, views[0], views[1])
+        T = make_transform(R, t)
+
+        def two_view(T_):
+            return two_view_residuals(T_, base, camera, right_camera, views[0], views[1])
+        residuals = np.linalg.norm(two_view(T).reshape(-1, 2), axis=1)
+        residual_cov = residual_covariance(two_view, T)
     else:
         base_list, uv_list = [], []
         K, T_optical_pinhole = None, None
