@@ -44,7 +44,8 @@ from keypoint_perception.core.pipeline import StereoResult  # noqa: E402
 from keypoint_perception.core.views import ViewKeypoints  # noqa: E402
 from keypoint_perception.training.robot_metrics import (add_curve,  # noqa: E402
                                                         camera_to_base_summary, json_ready,
-                                                        keypoint_table, met, stereo_table,
+                                                        keypoint_table, met,
+                                                        noisy_keypoints, stereo_table,
                                                         summarize_selected)
 
 NAN = math.nan
@@ -124,6 +125,22 @@ def test_camera_to_base_add_auc_and_failures():
     assert json_ready(s)['add_mm'][2] is None
 
 
+def test_noisy_keypoints_have_the_requested_mean_error():
+    rng = np.random.default_rng(0)
+    uv = np.tile([[100.0, 50.0], [NAN, NAN]], (20000, 1))
+    noisy = noisy_keypoints(uv, 0.5, 800.0, rng)  # mean error 4 px
+    seen = np.isfinite(uv).all(axis=1)
+    assert np.isnan(noisy[~seen]).all()
+    lengths = np.linalg.norm(noisy[seen] - uv[seen], axis=1)
+    assert lengths.mean() == pytest.approx(4.0, rel=0.02)
+    assert abs(np.mean(noisy[seen] - uv[seen])) < 0.05  # unbiased
+    np.testing.assert_array_equal(noisy_keypoints(uv[:2], 0.0, 800.0, rng), uv[:2])
+    with pytest.raises(ValueError, match='mean_error_pct_diag'):
+        noisy_keypoints(uv, -1.0, 800.0, rng)
+    with pytest.raises(ValueError, match='uv'):
+        noisy_keypoints(np.zeros((3, 3)), 1.0, 800.0, rng)
+
+
 def test_met():
     assert met(0.8, 1.0, higher_is_better=False) == 'met'
     assert met(1.2, 1.0, higher_is_better=False) == 'not met'
@@ -179,11 +196,18 @@ def test_script_end_to_end(panda_shard, tmp_path):
     assert k2['in_image']['overall']['keypoints'] == int((vis > 0).sum())
     assert k2['visible']['overall']['keypoints'] == int((vis == 2).sum())
     assert k2['labelled_outside_image'] == int((vis == 0).sum())
-    for mode in ('mono', 'stereo'):
+    for mode in ('mono', 'stereo', 'stereo_rigid'):
         c2b = figures['camera_to_base'][mode]
         assert c2b['frames'] == 2 and len(c2b['add_mm']) == 2
     assert set(figures['speed']) == {'detector_view', 'pipeline_pair', 'kinematics',
-                                     'fit_mono', 'fit_stereo'}
+                                     'fit_mono', 'fit_stereo', 'fit_stereo_rigid'}
+    # error budget: the labels without noise give the true pose to every fit
+    budget = figures['error_budget']
+    assert [row['level_pct_diag'] for row in budget] == list(benchmark_robots.BUDGET_LEVELS)
+    for mode in ('mono', 'stereo', 'stereo_rigid'):
+        assert budget[0][mode]['failures'] == 0
+        assert budget[0][mode]['add_auc'] == pytest.approx(1.0, abs=1e-4)
+        assert budget[-1][mode]['add_auc'] < 0.95  # 2% of the diagonal: centimetres off
     assert figures['speed']['detector_view']['count'] == 4
     assert info['threads'] == 1
     begin, end = benchmark_robots.markers('panda')
@@ -229,9 +253,10 @@ def test_script_with_perfect_detections(panda_shard, tmp_path, monkeypatch):
     assert mono['failures'] == 0
     assert mono['add_auc'] == pytest.approx(1.0, abs=1e-4)
     assert mono['translation_mean_mm'] < 0.1 and mono['rotation_mean_deg'] < 0.01
-    stereo = figures['camera_to_base']['stereo']
-    assert stereo['failures'] == 0 and stereo['add_auc'] == pytest.approx(1.0, abs=1e-4)
-    assert stereo['translation_mean_mm'] < 0.1 and stereo['rotation_mean_deg'] < 0.01
+    for mode in ('stereo', 'stereo_rigid'):
+        stereo = figures['camera_to_base'][mode]
+        assert stereo['failures'] == 0 and stereo['add_auc'] == pytest.approx(1.0, abs=1e-4)
+        assert stereo['translation_mean_mm'] < 0.1 and stereo['rotation_mean_deg'] < 0.01
     s3 = figures['stereo_3d']['overall']
     assert s3['count'] == 2 * 7 and s3['max_mm'] == 0.0
     begin, _ = benchmark_robots.markers('panda')

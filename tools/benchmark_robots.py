@@ -66,15 +66,18 @@ from keypoint_perception.core.kinematics import keypoint_anchors, RobotKinematic
 from keypoint_perception.core.onnx_model import file_sha256
 from keypoint_perception.core.pipeline import StereoKeypointPipeline
 from keypoint_perception.core.robot_calibration import (fit_camera_to_base_mono,
-                                                        fit_camera_to_base_stereo)
+                                                        fit_camera_to_base_stereo,
+                                                        fit_camera_to_base_stereo_views)
 from keypoint_perception.core.visualization import draw_view
 from keypoint_perception.detect import detect_keypoints
 from keypoint_perception.training.data import is_validation_shard
 from keypoint_perception.training.evaluate import contact_sheet, error_histogram
 from keypoint_perception.training.metrics import symmetric_errors
+from keypoint_perception.core.triangulation import triangulate_stereo
 from keypoint_perception.training.robot_metrics import (add_curve, camera_to_base_summary,
                                                         json_ready, keypoint_table, met,
-                                                        ROBOT_PCK_THRESHOLDS, stereo_table)
+                                                        noisy_keypoints, ROBOT_PCK_THRESHOLDS,
+                                                        stereo_table)
 from matplotlib.figure import Figure
 import numpy as np
 from sim_datagen.scene.urdf_object import resolve_urdf
@@ -87,6 +90,14 @@ TARGET_AUC = {'mono': 0.85, 'stereo': 0.9}
 VIEWS = ('left', 'right')
 #: Width of the prose lines written into docs/benchmarks.md.
 WRAP = 79
+
+
+#: The camera-to-base fits measured: name -> what it is.
+FITS = {'mono': 'mono: PnP + RANSAC on the left view',
+        'stereo': 'stereo: both views\' 2D keypoints, reprojection error (two-view PnP)',
+        'stereo_rigid': 'stereo: Umeyama + RANSAC on the triangulated keypoints'}
+#: Mean 2D errors (% of the image diagonal) of the error budget table.
+BUDGET_LEVELS = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)
 
 
 def markers(class_name: str):
@@ -163,9 +174,10 @@ def measure(detector, config, folders, validation_only, max_samples, sheet_views
     kinematics = Kinematics(oc)
     pipeline = StereoKeypointPipeline(detector, config)
     r = {k: [] for k in ('err2d', 'vis', 'diag', 'outside_found', 'err3d', 'both', 'truth',
-                         'base', 'mono', 'stereo', 'keys')}
+                         'base', 'mono', 'stereo', 'stereo_rigid', 'keys', 'cameras',
+                         'labels')}
     times = {k: [] for k in ('detector_view', 'pipeline_pair', 'kinematics', 'fit_mono',
-                             'fit_stereo')}
+                             'fit_stereo', 'fit_stereo_rigid')}
     sheet = []
     for s in iter_test_samples(folders, oc.name, validation_only, max_samples):
         r['keys'].append(s['key'])
@@ -200,17 +212,66 @@ def measure(detector, config, folders, validation_only, max_samples, sheet_views
         mono = fit_camera_to_base_mono(dets['left'].uv, base, cams[0])
         times['fit_mono'].append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        stereo = fit_camera_to_base_stereo(xyz, base)
+        stereo = fit_camera_to_base_stereo_views(result.left.uv, result.right.uv, base, *cams)
         times['fit_stereo'].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        rigid = fit_camera_to_base_stereo(xyz, base)
+        times['fit_stereo_rigid'].append(time.perf_counter() - t0)
         r['truth'].append(s['pose'])
         r['base'].append(base)
+        r['cameras'].append(cams)
+        # the labels inside the image, for the error budget
+        r['labels'].append([np.where((np.asarray(s[f'vis_{view}']) > 0)[:, None],
+                                     np.asarray(s[f'kp2d_{view}'], dtype=np.float64), np.nan)
+                            for view in VIEWS])
         r['mono'].append(None if mono is None else mono.T_camera_base)
         r['stereo'].append(None if stereo is None else stereo.T_camera_base)
+        r['stereo_rigid'].append(None if rigid is None else rigid.T_camera_base)
         print(f'\r{len(r["keys"])} samples', end='', file=sys.stderr, flush=True)
     print(file=sys.stderr)
     if not r['keys']:
         raise SystemExit(f'no {oc.name} samples in {folders}')
     return r, times, sheet
+
+
+def error_budget(r, levels, seed: int = 0) -> list:
+    """Camera-to-base accuracy that labels with noise of each mean 2D error would give.
+
+    For each level (mean 2D error, % of the image diagonal) the labelled
+    keypoints inside the image get isotropic Gaussian noise of that mean
+    length (:func:`noisy_keypoints`, independent per view), then the same
+    fits as the detections (:data:`FITS`; the rigid fit's points triangulated
+    without a reprojection limit).  Level 0
+    checks the geometry (labels, kinematics, fits) on its own.
+
+    Returns:
+        one dict per level: ``level_pct_diag`` and per fit of :data:`FITS`
+        the :func:`camera_to_base_summary` without ``add_mm``.
+    """
+    rows = []
+    for level in levels:
+        rng = np.random.default_rng(seed)
+        estimates = {mode: [] for mode in FITS}
+        for (left_uv, right_uv), (left, right), base in zip(r['labels'], r['cameras'],
+                                                             r['base']):
+            noisy = [noisy_keypoints(uv, level, np.hypot(cam.width, cam.height), rng)
+                     for uv, cam in ((left_uv, left), (right_uv, right))]
+            points = triangulate_stereo(left, right, noisy[0], noisy[1],
+                                        max_reprojection_error_px=np.inf)
+            fits = {'mono': fit_camera_to_base_mono(noisy[0], base, left),
+                    'stereo': fit_camera_to_base_stereo_views(noisy[0], noisy[1], base, left,
+                                                              right),
+                    'stereo_rigid': fit_camera_to_base_stereo(
+                        np.where(points.valid[:, None], points.xyz, np.nan), base)}
+            for mode, fit in fits.items():
+                estimates[mode].append(None if fit is None else fit.T_camera_base)
+        row = {'level_pct_diag': float(level)}
+        for mode, values in estimates.items():
+            summary = camera_to_base_summary(values, r['truth'], r['base'])
+            summary.pop('add_mm')
+            row[mode] = summary
+        rows.append(row)
+    return rows
 
 
 def summarize(r, times, names):
@@ -229,7 +290,7 @@ def summarize(r, times, names):
             'pck_thresholds_pct_diag': list(ROBOT_PCK_THRESHOLDS)},
         'stereo_3d': stereo_table(np.array(r['err3d']), np.array(r['both']), names),
         'camera_to_base': {mode: camera_to_base_summary(r[mode], r['truth'], r['base'])
-                           for mode in ('mono', 'stereo')},
+                           for mode in FITS},
         'speed': ms,
     }
 
@@ -244,7 +305,7 @@ def plots(figures, err_pct, class_name, folder):
                     f'{class_name}: 2D error, keypoints labelled in the image', (TARGET_2D_PCT,))
     fig = Figure(figsize=(6, 3.6))
     ax = fig.subplots()
-    for mode, colour in (('mono', 'tab:blue'), ('stereo', 'tab:orange')):
+    for mode, colour in zip(FITS, ('tab:blue', 'tab:orange', 'tab:grey')):
         c2b = figures['camera_to_base'][mode]
         x, y = add_curve(np.asarray(c2b['add_mm']) / 1000.0)
         ax.plot(1000 * x, y, color=colour,
@@ -304,19 +365,30 @@ def tables(figures, names):
               '| fit | frames | failures (ADD = inf) | ADD AUC (<= 100 mm) | '
               'ADD mean / median mm | translation mean / median mm | rotation mean / median '
               'deg |', '|---|---|---|---|---|---|---|']
-    for mode in ('mono', 'stereo'):
+    for mode, label in FITS.items():
         c = c2b[mode]
-        lines.append(f'| {mode} | {c["frames"]} | {c["failures"]} | {fmt(c["add_auc"], 3)} | '
+        lines.append(f'| {label} | {c["frames"]} | {c["failures"]} | {fmt(c["add_auc"], 3)} | '
                      f'{fmt(c["add_mean_mm"], 1)} / {fmt(c["add_median_mm"], 1)} | '
                      f'{fmt(c["translation_mean_mm"], 1)} / '
                      f'{fmt(c["translation_median_mm"], 1)} | '
                      f'{fmt(c["rotation_mean_deg"])} / {fmt(c["rotation_median_deg"])} |')
+    budget = figures.get('error_budget', [])
+    if budget:
+        lines += ['', '**Error budget: the same fits on the labels with 2D noise** (ADD AUC '
+                  '/ median ADD mm over all frames)', '',
+                  '| mean 2D error, % diag | ' + ' | '.join(FITS) + ' |',
+                  '|---|' + '---|' * len(FITS)]
+        for row in budget:
+            lines.append(f'| {row["level_pct_diag"]:g} | ' + ' | '.join(
+                f'{fmt(row[mode]["add_auc"], 3)} / {fmt(row[mode]["add_median_all_mm"], 1)}'
+                for mode in FITS) + ' |')
     steps = {'detector_view': 'mono detector, one view',
              'pipeline_pair': 'stereo pipeline, one pair (both views, second look, '
                               'triangulation)',
              'kinematics': 'forward kinematics, one frame',
              'fit_mono': 'mono fit (PnP + RANSAC), one frame',
-             'fit_stereo': 'stereo fit (Umeyama + RANSAC), one frame'}
+             'fit_stereo': 'stereo fit (two-view PnP), one frame',
+             'fit_stereo_rigid': 'stereo fit (Umeyama + RANSAC), one frame'}
     lines += ['', '**Speed: wall milliseconds on this machine**', '',
               '| step | mean ms | median ms |', '|---|---|---|']
     for key, label in steps.items():
@@ -355,11 +427,19 @@ def write_doc(figures, info, paths, doc_path):
              f'but detected anyway: {k2["detected_outside_image"]} of '
              f'{k2["labelled_outside_image"]}. 3D: every triangulated keypoint against its '
              'rendered position. Camera to base: mono = PnP + RANSAC on the left view\'s '
-             'detections, stereo = Umeyama + RANSAC on the triangulated keypoints, both '
-             'against forward kinematics of the sample\'s URDF and joint angles; ADD AUC '
+             'detections; stereo = the pose minimizing the reprojection error of the stereo '
+             'pipeline\'s keypoints in both views (`fit_camera_to_base_stereo_views`); '
+             'stereo rigid = Umeyama + RANSAC on the triangulated keypoints, all against '
+             'forward kinematics of the sample\'s URDF and joint angles; ADD AUC '
              'up to 100 mm as DREAM reports it (a frame without an estimate is ADD = inf, '
              'a miss; translation, rotation and ADD means over the frames with an '
-             'estimate). Speed: wall time while other jobs may share the cores.')
+             'estimate). Error budget: the labelled keypoints inside the image with '
+             'isotropic Gaussian noise of the given mean length (independent per view, '
+             'seed 0) through the same fits (stereo: triangulated without a reprojection '
+             'limit); 0 checks labels, kinematics and fits alone; ADD medians over all '
+             'frames (inf when failures are half or more). It says what mean 2D error '
+             'the ADD AUC targets need on these cameras and distances. Speed: wall time '
+             'while other jobs may share the cores.')
     lines = [
         begin,
         f'## Robot keypoints: `{name}` (issue 17)',
@@ -404,6 +484,8 @@ def main(argv=None) -> int:
                     default=PipelineConfig.roi_refinement,
                     help='second, zoomed look, mono and stereo (default %(default)s, as the '
                          'nodes and keypoints-detect)')
+    ap.add_argument('--budget-levels', type=float, nargs='*', default=BUDGET_LEVELS,
+                    help='mean 2D errors (%% of the diagonal) of the error budget; none: skip')
     ap.add_argument('--sheet-views', type=int, default=6, help='views in the contact sheet')
     ap.add_argument('--images', default='',
                     help='folder of the plots (default docs/images with --write-doc, else '
@@ -423,6 +505,7 @@ def main(argv=None) -> int:
     r, times, sheet = measure(detector, config, a.data, a.validation_shards, a.max_samples,
                               a.sheet_views)
     figures = summarize(r, times, oc.keypoint_names)
+    figures['error_budget'] = error_budget(r, a.budget_levels)
     shipped = a.model if not os.path.exists(a.model) else None
     info = {'class': oc.name, 'model': detector.model_path, 'shipped': shipped,
             'sha256': file_sha256(detector.model_path)[:16], 'data': list(a.data),

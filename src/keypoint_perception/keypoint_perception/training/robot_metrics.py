@@ -208,6 +208,38 @@ def camera_to_base_summary(estimates: Sequence[Optional[np.ndarray]],
     }
 
 
+def noisy_keypoints(uv: np.ndarray, mean_error_pct_diag: float, diagonal_px: float,
+                    rng: np.random.Generator) -> np.ndarray:
+    """Return 2D keypoints with isotropic Gaussian noise of a given mean error.
+
+    The error budget of ``tools/benchmark_robots.py``: what a detector whose
+    mean 2D error is ``mean_error_pct_diag`` percent of the image diagonal
+    would give the camera-to-base fits.  The error length of isotropic 2D
+    Gaussian noise of per-axis standard deviation sigma is Rayleigh
+    distributed with mean ``sigma * sqrt(pi / 2)``, so
+    ``sigma = mean_error * sqrt(2 / pi)``.
+
+    Args:
+        uv: (J, 2) pixels; NaN rows (not labelled) stay NaN.
+        mean_error_pct_diag: mean error length, percent of ``diagonal_px`` (>= 0).
+        diagonal_px: the image diagonal, pixels.
+        rng: the random generator (its state advances by 2 J normals).
+
+    Returns:
+        a new (J, 2) float64 array.
+
+    Raises:
+        ValueError: ``uv`` not (J, 2) or a negative error.
+    """
+    uv = np.asarray(uv, dtype=np.float64)
+    if uv.ndim != 2 or uv.shape[1] != 2:
+        raise ValueError(f'uv must be (J, 2), got {uv.shape}')
+    if not mean_error_pct_diag >= 0:
+        raise ValueError(f'mean_error_pct_diag must be >= 0, got {mean_error_pct_diag}')
+    sigma = mean_error_pct_diag / 100.0 * diagonal_px * math.sqrt(2.0 / math.pi)
+    return uv + sigma * rng.standard_normal(uv.shape)
+
+
 def add_curve(add_m: Sequence[float], max_threshold_m: float = ADD_AUC_MAX_THRESHOLD_M,
               steps: int = 201) -> Tuple[np.ndarray, np.ndarray]:
     """Return the ADD accuracy-threshold curve (its normalized area is the ADD AUC).
