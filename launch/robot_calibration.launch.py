@@ -18,7 +18,8 @@
         image:=/camera/color/image_raw camera_info:=/camera/color/camera_info
 
     # a stereo camera: start stereo_keypoints.launch.py model:=panda in the same
-    # namespace; this launches the calibration node on its keypoints_3d
+    # namespace; this launches the calibration node on its keypoints_2d (both views)
+    # and the left/right camera_info (stereo_fit:=rigid: on its keypoints_3d)
     ros2 launch keypoint_perception robot_calibration.launch.py mode:=stereo
 
 The robot's URDF comes from ``robot_description`` (the topic robot_state_publisher
@@ -43,10 +44,15 @@ PACKAGE = 'keypoint_perception'
 ARGUMENTS = [
     ('namespace', '', 'Namespace of the nodes and their topics.'),
     ('mode', 'mono', '"mono" (starts the mono keypoint node on image + camera_info) or '
-     '"stereo" (uses keypoints_3d of a running stereo keypoint node).'),
+     '"stereo" (uses keypoints_2d and left/right camera_info, or keypoints_3d with '
+     'stereo_fit:=rigid, of a running stereo keypoint node).'),
     ('model', 'panda', 'Mono: model of the mono keypoint node (shipped name or checkpoint).'),
     ('image', 'image', 'Mono: image topic (raw, or rectified with input_rectified:=true).'),
     ('camera_info', 'camera_info', 'Mono: CameraInfo topic of the image.'),
+    ('left_camera_info', 'left/camera_info', 'Stereo (reprojection fit): CameraInfo of the '
+     'left view, as the stereo keypoint node reads it.'),
+    ('right_camera_info', 'right/camera_info', 'Stereo (reprojection fit): CameraInfo of the '
+     'right view.'),
     ('joint_states', 'joint_states', 'JointState topic of the robot.'),
     ('robot_description', 'robot_description', 'Topic of the URDF (robot_state_publisher).'),
 ]
@@ -59,8 +65,11 @@ NODE_ARGUMENTS = {
     'camera_frame': (str, 'Child TF frame; default the camera\'s optical frame.'),
     'window_size': (int, 'Frames of the static camera combined (default 30).'),
     'input_rectified': (bool, 'Mono: keypoints are pixels of the rectified image.'),
-    'inlier_threshold_px': (float, 'Mono: largest reprojection error of an inlier (px).'),
-    'inlier_threshold_m': (float, 'Stereo: largest 3D distance of an inlier (m).'),
+    'inlier_threshold_px': (float, 'Mono and stereo reprojection fit: largest reprojection '
+                            'error of an inlier (px).'),
+    'stereo_fit': (str, 'Stereo: "reprojection" (default; both views\' 2D keypoints) or '
+                   '"rigid" (Umeyama on keypoints_3d).'),
+    'inlier_threshold_m': (float, 'Stereo rigid fit: largest 3D distance of an inlier (m).'),
 }
 
 
@@ -92,6 +101,9 @@ def launch_setup(context, *args, **kwargs):
                                                  value_type=str)}],
             remappings=camera))
         remappings += camera[1:]
+    else:
+        remappings += [('left/camera_info', LaunchConfiguration('left_camera_info')),
+                       ('right/camera_info', LaunchConfiguration('right_camera_info'))]
     actions.append(Node(
         package=PACKAGE, executable='robot_calibration_node', name='robot_calibration_node',
         namespace=namespace, output='screen', parameters=[calibration_parameters(context)],

@@ -88,5 +88,9 @@ def test_stereo_starts_the_calibration_node_alone(monkeypatch):
     assert [n.kwargs['executable'] for n in nodes] == ['robot_calibration_node']
     params = nodes[0].kwargs['parameters'][0]
     assert params['inlier_threshold_m'].kwargs['value_type'] is float
+    remapped = dict((a, b.name) for a, b in nodes[0].kwargs['remappings'])
+    assert set(remapped) == {'joint_states', 'robot_description', 'left/camera_info',
+                             'right/camera_info'}
+    assert remapped['left/camera_info'] == 'left_camera_info'
     with pytest.raises(ValueError, match='mode'):
         _expand(monkeypatch, {'mode': 'trinocular'})

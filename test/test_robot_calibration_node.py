@@ -65,6 +65,17 @@ CAMERA = CameraModel(width=640, height=480, K=[[600, 0, 320], [0, 600, 240], [0,
                      D=[-0.2, 0.05, 0, 0, 0], distortion_model='plumb_bob', R=np.eye(3),
                      P=[[600, 0, 320, 0], [0, 600, 240, 0], [0, 0, 1, 0]],
                      frame_id='camera_optical')
+RIGHT_CAMERA = CameraModel(width=640, height=480, K=[[600, 0, 320], [0, 600, 240], [0, 0, 1]],
+                           D=[-0.2, 0.05, 0, 0, 0], distortion_model='plumb_bob', R=np.eye(3),
+                           P=[[600, 0, 320, -60.0], [0, 600, 240, 0], [0, 0, 1, 0]],
+                           frame_id='right_optical')  # 10 cm baseline
+
+
+def _view(object_class, uv, frame_id):
+    return ViewKeypoints2D(frame_id=frame_id, width=640, height=480, objects=[ObjectKeypoints2D(
+        class_name='panda', instance_id='0', keypoints=[
+            Keypoint2D(name=name, x=u, y=v, confidence=0.9, valid=True)
+            for name, (u, v) in zip(object_class.keypoint_names, uv)])])
 
 
 def _t_true():
@@ -112,11 +123,15 @@ def _spin_until(node, condition, proc, log_path, timeout=60.0):
     return True
 
 
-@pytest.mark.parametrize('mode', ['stereo', 'mono'])
-def test_calibration_node_publishes_the_known_transform(ros, tmp_path, mode):
+@pytest.mark.parametrize('mode,fit', [('stereo', 'reprojection'), ('stereo', 'rigid'),
+                                      ('mono', 'reprojection')])
+def test_calibration_node_publishes_the_known_transform(ros, tmp_path, mode, fit):
+    """Stereo reprojection: keypoints_2d of both views + left/right camera_info in."""
     node = ros
     proc, log, log_path = _start('robot_calibration_node', [
-        f'mode:={mode}', 'object_class:=panda', 'window_size:=10'], tmp_path)
+        f'mode:={mode}', f'stereo_fit:={fit}', 'object_class:=panda', 'window_size:=10'],
+        tmp_path)
+    rigid = mode == 'stereo' and fit == 'rigid'
     try:
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -124,10 +139,11 @@ def test_calibration_node_publishes_the_known_transform(ros, tmp_path, mode):
         with open(PANDA_URDF) as f:
             pub_urdf.publish(String(data=f.read()))
         pub_joints = node.create_publisher(JointState, 'joint_states', 10)
-        pub_kp = node.create_publisher(Keypoints3D if mode == 'stereo' else StereoKeypoints2D,
-                                       'keypoints_3d' if mode == 'stereo' else 'keypoints_2d',
-                                       10)
+        pub_kp = node.create_publisher(Keypoints3D if rigid else StereoKeypoints2D,
+                                       'keypoints_3d' if rigid else 'keypoints_2d', 10)
         pub_info = node.create_publisher(CameraInfo, 'camera_info', 10)
+        pub_left_info = node.create_publisher(CameraInfo, 'left/camera_info', 10)
+        pub_right_info = node.create_publisher(CameraInfo, 'right/camera_info', 10)
         tfs, poses = [], []
         sub_tf = node.create_subscription(TFMessage, '/tf', tfs.append, 100)
         sub_pose = node.create_subscription(PoseWithCovarianceStamped, 'camera_pose',
@@ -152,7 +168,7 @@ def test_calibration_node_publishes_the_known_transform(ros, tmp_path, mode):
             joints.header.stamp = Time(sec=100 + n, nanosec=2000)  # 3 us before the image
             pub_joints.publish(joints)
             camera_points = transform_points(T_true, kinematics.keypoint_positions(q, anchors))
-            if mode == 'stereo':
+            if rigid:
                 camera_points += rng.normal(0, 0.002, camera_points.shape)
                 msg = Keypoints3D(objects=[ObjectKeypoints3D(
                     class_name='panda', instance_id='0', keypoints=[
@@ -160,17 +176,19 @@ def test_calibration_node_publishes_the_known_transform(ros, tmp_path, mode):
                                    valid=True, reprojection_error=0.5)
                         for name, (x, y, z) in zip(object_class.keypoint_names,
                                                    camera_points)])])
+            elif mode == 'stereo':
+                pub_left_info.publish(camera_info_msg(CAMERA, stamp))
+                pub_right_info.publish(camera_info_msg(RIGHT_CAMERA, stamp))
+                # left R = I, centre 0: the left rectified frame is the optical frame
+                uv_left, uv_right = (unrectify_points(camera, camera_points)
+                                     + rng.normal(0, 0.5, (7, 2))
+                                     for camera in (CAMERA, RIGHT_CAMERA))
+                msg = StereoKeypoints2D(left=_view(object_class, uv_left, 'camera_optical'),
+                                        right=_view(object_class, uv_right, 'right_optical'))
             else:
                 pub_info.publish(camera_info_msg(CAMERA, stamp))
                 uv = unrectify_points(CAMERA, camera_points) + rng.normal(0, 0.5, (7, 2))
-                view = ViewKeypoints2D(frame_id='camera_optical', width=640, height=480,
-                                       objects=[ObjectKeypoints2D(
-                                           class_name='panda', instance_id='0', keypoints=[
-                                               Keypoint2D(name=name, x=u, y=v, confidence=0.9,
-                                                          valid=True)
-                                               for name, (u, v) in zip(
-                                                   object_class.keypoint_names, uv)])])
-                msg = StereoKeypoints2D(left=view)
+                msg = StereoKeypoints2D(left=_view(object_class, uv, 'camera_optical'))
             msg.header.stamp, msg.header.frame_id = stamp, 'camera_optical'
             time.sleep(0.1)  # joint state and camera_info first
             pub_kp.publish(msg)

@@ -253,7 +253,7 @@ def error_budget(r, levels, seed: int = 0) -> list:
         rng = np.random.default_rng(seed)
         estimates = {mode: [] for mode in FITS}
         for (left_uv, right_uv), (left, right), base in zip(r['labels'], r['cameras'],
-                                                             r['base']):
+                                                            r['base']):
             noisy = [noisy_keypoints(uv, level, np.hypot(cam.width, cam.height), rng)
                      for uv, cam in ((left_uv, left), (right_uv, right))]
             points = triangulate_stereo(left, right, noisy[0], noisy[1],

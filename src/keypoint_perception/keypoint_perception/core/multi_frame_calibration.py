@@ -109,7 +109,8 @@ def _frame_gate(deviations: np.ndarray, sigmas: float, floor: float) -> float:
 def combine_frames(estimates: Sequence[Optional[CameraToBase]],
                    points_base: Sequence[np.ndarray], observations: Sequence[np.ndarray],
                    camera: Optional[CameraModel] = None, rectified: bool = False,
-                   right_camera: Optional[CameraModel] = None, gate_factor: float = 3.0, min_translation_gate_m: float = 0.005,
+                   right_camera: Optional[CameraModel] = None, gate_factor: float = 3.0,
+                   min_translation_gate_m: float = 0.005,
                    min_rotation_gate_rad: float = math.radians(0.5)
                    ) -> Optional[MultiFrameCalibration]:
     """Combine per-frame estimates of a static camera into one, with outlier frames rejected.

@@ -14,10 +14,12 @@
 """Markerless camera-to-robot calibration node: robot keypoints + joint states -> TF.
 
 Subscribed topics (relative, remappable):
-  ``keypoints_3d`` (keypoint_msgs/Keypoints3D; ``mode: stereo``), or
-  ``keypoints_2d`` (keypoint_msgs/StereoKeypoints2D, its ``left`` view) and
-  ``camera_info`` (sensor_msgs/CameraInfo, the latest is used; ``mode:
-  mono``); ``joint_states`` (sensor_msgs/JointState, the sample nearest to
+  ``mode: stereo``, ``stereo_fit: reprojection`` (default): ``keypoints_2d``
+  (keypoint_msgs/StereoKeypoints2D, both views), ``left/camera_info`` and
+  ``right/camera_info`` (sensor_msgs/CameraInfo, the latest of each is used);
+  ``mode: stereo``, ``stereo_fit: rigid``: ``keypoints_3d``
+  (keypoint_msgs/Keypoints3D); ``mode: mono``: ``keypoints_2d`` (its ``left``
+  view) and ``camera_info``; always ``joint_states`` (sensor_msgs/JointState, the sample nearest to
   each keypoint stamp); ``robot_description`` (std_msgs/String, reliable +
   transient local, as robot_state_publisher publishes it) unless the
   ``robot_description`` parameter holds the URDF.
@@ -30,7 +32,8 @@ Published:
   about the fixed X, Y, Z axes in rad).
 
 Each keypoint message gives one estimate of ``T_camera_base``
-(:mod:`~keypoint_perception.core.robot_calibration`); the last
+(:mod:`~keypoint_perception.core.robot_calibration`: two-view PnP, the rigid
+fit of triangulated keypoints or PnP); the last
 ``window_size`` estimates of the static camera are combined
 (:mod:`~keypoint_perception.core.multi_frame_calibration`) and published.
 """
@@ -57,6 +60,7 @@ from ..core.kinematics import keypoint_anchors, RobotKinematics
 from ..core.multi_frame_calibration import combine_frames
 from ..core.objects import load_object_class
 from ..core.robot_calibration import (fit_camera_to_base_mono, fit_camera_to_base_stereo,
+                                      fit_camera_to_base_stereo_views,
                                       inverse_pose_covariance)
 
 #: Covariance published when none can be computed: 1e6 on the diagonal (unknown).
@@ -68,6 +72,12 @@ JOINT_STATE_BUFFER = 500
 PARAMETERS = {
     'mode': ('stereo', 'Keypoints from the stereo node (keypoints_3d) or one camera '
              '(keypoints_2d + camera_info).', ('stereo', 'mono'), True),
+    'stereo_fit': ('reprojection', 'Stereo: "reprojection" = the pose that minimizes the '
+                   'reprojection error of both views\' keypoints (keypoints_2d, '
+                   'left/camera_info, right/camera_info; far more accurate than the rigid '
+                   'fit when the robot is metres away, where stereo depth is the weak '
+                   'coordinate); "rigid" = Umeyama + RANSAC on keypoints_3d.',
+                   ('reprojection', 'rigid'), True),
     'object_class': ('panda', 'Robot object class whose keypoints are used (its YAML names '
                      'each keypoint\'s URDF link).', None, True),
     'class_yaml': ('', 'Class YAML with the keypoints\' links; empty = the shipped one.',
@@ -83,12 +93,14 @@ PARAMETERS = {
                      None, False),
     'joint_state_tolerance': (0.05, 'Largest stamp difference (s) between keypoints and the '
                               'joint state used.', (0.0, 10.0), False),
-    'inlier_threshold_m': (0.02, 'Stereo: largest 3D distance (m) of an inlier keypoint.',
+    'inlier_threshold_m': (0.02, 'Stereo rigid fit: largest 3D distance (m) of an inlier '
+                           'keypoint.',
                            (0.0001, 1.0), False),
-    'inlier_threshold_px': (8.0, 'Mono: largest reprojection error (px) of an inlier '
-                            'keypoint.', (0.1, 1000.0), False),
-    'input_rectified': (False, 'Mono: the 2D keypoints are pixels of the rectified image (P) '
-                        'instead of the raw one (K, D).', None, False),
+    'inlier_threshold_px': (8.0, 'Mono and stereo reprojection fit: largest reprojection '
+                            'error (px) of an inlier keypoint.', (0.1, 1000.0), False),
+    'input_rectified': (False, 'Mono and stereo reprojection fit: the 2D keypoints are pixels '
+                        'of the rectified image(s) (P) instead of the raw one(s) (K, D).',
+                        None, False),
     'window_size': (30, 'Estimates (frames) combined; the camera must not move in them.',
                     (1, 10000), False),
     'min_frames': (1, 'Estimates needed before the first publication.', (1, 10000), False),
@@ -124,10 +136,15 @@ class RobotCalibrationNode(Node):
         self.mode = self._param('mode')
         if self.mode not in ('stereo', 'mono'):
             raise ValueError(f'mode must be stereo or mono, got {self.mode!r}')
+        self.stereo_fit = self._param('stereo_fit')
+        if self.stereo_fit not in ('reprojection', 'rigid'):
+            raise ValueError(f'stereo_fit must be reprojection or rigid, got '
+                             f'{self.stereo_fit!r}')
         self.object_class = load_object_class(self._param('object_class'))
         self.anchors = keypoint_anchors(self.object_class, self._param('class_yaml') or None)
         self.kinematics: Optional[RobotKinematics] = None
-        self.camera = None
+        self.camera = None  # mono: the camera; stereo reprojection: the left camera
+        self.right_camera = None
         self.joint_states = deque(maxlen=JOINT_STATE_BUFFER)
         self.window = deque()
         self._throttle = WarningThrottle(WARN_PERIOD_S)
@@ -144,14 +161,23 @@ class RobotCalibrationNode(Node):
                                  durability=DurabilityPolicy.TRANSIENT_LOCAL)
             self.create_subscription(String, 'robot_description',
                                      lambda msg: self._load_urdf(msg.data), latched)
-        if self.mode == 'stereo':
+        if self.mode == 'stereo' and self.stereo_fit == 'rigid':
             self.create_subscription(Keypoints3D, 'keypoints_3d', self._on_keypoints_3d, 10)
+        elif self.mode == 'stereo':
+            self.create_subscription(StereoKeypoints2D, 'keypoints_2d',
+                                     self._on_stereo_keypoints_2d, 10)
+            self.create_subscription(CameraInfo, 'left/camera_info',
+                                     lambda msg: self._on_camera_info(msg, 'camera'), 10)
+            self.create_subscription(CameraInfo, 'right/camera_info',
+                                     lambda msg: self._on_camera_info(msg, 'right_camera'), 10)
         else:
             self.create_subscription(StereoKeypoints2D, 'keypoints_2d', self._on_keypoints_2d,
                                      10)
-            self.create_subscription(CameraInfo, 'camera_info', self._on_camera_info, 10)
+            self.create_subscription(CameraInfo, 'camera_info',
+                                     lambda msg: self._on_camera_info(msg, 'camera'), 10)
+        fit = f' ({self.stereo_fit} fit)' if self.mode == 'stereo' else ''
         self.get_logger().info(
-            f'{self.mode} calibration of the camera to {self.object_class.name} '
+            f'{self.mode} calibration{fit} of the camera to {self.object_class.name} '
             f'({self.object_class.num_keypoints} keypoints); URDF from '
             f'{"the parameter" if description else self.resolve_topic_name("robot_description")}')
 
@@ -181,11 +207,12 @@ class RobotCalibrationNode(Node):
             self.joint_states.append((stamp_ns(msg.header.stamp),
                                       dict(zip(msg.name, msg.position))))
 
-    def _on_camera_info(self, msg: CameraInfo):
+    def _on_camera_info(self, msg: CameraInfo, attribute: str):
+        """Keep the latest usable CameraInfo as ``self.<attribute>``; warn (throttled) if not."""
         try:
-            self.camera = conversions.camera_model(msg)
+            setattr(self, attribute, conversions.camera_model(msg))
         except CalibrationError as e:
-            self._warn('camera_info', f'camera_info unusable: {e}')
+            self._warn(f'{attribute}_info', f'{attribute.replace("_", " ")} info unusable: {e}')
 
     def joints_at(self, stamp: int) -> Dict[str, float]:
         """Return each joint's position from the joint state nearest to ``stamp`` (ns).
@@ -207,26 +234,40 @@ class RobotCalibrationNode(Node):
     # -- processing ---------------------------------------------------------------------
 
     def _on_keypoints_3d(self, msg: Keypoints3D):
-        self._process(msg.header, msg.objects, 'keypoints_3d')
+        self._process(msg.header, [msg.objects], 'keypoints_3d')
 
     def _on_keypoints_2d(self, msg: StereoKeypoints2D):
         if self.camera is None:
             self._warn('no_camera_info', 'no camera_info received yet: keypoints_2d ignored')
             return
-        self._process(msg.header, msg.left.objects, 'keypoints_2d')
+        self._process(msg.header, [msg.left.objects], 'keypoints_2d')
 
-    def _process(self, header: Header, objects, topic: str):
-        """Estimate T_camera_base from one keypoint message, combine, publish."""
+    def _on_stereo_keypoints_2d(self, msg: StereoKeypoints2D):
+        if self.camera is None or self.right_camera is None:
+            self._warn('no_camera_info', 'no left/camera_info or right/camera_info received '
+                       'yet: keypoints_2d ignored')
+            return
+        self._process(msg.header, [msg.left.objects, msg.right.objects], 'keypoints_2d')
+
+    def _process(self, header: Header, views, topic: str):
+        """Estimate T_camera_base from one keypoint message, combine, publish.
+
+        ``views``: the message's object lists, one per view (the keypoints
+        of the views side by side: (J, 3), (J, 2) or (J, 4) for both views).
+        """
         try:
             if self.kinematics is None:
                 self._warn('no_urdf', f'no robot_description yet: {topic} ignored')
                 return
-            obj = conversions.object_keypoints(objects, self.object_class,
-                                               self._param('instance_id'))
-            if obj is None:
-                self._warn('no_object', f'{topic} has no {self.object_class.name}')
-                return
-            observed = conversions.keypoint_array(obj, self.object_class)
+            arrays = []
+            for objects in views:
+                obj = conversions.object_keypoints(objects, self.object_class,
+                                                   self._param('instance_id'))
+                if obj is None:
+                    self._warn('no_object', f'{topic} has no {self.object_class.name}')
+                    return
+                arrays.append(conversions.keypoint_array(obj, self.object_class))
+            observed = np.hstack(arrays)
             joints = self.joints_at(stamp_ns(header.stamp))
             try:
                 base = self.kinematics.keypoint_positions(joints, self.anchors)
@@ -235,9 +276,14 @@ class RobotCalibrationNode(Node):
                            f'{header.stamp.nanosec:09d} s: {e} (within '
                            f'joint_state_tolerance)')
                 return
-            if self.mode == 'stereo':
+            if self.mode == 'stereo' and self.stereo_fit == 'rigid':
                 estimate = fit_camera_to_base_stereo(
                     observed, base, inlier_threshold_m=self._param('inlier_threshold_m'))
+            elif self.mode == 'stereo':
+                estimate = fit_camera_to_base_stereo_views(
+                    observed[:, :2], observed[:, 2:], base, self.camera, self.right_camera,
+                    rectified=self._param('input_rectified'),
+                    inlier_threshold_px=self._param('inlier_threshold_px'))
             else:
                 estimate = fit_camera_to_base_mono(
                     observed, base, self.camera, rectified=self._param('input_rectified'),
@@ -260,7 +306,8 @@ class RobotCalibrationNode(Node):
         estimates, bases, observations = zip(*self.window)
         combined = combine_frames(list(estimates), list(bases), list(observations),
                                   camera=self.camera,
-                                  rectified=self._param('input_rectified'))
+                                  rectified=self._param('input_rectified'),
+                                  right_camera=self.right_camera)
         T_base_camera = np.linalg.inv(combined.T_camera_base)
         covariance = inverse_pose_covariance(combined.T_camera_base, combined.covariance)
         if not np.all(np.isfinite(covariance)):
