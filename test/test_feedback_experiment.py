@@ -171,3 +171,7 @@ def test_prior_table_reports_the_moved_variables_and_the_validation_coverage(tmp
     assert row['val_counts'] == [1, 0, 0, 2]
     section = fx.doc_section([], fx.summarize([]), 'cmd', 'fig.png', rows)
     assert '| `fx` | 0.312 +- 0.088 | 3 | 0.25 -> 0.56 | 1 / 0 / 0 / 2 |' in section
+    assert section.startswith('<!-- BEGIN feedback_experiment -->')
+    named = fx.doc_section([], fx.summarize([]), 'cmd', 'fig.png', rows, 'feedback_kuka')
+    assert named.startswith('<!-- BEGIN feedback_kuka -->')
+    assert named.endswith('<!-- END feedback_kuka -->')

@@ -29,14 +29,15 @@ validation set by loss, or by the loss of perturbed copies with
 Different selections are compared by rerunning with another ``--out``.
 
 Reported (``OUT/summary.json``, ``OUT/feedback_experiment.png`` and, with
-``--write-doc``, the section between the ``feedback_experiment`` markers of
-docs/benchmarks.md): the validation error (mean 2D error, % of the image
-diagonal) against steps, mean and +-1 std band over the pairs for each arm;
-for each pair the steps the feedback run needs to reach its uniform run's
-final error and their ratio to the uniform run's steps (not reached: no
-ratio, counted); the mean and std of the ratio over the pairs that reached
-it and the final errors of both arms.  The issue's target: a mean ratio of
-at most 0.75 with no regression of the final error.
+``--write-doc``, the section between the ``--section`` markers of
+docs/benchmarks.md, default ``feedback_experiment``): the validation error
+(mean 2D error, % of the image diagonal) against steps, mean and +-1 std
+band over the pairs for each arm; for each pair the steps the feedback run
+needs to reach its uniform run's final error and their ratio to the uniform
+run's steps (not reached: no ratio, counted); the mean and std of the ratio
+over the pairs that reached it and the final errors of both arms. The
+issue's target: a mean ratio of at most 0.75 with no regression of the final
+error.
 
 Runs are sequential (each trainer starts its own simulators); a finished run
 (its ``metrics.csv`` reaches ``--steps``) is not run again, so an interrupted
@@ -60,8 +61,14 @@ from benchmark_common import cpu_model, replace_section, ROOT
 from keypoint_perception.training.stream_records import prior_movement, read_priors
 
 DOC = os.path.join(ROOT, 'docs', 'benchmarks.md')
-FIGURE = os.path.join(ROOT, 'docs', 'images', 'feedback_experiment.png')
-BEGIN, END = '<!-- BEGIN feedback_experiment -->', '<!-- END feedback_experiment -->'
+SECTION = 'feedback_experiment'
+
+
+def markers(section: str = SECTION):
+    """(begin, end) markers of a section of docs/benchmarks.md."""
+    return f'<!-- BEGIN {section} -->', f'<!-- END {section} -->'
+
+
 ARMS = ('uniform', 'feedback')
 #: Evaluations averaged for the less noisy final error (``*_tail``).
 TAIL = 3
@@ -214,9 +221,10 @@ def _fmt(value, spec='.3f') -> str:
 
 
 def doc_section(table, summary, command: str, figure_rel: str,
-                priors: Sequence[dict] = ()) -> str:
-    """Markdown section (between the markers) with the table, figure and command."""
-    lines = [BEGIN, '',
+                priors: Sequence[dict] = (), section: str = SECTION) -> str:
+    """Markdown section (between the ``section`` markers) with the table, figure and command."""
+    begin, end = markers(section)
+    lines = [begin, '',
              f'Recorded {datetime.date.today()} on {cpu_model()} with', '',
              f'    {command}', '',
              f'![validation error against steps]({figure_rel})', '',
@@ -258,7 +266,7 @@ def doc_section(table, summary, command: str, figure_rel: str,
                          f'{r["bin"]} | {r["p_first"]:.2f} -> {r["p_last"]:.2f} | '
                          f'{" / ".join(map(str, r["val_counts"]))} |')
         lines.append('')
-    lines.append(END)
+    lines.append(end)
     return '\n'.join(lines)
 
 
@@ -290,9 +298,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--out', default=os.path.join(ROOT, 'output', 'feedback_experiment'))
     p.add_argument('--write-doc', action='store_true',
-                   help='replace the feedback_experiment section of --doc')
+                   help='replace the --section section of --doc')
     p.add_argument('--doc', default=DOC)
-    p.add_argument('--figure', default=FIGURE)
+    p.add_argument('--section', default=SECTION,
+                   help='name of the doc section (its BEGIN / END markers) and, by default, '
+                        'of the figure: one per class or selection rule')
+    p.add_argument('--figure', default='',
+                   help='figure of --write-doc (default docs/images/SECTION.png)')
     return p.parse_args(argv)
 
 
@@ -349,14 +361,15 @@ def main(argv=None) -> int:
     plot(curves, args.pairs, os.path.join(args.out, 'feedback_experiment.png'))
     print(json.dumps(summary, indent=1))
     if args.write_doc:
-        plot(curves, args.pairs, args.figure)
+        figure = args.figure or os.path.join(ROOT, 'docs', 'images', f'{args.section}.png')
+        plot(curves, args.pairs, figure)
         command = 'python tools/feedback_experiment.py ' + ' '.join(
             shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-        replace_section(args.doc, BEGIN, END, doc_section(
+        replace_section(args.doc, *markers(args.section), doc_section(
             table, summary, command,
-            os.path.relpath(args.figure, os.path.dirname(os.path.abspath(args.doc))),
-            priors))
-        print(f'wrote {args.doc} and {args.figure}')
+            os.path.relpath(figure, os.path.dirname(os.path.abspath(args.doc))),
+            priors, args.section))
+        print(f'wrote {args.doc} and {figure}')
     return 0
 
 
