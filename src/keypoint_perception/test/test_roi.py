@@ -15,7 +15,7 @@
 
 import numpy as np
 
-from keypoint_perception.core.roi import crop_window, PixelWindow, roi_around
+from keypoint_perception.core.roi import crop_window, network_view, PixelWindow, roi_around
 
 
 def test_roi_around_bounds_the_points_at_the_input_aspect():
@@ -56,3 +56,17 @@ def test_pixel_window_names_its_parts():
     window = PixelWindow(-2, 3, 5, 4)
     assert window.size == (5, 4) and window.offset == (-2, 3)
     assert PixelWindow.whole(np.zeros((6, 8, 3))) == (0, 0, 8, 6)
+
+
+def test_network_view_cuts_then_averages_down():
+    image = np.arange(8 * 12 * 3, dtype=np.uint8).reshape(8, 12, 3)
+    whole = network_view(image, (6, 4))
+    assert whole.shape == (4, 6, 3) and whole.dtype == np.uint8
+    # area interpolation by 2 in each direction: the mean of each 2x2 block
+    expected = image.reshape(4, 2, 6, 2, 3).astype(float).mean(axis=(1, 3))
+    assert np.abs(whole.astype(float) - expected).max() <= 0.5
+    np.testing.assert_array_equal(network_view(image, (6, 4), PixelWindow(0, 0, 12, 8)), whole)
+    # a window hanging over the left edge: its left half is padding (zeros)
+    half = network_view(image, (4, 4), PixelWindow(-4, 0, 8, 8))
+    assert (half[:, :2] == 0).all() and (half[:, 2:] > 0).all()
+    assert image.sum() == np.arange(8 * 12 * 3).astype(np.uint8).sum()  # not changed

@@ -35,7 +35,7 @@ from .config import PipelineConfig, ROI_REFINEMENTS, TEST_TIME_AUGMENTATIONS
 from .heatmaps import merge_rotated_beliefs
 from .model import BeliefNetConfig, normalize_image_array, normalize_images
 from .onnx_model import can_export, is_onnx_path, onnx_model_for, read_onnx_model
-from .roi import crop_window, PixelWindow, roi_around
+from .roi import network_view, PixelWindow, roi_around
 from .views import decode_view, ViewKeypoints
 
 
@@ -192,7 +192,7 @@ class KeypointDetector:
         Args:
             images: the images (not changed).
             windows: optional per-image (x0, y0, w, h) windows (None entries:
-                whole image), cut out with :func:`~.roi.crop_window` first.
+                whole image), cut out first (:func:`~.roi.network_view`).
 
         Returns:
             (B, 3, h_in, w_in) float32 normalized tensor on the device.  With
@@ -207,9 +207,8 @@ class KeypointDetector:
         for n, img in enumerate(images):
             if img.ndim == 2:
                 img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
-            if windows is not None and windows[n] is not None:
-                img = crop_window(img, windows[n])
-            batch.append(cv2.resize(img, self.input_size, interpolation=cv2.INTER_AREA))
+            batch.append(network_view(img, self.input_size,
+                                      None if windows is None else windows[n]))
         if self.backend.name == 'onnxruntime':
             return torch.from_numpy(normalize_image_array(np.stack(batch)))
         return normalize_images(torch.from_numpy(np.stack(batch)).to(self.device))

@@ -21,6 +21,7 @@ cells then map back to image pixels through the window's offset and size.
 
 from typing import NamedTuple, Optional, Sequence, Tuple
 
+import cv2
 import numpy as np
 
 from .config import DEFAULT_ROI_SCALE
@@ -120,6 +121,29 @@ def window_overlap(window: Sequence[int], image_shape: Sequence[int]):
     sx1, sy1 = max(min(x0 + w, image_shape[1]), sx0), max(min(y0 + h, image_shape[0]), sy0)
     return ((slice(sy0, sy1), slice(sx0, sx1)),
             (slice(sy0 - y0, sy1 - y0), slice(sx0 - x0, sx1 - x0)))
+
+
+def network_view(image: np.ndarray, input_size: Tuple[int, int],
+                 window: Optional[Sequence[int]] = None) -> np.ndarray:
+    """Return what the network sees of an image: the window (or all of it) at the input size.
+
+    The one cut-and-resize of the detector (first and second look) and of
+    training's zoomed crops, so both see the same pixels: the (x0, y0, w,
+    h) ``window`` cut out with :func:`crop_window` (zero-padded outside
+    the image), then resized to ``input_size`` = (width, height) with area
+    interpolation (``cv2.INTER_AREA``, which averages when shrinking).
+
+    Args:
+        image: (H, W[, C]) array (not changed).
+        input_size: (width, height) of the result, pixels.
+        window: the window, or None for the whole image.
+
+    Returns:
+        a new (height, width[, C]) array of the image's dtype.
+    """
+    if window is not None:
+        image = crop_window(image, window)
+    return cv2.resize(image, tuple(int(v) for v in input_size), interpolation=cv2.INTER_AREA)
 
 
 def crop_window(image: np.ndarray, window: Sequence[int]) -> np.ndarray:

@@ -31,7 +31,7 @@ import numpy as np
 
 from ..core.dataset import iter_shard
 from ..core.heatmaps import gaussian_targets, image_to_heatmap
-from ..core.roi import crop_window, PixelWindow, roi_around
+from ..core.roi import network_view, PixelWindow, roi_around
 from .distractors import paste_distractors
 
 
@@ -193,7 +193,7 @@ def views_and_crops(samples: Iterable[Mapping], input_size: Tuple[int, int],
         for view in ('left', 'right'):
             img, uv, vis = sample[view], sample[f'kp2d_{view}'], sample[f'vis_{view}']
             h0, w0 = img.shape[:2]
-            full.append((cv2.resize(img, (w_in, h_in), interpolation=cv2.INTER_AREA),
+            full.append((network_view(img, input_size),
                          image_to_heatmap(uv, (w0, h0), (w_in, h_in)), vis,
                          (w0 / w_in, h0 / h_in), np.hypot(w0, h0)))
             for _ in range(object_crops):
@@ -202,8 +202,7 @@ def views_and_crops(samples: Iterable[Mapping], input_size: Tuple[int, int],
                     continue
                 uv_in = image_to_heatmap(uv, window.size, (w_in, h_in), window.offset)
                 inside = ((uv_in >= -0.5) & (uv_in <= (w_in - 0.5, h_in - 0.5))).all(axis=1)
-                crops.append((cv2.resize(crop_window(img, window), (w_in, h_in),
-                                         interpolation=cv2.INTER_AREA), uv_in,
+                crops.append((network_view(img, input_size, window), uv_in,
                               np.where(inside, vis, 0),
                               (window.width / w_in, window.height / h_in), np.hypot(w0, h0)))
     if not full:
