@@ -57,8 +57,8 @@ from .distortion import rectify_points, undistort_pixels
 from .rigid import fit_rigid_transform, refine_pose_reprojection
 from .triangulation import triangulate_stereo
 
-#: The two kinds of observation: triangulated 3D keypoints (residuals in
-#: metres) or 2D keypoints of one camera (residuals in pixels).
+#: The kinds of estimate: from triangulated 3D keypoints (residuals in metres),
+#: from both views' 2D keypoints or from one camera's (residuals in pixels).
 MODES = ('stereo', 'stereo_views', 'mono')
 
 
