@@ -78,6 +78,25 @@ def _view(object_class, uv, frame_id):
             for name, (u, v) in zip(object_class.keypoint_names, uv)])])
 
 
+def _publish_urdf(node):
+    """Publish the Panda URDF on a latched robot_description; returns the publisher."""
+    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    publisher = node.create_publisher(String, 'robot_description', latched)
+    with open(PANDA_URDF) as f:
+        publisher.publish(String(data=f.read()))
+    return publisher
+
+
+def _tf_matrix(transform) -> np.ndarray:
+    """(4, 4) matrix of a geometry_msgs/TransformStamped (parent <- child)."""
+    tr, rot = transform.transform.translation, transform.transform.rotation
+    T = np.eye(4)
+    T[:3, :3] = matrix_from_quaternion([rot.x, rot.y, rot.z, rot.w])
+    T[:3, 3] = [tr.x, tr.y, tr.z]
+    return T
+
+
 def _t_true():
     import cv2
     T = np.eye(4)  # the camera 1.5 m away, looking at the robot from the side
@@ -133,11 +152,7 @@ def test_calibration_node_publishes_the_known_transform(ros, tmp_path, mode, fit
         tmp_path)
     rigid = mode == 'stereo' and fit == 'rigid'
     try:
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        pub_urdf = node.create_publisher(String, 'robot_description', latched)
-        with open(PANDA_URDF) as f:
-            pub_urdf.publish(String(data=f.read()))
+        pub_urdf = _publish_urdf(node)  # noqa: F841 -- kept alive: it is latched
         pub_joints = node.create_publisher(JointState, 'joint_states', 10)
         pub_kp = node.create_publisher(Keypoints3D if rigid else StereoKeypoints2D,
                                        'keypoints_3d' if rigid else 'keypoints_2d', 10)
@@ -200,11 +215,8 @@ def test_calibration_node_publishes_the_known_transform(ros, tmp_path, mode, fit
         assert last, open(log_path).read()
         tf = last[-1]
         assert tf.header.frame_id == 'panda_link0' and tf.child_frame_id == 'camera_optical'
-        tr, rot = tf.transform.translation, tf.transform.rotation
-        T_base_camera = np.eye(4)
-        T_base_camera[:3, :3] = matrix_from_quaternion([rot.x, rot.y, rot.z, rot.w])
-        T_base_camera[:3, 3] = [tr.x, tr.y, tr.z]
-        dt, dr = pose_errors(np.linalg.inv(T_base_camera), T_true)
+        tr = tf.transform.translation
+        dt, dr = pose_errors(np.linalg.inv(_tf_matrix(tf)), T_true)
         assert dt < 0.01 and np.degrees(dr) < 0.5, (dt, np.degrees(dr))
         pose = [p for p in poses if p.header.stamp.sec == 105][-1]
         assert pose.header.frame_id == 'panda_link0'
@@ -287,11 +299,7 @@ def test_calibration_node_on_rendered_stereo_pairs(ros, tmp_path):
         'camera_frame:=left_calibrated'], tmp_path)
     object_class = load_object_class('panda')
     try:
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        pub_urdf = node.create_publisher(String, 'robot_description', latched)
-        with open(PANDA_URDF) as f:
-            pub_urdf.publish(String(data=f.read()))
+        pub_urdf = _publish_urdf(node)  # noqa: F841 -- kept alive: it is latched
         pub_joints = node.create_publisher(JointState, 'joint_states', 10)
         pub_kp = node.create_publisher(StereoKeypoints2D, 'keypoints_2d', 10)
         pub_info = {view: node.create_publisher(CameraInfo, f'{view}/camera_info', 10)
@@ -334,11 +342,8 @@ def test_calibration_node_on_rendered_stereo_pairs(ros, tmp_path):
             tf = [t for m in tfs for t in m.transforms if t.header.stamp.sec == 200 + n][-1]
             assert tf.header.frame_id == 'panda_link0'
             assert tf.child_frame_id == 'left_calibrated'
-            tr, rot = tf.transform.translation, tf.transform.rotation
-            T_base_camera = np.eye(4)
-            T_base_camera[:3, :3] = matrix_from_quaternion([rot.x, rot.y, rot.z, rot.w])
-            T_base_camera[:3, 3] = [tr.x, tr.y, tr.z]
-            dt, dr = pose_errors(np.linalg.inv(T_base_camera), np.asarray(labels['object_pose']))
+            dt, dr = pose_errors(np.linalg.inv(_tf_matrix(tf)),
+                                 np.asarray(labels['object_pose']))
             assert dt < 0.002 and np.degrees(dr) < 0.05, (n, dt, np.degrees(dr))
         node.destroy_subscription(sub_tf)
     finally:
