@@ -64,7 +64,8 @@ NODE_ARGUMENTS = {
     'base_frame': (str, 'Parent TF frame; default the URDF\'s root link.'),
     'camera_frame': (str, 'Child TF frame; default the camera\'s optical frame.'),
     'window_size': (int, 'Frames of the static camera combined (default 30).'),
-    'input_rectified': (bool, 'Mono: keypoints are pixels of the rectified image.'),
+    'input_rectified': (bool, 'Keypoints are pixels of the rectified image(s); default true in '
+                        'stereo (as the stereo keypoint node), false in mono.'),
     'inlier_threshold_px': (float, 'Mono and stereo reprojection fit: largest reprojection '
                             'error of an inlier (px).'),
     'stereo_fit': (str, 'Stereo: "reprojection" (default; both views\' 2D keypoints) or '

@@ -148,8 +148,8 @@ def test_calibration_node_publishes_the_known_transform(ros, tmp_path, mode, fit
     """Stereo reprojection: keypoints_2d of both views + left/right camera_info in."""
     node = ros
     proc, log, log_path = _start('robot_calibration_node', [
-        f'mode:={mode}', f'stereo_fit:={fit}', 'object_class:=panda', 'window_size:=10'],
-        tmp_path)
+        f'mode:={mode}', f'stereo_fit:={fit}', 'object_class:=panda', 'window_size:=10',
+        'input_rectified:=false'], tmp_path)  # raw pixels (stereo's default: rectified)
     rigid = mode == 'stereo' and fit == 'rigid'
     try:
         pub_urdf = _publish_urdf(node)  # noqa: F841 -- kept alive: it is latched
@@ -281,11 +281,14 @@ def test_calibration_node_on_rendered_stereo_pairs(ros, tmp_path):
     Checks the conventions end to end (renderer's cameras and URDF, CameraInfo
     conversion, FK, the node's stereo reprojection fit): with exact keypoints
     the TF must be the renderer's ``T_camera_base`` within 2 mm and 0.05 deg.
-    ``window_size`` 1: each pair has its own camera.
+    ``window_size`` 1: each pair has its own camera.  The keypoints are sent as
+    pixels of the rectified images, as the stereo keypoint node sends them with
+    its default ``input_rectified: true`` (the calibration node's stereo default).
     """
     from sim_datagen.config import load_config
     from sim_datagen.generator import SampleGenerator
     from keypoint_perception.core.dataset import camera_model_from_label
+    from keypoint_perception.core.distortion import rectify_points
     gen = SampleGenerator(load_config(os.path.join(ROOT, 'src', 'sim_datagen', 'config',
                                                    'panda.yaml')))
     try:
@@ -323,7 +326,8 @@ def test_calibration_node_on_rendered_stereo_pairs(ros, tmp_path):
             for view in ('left', 'right'):
                 camera = camera_model_from_label(labels['camera_info'][view])
                 pub_info[view].publish(camera_info_msg(camera, stamp))
-                uv = np.asarray(labels['keypoints_2d'][view], dtype=np.float64)
+                uv = rectify_points(camera, np.asarray(labels['keypoints_2d'][view],
+                                                       dtype=np.float64))
                 seen = np.asarray(labels['visibility'][view]) > 0
                 views[view] = ViewKeypoints2D(
                     frame_id=camera.frame_id, width=camera.width, height=camera.height,

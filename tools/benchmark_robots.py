@@ -435,9 +435,10 @@ def write_doc(figures, info, paths, doc_path):
              'a miss; translation, rotation and ADD means over the frames with an '
              'estimate). Error budget: the labelled keypoints inside the image with '
              'isotropic Gaussian noise of the given mean length (independent per view, '
-             'seed 0) through the same fits (stereo: triangulated without a reprojection '
-             'limit); 0 checks labels, kinematics and fits alone; ADD medians over all '
-             'frames (inf when failures are half or more). It says what mean 2D error '
+             'seed 0) through the same fits (stereo rigid: triangulated without a '
+             'reprojection limit); 0 checks labels, kinematics and fits alone; ADD '
+             'medians over all frames (inf when failures are half or more). It says what '
+             'mean 2D error '
              'the ADD AUC targets need on these cameras and distances. Speed: wall time '
              'while other jobs may share the cores.')
     lines = [

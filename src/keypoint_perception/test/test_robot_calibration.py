@@ -24,8 +24,8 @@ import os
 
 import cv2
 from keypoint_perception.core.calibration_metrics import add_auc, add_distance, pose_errors
-from keypoint_perception.core.camera import CameraModel
-from keypoint_perception.core.distortion import unrectify_points
+from keypoint_perception.core.camera import camera_center, CameraModel, project
+from keypoint_perception.core.distortion import rectify_points, unrectify_points
 from keypoint_perception.core.kinematics import keypoint_anchors, RobotKinematics
 from keypoint_perception.core.multi_frame_calibration import combine_frames, pose_deviation
 from keypoint_perception.core.objects import load_object_class
@@ -159,7 +159,12 @@ def test_mono_fit_recovers_the_transform_with_noise_and_outliers(panda):
 
 
 def test_mono_fit_on_rectified_pixels_of_a_rotated_camera(panda):
-    """Pixels of P (rectified image) with R != I give the optical frame's transform."""
+    """Pixels of P (rectified image) with R != I give the optical frame's transform.
+
+    The camera is the right one of a rig (``P[0, 3] != 0``): ROS's P projects
+    points of the left rectified frame, where this camera's optical frame
+    sits at the centre of P, rotated by R.
+    """
     R_rect = cv2.Rodrigues(np.array([0.02, -0.03, 0.01]))[0]
     camera = CameraModel(width=640, height=480, K=CAMERA.K, D=CAMERA.D,
                          distortion_model='plumb_bob', R=R_rect,
@@ -167,10 +172,8 @@ def test_mono_fit_on_rectified_pixels_of_a_rotated_camera(panda):
     rng = np.random.default_rng(4)
     base = panda(rng)
     x_optical = transform_points(T_TRUE, base)
-    shift = np.linalg.solve(camera.P[:, :3], camera.P[:, 3])
-    x_p = x_optical @ R_rect.T + shift
-    uv = x_p @ camera.P[:, :3].T
-    uv = uv[:, :2] / uv[:, 2:]
+    X_rect = x_optical @ R_rect.T + camera_center(camera.P)
+    uv = project(camera.P, X_rect)
     est = fit_camera_to_base_mono(uv, base, camera, rectified=True)
     np.testing.assert_allclose(est.T_camera_base, T_TRUE, atol=1e-6)
 
@@ -366,3 +369,22 @@ def test_two_view_fit_needs_three_keypoints_in_both_views(panda):
     assert fit_camera_to_base_stereo_views(uv_left, uv_right, base, left, right) is None
     with pytest.raises(ValueError, match='min_inliers'):
         fit_camera_to_base_stereo_views(uv_left, uv_right, base, left, right, min_inliers=2)
+
+
+def test_two_view_fit_on_rectified_pixels_and_the_right_views_mono_start(panda):
+    """Rectified pixels (image_rect): exact recovery, and the right view's start.
+
+    The right view's mono fit alone must land on the true pose once moved
+    into the left optical frame (a start one baseline off would be rescued
+    by the refinement, so it is checked on its own).
+    """
+    left, right = stereo_rig()
+    rng = np.random.default_rng(12)
+    base = panda(rng)
+    raw_left, raw_right = _stereo_pixels(left, right, base, T_TRUE)
+    uv_left, uv_right = rectify_points(left, raw_left), rectify_points(right, raw_right)
+    est = fit_camera_to_base_stereo_views(uv_left, uv_right, base, left, right, rectified=True)
+    np.testing.assert_allclose(est.T_camera_base, T_TRUE, atol=1e-6)
+    mono_right = fit_camera_to_base_mono(uv_right, base, right, rectified=True)
+    np.testing.assert_allclose(transform_between_views(left, right)
+                               @ mono_right.T_camera_base, T_TRUE, atol=1e-6)

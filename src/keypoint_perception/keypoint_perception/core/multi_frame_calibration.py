@@ -217,7 +217,8 @@ def combine_frames(estimates: Sequence[Optional[CameraToBase]],
 
         def two_view(T_):
             return two_view_residuals(T_, base, camera, right_camera, views[0], views[1])
-        residuals = np.linalg.norm(two_view(T).reshape(-1, 2), axis=1)
+        # one residual per keypoint: the RMS of its two views
+        residuals = np.sqrt(np.mean(two_view(T).reshape(2, -1, 2) ** 2, axis=(0, 2)) * 2)
         residual_cov = residual_covariance(two_view, T)
     else:
         base_list, uv_list = [], []

@@ -283,16 +283,19 @@ def pinhole_observations(camera: CameraModel, uv: np.ndarray, rectified: bool = 
         pixels are undistorted into the image of ``K``
         (:func:`~.distortion.undistort_pixels`), the frame of PnP is then the
         optical frame (identity); rectified pixels are used as they are with
-        ``K = P[:, :3]``, and ``T_optical_pinhole`` maps the frame of that P
-        (the rectified frame shifted by ``P[:, :3]^-1 P[:, 3]``) to the
-        optical frame (rotation ``R^T``).
+        ``K = P[:, :3]``, and ``T_optical_pinhole`` maps the frame of that K
+        to the optical frame: a rotation by ``R^T``, no translation.  (ROS
+        convention: ``P`` projects points of the first camera's rectified
+        frame, ``X_rect = R x_optical + c`` with ``c`` the centre of ``P``;
+        ``P [X_rect; 1] = P[:, :3] R x_optical``, so the pinhole frame is the
+        camera's own optical frame rotated by ``R``, wherever the camera
+        sits in the rig.)
     """
     uv = as_points('uv', uv)
     if not rectified:
         return undistort_pixels(camera, uv), camera.K.copy(), np.eye(4)
     K = camera.P[:, :3] / camera.P[2, 2]
-    shift = np.linalg.solve(camera.P[:, :3], camera.P[:, 3])
-    return uv.copy(), K, make_transform(camera.R.T, -camera.R.T @ shift)
+    return uv.copy(), K, make_transform(camera.R.T, np.zeros(3))
 
 
 def project_pinhole(K: np.ndarray, T: np.ndarray, points: np.ndarray) -> np.ndarray:

@@ -70,8 +70,9 @@ JOINT_STATE_BUFFER = 500
 
 #: name -> (default, description, (low, high) or choices or None, read_only)
 PARAMETERS = {
-    'mode': ('stereo', 'Keypoints from the stereo node (keypoints_3d) or one camera '
-             '(keypoints_2d + camera_info).', ('stereo', 'mono'), True),
+    'mode': ('stereo', 'Keypoints from the stereo node (keypoints_2d of both views, or '
+             'keypoints_3d with stereo_fit rigid) or one camera (keypoints_2d + '
+             'camera_info).', ('stereo', 'mono'), True),
     'stereo_fit': ('reprojection', 'Stereo: "reprojection" = the pose that minimizes the '
                    'reprojection error of both views\' keypoints (keypoints_2d, '
                    'left/camera_info, right/camera_info; far more accurate than the rigid '
@@ -98,9 +99,10 @@ PARAMETERS = {
                            (0.0001, 1.0), False),
     'inlier_threshold_px': (8.0, 'Mono and stereo reprojection fit: largest reprojection '
                             'error (px) of an inlier keypoint.', (0.1, 1000.0), False),
-    'input_rectified': (False, 'Mono and stereo reprojection fit: the 2D keypoints are pixels '
-                        'of the rectified image(s) (P) instead of the raw one(s) (K, D).',
-                        None, False),
+    'input_rectified': (None, 'Mono and stereo reprojection fit: the 2D keypoints are pixels '
+                        'of the rectified image(s) (P) instead of the raw one(s) (K, D). '
+                        'Default: true in stereo (the stereo keypoint node reads image_rect '
+                        'by default), false in mono (image_raw).', None, False),
     'window_size': (30, 'Estimates (frames) combined; the camera must not move in them.',
                     (1, 10000), False),
     'min_frames': (1, 'Estimates needed before the first publication.', (1, 10000), False),
@@ -131,9 +133,13 @@ class RobotCalibrationNode(Node):
                 link names.
         """
         super().__init__('robot_calibration_node', **kwargs)
-        for name, (default, *_rest) in PARAMETERS.items():
-            self.declare_parameter(name, default, _descriptor(name))
+        self.declare_parameter('mode', PARAMETERS['mode'][0], _descriptor('mode'))
         self.mode = self._param('mode')
+        for name, (default, *_rest) in PARAMETERS.items():
+            if name == 'input_rectified':  # as the keypoints' source node reads its images
+                default = self.mode == 'stereo'
+            if name != 'mode':
+                self.declare_parameter(name, default, _descriptor(name))
         if self.mode not in ('stereo', 'mono'):
             raise ValueError(f'mode must be stereo or mono, got {self.mode!r}')
         self.stereo_fit = self._param('stereo_fit')
