@@ -66,18 +66,18 @@ from keypoint_perception.core.kinematics import keypoint_anchors, RobotKinematic
 from keypoint_perception.core.onnx_model import file_sha256
 from keypoint_perception.core.pipeline import StereoKeypointPipeline
 from keypoint_perception.core.robot_calibration import (fit_camera_to_base_mono,
-                                                        fit_camera_to_base_stereo,
-                                                        fit_camera_to_base_stereo_views)
+                                                        fit_camera_to_base_stereo)
+from keypoint_perception.core.two_view_calibration import fit_camera_to_base_stereo_views
 from keypoint_perception.core.visualization import draw_view
 from keypoint_perception.detect import detect_keypoints
 from keypoint_perception.training.data import is_validation_shard
 from keypoint_perception.training.evaluate import contact_sheet, error_histogram
 from keypoint_perception.training.metrics import symmetric_errors
-from keypoint_perception.core.triangulation import triangulate_stereo
-from keypoint_perception.training.robot_metrics import (add_curve, camera_to_base_summary,
-                                                        json_ready, keypoint_table, met,
-                                                        noisy_keypoints, ROBOT_PCK_THRESHOLDS,
-                                                        stereo_table)
+from keypoint_perception.training.robot_metrics import (add_curve, CALIBRATION_FITS,
+                                                        calibration_error_budget,
+                                                        camera_to_base_summary, json_ready,
+                                                        keypoint_table, met,
+                                                        ROBOT_PCK_THRESHOLDS, stereo_table)
 from matplotlib.figure import Figure
 import numpy as np
 from sim_datagen.scene.urdf_object import resolve_urdf
@@ -93,9 +93,10 @@ WRAP = 79
 
 
 #: The camera-to-base fits measured: name -> what it is.
-FITS = {'mono': 'mono: PnP + RANSAC on the left view',
-        'stereo': 'stereo: both views\' 2D keypoints, reprojection error (two-view PnP)',
-        'stereo_rigid': 'stereo: Umeyama + RANSAC on the triangulated keypoints'}
+FITS = dict(zip(CALIBRATION_FITS, (
+    'mono: PnP + RANSAC on the left view',
+    'stereo: both views\' 2D keypoints, reprojection error (two-view PnP)',
+    'stereo: Umeyama + RANSAC on the triangulated keypoints')))
 #: Mean 2D errors (% of the image diagonal) of the error budget table.
 BUDGET_LEVELS = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)
 
@@ -232,46 +233,6 @@ def measure(detector, config, folders, validation_only, max_samples, sheet_views
     if not r['keys']:
         raise SystemExit(f'no {oc.name} samples in {folders}')
     return r, times, sheet
-
-
-def error_budget(r, levels, seed: int = 0) -> list:
-    """Camera-to-base accuracy that labels with noise of each mean 2D error would give.
-
-    For each level (mean 2D error, % of the image diagonal) the labelled
-    keypoints inside the image get isotropic Gaussian noise of that mean
-    length (:func:`noisy_keypoints`, independent per view), then the same
-    fits as the detections (:data:`FITS`; the rigid fit's points triangulated
-    without a reprojection limit).  Level 0
-    checks the geometry (labels, kinematics, fits) on its own.
-
-    Returns:
-        one dict per level: ``level_pct_diag`` and per fit of :data:`FITS`
-        the :func:`camera_to_base_summary` without ``add_mm``.
-    """
-    rows = []
-    for level in levels:
-        rng = np.random.default_rng(seed)
-        estimates = {mode: [] for mode in FITS}
-        for (left_uv, right_uv), (left, right), base in zip(r['labels'], r['cameras'],
-                                                            r['base']):
-            noisy = [noisy_keypoints(uv, level, np.hypot(cam.width, cam.height), rng)
-                     for uv, cam in ((left_uv, left), (right_uv, right))]
-            points = triangulate_stereo(left, right, noisy[0], noisy[1],
-                                        max_reprojection_error_px=np.inf)
-            fits = {'mono': fit_camera_to_base_mono(noisy[0], base, left),
-                    'stereo': fit_camera_to_base_stereo_views(noisy[0], noisy[1], base, left,
-                                                              right),
-                    'stereo_rigid': fit_camera_to_base_stereo(
-                        np.where(points.valid[:, None], points.xyz, np.nan), base)}
-            for mode, fit in fits.items():
-                estimates[mode].append(None if fit is None else fit.T_camera_base)
-        row = {'level_pct_diag': float(level)}
-        for mode, values in estimates.items():
-            summary = camera_to_base_summary(values, r['truth'], r['base'])
-            summary.pop('add_mm')
-            row[mode] = summary
-        rows.append(row)
-    return rows
 
 
 def summarize(r, times, names):
@@ -506,7 +467,8 @@ def main(argv=None) -> int:
     r, times, sheet = measure(detector, config, a.data, a.validation_shards, a.max_samples,
                               a.sheet_views)
     figures = summarize(r, times, oc.keypoint_names)
-    figures['error_budget'] = error_budget(r, a.budget_levels)
+    figures['error_budget'] = calibration_error_budget(r['labels'], r['cameras'], r['base'],
+                                                       r['truth'], a.budget_levels)
     shipped = a.model if not os.path.exists(a.model) else None
     info = {'class': oc.name, 'model': detector.model_path, 'shipped': shipped,
             'sha256': file_sha256(detector.model_path)[:16], 'data': list(a.data),

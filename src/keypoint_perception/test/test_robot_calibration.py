@@ -30,10 +30,12 @@ from keypoint_perception.core.kinematics import keypoint_anchors, RobotKinematic
 from keypoint_perception.core.multi_frame_calibration import combine_frames, pose_deviation
 from keypoint_perception.core.objects import load_object_class
 from keypoint_perception.core.robot_calibration import (
-    fit_camera_to_base_mono, fit_camera_to_base_stereo, fit_camera_to_base_stereo_views,
-    inverse_pose_covariance, make_transform, transform_between_views, transform_points)
+    fit_camera_to_base_mono, fit_camera_to_base_stereo, inverse_pose_covariance,
+    make_transform, transform_points)
 from keypoint_perception.core.rotations import matrices_from_rotation_vectors
 from keypoint_perception.core.triangulation import triangulate_stereo
+from keypoint_perception.core.two_view_calibration import (fit_camera_to_base_stereo_views,
+                                                           transform_between_views)
 import numpy as np
 import pybullet_data
 import pytest

@@ -40,7 +40,8 @@ from .distortion import rectify_points
 from .rigid import fit_rigid_transform, refine_pose_reprojection
 from .robot_calibration import (CameraToBase, make_transform, pinhole_observations,
                                 project_pinhole, residual_covariance, solve_pnp,
-                                transform_points, two_view_residuals)
+                                transform_points)
+from .two_view_calibration import stereo_reprojection_errors, two_view_residuals
 
 
 @dataclass(frozen=True, eq=False)
@@ -217,8 +218,8 @@ def combine_frames(estimates: Sequence[Optional[CameraToBase]],
 
         def two_view(T_):
             return two_view_residuals(T_, base, camera, right_camera, views[0], views[1])
-        # one residual per keypoint: the RMS of its two views
-        residuals = np.sqrt(np.mean(two_view(T).reshape(2, -1, 2) ** 2, axis=(0, 2)) * 2)
+        residuals = stereo_reprojection_errors(T, base, camera, right_camera, views[0],
+                                               views[1])
         residual_cov = residual_covariance(two_view, T)
     else:
         base_list, uv_list = [], []

@@ -22,11 +22,7 @@ points (metres) into the camera's optical frame (REP 103: +x right, +y down,
 * stereo (:func:`fit_camera_to_base_stereo`): triangulated keypoints (camera
   frame) against their kinematic positions: rigid Umeyama fit (Umeyama,
   IEEE TPAMI 1991) inside RANSAC (Fischler & Bolles, CACM 1981);
-* stereo from both views' 2D keypoints
-  (:func:`fit_camera_to_base_stereo_views`): the pose that minimizes the
-  reprojection error in both views, started from the mono and rigid fits --
-  far more accurate at robot distances, where stereo depth is the weak
-  coordinate;
+* stereo from both views' 2D keypoints: :mod:`.two_view_calibration`;
 * mono (:func:`fit_camera_to_base_mono`): 2D keypoints (pixels), the camera's
   intrinsics and the kinematic 3D points: PnP inside RANSAC, refined by
   Levenberg-Marquardt on the inliers, as DREAM (Lee et al., "Camera-to-Robot
@@ -52,10 +48,9 @@ import cv2
 import numpy as np
 
 from .arrays import as_points
-from .camera import camera_center, CameraModel, project
-from .distortion import rectify_points, undistort_pixels
-from .rigid import fit_rigid_transform, refine_pose_reprojection
-from .triangulation import triangulate_stereo
+from .camera import CameraModel
+from .distortion import undistort_pixels
+from .rigid import fit_rigid_transform
 
 #: The kinds of estimate: from triangulated 3D keypoints (residuals in metres),
 #: from both views' 2D keypoints or from one camera's (residuals in pixels).
@@ -73,7 +68,7 @@ class CameraToBase:
         residuals: (J,) float64 per keypoint: the 3D distance in metres
             (stereo, :func:`fit_camera_to_base_stereo`), the RMS
             reprojection error of the two views in rectified pixels (stereo,
-            :func:`fit_camera_to_base_stereo_views`) or the reprojection
+            :func:`~.two_view_calibration.fit_camera_to_base_stereo_views`) or the reprojection
             error in pixels of the camera's undistorted image (mono); NaN
             where the keypoint was not observed.
         rms: root-mean-square residual over the inliers (metres or pixels).
@@ -82,7 +77,8 @@ class CameraToBase:
             order and convention): ``s^2 (J^T J)^-1`` with ``s^2`` the
             residual variance (Hartley & Zisserman, 2nd ed., A5.2).
         mode: 'stereo' (:func:`fit_camera_to_base_stereo`), 'stereo_views'
-            (:func:`fit_camera_to_base_stereo_views`) or 'mono'.
+            (:func:`~.two_view_calibration.fit_camera_to_base_stereo_views`) or
+            'mono'.
     """
 
     T_camera_base: np.ndarray
@@ -181,7 +177,7 @@ def _hypotheses(valid_indices: np.ndarray, size: int, max_hypotheses: int,
     return [tuple(rng.choice(valid_indices, size, replace=False)) for _ in range(max_hypotheses)]
 
 
-def _msac_cost(residuals: np.ndarray, threshold: float) -> float:
+def msac_cost(residuals: np.ndarray, threshold: float) -> float:
     """MSAC score (Torr & Zisserman, CVIU 2000): truncated squared residuals, lower is better."""
     return float(np.sum(np.minimum(residuals, threshold) ** 2))
 
@@ -244,7 +240,7 @@ def fit_camera_to_base_stereo(points_camera: np.ndarray, points_base: np.ndarray
         if not _well_spread(base[sample]):
             continue
         R, t, _ = fit_rigid_transform(base[sample], cam[sample])
-        cost = _msac_cost(residuals_of(make_transform(R, t))[valid], inlier_threshold_m)
+        cost = msac_cost(residuals_of(make_transform(R, t))[valid], inlier_threshold_m)
         if cost < best_cost:
             best, best_cost = make_transform(R, t), cost
     if best is None:
@@ -404,7 +400,7 @@ def fit_camera_to_base_mono(uv: np.ndarray, points_base: np.ndarray, camera: Cam
         T = solve_pnp(base[sample], uv_pin[sample], K)
         if T is None or np.any(transform_points(T, base[sample])[:, 2] <= 0):
             continue
-        cost = _msac_cost(residuals_of(T)[valid], inlier_threshold_px)
+        cost = msac_cost(residuals_of(T)[valid], inlier_threshold_px)
         if cost < best_cost:
             best, best_cost = T, cost
     if best is None:
@@ -430,172 +426,3 @@ def fit_camera_to_base_mono(uv: np.ndarray, points_base: np.ndarray, camera: Cam
                         residuals=residuals,
                         rms=float(np.sqrt(np.mean(residuals[inliers] ** 2))),
                         covariance=A @ covariance @ A.T, mode='mono')
-
-
-def transform_between_views(left: CameraModel, right: CameraModel) -> np.ndarray:
-    """Return the (4, 4) transform right optical frame -> left optical frame of a stereo rig.
-
-    ROS stereo convention (REP 104, ``sensor_msgs/CameraInfo``): both
-    rectified frames are the left rectified frame, shifted by each camera's
-    centre ``c = -P[:, :3]^-1 P[:, 3]`` (:func:`~.camera.camera_center`),
-    ``X_rect = R x_optical + c``; so ``x_left = R_l^T (R_r x_right + c_r - c_l)``.
-    """
-    c_left, c_right = camera_center(left.P), camera_center(right.P)
-    return make_transform(left.R.T @ right.R, left.R.T @ (c_right - c_left))
-
-
-def stereo_reprojection_errors(T: np.ndarray, points_base: np.ndarray, left: CameraModel,
-                               right: CameraModel, uv_left_rect: np.ndarray,
-                               uv_right_rect: np.ndarray) -> np.ndarray:
-    """Per keypoint, the RMS reprojection error of its two views, rectified pixels.
-
-    Args:
-        T: (4, 4) ``T_camera_base`` (base -> left optical frame).
-        points_base: (J, 3) keypoints in the base frame, metres.
-        left, right: the stereo cameras (``P``, the left ``R``).
-        uv_left_rect, uv_right_rect: (J, 2) observed rectified pixels, NaN
-            rows = not observed in that view.
-
-    Returns:
-        (J,) float64: the RMS over the views that observe the keypoint (NaN
-        where neither does, inf where the point is behind the left camera).
-    """
-    xyz = transform_points(T, points_base)
-    X_rect = xyz @ left.R.T + camera_center(left.P)
-    errors = []
-    for camera, uv in ((left, uv_left_rect), (right, uv_right_rect)):
-        errors.append(np.linalg.norm(project(camera.P, X_rect) - uv, axis=1))
-    errors = np.stack(errors)  # (2, J), NaN where not observed
-    seen = ~np.isnan(errors)
-    with np.errstate(invalid='ignore'):
-        rms = np.sqrt(np.sum(np.where(seen, errors, 0.0) ** 2, axis=0) / seen.sum(axis=0))
-    return np.where(xyz[:, 2] > 0, rms, np.where(np.isnan(rms), np.nan, np.inf))
-
-
-def fit_camera_to_base_stereo_views(uv_left: np.ndarray, uv_right: np.ndarray,
-                                    points_base: np.ndarray, left: CameraModel,
-                                    right: CameraModel, rectified: bool = False,
-                                    inlier_threshold_px: float = 8.0, min_inliers: int = 3,
-                                    inlier_threshold_m: float = 0.1
-                                    ) -> Optional[CameraToBase]:
-    """Estimate ``T_camera_base`` from both views' 2D keypoints: two-view PnP.
-
-    The rigid fit of triangulated keypoints (:func:`fit_camera_to_base_stereo`)
-    weighs every coordinate alike, but a stereo point's depth error grows
-    with the square of the distance (``sigma_Z = Z^2 sigma_d / (f B)``):
-    with robots 1-6 m away and baselines of 4-15 cm it is tens of
-    centimetres for a pixel of disparity error, far more than the lateral
-    error.  Here the pose minimizes the reprojection error in both views
-    instead, as a bundle adjustment of one rigid body would (Hartley &
-    Zisserman, 2nd ed., 18.1):
-
-    1. hypotheses: PnP + RANSAC on each view alone
-       (:func:`fit_camera_to_base_mono`, the right view's estimate moved
-       into the left optical frame with :func:`transform_between_views`) and
-       the rigid fit of the triangulated keypoints (3D inlier threshold
-       ``inlier_threshold_m``);
-    2. for each, a Levenberg-Marquardt refinement of the pose on its inliers
-       observed in both views (:func:`~.rigid.refine_pose_reprojection`),
-       then new inliers (RMS reprojection error of the two views below
-       ``inlier_threshold_px``, :func:`stereo_reprojection_errors`) and
-       again, until they no longer change (or would fall below
-       ``min_inliers``: the last refinement stands);
-    3. the refined hypothesis with the lowest MSAC cost wins.
-
-    Args:
-        uv_left, uv_right: (J, 2) detected keypoints of each view, pixels
-            (raw images unless ``rectified``); NaN rows = not detected.
-        points_base: (J, 3) kinematic keypoints in the base frame, metres.
-        left, right: the stereo cameras; ``right.P`` projects from the left
-            rectified frame (ROS stereo convention).
-        rectified: the pixels are of the rectified images.
-        inlier_threshold_px: largest reprojection error of an inlier,
-            rectified pixels.
-        min_inliers: fewest inliers observed in both views (>= 3).
-        inlier_threshold_m: 3D inlier threshold of the triangulated
-            hypothesis, metres.
-
-    Returns:
-        :class:`CameraToBase` (mode 'stereo_views', residuals = the RMS
-        reprojection error of the two views in rectified pixels, covariance
-        from the reprojection residuals of both views) in the left optical
-        frame, or None without ``min_inliers`` consistent keypoints.
-
-    Raises:
-        ValueError: on shape mismatch or ``min_inliers < 3``.
-    """
-    base = as_points('points_base', points_base, 3)
-    uv_left, uv_right = as_points('uv_left', uv_left), as_points('uv_right', uv_right)
-    if not len(uv_left) == len(uv_right) == len(base):
-        raise ValueError(f'{len(uv_left)} and {len(uv_right)} pixels, {len(base)} base points')
-    if min_inliers < 3:
-        raise ValueError(f'min_inliers must be >= 3, got {min_inliers}')
-    rect = [uv.copy() if rectified else rectify_points(camera, uv)
-            for uv, camera in ((uv_left, left), (uv_right, right))]
-    known = np.all(np.isfinite(base), axis=1)
-    both = known & np.all(np.isfinite(rect[0]), axis=1) & np.all(np.isfinite(rect[1]), axis=1)
-    if both.sum() < min_inliers:
-        return None
-
-    hypotheses = []  # (T, its own inliers)
-    for uv, camera, T_left_view in ((uv_left, left, np.eye(4)),
-                                    (uv_right, right, transform_between_views(left, right))):
-        mono = fit_camera_to_base_mono(uv, base, camera, rectified,
-                                       inlier_threshold_px=inlier_threshold_px)
-        if mono is not None:
-            hypotheses.append((T_left_view @ mono.T_camera_base, mono.inliers))
-    points = triangulate_stereo(left, right, rect[0], rect[1], points_are_rectified=True,
-                                max_reprojection_error_px=np.inf)
-    rigid = fit_camera_to_base_stereo(np.where(points.valid[:, None], points.xyz, np.nan),
-                                      base, inlier_threshold_m=inlier_threshold_m)
-    if rigid is not None:
-        hypotheses.append((rigid.T_camera_base, rigid.inliers))
-
-    def errors_of(T):
-        return stereo_reprojection_errors(T, base, left, right, rect[0], rect[1])
-
-    best, best_cost = None, np.inf
-    for T, inliers in hypotheses:
-        inliers = inliers & both
-        for _ in range(10):
-            if np.count_nonzero(inliers) < min_inliers:
-                break
-            R, t, _ = refine_pose_reprojection(base[inliers], T[:3, :3], T[:3, 3], left, right,
-                                               rect[0][inliers], rect[1][inliers])
-            T = make_transform(R, t)
-            new_inliers = both & (np.nan_to_num(errors_of(T), nan=np.inf) < inlier_threshold_px)
-            if np.count_nonzero(new_inliers) < min_inliers or np.array_equal(new_inliers,
-                                                                             inliers):
-                break
-            inliers = new_inliers
-        if np.count_nonzero(inliers) < min_inliers:
-            continue
-        errors = errors_of(T)
-        cost = _msac_cost(errors[~np.isnan(errors)], inlier_threshold_px)
-        if cost < best_cost:
-            best, best_cost = (T, inliers, errors), cost
-    if best is None:
-        return None
-    T, inliers, errors = best
-
-    def residuals(T_):
-        return two_view_residuals(T_, base[inliers], left, right, rect[0][inliers],
-                                  rect[1][inliers])
-
-    return CameraToBase(T_camera_base=T, inliers=inliers, residuals=errors,
-                        rms=float(np.sqrt(np.mean(residuals(T) ** 2) * 2)),
-                        covariance=residual_covariance(residuals, T), mode='stereo_views')
-
-
-def two_view_residuals(T: np.ndarray, points_base: np.ndarray, left: CameraModel,
-                       right: CameraModel, uv_left_rect: np.ndarray,
-                       uv_right_rect: np.ndarray) -> np.ndarray:
-    """Return the (4 N,) reprojection residuals of N base points in both rectified views.
-
-    Order: the left view's (N, 2) residuals (projected - observed, pixels),
-    then the right view's, each flattened row by row.  ``T``: (4, 4)
-    ``T_camera_base``, base -> left optical frame.
-    """
-    X_rect = transform_points(T, points_base) @ left.R.T + camera_center(left.P)
-    return np.concatenate([(project(camera.P, X_rect) - uv).ravel()
-                           for camera, uv in ((left, uv_left_rect), (right, uv_right_rect))])

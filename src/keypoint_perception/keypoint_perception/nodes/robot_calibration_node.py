@@ -60,8 +60,8 @@ from ..core.kinematics import keypoint_anchors, RobotKinematics
 from ..core.multi_frame_calibration import combine_frames
 from ..core.objects import load_object_class
 from ..core.robot_calibration import (fit_camera_to_base_mono, fit_camera_to_base_stereo,
-                                      fit_camera_to_base_stereo_views,
                                       inverse_pose_covariance)
+from ..core.two_view_calibration import fit_camera_to_base_stereo_views
 
 #: Covariance published when none can be computed: 1e6 on the diagonal (unknown).
 UNKNOWN_VARIANCE = 1e6

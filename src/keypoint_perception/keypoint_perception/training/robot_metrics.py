@@ -36,6 +36,9 @@ from typing import Dict, Optional, Sequence, Tuple
 import numpy as np
 
 from ..core.calibration_metrics import add_auc, add_distance, ADD_AUC_MAX_THRESHOLD_M, pose_errors
+from ..core.robot_calibration import fit_camera_to_base_mono, fit_camera_to_base_stereo
+from ..core.triangulation import triangulate_stereo
+from ..core.two_view_calibration import fit_camera_to_base_stereo_views
 from .metrics import summarize_errors
 
 #: PCK thresholds of the robot benchmark, percent of the image diagonal (issue 17).
@@ -238,6 +241,60 @@ def noisy_keypoints(uv: np.ndarray, mean_error_pct_diag: float, diagonal_px: flo
         raise ValueError(f'mean_error_pct_diag must be >= 0, got {mean_error_pct_diag}')
     sigma = mean_error_pct_diag / 100.0 * diagonal_px * math.sqrt(2.0 / math.pi)
     return uv + sigma * rng.standard_normal(uv.shape)
+
+
+#: The camera-to-base fits of the robot benchmark: mono PnP on the left view,
+#: two-view PnP on both views' 2D keypoints, the rigid fit of triangulated ones.
+CALIBRATION_FITS = ('mono', 'stereo', 'stereo_rigid')
+
+
+def calibration_error_budget(labels, cameras, points_base, truths, levels,
+                             seed: int = 0) -> list:
+    """Camera-to-base accuracy that labels with noise of each mean 2D error would give.
+
+    For each level (mean 2D error, % of the image diagonal) the labelled
+    keypoints get isotropic Gaussian noise of that mean length
+    (:func:`noisy_keypoints`, independent per view, the same draws for every
+    level's seed), then each fit of :data:`CALIBRATION_FITS` (the rigid
+    fit's points triangulated without a reprojection limit).  Level 0 checks
+    the geometry (labels, kinematics, fits) on its own.
+
+    Args:
+        labels: per frame (uv_left, uv_right), (J, 2) pixels of the raw
+            images, NaN rows = not labelled in the image.
+        cameras: per frame the (left, right) :class:`~..core.camera.CameraModel`.
+        points_base: per frame the (J, 3) kinematic keypoints, metres.
+        truths: per frame the (4, 4) true ``T_camera_base``.
+        levels: mean 2D errors, percent of the image diagonal.
+        seed: seed of the noise.
+
+    Returns:
+        one dict per level: ``level_pct_diag`` and per fit the
+        :func:`camera_to_base_summary` without ``add_mm``.
+    """
+    rows = []
+    for level in levels:
+        rng = np.random.default_rng(seed)
+        estimates = {mode: [] for mode in CALIBRATION_FITS}
+        for (left_uv, right_uv), (left, right), base in zip(labels, cameras, points_base):
+            noisy = [noisy_keypoints(uv, level, math.hypot(cam.width, cam.height), rng)
+                     for uv, cam in ((left_uv, left), (right_uv, right))]
+            points = triangulate_stereo(left, right, noisy[0], noisy[1],
+                                        max_reprojection_error_px=np.inf)
+            fits = {'mono': fit_camera_to_base_mono(noisy[0], base, left),
+                    'stereo': fit_camera_to_base_stereo_views(noisy[0], noisy[1], base, left,
+                                                              right),
+                    'stereo_rigid': fit_camera_to_base_stereo(
+                        np.where(points.valid[:, None], points.xyz, np.nan), base)}
+            for mode, fit in fits.items():
+                estimates[mode].append(None if fit is None else fit.T_camera_base)
+        row = {'level_pct_diag': float(level)}
+        for mode, values in estimates.items():
+            summary = camera_to_base_summary(values, truths, points_base)
+            summary.pop('add_mm')
+            row[mode] = summary
+        rows.append(row)
+    return rows
 
 
 def add_curve(add_m: Sequence[float], max_threshold_m: float = ADD_AUC_MAX_THRESHOLD_M,
