@@ -31,16 +31,19 @@ os.environ['ROS_DOMAIN_ID'] = '112'
 import rclpy  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 
-from keypoint_perception.core.config import parameter_specs, PipelineConfig  # noqa: E402
+from keypoint_perception.core.config import (parameter_specs, PipelineConfig,  # noqa: E402
+                                             RobotCalibrationConfig, table_specs)
+from keypoint_perception.nodes.mono_keypoint_node import MonoKeypointNode  # noqa: E402
+from keypoint_perception.nodes.robot_calibration_node import RobotCalibrationNode  # noqa: E402
 from keypoint_perception.nodes.stereo_keypoint_node import StereoKeypointNode  # noqa: E402
 
 
-def _node(ros_args, **kwargs):
+def _node(ros_args, node_class=StereoKeypointNode, **kwargs):
     """Start rclpy with ``--ros-args`` ``ros_args`` in a context of its own; build the node."""
     context = rclpy.Context()
     rclpy.init(args=['test', '--ros-args', *ros_args], context=context)
     try:
-        return StereoKeypointNode(context=context, **kwargs), context
+        return node_class(context=context, **kwargs), context
     except BaseException:
         rclpy.shutdown(context=context)
         raise
@@ -50,8 +53,8 @@ def _node(ros_args, **kwargs):
 def make_node():
     made = []
 
-    def make(ros_args=(), **kwargs):
-        node, context = _node(list(ros_args), **kwargs)
+    def make(ros_args=(), node_class=StereoKeypointNode, **kwargs):
+        node, context = _node(list(ros_args), node_class, **kwargs)
         made.append((node, context))
         return node
 
@@ -125,6 +128,43 @@ def test_set_parameters_swaps_the_whole_config_or_refuses_with_a_reason(make_nod
     # restart-only parameters are read-only
     assert not node.set_parameters([Parameter('model', value='other')])[0].successful
     assert not node.set_parameters([Parameter('sync_slop', value=0.5)])[0].successful
+
+
+def test_mono_node_applies_changed_parameters(make_node):
+    node = make_node(node_class=MonoKeypointNode)
+    assert node.config == PipelineConfig()  # the mono subset with the table's defaults
+    assert not node.has_parameter('min_confidence')  # a stereo-only parameter
+    refused = node.set_parameters([Parameter('roi_scale', value=0.5)])[0]
+    assert not refused.successful and 'roi_scale' in refused.reason
+    assert node.set_parameters([Parameter('peak_threshold', value=0.2),
+                                Parameter('roi_refinement', value='always')])[0].successful
+    assert node.config == PipelineConfig(peak_threshold=0.2, roi_refinement='always')
+    assert not node.set_parameters([Parameter('model', value='panda')])[0].successful
+
+
+@pytest.mark.parametrize('mode, rectified', [('stereo', True), ('mono', False)])
+def test_calibration_node_parameters_come_from_its_table(make_node, mode, rectified):
+    node = make_node(['-p', f'mode:={mode}', '-p', 'window_size:=5'],
+                     node_class=RobotCalibrationNode)
+    # input_rectified defaults to what the keypoints' source node reads in that mode
+    assert node.config == RobotCalibrationConfig(mode=mode, input_rectified=rectified,
+                                                 window_size=5)
+    names = node.list_parameters([], 0).names
+    for spec in table_specs(RobotCalibrationConfig).values():
+        assert spec.name in names
+        desc = node.describe_parameter(spec.name)
+        assert desc.description == spec.description and desc.read_only == spec.read_only
+    before = node.config
+    # doubles are dynamically typed (YAML may give 4 for 4.0): the table checks the type
+    bad = node.set_parameters_atomically([Parameter('window_size', value=10),
+                                          Parameter('inlier_threshold_m', value='far')])
+    assert not bad.successful and 'inlier_threshold_m' in bad.reason
+    assert 'double in [0.0001, 1]' in bad.reason
+    assert node.config is before
+    assert not node.set_parameters([Parameter('window_size', value=0)])[0].successful
+    assert node.set_parameters([Parameter('inlier_threshold_px', value=4)])[0].successful
+    assert node.config == before.validated(inlier_threshold_px=4.0)
+    assert not node.set_parameters([Parameter('mode', value='stereo')])[0].successful
 
 
 @pytest.mark.parametrize('args, words', [

@@ -13,8 +13,9 @@
 # limitations under the License.
 """Write the topic and parameter tables of docs/nodes.md from the code.
 
-* ``stereo_keypoint_node`` parameters: from
-  :class:`keypoint_perception.core.config.PipelineConfig`'s table (no ROS
+* ``stereo_keypoint_node`` and ``mono_keypoint_node`` parameters: from
+  :class:`keypoint_perception.core.config.PipelineConfig`'s table,
+  ``robot_calibration_node``'s from ``RobotCalibrationConfig`` (no ROS
   needed);
 * every node's topics (types, QoS) and the parameters of
   ``stereo_replay_node`` and ``sim_stream_node``: from the nodes themselves,
@@ -39,7 +40,10 @@ import tempfile
 from typing import Dict, Iterable, List, Sequence
 
 import cv2
-from keypoint_perception.core.config import parameter_specs, ParameterSpec
+from keypoint_perception.core.config import (parameter_specs, ParameterSpec,
+                                             RobotCalibrationConfig, table_specs)
+from keypoint_perception.nodes.mono_keypoint_node import MONO_PARAMETERS, MonoKeypointNode
+from keypoint_perception.nodes.robot_calibration_node import RobotCalibrationNode
 from keypoint_perception.nodes.stereo_keypoint_node import StereoKeypointNode
 from keypoint_perception.nodes.stereo_replay_node import StereoReplayNode
 import numpy as np
@@ -101,7 +105,7 @@ PARAMETER_HEADER = ('Name', 'Type', 'Default', 'Range / values', 'Restart', 'Des
 
 
 def config_parameter_table(specs: Sequence[ParameterSpec] = None) -> str:
-    """Markdown table of :class:`~keypoint_perception.core.config.PipelineConfig`'s parameters.
+    """Markdown table of a parameter table's parameters (default: ``PipelineConfig``'s).
 
     Restart = read-only ROS parameter (takes effect when the node starts).
     """
@@ -214,9 +218,16 @@ def _recording(node_class):
 
 def sections() -> Dict[str, str]:
     """Every generated section of docs/nodes.md: {section name: markdown}."""
-    out = {'stereo_keypoint_node parameters': config_parameter_table()}
+    from_tables = ('stereo_keypoint_node', 'mono_keypoint_node', 'robot_calibration_node')
+    out = {'stereo_keypoint_node parameters': config_parameter_table(),
+           'mono_keypoint_node parameters': config_parameter_table(
+               [spec for spec in parameter_specs() if spec.name in MONO_PARAMETERS]),
+           'robot_calibration_node parameters': config_parameter_table(
+               list(table_specs(RobotCalibrationConfig).values()))}
     with _context() as context, tempfile.TemporaryDirectory() as folder:
         builders = (('stereo_keypoint_node', StereoKeypointNode, []),
+                    ('mono_keypoint_node', MonoKeypointNode, []),
+                    ('robot_calibration_node', RobotCalibrationNode, []),
                     ('stereo_replay_node', StereoReplayNode, _replay_inputs(folder)),
                     ('sim_stream_node', SimStreamNode, []))
         for name, node_class, overrides in builders:
@@ -225,7 +236,7 @@ def sections() -> Dict[str, str]:
                              parameter_overrides=overrides)
             try:
                 out[f'{name} topics'] = topic_table(node)
-                if name != 'stereo_keypoint_node':
+                if name not in from_tables:
                     out[f'{name} parameters'] = node_parameter_table(node, recording.defaults)
             finally:
                 node.destroy_node()

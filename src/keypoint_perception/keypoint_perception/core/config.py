@@ -11,11 +11,13 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""The one table of the perception node's and pipeline's parameters (no ROS).
+"""The tables of the nodes' parameters (no ROS).
 
 :class:`PipelineConfig` is a frozen dataclass whose fields are the
 parameters of ``stereo_keypoint_node`` (the node declares its ROS
-parameters from it), and of the core pipeline.  Each field carries its
+parameters from it; ``mono_keypoint_node`` declares a subset), and of the
+core pipeline; :class:`RobotCalibrationConfig` is the same for
+``robot_calibration_node``.  Each field carries its
 default, type, range or choices, whether it needs a restart (read-only
 ROS parameter), whether the launch file exposes it, and its description
 (:class:`ParameterSpec`, :func:`parameter_specs`).  ``config/
@@ -91,7 +93,7 @@ def _param(default, description: str, group: str, *, low: Optional[float] = None
 
 @dataclass(frozen=True)
 class ParameterSpec:
-    """One parameter of :class:`PipelineConfig`, as the node declares it.
+    """One parameter of a :class:`ParameterTable`, as the node declares it.
 
     Attributes:
         name: parameter name (the field's name).
@@ -100,7 +102,8 @@ class ParameterSpec:
             ``'double'`` or ``'string'``.
         default: default value (of ``python_type``).
         description: what it does, with units.
-        group: one of :data:`GROUPS` (documentation order).
+        group: the parameter's group (:data:`GROUPS` for
+            :class:`PipelineConfig`; documentation order).
         low, high: inclusive range of a number, or None.
         choices: allowed values of a string parameter; empty = any.
         read_only: needs a restart of the node (read-only ROS parameter).
@@ -191,8 +194,79 @@ class ParameterSpec:
         return None
 
 
+def _spec(field: dataclasses.Field) -> ParameterSpec:
+    meta = field.metadata
+    python_type = {'bool': bool, 'int': int, 'float': float, 'str': str}[
+        field.type if isinstance(field.type, str) else field.type.__name__]
+    return ParameterSpec(field.name, python_type, ROS_TYPES[python_type], field.default,
+                         meta['description'], meta['group'], meta['low'], meta['high'],
+                         meta['choices'], meta['read_only'], meta['launch'], meta['aliases'],
+                         meta['numbers_as_text'])
+
+
+def table_specs(table: type) -> Dict[str, ParameterSpec]:
+    """{name: :class:`ParameterSpec`} of a parameter table's fields, in declaration order.
+
+    Args:
+        table: a :class:`ParameterTable` dataclass (the class, not an
+            instance).
+    """
+    specs = _TABLE_SPECS.get(table)
+    if specs is None:
+        specs = _TABLE_SPECS[table] = {f.name: _spec(f) for f in dataclasses.fields(table)}
+    return specs
+
+
+_TABLE_SPECS: Dict[type, Dict[str, ParameterSpec]] = {}
+
+
+class ParameterTable:
+    """Base of a frozen dataclass whose fields are one node's parameters.
+
+    Each field is declared with ``_param`` (default, description, group,
+    range or choices, read-only); :func:`table_specs` turns them into
+    :class:`ParameterSpec` s, from which the node declares its ROS
+    parameters (``nodes/parameters.py``) and ``docs/nodes.md`` is generated.
+    Construction validates and converts every field, so an instance always
+    holds allowed values.
+    """
+
+    def __post_init__(self):
+        """Validate and convert every field (see :meth:`ParameterSpec.convert`)."""
+        for spec in table_specs(type(self)).values():
+            object.__setattr__(self, spec.name, spec.convert(getattr(self, spec.name)))
+
+    def validated(self, **changes):
+        """Return a new config with ``changes`` applied and validated; ``self`` is unchanged.
+
+        Raises:
+            ValueError: an unknown parameter name, or a value that is not
+                allowed (the message names the parameter and the allowed
+                values).
+        """
+        specs = table_specs(type(self))
+        unknown = sorted(set(changes) - set(specs))
+        if unknown:
+            raise ValueError(f'unknown parameter(s) {", ".join(unknown)}; known: '
+                             f'{", ".join(specs)}')
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]):
+        """Config from a {name: value} mapping (e.g. a parameter YAML); missing names default.
+
+        Raises:
+            ValueError: see :meth:`validated`.
+        """
+        return cls().validated(**dict(values))
+
+    def to_dict(self) -> Dict[str, Any]:
+        """{name: value} of every parameter, in table order."""
+        return {name: getattr(self, name) for name in table_specs(type(self))}
+
+
 @dataclass(frozen=True)
-class PipelineConfig:
+class PipelineConfig(ParameterTable):
     """Every parameter of the stereo keypoint node and its pipeline, validated.
 
     The single source of each parameter's default, type, range or choices
@@ -311,64 +385,19 @@ class PipelineConfig:
                                     low=0.0, high=3600.0)
     debug_heatmaps: bool = _param(True, 'Overlay belief maps on debug/image.', 'output')
 
-    def __post_init__(self):
-        """Validate and convert every field (see :meth:`ParameterSpec.convert`)."""
-        for spec in parameter_specs():
-            object.__setattr__(self, spec.name, spec.convert(getattr(self, spec.name)))
-
-    def validated(self, **changes) -> 'PipelineConfig':
-        """Return a new config with ``changes`` applied and validated; ``self`` is unchanged.
-
-        Raises:
-            ValueError: an unknown parameter name, or a value that is not
-                allowed (the message names the parameter and the allowed
-                values).
-        """
-        unknown = sorted(set(changes) - set(_SPECS))
-        if unknown:
-            raise ValueError(f'unknown parameter(s) {", ".join(unknown)}; known: '
-                             f'{", ".join(_SPECS)}')
-        return dataclasses.replace(self, **changes)
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> 'PipelineConfig':
-        """Config from a {name: value} mapping (e.g. a parameter YAML); missing names default.
-
-        Raises:
-            ValueError: see :meth:`validated`.
-        """
-        return cls().validated(**dict(values))
-
-    def to_dict(self) -> Dict[str, Any]:
-        """{name: value} of every parameter, in table order."""
-        return {spec.name: getattr(self, spec.name) for spec in parameter_specs()}
-
-
-def _spec(field: dataclasses.Field) -> ParameterSpec:
-    meta = field.metadata
-    python_type = {'bool': bool, 'int': int, 'float': float, 'str': str}[
-        field.type if isinstance(field.type, str) else field.type.__name__]
-    return ParameterSpec(field.name, python_type, ROS_TYPES[python_type], field.default,
-                         meta['description'], meta['group'], meta['low'], meta['high'],
-                         meta['choices'], meta['read_only'], meta['launch'], meta['aliases'],
-                         meta['numbers_as_text'])
-
-
-_SPECS: Dict[str, ParameterSpec] = {f.name: _spec(f) for f in dataclasses.fields(PipelineConfig)}
-
 
 def parameter_specs() -> Tuple[ParameterSpec, ...]:
     """Every parameter of :class:`PipelineConfig`, in declaration order."""
-    return tuple(_SPECS.values())
+    return tuple(table_specs(PipelineConfig).values())
 
 
 def parameter_spec(name: str) -> ParameterSpec:
-    """Return the :class:`ParameterSpec` of one parameter.
+    """Return the :class:`ParameterSpec` of one parameter of :class:`PipelineConfig`.
 
     Raises:
         KeyError: unknown name.
     """
-    return _SPECS[name]
+    return table_specs(PipelineConfig)[name]
 
 
 def launch_parameters() -> Tuple[ParameterSpec, ...]:
@@ -378,4 +407,74 @@ def launch_parameters() -> Tuple[ParameterSpec, ...]:
     (``ros_type``: the ``value_type`` for ``launch_ros``' ``ParameterValue``,
     as ``python_type``), default and description.
     """
-    return tuple(spec for spec in _SPECS.values() if spec.launch)
+    return tuple(spec for spec in parameter_specs() if spec.launch)
+
+
+#: Modes of the robot calibration node: the keypoints' source.
+CALIBRATION_MODES = ('stereo', 'mono')
+#: Stereo fits of the robot calibration node.
+STEREO_FITS = ('reprojection', 'rigid')
+
+
+@dataclass(frozen=True)
+class RobotCalibrationConfig(ParameterTable):
+    """Every parameter of ``robot_calibration_node``, validated.
+
+    ``input_rectified``'s table default (true) is the stereo one; the node
+    declares it with false in ``mono`` mode, where keypoints come from raw
+    images.  Units: metres in the camera's optical frame, pixels of the
+    keypoints' images, seconds.
+
+    Raises:
+        ValueError: on construction with a value that is not allowed.
+    """
+
+    # -- input (restart needed) ------------------------------------------------
+    mode: str = _param(
+        'stereo', 'Keypoints from the stereo node (keypoints_2d of both views, or '
+        'keypoints_3d with stereo_fit rigid) or one camera (keypoints_2d + camera_info).',
+        'input', choices=CALIBRATION_MODES, read_only=True)
+    stereo_fit: str = _param(
+        'reprojection', 'Stereo: "reprojection" = the pose that minimizes the reprojection '
+        'error of both views\' keypoints (keypoints_2d, left/camera_info, right/camera_info; '
+        'far more accurate than the rigid fit when the robot is metres away, where stereo '
+        'depth is the weak coordinate); "rigid" = Umeyama + RANSAC on keypoints_3d.',
+        'input', choices=STEREO_FITS, read_only=True)
+    object_class: str = _param(
+        'panda', 'Robot object class whose keypoints are used (its YAML names each '
+        'keypoint\'s URDF link).', 'input', read_only=True)
+    class_yaml: str = _param(
+        '', 'Class YAML with the keypoints\' links; empty = the shipped one.', 'input',
+        read_only=True)
+    robot_description: str = _param(
+        '', 'The URDF (XML text, as robot_state_publisher takes it); empty = subscribe to '
+        'the robot_description topic.', 'input', read_only=True)
+    instance_id: str = _param(
+        '', 'Use only this instance of the class; empty = the first one.', 'input',
+        numbers_as_text=True)
+    input_rectified: bool = _param(
+        True, 'Mono and stereo reprojection fit: the 2D keypoints are pixels of the rectified '
+        'image(s) (P) instead of the raw one(s) (K, D). Default: true in stereo (the stereo '
+        'keypoint node reads image_rect by default), false in mono (image_raw).', 'input')
+    joint_state_tolerance: float = _param(
+        0.05, 'Largest stamp difference (s) between keypoints and the joint state used.',
+        'input', low=0.0, high=10.0)
+    # -- fit --------------------------------------------------------------------
+    inlier_threshold_m: float = _param(
+        0.02, 'Stereo rigid fit: largest 3D distance (m) of an inlier keypoint.', 'fit',
+        low=0.0001, high=1.0)
+    inlier_threshold_px: float = _param(
+        8.0, 'Mono and stereo reprojection fit: largest reprojection error (px) of an inlier '
+        'keypoint.', 'fit', low=0.1, high=1000.0)
+    window_size: int = _param(
+        30, 'Estimates (frames) combined; the camera must not move in them.', 'fit',
+        low=1, high=10000)
+    min_frames: int = _param(
+        1, 'Estimates needed before the first publication.', 'fit', low=1, high=10000)
+    # -- output -----------------------------------------------------------------
+    base_frame: str = _param(
+        '', 'Parent TF frame (the robot\'s base link); empty = the URDF\'s root link.',
+        'output')
+    camera_frame: str = _param(
+        '', 'Child TF frame; empty = the keypoints\' header.frame_id (the camera optical '
+        'frame). Set another name if that frame already has a parent.', 'output')

@@ -28,7 +28,8 @@ Parameters: the model and input parameters of the stereo node's table
 ``device``, ``backend``, ``num_threads``, ``test_time_augmentation``,
 ``approximate_sync``, ``sync_slop``, ``queue_size``, ``reliable_qos``,
 ``peak_threshold``, ``roi_refinement``, ``roi_scale`` (a second, zoomed look
-at the object, as in the stereo node), ``instance_id``.
+at the object, as in the stereo node), ``instance_id``; the last four can
+be changed while the node runs.
 """
 
 from collections import Counter
@@ -37,16 +38,17 @@ from cv_bridge import CvBridge
 from keypoint_msgs.msg import StereoKeypoints2D
 import message_filters
 import numpy as np
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
 from . import conversions
-from .parameters import descriptor
+from .parameters import declare_config_parameters, parameter_changes
 from .runner import run_node
 from .stereo_input import WARN_PERIOD_S, WarningThrottle
-from ..core.config import parameter_specs, PipelineConfig
+from ..core.config import PipelineConfig
 from ..core.detector import KeypointDetector
 
 #: The parameters of the stereo node's table that the mono node declares.
@@ -61,10 +63,7 @@ class MonoKeypointNode(Node):
     def __init__(self, **kwargs):
         """Declare parameters, load the model, wire the synchronized subscriptions."""
         super().__init__('mono_keypoint_node', **kwargs)
-        values = {spec.name: self.declare_parameter(spec.name, spec.default,
-                                                    descriptor(spec)).value
-                  for spec in parameter_specs() if spec.name in MONO_PARAMETERS}
-        self.config = cfg = PipelineConfig.from_mapping(values)
+        self.config = cfg = declare_config_parameters(self, PipelineConfig, MONO_PARAMETERS)
         self.detector = KeypointDetector(cfg.model, device=cfg.device,
                                          num_threads=cfg.num_threads,
                                          test_time_augmentation=cfg.test_time_augmentation,
@@ -86,6 +85,7 @@ class MonoKeypointNode(Node):
         else:
             self.sync = message_filters.TimeSynchronizer(self._subs, cfg.queue_size)
         self.sync.registerCallback(self.on_image)
+        self.add_on_set_parameters_callback(self._on_parameters)
         note, warn = self.detector.quality_note()
         (self.get_logger().warning if warn else self.get_logger().info)(note)
         self.get_logger().info(
@@ -93,6 +93,18 @@ class MonoKeypointNode(Node):
             f'backend {self.detector.backend.name}, '
             f'{self.object_class.num_keypoints} keypoints); waiting for '
             f'{self.resolve_topic_name("image")} and {self.resolve_topic_name("camera_info")}')
+
+    def _on_parameters(self, params) -> SetParametersResult:
+        """Validate the new config and swap it in whole, or refuse with a reason.
+
+        Read-only parameters are refused by rclpy before this runs; each
+        image reads ``self.config`` once.
+        """
+        try:
+            self.config = self.config.validated(**parameter_changes(params))
+        except ValueError as e:
+            return SetParametersResult(successful=False, reason=str(e))
+        return SetParametersResult(successful=True)
 
     def _drop(self, kind: str, text: str):
         """Count a dropped image under ``kind`` and warn, at most once per period per kind."""

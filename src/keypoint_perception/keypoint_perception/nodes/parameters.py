@@ -11,7 +11,7 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""ROS parameters declared from :class:`~..core.config.PipelineConfig`'s table.
+"""ROS parameters declared from a :class:`~..core.config.ParameterTable`.
 
 The core stays free of rclpy: this module turns each
 :class:`~..core.config.ParameterSpec` into a ``ParameterDescriptor``
@@ -19,13 +19,13 @@ The core stays free of rclpy: this module turns each
 a node and reads them back as one validated config.
 """
 
-from typing import Dict, Iterable
+from typing import Any, Dict, Iterable, Mapping, Optional, Sequence
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from ..core.config import parameter_specs, ParameterSpec, PipelineConfig
+from ..core.config import ParameterSpec, ParameterTable, PipelineConfig, table_specs
 
 
 def descriptor(spec: ParameterSpec) -> ParameterDescriptor:
@@ -53,21 +53,45 @@ def descriptor(spec: ParameterSpec) -> ParameterDescriptor:
     return desc
 
 
-def declare_config_parameters(node: Node) -> PipelineConfig:
-    """Declare every parameter of the table on ``node`` and return their values as a config.
+def declare_table_parameters(node: Node, table: type = PipelineConfig,
+                             names: Optional[Sequence[str]] = None,
+                             defaults: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+    """Declare a parameter table's parameters on ``node`` and return their values.
 
-    Values come from the node's parameter overrides (command line, YAML
-    file, launch file) or the table's defaults.
+    Args:
+        node: the node.
+        table: a :class:`~..core.config.ParameterTable` class.
+        names: declare only these (table order); None = all.
+        defaults: {name: default} replacing the table's defaults (e.g. one
+            that depends on a parameter declared before).
+
+    Returns:
+        {name: value} from the node's parameter overrides (command line,
+        YAML file, launch file) or the defaults, not validated yet.
+
+    Raises:
+        rclpy.exceptions.InvalidParameterTypeException: a statically typed
+            parameter given a value of another type.
+    """
+    defaults = defaults or {}
+    return {spec.name: node.declare_parameter(spec.name, defaults.get(spec.name, spec.default),
+                                              descriptor(spec)).value
+            for spec in table_specs(table).values() if names is None or spec.name in names}
+
+
+def declare_config_parameters(node: Node, table: type = PipelineConfig,
+                              names: Optional[Sequence[str]] = None) -> ParameterTable:
+    """Declare a table's parameters on ``node`` and return their values as a config.
+
+    Parameters not in ``names`` keep the table's defaults in the config.
 
     Raises:
         ValueError: a value that is not allowed (one line naming the
             parameter and the allowed values).
-        rclpy.exceptions.InvalidParameterTypeException: a statically typed
-            parameter given a value of another type.
+        rclpy.exceptions.InvalidParameterTypeException: see
+            :func:`declare_table_parameters`.
     """
-    values = {spec.name: node.declare_parameter(spec.name, spec.default, descriptor(spec)).value
-              for spec in parameter_specs()}
-    return PipelineConfig.from_mapping(values)
+    return table.from_mapping(declare_table_parameters(node, table, names))
 
 
 def parameter_changes(parameters: Iterable[Parameter]) -> Dict[str, object]:

@@ -36,6 +36,10 @@ Each keypoint message gives one estimate of ``T_camera_base``
 fit of triangulated keypoints or PnP); the last
 ``window_size`` estimates of the static camera are combined
 (:mod:`~keypoint_perception.core.multi_frame_calibration`) and published.
+
+Parameters: :class:`~keypoint_perception.core.config.RobotCalibrationConfig`
+(declared with descriptors; those not read-only can be changed while the
+node runs, and each message is processed with one validated config).
 """
 
 from collections import deque
@@ -45,7 +49,7 @@ from typing import Dict, Optional
 from geometry_msgs.msg import PoseWithCovarianceStamped, TransformStamped
 from keypoint_msgs.msg import Keypoints3D, StereoKeypoints2D
 import numpy as np
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, JointState
@@ -53,9 +57,11 @@ from std_msgs.msg import Header, String
 import tf2_ros
 
 from . import conversions
+from .parameters import declare_table_parameters, parameter_changes
 from .runner import run_node
 from .stereo_input import stamp_ns, WARN_PERIOD_S, WarningThrottle
 from ..core.camera import CalibrationError
+from ..core.config import RobotCalibrationConfig, table_specs
 from ..core.kinematics import keypoint_anchors, RobotKinematics
 from ..core.multi_frame_calibration import combine_frames
 from ..core.objects import load_object_class
@@ -68,59 +74,6 @@ UNKNOWN_VARIANCE = 1e6
 #: Joint-state messages kept to match keypoint stamps.
 JOINT_STATE_BUFFER = 500
 
-#: name -> (default, description, (low, high) or choices or None, read_only)
-PARAMETERS = {
-    'mode': ('stereo', 'Keypoints from the stereo node (keypoints_2d of both views, or '
-             'keypoints_3d with stereo_fit rigid) or one camera (keypoints_2d + '
-             'camera_info).', ('stereo', 'mono'), True),
-    'stereo_fit': ('reprojection', 'Stereo: "reprojection" = the pose that minimizes the '
-                   'reprojection error of both views\' keypoints (keypoints_2d, '
-                   'left/camera_info, right/camera_info; far more accurate than the rigid '
-                   'fit when the robot is metres away, where stereo depth is the weak '
-                   'coordinate); "rigid" = Umeyama + RANSAC on keypoints_3d.',
-                   ('reprojection', 'rigid'), True),
-    'object_class': ('panda', 'Robot object class whose keypoints are used (its YAML names '
-                     'each keypoint\'s URDF link).', None, True),
-    'class_yaml': ('', 'Class YAML with the keypoints\' links; empty = the shipped one.',
-                   None, True),
-    'instance_id': ('', 'Use only this instance of the class; empty = the first one.',
-                    None, False),
-    'robot_description': ('', 'The URDF (XML text, as robot_state_publisher takes it); empty '
-                          '= subscribe to the robot_description topic.', None, True),
-    'base_frame': ('', 'Parent TF frame (the robot\'s base link); empty = the URDF\'s root '
-                   'link.', None, False),
-    'camera_frame': ('', 'Child TF frame; empty = the keypoints\' header.frame_id (the camera '
-                     'optical frame). Set another name if that frame already has a parent.',
-                     None, False),
-    'joint_state_tolerance': (0.05, 'Largest stamp difference (s) between keypoints and the '
-                              'joint state used.', (0.0, 10.0), False),
-    'inlier_threshold_m': (0.02, 'Stereo rigid fit: largest 3D distance (m) of an inlier '
-                           'keypoint.',
-                           (0.0001, 1.0), False),
-    'inlier_threshold_px': (8.0, 'Mono and stereo reprojection fit: largest reprojection '
-                            'error (px) of an inlier keypoint.', (0.1, 1000.0), False),
-    'input_rectified': (None, 'Mono and stereo reprojection fit: the 2D keypoints are pixels '
-                        'of the rectified image(s) (P) instead of the raw one(s) (K, D). '
-                        'Default: true in stereo (the stereo keypoint node reads image_rect '
-                        'by default), false in mono (image_raw).', None, False),
-    'window_size': (30, 'Estimates (frames) combined; the camera must not move in them.',
-                    (1, 10000), False),
-    'min_frames': (1, 'Estimates needed before the first publication.', (1, 10000), False),
-}
-
-
-def _descriptor(name: str) -> ParameterDescriptor:
-    _, description, limits, read_only = PARAMETERS[name]
-    desc = ParameterDescriptor(description=description, read_only=read_only)
-    if isinstance(limits, tuple) and limits and isinstance(limits[0], str):
-        desc.additional_constraints = f'one of {", ".join(limits)}'
-    elif isinstance(limits, tuple) and isinstance(limits[0], float):
-        desc.floating_point_range = [FloatingPointRange(from_value=limits[0],
-                                                        to_value=limits[1], step=0.0)]
-    elif isinstance(limits, tuple):
-        desc.integer_range = [IntegerRange(from_value=limits[0], to_value=limits[1], step=1)]
-    return desc
-
 
 class RobotCalibrationNode(Node):
     """Estimate and publish the static camera's pose relative to the robot base."""
@@ -129,25 +82,22 @@ class RobotCalibrationNode(Node):
         """Declare parameters, load the class, wire subscriptions and publishers.
 
         Raises:
-            ValueError: a mode that is not stereo or mono, or a class without
-                link names.
+            ValueError: a parameter value that is not allowed (one line
+                naming it and the allowed values), or a class without link
+                names.
         """
         super().__init__('robot_calibration_node', **kwargs)
-        self.declare_parameter('mode', PARAMETERS['mode'][0], _descriptor('mode'))
-        self.mode = self._param('mode')
-        for name, (default, *_rest) in PARAMETERS.items():
-            if name == 'input_rectified':  # as the keypoints' source node reads its images
-                default = self.mode == 'stereo'
-            if name != 'mode':
-                self.declare_parameter(name, default, _descriptor(name))
-        if self.mode not in ('stereo', 'mono'):
-            raise ValueError(f'mode must be stereo or mono, got {self.mode!r}')
-        self.stereo_fit = self._param('stereo_fit')
-        if self.stereo_fit not in ('reprojection', 'rigid'):
-            raise ValueError(f'stereo_fit must be reprojection or rigid, got '
-                             f'{self.stereo_fit!r}')
-        self.object_class = load_object_class(self._param('object_class'))
-        self.anchors = keypoint_anchors(self.object_class, self._param('class_yaml') or None)
+        # one table (core.config.RobotCalibrationConfig); input_rectified's default follows
+        # the mode, as the keypoints' source node reads rectified images in stereo only
+        values = declare_table_parameters(self, RobotCalibrationConfig, ('mode',))
+        values.update(declare_table_parameters(
+            self, RobotCalibrationConfig,
+            [name for name in table_specs(RobotCalibrationConfig) if name != 'mode'],
+            defaults={'input_rectified': values['mode'] == 'stereo'}))
+        self.config = cfg = RobotCalibrationConfig.from_mapping(values)
+        self.mode, self.stereo_fit = cfg.mode, cfg.stereo_fit
+        self.object_class = load_object_class(cfg.object_class)
+        self.anchors = keypoint_anchors(self.object_class, cfg.class_yaml or None)
         self.kinematics: Optional[RobotKinematics] = None
         self.camera = None  # mono: the camera; stereo reprojection: the left camera
         self.right_camera = None
@@ -159,7 +109,8 @@ class RobotCalibrationNode(Node):
         self.tf_broadcaster = tf2_ros.TransformBroadcaster(self)
         self.pub_pose = self.create_publisher(PoseWithCovarianceStamped, 'camera_pose', 10)
         self.create_subscription(JointState, 'joint_states', self._on_joint_state, 100)
-        description = self._param('robot_description')
+        self.add_on_set_parameters_callback(self._on_parameters)
+        description = cfg.robot_description
         if description:
             self._load_urdf(description)
         else:
@@ -187,8 +138,17 @@ class RobotCalibrationNode(Node):
             f'({self.object_class.num_keypoints} keypoints); URDF from '
             f'{"the parameter" if description else self.resolve_topic_name("robot_description")}')
 
-    def _param(self, name: str):
-        return self.get_parameter(name).value
+    def _on_parameters(self, params) -> SetParametersResult:
+        """Validate the new config and swap it in whole, or refuse with a reason.
+
+        Read-only parameters are refused by rclpy before this runs; each
+        keypoint message reads ``self.config`` once.
+        """
+        try:
+            self.config = self.config.validated(**parameter_changes(params))
+        except ValueError as e:
+            return SetParametersResult(successful=False, reason=str(e))
+        return SetParametersResult(successful=True)
 
     def _warn(self, kind: str, text: str):
         if self._throttle.ready(kind):
@@ -220,13 +180,13 @@ class RobotCalibrationNode(Node):
         except CalibrationError as e:
             self._warn(f'{attribute}_info', f'{attribute.replace("_", " ")} info unusable: {e}')
 
-    def joints_at(self, stamp: int) -> Dict[str, float]:
+    def joints_at(self, stamp: int, tolerance_s: float) -> Dict[str, float]:
         """Return each joint's position from the joint state nearest to ``stamp`` (ns).
 
-        Only samples within ``joint_state_tolerance`` count; several
+        Only samples within ``tolerance_s`` seconds count; several
         publishers (e.g. arm and gripper) are merged joint by joint.
         """
-        tolerance = self._param('joint_state_tolerance') * 1e9
+        tolerance = tolerance_s * 1e9
         best: Dict[str, tuple] = {}
         for sample_stamp, positions in self.joint_states:
             gap = abs(sample_stamp - stamp)
@@ -261,6 +221,7 @@ class RobotCalibrationNode(Node):
         ``views``: the message's object lists, one per view (the keypoints
         of the views side by side: (J, 3), (J, 2) or (J, 4) for both views).
         """
+        config = self.config  # one config for the whole message
         try:
             if self.kinematics is None:
                 self._warn('no_urdf', f'no robot_description yet: {topic} ignored')
@@ -268,13 +229,13 @@ class RobotCalibrationNode(Node):
             arrays = []
             for objects in views:
                 obj = conversions.object_keypoints(objects, self.object_class,
-                                                   self._param('instance_id'))
+                                                   config.instance_id)
                 if obj is None:
                     self._warn('no_object', f'{topic} has no {self.object_class.name}')
                     return
                 arrays.append(conversions.keypoint_array(obj, self.object_class))
             observed = np.hstack(arrays)
-            joints = self.joints_at(stamp_ns(header.stamp))
+            joints = self.joints_at(stamp_ns(header.stamp), config.joint_state_tolerance)
             try:
                 base = self.kinematics.keypoint_positions(joints, self.anchors)
             except ValueError as e:
@@ -284,42 +245,42 @@ class RobotCalibrationNode(Node):
                 return
             if self.mode == 'stereo' and self.stereo_fit == 'rigid':
                 estimate = fit_camera_to_base_stereo(
-                    observed, base, inlier_threshold_m=self._param('inlier_threshold_m'))
+                    observed, base, inlier_threshold_m=config.inlier_threshold_m)
             elif self.mode == 'stereo':
                 estimate = fit_camera_to_base_stereo_views(
                     observed[:, :2], observed[:, 2:], base, self.camera, self.right_camera,
-                    rectified=self._param('input_rectified'),
-                    inlier_threshold_px=self._param('inlier_threshold_px'))
+                    rectified=config.input_rectified,
+                    inlier_threshold_px=config.inlier_threshold_px)
             else:
                 estimate = fit_camera_to_base_mono(
-                    observed, base, self.camera, rectified=self._param('input_rectified'),
-                    inlier_threshold_px=self._param('inlier_threshold_px'))
+                    observed, base, self.camera, rectified=config.input_rectified,
+                    inlier_threshold_px=config.inlier_threshold_px)
             if estimate is None:
                 self._warn('no_estimate', f'{topic}: too few consistent keypoints '
                            f'({int(np.isfinite(observed).all(axis=1).sum())} valid)')
                 return
             self.window.append((estimate, base, observed))
-            while len(self.window) > self._param('window_size'):
+            while len(self.window) > config.window_size:
                 self.window.popleft()
-            if len(self.window) >= self._param('min_frames'):
-                self._publish(header)
+            if len(self.window) >= config.min_frames:
+                self._publish(header, config)
         except Exception as e:  # noqa: B902 -- keep the node alive on any single message
             self._warn(f'processing_{type(e).__name__}',
                        f'{topic}: processing failed: {type(e).__name__}: {e}')
 
-    def _publish(self, header: Header):
+    def _publish(self, header: Header, config: RobotCalibrationConfig):
         """Combine the window and publish TF and the pose with covariance."""
         estimates, bases, observations = zip(*self.window)
         combined = combine_frames(list(estimates), list(bases), list(observations),
                                   camera=self.camera,
-                                  rectified=self._param('input_rectified'),
+                                  rectified=config.input_rectified,
                                   right_camera=self.right_camera)
         T_base_camera = np.linalg.inv(combined.T_camera_base)
         covariance = inverse_pose_covariance(combined.T_camera_base, combined.covariance)
         if not np.all(np.isfinite(covariance)):
             covariance = np.eye(6) * UNKNOWN_VARIANCE
-        base_frame = self._param('base_frame') or self.kinematics.base_link
-        camera_frame = self._param('camera_frame') or header.frame_id
+        base_frame = config.base_frame or self.kinematics.base_link
+        camera_frame = config.camera_frame or header.frame_id
         pose = conversions.pose_msg(T_base_camera)
         out_header = Header(stamp=header.stamp, frame_id=base_frame)
         msg = PoseWithCovarianceStamped(header=out_header)
