@@ -45,7 +45,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
 from . import conversions
-from .parameters import declare_config_parameters, parameter_changes
+from .parameters import declare_config_parameters, validated_changes
 from .runner import run_node
 from .stereo_input import WARN_PERIOD_S, WarningThrottle
 from ..core.config import PipelineConfig
@@ -100,11 +100,10 @@ class MonoKeypointNode(Node):
         Read-only parameters are refused by rclpy before this runs; each
         image reads ``self.config`` once.
         """
-        try:
-            self.config = self.config.validated(**parameter_changes(params))
-        except ValueError as e:
-            return SetParametersResult(successful=False, reason=str(e))
-        return SetParametersResult(successful=True)
+        config, result = validated_changes(self.config, params)
+        if config is not None:
+            self.config = config
+        return result
 
     def _drop(self, kind: str, text: str):
         """Count a dropped image under ``kind`` and warn, at most once per period per kind."""

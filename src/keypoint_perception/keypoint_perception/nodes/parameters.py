@@ -19,9 +19,10 @@ The core stays free of rclpy: this module turns each
 a node and reads them back as one validated config.
 """
 
-from typing import Any, Dict, Iterable, Mapping, Optional, Sequence
+from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Tuple
 
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
+                                SetParametersResult)
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
@@ -92,6 +93,22 @@ def declare_config_parameters(node: Node, table: type = PipelineConfig,
             :func:`declare_table_parameters`.
     """
     return table.from_mapping(declare_table_parameters(node, table, names))
+
+
+def validated_changes(config: ParameterTable, parameters: Iterable[Parameter]
+                      ) -> Tuple[Optional[ParameterTable], SetParametersResult]:
+    """Apply the parameters of an on-set-parameters callback to a config, whole or not at all.
+
+    Returns:
+        (the new validated config, success), or (None, a refusal whose
+        reason names the parameter and its allowed values); ``config`` is
+        unchanged either way.
+    """
+    try:
+        return config.validated(**parameter_changes(parameters)), SetParametersResult(
+            successful=True)
+    except ValueError as e:
+        return None, SetParametersResult(successful=False, reason=str(e))
 
 
 def parameter_changes(parameters: Iterable[Parameter]) -> Dict[str, object]:

@@ -57,7 +57,7 @@ from std_msgs.msg import Header, String
 import tf2_ros
 
 from . import conversions
-from .parameters import declare_table_parameters, parameter_changes
+from .parameters import declare_table_parameters, validated_changes
 from .runner import run_node
 from .stereo_input import stamp_ns, WARN_PERIOD_S, WarningThrottle
 from ..core.camera import CalibrationError
@@ -144,11 +144,10 @@ class RobotCalibrationNode(Node):
         Read-only parameters are refused by rclpy before this runs; each
         keypoint message reads ``self.config`` once.
         """
-        try:
-            self.config = self.config.validated(**parameter_changes(params))
-        except ValueError as e:
-            return SetParametersResult(successful=False, reason=str(e))
-        return SetParametersResult(successful=True)
+        config, result = validated_changes(self.config, params)
+        if config is not None:
+            self.config = config
+        return result
 
     def _warn(self, kind: str, text: str):
         if self._throttle.ready(kind):

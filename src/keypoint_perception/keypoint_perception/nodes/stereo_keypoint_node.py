@@ -68,7 +68,7 @@ import tf2_ros
 from visualization_msgs.msg import MarkerArray
 
 from . import conversions
-from .parameters import declare_config_parameters, parameter_changes
+from .parameters import declare_config_parameters, validated_changes
 from .pipelining import TwoStageRunner
 from .runner import run_node
 from .stereo_input import (camera_info_problem, DroppedPair, image_problem, InputFilter,
@@ -185,13 +185,11 @@ class StereoKeypointNode(Node):
         ``self.config`` and ``self.pipeline`` once per pair, so a pair is
         processed with either the old or the new config, never a mix.
         """
-        try:
-            config = self.config.validated(**parameter_changes(params))
-        except ValueError as e:
-            return SetParametersResult(successful=False, reason=str(e))
-        self.pipeline = StereoKeypointPipeline(self.detector, config)
-        self.config = config
-        return SetParametersResult(successful=True)
+        config, result = validated_changes(self.config, params)
+        if config is not None:
+            self.pipeline = StereoKeypointPipeline(self.detector, config)
+            self.config = config
+        return result
 
     # -- processing -----------------------------------------------------------------
 
