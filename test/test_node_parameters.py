@@ -165,6 +165,18 @@ def test_calibration_node_parameters_come_from_its_table(make_node, mode, rectif
     assert node.set_parameters([Parameter('inlier_threshold_px', value=4)])[0].successful
     assert node.config == before.validated(inlier_threshold_px=4.0)
     assert not node.set_parameters([Parameter('mode', value='stereo')])[0].successful
+    assert not node.set_parameters([Parameter('input_rectified', value=True)])[0].successful
+    # rclpy's own parameters pass through the callback
+    assert node.set_parameters([Parameter('use_sim_time', value=True)])[0].successful
+    # min_frames above window_size would never publish
+    refused = node.set_parameters([Parameter('min_frames', value=6)])[0]
+    assert not refused.successful and 'window_size (5)' in refused.reason
+    # estimates made with another instance or inlier threshold leave the window
+    node.window.extend(['estimate'] * 3)
+    assert node.set_parameters([Parameter('window_size', value=4)])[0].successful
+    assert len(node.window) == 3
+    assert node.set_parameters([Parameter('instance_id', value='1')])[0].successful
+    assert len(node.window) == 0
 
 
 @pytest.mark.parametrize('args, words', [

@@ -78,14 +78,36 @@ def _view(object_class, uv, frame_id):
             for name, (u, v) in zip(object_class.keypoint_names, uv)])])
 
 
-def _publish_urdf(node):
-    """Publish the Panda URDF on a latched robot_description; returns the publisher."""
-    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
-    publisher = node.create_publisher(String, 'robot_description', latched)
+#: A root link above the Panda's base, as MoveIt configurations add it.
+WORLD_ROOT = ('<link name="world"/><joint name="world_to_base" type="fixed">'
+              '<parent link="world"/><child link="panda_link0"/>'
+              '<origin xyz="0.4 -0.3 0.75" rpy="0 0 0.6"/></joint>')
+#: Latched QoS, as robot_state_publisher and static TF broadcasters use.
+LATCHED = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
+                     durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+def _publish_urdf(node, world_root=False):
+    """Publish the Panda URDF on a latched robot_description; returns the publisher.
+
+    ``world_root``: with a ``world`` root link fixed above ``panda_link0``
+    (:data:`WORLD_ROOT`).
+    """
+    publisher = node.create_publisher(String, 'robot_description', LATCHED)
     with open(PANDA_URDF) as f:
-        publisher.publish(String(data=f.read()))
+        urdf = f.read()
+    if world_root:
+        head, tail = urdf.split('<link name="panda_link0">', 1)
+        urdf = f'{head}{WORLD_ROOT}<link name="panda_link0">{tail}'
+    publisher.publish(String(data=urdf))
     return publisher
+
+
+def _tf_subscription(node, static, received):
+    """Collect TFMessages of /tf_static (latched) or /tf into ``received``."""
+    if static:
+        return node.create_subscription(TFMessage, '/tf_static', received.append, LATCHED)
+    return node.create_subscription(TFMessage, '/tf', received.append, 100)
 
 
 def _tf_matrix(transform) -> np.ndarray:
@@ -142,17 +164,22 @@ def _spin_until(node, condition, proc, log_path, timeout=60.0):
     return True
 
 
-@pytest.mark.parametrize('mode,fit', [('stereo', 'reprojection'), ('stereo', 'rigid'),
-                                      ('mono', 'reprojection')])
-def test_calibration_node_publishes_the_known_transform(ros, tmp_path, mode, fit):
-    """Stereo reprojection: keypoints_2d of both views + left/right camera_info in."""
+@pytest.mark.parametrize('mode,fit,static,world_root', [
+    ('stereo', 'reprojection', True, False), ('stereo', 'rigid', True, True),
+    ('mono', 'reprojection', False, False)])
+def test_calibration_node_publishes_the_known_transform(ros, tmp_path, mode, fit, static,
+                                                        world_root):
+    """Each mode and fit; TF on /tf_static or /tf; a world-rooted URDF with base_frame."""
     node = ros
-    proc, log, log_path = _start('robot_calibration_node', [
-        f'mode:={mode}', f'stereo_fit:={fit}', 'object_class:=panda', 'window_size:=10',
-        'input_rectified:=false'], tmp_path)  # raw pixels (stereo's default: rectified)
+    params = [f'mode:={mode}', f'stereo_fit:={fit}', 'object_class:=panda', 'window_size:=10',
+              'input_rectified:=false',  # raw pixels (stereo's default: rectified)
+              f'static_tf:={str(static).lower()}']
+    if world_root:  # the keypoints' kinematics are in world; the TF parent is panda_link0
+        params.append('base_frame:=panda_link0')
+    proc, log, log_path = _start('robot_calibration_node', params, tmp_path)
     rigid = mode == 'stereo' and fit == 'rigid'
     try:
-        pub_urdf = _publish_urdf(node)  # noqa: F841 -- kept alive: it is latched
+        pub_urdf = _publish_urdf(node, world_root)  # noqa: F841 -- kept alive: latched
         pub_joints = node.create_publisher(JointState, 'joint_states', 10)
         pub_kp = node.create_publisher(Keypoints3D if rigid else StereoKeypoints2D,
                                        'keypoints_3d' if rigid else 'keypoints_2d', 10)
@@ -160,7 +187,7 @@ def test_calibration_node_publishes_the_known_transform(ros, tmp_path, mode, fit
         pub_left_info = node.create_publisher(CameraInfo, 'left/camera_info', 10)
         pub_right_info = node.create_publisher(CameraInfo, 'right/camera_info', 10)
         tfs, poses = [], []
-        sub_tf = node.create_subscription(TFMessage, '/tf', tfs.append, 100)
+        sub_tf = _tf_subscription(node, static, tfs)
         sub_pose = node.create_subscription(PoseWithCovarianceStamped, 'camera_pose',
                                             poses.append, 10)
         assert _spin_until(node, lambda: pub_kp.get_subscription_count() > 0 and
@@ -308,7 +335,7 @@ def test_calibration_node_on_rendered_stereo_pairs(ros, tmp_path):
         pub_info = {view: node.create_publisher(CameraInfo, f'{view}/camera_info', 10)
                     for view in ('left', 'right')}
         tfs = []
-        sub_tf = node.create_subscription(TFMessage, '/tf', tfs.append, 100)
+        sub_tf = _tf_subscription(node, True, tfs)
         assert _spin_until(node, lambda: pub_kp.get_subscription_count() > 0 and
                            pub_info['right'].get_subscription_count() > 0, proc, log_path)
         assert _spin_until(node, lambda: 'URDF loaded' in open(log_path).read(), proc, log_path,

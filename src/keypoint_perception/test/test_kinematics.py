@@ -104,3 +104,23 @@ def test_checkerboard_is_not_a_robot():
     """A class without links is refused with a clear message."""
     with pytest.raises(ValueError, match='no link'):
         keypoint_anchors(load_object_class('checkerboard'))
+
+
+def test_fixed_link_pose_of_a_world_link():
+    """A link fixed to the root has a pose; a moving link is no base frame; unknown is None."""
+    urdf = '''<robot name="arm">
+      <link name="base"/><link name="world"/><link name="upper"/>
+      <joint name="to_world" type="fixed"><parent link="base"/><child link="world"/>
+        <origin xyz="0.1 -0.2 0.3" rpy="0 0 1.5707963267948966"/></joint>
+      <joint name="shoulder" type="revolute"><parent link="base"/><child link="upper"/>
+        <axis xyz="0 0 1"/><limit lower="-3" upper="3" effort="1" velocity="1"/></joint>
+    </robot>'''
+    kinematics = RobotKinematics(urdf)
+    assert kinematics.base_link == 'base'
+    pose = kinematics.fixed_link_pose('world')
+    np.testing.assert_allclose(pose[:3, 3], [0.1, -0.2, 0.3], atol=1e-12)
+    np.testing.assert_allclose(pose[:3, :3], [[0, -1, 0], [1, 0, 0], [0, 0, 1]], atol=1e-12)
+    np.testing.assert_allclose(kinematics.fixed_link_pose('base'), np.eye(4), atol=1e-12)
+    assert kinematics.fixed_link_pose('elsewhere') is None
+    with pytest.raises(ValueError, match='shoulder'):
+        kinematics.fixed_link_pose('upper')

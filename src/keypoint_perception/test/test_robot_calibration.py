@@ -31,7 +31,7 @@ from keypoint_perception.core.multi_frame_calibration import combine_frames, pos
 from keypoint_perception.core.objects import load_object_class
 from keypoint_perception.core.robot_calibration import (
     fit_camera_to_base_mono, fit_camera_to_base_stereo, inverse_pose_covariance,
-    make_transform, transform_points)
+    left_composed_pose_covariance, make_transform, transform_points)
 from keypoint_perception.core.rotations import matrices_from_rotation_vectors
 from keypoint_perception.core.triangulation import triangulate_stereo
 from keypoint_perception.core.two_view_calibration import (fit_camera_to_base_stereo_views,
@@ -390,3 +390,29 @@ def test_two_view_fit_on_rectified_pixels_and_the_right_views_mono_start(panda):
     mono_right = fit_camera_to_base_mono(uv_right, base, right, rectified=True)
     np.testing.assert_allclose(transform_between_views(left, right)
                                @ mono_right.T_camera_base, T_TRUE, atol=1e-6)
+
+
+def test_left_composed_pose_covariance_is_the_linear_map_of_perturbations():
+    """cov(F @ T) from cov(T): the map of (dt, phi) perturbations, checked numerically."""
+    rng = np.random.default_rng(5)
+    F = np.eye(4)
+    F[:3, :3] = cv2.Rodrigues(rng.normal(size=3))[0]
+    F[:3, 3] = rng.normal(size=3)
+    T = np.eye(4)
+    T[:3, :3] = cv2.Rodrigues(rng.normal(size=3))[0]
+    T[:3, 3] = rng.normal(size=3)
+    A = rng.normal(size=(6, 6))
+    covariance = A @ A.T
+    eps, J = 1e-3, np.zeros((6, 6))  # the map is exact (not first order) for both parts
+    FT = F @ T
+    for k in range(6):  # column k: F @ (T perturbed along coordinate k), as (dt', phi')
+        d = np.zeros(6)
+        d[k] = eps
+        Tp = T.copy()
+        Tp[:3, :3] = cv2.Rodrigues(d[3:])[0] @ T[:3, :3]
+        Tp[:3, 3] += d[:3]
+        FTp = F @ Tp
+        J[:3, k] = (FTp[:3, 3] - FT[:3, 3]) / eps
+        J[3:, k] = cv2.Rodrigues(FTp[:3, :3] @ FT[:3, :3].T)[0].ravel() / eps
+    np.testing.assert_allclose(left_composed_pose_covariance(F, covariance),
+                               J @ covariance @ J.T, rtol=1e-5, atol=1e-6)

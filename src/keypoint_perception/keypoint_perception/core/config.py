@@ -272,8 +272,9 @@ class PipelineConfig(ParameterTable):
     The single source of each parameter's default, type, range or choices
     and description (field metadata, see :func:`parameter_specs`).  The
     defaults are the node's.  ``model``, ``device``, ``backend``,
-    ``num_threads``, ``test_time_augmentation`` and the ``input`` group need a
-    restart (read-only ROS parameters); the others can be changed at run time.
+    ``num_threads``, ``test_time_augmentation`` and the ``input`` group (but
+    ``input_rectified``) need a restart (read-only ROS parameters); the others
+    can be changed at run time.
     Construction validates and converts every field (see
     :meth:`ParameterSpec.convert`), so an instance always holds allowed
     values.  Units: pixels are original-image pixels, belief cells are cells
@@ -426,7 +427,9 @@ class RobotCalibrationConfig(ParameterTable):
     keypoints' images, seconds.
 
     Raises:
-        ValueError: on construction with a value that is not allowed.
+        ValueError: on construction with a value that is not allowed, or
+            ``min_frames`` above ``window_size`` (the node would never
+            publish).
     """
 
     # -- input (restart needed) ------------------------------------------------
@@ -449,32 +452,48 @@ class RobotCalibrationConfig(ParameterTable):
     robot_description: str = _param(
         '', 'The URDF (XML text, as robot_state_publisher takes it); empty = subscribe to '
         'the robot_description topic.', 'input', read_only=True)
-    instance_id: str = _param(
-        '', 'Use only this instance of the class; empty = the first one.', 'input',
-        numbers_as_text=True)
     input_rectified: bool = _param(
         True, 'Mono and stereo reprojection fit: the 2D keypoints are pixels of the rectified '
         'image(s) (P) instead of the raw one(s) (K, D). Default: true in stereo (the stereo '
-        'keypoint node reads image_rect by default), false in mono (image_raw).', 'input')
+        'keypoint node reads image_rect by default), false in mono (image_raw).', 'input',
+        read_only=True)
+    # -- input ------------------------------------------------------------------
+    instance_id: str = _param(
+        '', 'Use only this instance of the class; empty = the first one. A change empties '
+        'the window of estimates.', 'input', numbers_as_text=True)
     joint_state_tolerance: float = _param(
         0.05, 'Largest stamp difference (s) between keypoints and the joint state used.',
         'input', low=0.0, high=10.0)
     # -- fit --------------------------------------------------------------------
     inlier_threshold_m: float = _param(
-        0.02, 'Stereo rigid fit: largest 3D distance (m) of an inlier keypoint.', 'fit',
-        low=0.0001, high=1.0)
+        0.02, 'Stereo rigid fit: largest 3D distance (m) of an inlier keypoint. A change '
+        'empties the window of estimates.', 'fit', low=0.0001, high=1.0)
     inlier_threshold_px: float = _param(
         8.0, 'Mono and stereo reprojection fit: largest reprojection error (px) of an inlier '
-        'keypoint.', 'fit', low=0.1, high=1000.0)
+        'keypoint. A change empties the window of estimates.', 'fit', low=0.1, high=1000.0)
     window_size: int = _param(
         30, 'Estimates (frames) combined; the camera must not move in them.', 'fit',
         low=1, high=10000)
     min_frames: int = _param(
-        1, 'Estimates needed before the first publication.', 'fit', low=1, high=10000)
+        1, 'Estimates needed before the first publication (at most window_size).', 'fit',
+        low=1, high=10000)
     # -- output -----------------------------------------------------------------
+    static_tf: bool = _param(
+        True, 'Publish the transform on /tf_static (latched: valid at any time, as a static '
+        'camera\'s calibration is; each new estimate replaces it); false = on /tf, stamped '
+        'with the keypoints (TF lookups then need recent keypoints).', 'output',
+        read_only=True)
     base_frame: str = _param(
-        '', 'Parent TF frame (the robot\'s base link); empty = the URDF\'s root link.',
-        'output')
+        '', 'Parent TF frame. Empty = the URDF\'s root link; a URDF link fixed to the root '
+        '(e.g. world) = the pose in that link; another name = the root link\'s frame under '
+        'that name (e.g. with a TF prefix).', 'output')
     camera_frame: str = _param(
         '', 'Child TF frame; empty = the keypoints\' header.frame_id (the camera optical '
         'frame). Set another name if that frame already has a parent.', 'output')
+
+    def __post_init__(self):
+        """Validate every field, then ``min_frames <= window_size``."""
+        super().__post_init__()
+        if self.min_frames > self.window_size:
+            raise ValueError(f'parameter min_frames is {self.min_frames}; must be at most '
+                             f'window_size ({self.window_size}), or nothing is ever published')

@@ -222,6 +222,26 @@ class RobotKinematics:
                                           self.configuration(joint_positions))
         return np.array([self.data.oMf[f].homogeneous for f in frames], dtype=np.float64)
 
+    def fixed_link_pose(self, link: str) -> Optional[np.ndarray]:
+        """Return the (4, 4) float64 pose in the base frame of a link rigidly attached to it.
+
+        For a parent frame other than the root link (e.g. a ``world`` link
+        fixed to the robot's base, or the base link under a ``world`` root).
+
+        Returns:
+            The pose (metres), or None when the URDF has no link of that
+            name.
+
+        Raises:
+            ValueError: the link moves with a joint.
+        """
+        if not self.model.existFrame(link, pinocchio.FrameType.BODY):
+            return None
+        moving = self.required_joints([link])
+        if moving:
+            raise ValueError(f'link {link!r} moves with the joints {moving}: not a base frame')
+        return self.link_poses({}, [link])[0]
+
     def keypoint_positions(self, joint_positions: Mapping[str, float],
                            anchors: Sequence[KeypointAnchor]) -> np.ndarray:
         """Return the (J, 3) float64 keypoint positions in the base frame, metres.

@@ -167,6 +167,25 @@ def inverse_pose_covariance(T: np.ndarray, covariance: np.ndarray) -> np.ndarray
     return A @ np.asarray(covariance, dtype=np.float64) @ A.T
 
 
+def left_composed_pose_covariance(F: np.ndarray, covariance: np.ndarray) -> np.ndarray:
+    """Covariance of ``F @ T`` for an exact transform F, from that of T (module convention).
+
+    ``F @ (Exp(phi) R, t + dt) = (Exp(R_F phi) R_F R, R_F t + t_F + R_F dt)``,
+    so ``cov' = B cov B^T`` with ``B = diag(R_F, R_F)``.  Used to publish the
+    camera's pose in a parent frame fixed to the URDF's root link.
+
+    Args:
+        F: (4, 4) exact transform (e.g. ``T_world_base`` of a fixed URDF link).
+        covariance: (6, 6) covariance of T.
+
+    Returns:
+        (6, 6) float64 covariance of ``F @ T``.
+    """
+    B = np.zeros((6, 6))
+    B[:3, :3] = B[3:, 3:] = np.asarray(F, dtype=np.float64)[:3, :3]
+    return B @ np.asarray(covariance, dtype=np.float64) @ B.T
+
+
 def _hypotheses(valid_indices: np.ndarray, size: int, max_hypotheses: int,
                 seed: int) -> List[Tuple[int, ...]]:
     """Minimal sets of ``size`` keypoints: all of them when few, else random ones."""

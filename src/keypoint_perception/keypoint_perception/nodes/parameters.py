@@ -99,14 +99,19 @@ def validated_changes(config: ParameterTable, parameters: Iterable[Parameter]
                       ) -> Tuple[Optional[ParameterTable], SetParametersResult]:
     """Apply the parameters of an on-set-parameters callback to a config, whole or not at all.
 
+    Parameters that are not in the config's table (rclpy's own, such as
+    ``use_sim_time``) are passed over and left to rclpy.
+
     Returns:
         (the new validated config, success), or (None, a refusal whose
         reason names the parameter and its allowed values); ``config`` is
         unchanged either way.
     """
+    specs = table_specs(type(config))  # others (use_sim_time) are rclpy's own
+    changes = {name: value for name, value in parameter_changes(parameters).items()
+               if name in specs}
     try:
-        return config.validated(**parameter_changes(parameters)), SetParametersResult(
-            successful=True)
+        return config.validated(**changes), SetParametersResult(successful=True)
     except ValueError as e:
         return None, SetParametersResult(successful=False, reason=str(e))
 

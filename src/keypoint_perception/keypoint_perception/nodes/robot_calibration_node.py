@@ -16,20 +16,22 @@
 Subscribed topics (relative, remappable):
   ``mode: stereo``, ``stereo_fit: reprojection`` (default): ``keypoints_2d``
   (keypoint_msgs/StereoKeypoints2D, both views), ``left/camera_info`` and
-  ``right/camera_info`` (sensor_msgs/CameraInfo, the latest of each is used);
-  ``mode: stereo``, ``stereo_fit: rigid``: ``keypoints_3d``
+  ``right/camera_info`` (sensor_msgs/CameraInfo, the latest of each is used;
+  sensor-data QoS); ``mode: stereo``, ``stereo_fit: rigid``: ``keypoints_3d``
   (keypoint_msgs/Keypoints3D); ``mode: mono``: ``keypoints_2d`` (its ``left``
-  view) and ``camera_info``; always ``joint_states`` (sensor_msgs/JointState, the sample nearest to
-  each keypoint stamp); ``robot_description`` (std_msgs/String, reliable +
-  transient local, as robot_state_publisher publishes it) unless the
-  ``robot_description`` parameter holds the URDF.
+  view) and ``camera_info``; always ``joint_states`` (sensor_msgs/JointState,
+  the sample nearest to each keypoint stamp); ``robot_description``
+  (std_msgs/String, reliable + transient local, as robot_state_publisher
+  publishes it) unless the ``robot_description`` parameter holds the URDF.
 
 Published:
-  TF ``base_frame`` -> ``camera_frame`` on ``/tf`` (the camera optical
-  frame's pose in the robot's base frame, stamped with the keypoints'
-  stamp), and ``camera_pose`` (geometry_msgs/PoseWithCovarianceStamped, the
-  same pose in ``base_frame`` with its covariance: x, y, z in m, rotation
-  about the fixed X, Y, Z axes in rad).
+  TF ``base_frame`` -> ``camera_frame``: the camera optical frame's pose in
+  the robot's base frame, stamped with the keypoints' stamp, on
+  ``/tf_static`` (latched: a static camera's calibration holds at any time;
+  each new estimate replaces it) or, with ``static_tf`` false, on ``/tf``;
+  ``camera_pose`` (geometry_msgs/PoseWithCovarianceStamped, the same pose in
+  ``base_frame`` with its covariance: x, y, z in m, rotation about the fixed
+  X, Y, Z axes in rad).
 
 Each keypoint message gives one estimate of ``T_camera_base``
 (:mod:`~keypoint_perception.core.robot_calibration`: two-view PnP, the rigid
@@ -51,9 +53,11 @@ from keypoint_msgs.msg import Keypoints3D, StereoKeypoints2D
 import numpy as np
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import (DurabilityPolicy, qos_profile_sensor_data, QoSProfile,
+                       ReliabilityPolicy)
 from sensor_msgs.msg import CameraInfo, JointState
 from std_msgs.msg import Header, String
+from tf2_msgs.msg import TFMessage
 import tf2_ros
 
 from . import conversions
@@ -66,13 +70,16 @@ from ..core.kinematics import keypoint_anchors, RobotKinematics
 from ..core.multi_frame_calibration import combine_frames
 from ..core.objects import load_object_class
 from ..core.robot_calibration import (fit_camera_to_base_mono, fit_camera_to_base_stereo,
-                                      inverse_pose_covariance)
+                                      inverse_pose_covariance, left_composed_pose_covariance)
 from ..core.two_view_calibration import fit_camera_to_base_stereo_views
 
 #: Covariance published when none can be computed: 1e6 on the diagonal (unknown).
 UNKNOWN_VARIANCE = 1e6
-#: Joint-state messages kept to match keypoint stamps.
-JOINT_STATE_BUFFER = 500
+#: Seconds of joint states kept before the newest (beyond joint_state_tolerance): the
+#: keypoints of an image arrive after its joint states by the detector's latency.
+JOINT_STATE_HISTORY_S = 5.0
+#: Parameters whose change makes the estimates in the window stale.
+ESTIMATE_PARAMETERS = ('instance_id', 'inlier_threshold_m', 'inlier_threshold_px')
 
 
 class RobotCalibrationNode(Node):
@@ -101,12 +108,18 @@ class RobotCalibrationNode(Node):
         self.kinematics: Optional[RobotKinematics] = None
         self.camera = None  # mono: the camera; stereo reprojection: the left camera
         self.right_camera = None
-        self.joint_states = deque(maxlen=JOINT_STATE_BUFFER)
+        self.joint_states = deque()  # (stamp ns, {joint: position}), oldest first
         self.window = deque()
         self._throttle = WarningThrottle(WARN_PERIOD_S)
         self.published = 0
 
-        self.tf_broadcaster = tf2_ros.TransformBroadcaster(self)
+        # /tf_static: a latched publisher of the one transform, so that each new estimate
+        # replaces the last (as rclcpp's static broadcaster does; rclpy's versions differ)
+        self.pub_tf_static = self.create_publisher(
+            TFMessage, '/tf_static', QoSProfile(
+                depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                durability=DurabilityPolicy.TRANSIENT_LOCAL)) if cfg.static_tf else None
+        self.tf_broadcaster = None if cfg.static_tf else tf2_ros.TransformBroadcaster(self)
         self.pub_pose = self.create_publisher(PoseWithCovarianceStamped, 'camera_pose', 10)
         self.create_subscription(JointState, 'joint_states', self._on_joint_state, 100)
         self.add_on_set_parameters_callback(self._on_parameters)
@@ -123,15 +136,19 @@ class RobotCalibrationNode(Node):
         elif self.mode == 'stereo':
             self.create_subscription(StereoKeypoints2D, 'keypoints_2d',
                                      self._on_stereo_keypoints_2d, 10)
+            # sensor-data QoS matches best-effort and reliable camera drivers alike
             self.create_subscription(CameraInfo, 'left/camera_info',
-                                     lambda msg: self._on_camera_info(msg, 'camera'), 10)
+                                     lambda msg: self._on_camera_info(msg, 'camera'),
+                                     qos_profile_sensor_data)
             self.create_subscription(CameraInfo, 'right/camera_info',
-                                     lambda msg: self._on_camera_info(msg, 'right_camera'), 10)
+                                     lambda msg: self._on_camera_info(msg, 'right_camera'),
+                                     qos_profile_sensor_data)
         else:
             self.create_subscription(StereoKeypoints2D, 'keypoints_2d', self._on_keypoints_2d,
                                      10)
             self.create_subscription(CameraInfo, 'camera_info',
-                                     lambda msg: self._on_camera_info(msg, 'camera'), 10)
+                                     lambda msg: self._on_camera_info(msg, 'camera'),
+                                     qos_profile_sensor_data)
         fit = f' ({self.stereo_fit} fit)' if self.mode == 'stereo' else ''
         self.get_logger().info(
             f'{self.mode} calibration{fit} of the camera to {self.object_class.name} '
@@ -142,10 +159,14 @@ class RobotCalibrationNode(Node):
         """Validate the new config and swap it in whole, or refuse with a reason.
 
         Read-only parameters are refused by rclpy before this runs; each
-        keypoint message reads ``self.config`` once.
+        keypoint message reads ``self.config`` once.  A change of what the
+        estimates depend on (:data:`ESTIMATE_PARAMETERS`) empties the window.
         """
         config, result = validated_changes(self.config, params)
         if config is not None:
+            if any(getattr(config, name) != getattr(self.config, name)
+                   for name in ESTIMATE_PARAMETERS):
+                self.window.clear()  # estimates of another instance or other inliers
             self.config = config
         return result
 
@@ -164,13 +185,21 @@ class RobotCalibrationNode(Node):
             self._warn('urdf', f'robot_description unusable for {self.object_class.name}: {e}')
             return
         self.kinematics = kinematics
+        self.window.clear()  # estimates of another robot model
         self.get_logger().info(f'URDF loaded: base link {kinematics.base_link}, '
                                f'{len(kinematics.joint_names)} joints')
 
     def _on_joint_state(self, msg: JointState):
-        if len(msg.name) == len(msg.position):
-            self.joint_states.append((stamp_ns(msg.header.stamp),
-                                      dict(zip(msg.name, msg.position))))
+        """Keep the joint states of the last seconds (by stamp, whatever their rate)."""
+        if len(msg.name) != len(msg.position):
+            self._warn('joint_state_size', f'joint state with {len(msg.name)} names and '
+                       f'{len(msg.position)} positions ignored')
+            return
+        stamp = stamp_ns(msg.header.stamp)
+        self.joint_states.append((stamp, dict(zip(msg.name, msg.position))))
+        keep_ns = (self.config.joint_state_tolerance + JOINT_STATE_HISTORY_S) * 1e9
+        while self.joint_states and self.joint_states[0][0] < stamp - keep_ns:
+            self.joint_states.popleft()
 
     def _on_camera_info(self, msg: CameraInfo, attribute: str):
         """Keep the latest usable CameraInfo as ``self.<attribute>``; warn (throttled) if not."""
@@ -276,9 +305,18 @@ class RobotCalibrationNode(Node):
                                   right_camera=self.right_camera)
         T_base_camera = np.linalg.inv(combined.T_camera_base)
         covariance = inverse_pose_covariance(combined.T_camera_base, combined.covariance)
+        base_frame = config.base_frame or self.kinematics.base_link
+        try:  # a parent frame that is a URDF link fixed to the root link: the pose in it
+            T_root_parent = self.kinematics.fixed_link_pose(base_frame)
+        except ValueError as e:
+            self._warn('base_frame', f'base_frame: {e}; nothing published')
+            return
+        if T_root_parent is not None:  # else a name for the root link's frame (e.g. prefixed)
+            T_parent_root = np.linalg.inv(T_root_parent)
+            T_base_camera = T_parent_root @ T_base_camera
+            covariance = left_composed_pose_covariance(T_parent_root, covariance)
         if not np.all(np.isfinite(covariance)):
             covariance = np.eye(6) * UNKNOWN_VARIANCE
-        base_frame = config.base_frame or self.kinematics.base_link
         camera_frame = config.camera_frame or header.frame_id
         pose = conversions.pose_msg(T_base_camera)
         out_header = Header(stamp=header.stamp, frame_id=base_frame)
@@ -291,7 +329,10 @@ class RobotCalibrationNode(Node):
         transform.transform.translation.y = pose.position.y
         transform.transform.translation.z = pose.position.z
         transform.transform.rotation = pose.orientation
-        self.tf_broadcaster.sendTransform(transform)
+        if self.pub_tf_static is not None:
+            self.pub_tf_static.publish(TFMessage(transforms=[transform]))
+        else:
+            self.tf_broadcaster.sendTransform(transform)
         self.published += 1
         if self.published == 1 or self.published % 100 == 0:
             std = 1000 * combined.translation_std_m

@@ -76,13 +76,15 @@ class StereoReplayNode(Node):
         right_yaml = declare('right_camera_info', '', 'Right camera_info YAML file.',
                              read_only=True)
         self.left_frame = declare('left_frame_id', 'left_camera_optical_frame',
-                                  'frame_id of left images and camera_info.')
+                                  'frame_id of left images and camera_info.', read_only=True)
         self.right_frame = declare('right_frame_id', 'right_camera_optical_frame',
-                                   'frame_id of right images and camera_info.')
+                                   'frame_id of right images and camera_info.',
+                                   read_only=True)
         rate = declare('rate', 0.0, 'Publishing rate in Hz (0 = driven by the caller).',
                        floating_point_range=[FloatingPointRange(from_value=0.0,
-                                                                to_value=1000.0)])
-        self.loop = declare('loop', False, 'Start again after the last pair.')
+                                                                to_value=1000.0)],
+                       read_only=True)
+        self.loop = declare('loop', False, 'Start again after the last pair.', read_only=True)
         self.pairs = pair_files(left_glob, right_glob)
         self.left_info = conversions.camera_info_msg(
             CameraModel.from_yaml(left_yaml, frame_id=self.left_frame))
@@ -126,11 +128,15 @@ class StereoReplayNode(Node):
         return stamp
 
     def _on_timer(self):
+        """Publish the next pair; an unreadable file is skipped with a warning."""
         if self.index >= len(self.pairs):
             if not self.loop:
                 return
             self.index = 0
-        self.publish_pair(self.index)
+        try:
+            self.publish_pair(self.index)
+        except IOError as e:
+            self.get_logger().warning(f'pair {self.index} skipped: {e}')
         self.index += 1
 
 
