@@ -24,7 +24,8 @@
 
 The robot's URDF comes from ``robot_description`` (the topic robot_state_publisher
 latches) and its joint angles from ``joint_states``.  Output: TF
-``base_frame`` -> ``camera_frame`` and ``camera_pose``
+``base_frame`` -> ``camera_frame`` (on ``/tf_static`` unless ``static_tf:=false``)
+and ``camera_pose``
 (PoseWithCovarianceStamped) in the node's namespace; see
 docs/robot_calibration.md.  Calibration-node parameters left empty here are
 not passed (the node's defaults apply); the others are typed with
@@ -32,6 +33,7 @@ not passed (the node's defaults apply); the others are typed with
 another type.
 """
 
+from keypoint_perception.core.config import RobotCalibrationConfig, table_specs
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
@@ -57,29 +59,21 @@ ARGUMENTS = [
     ('robot_description', 'robot_description', 'Topic of the URDF (robot_state_publisher).'),
 ]
 
-#: Calibration-node parameters exposed as arguments: name -> (python type, description).
-#: Empty (the default) = not passed.
-NODE_ARGUMENTS = {
-    'object_class': (str, 'Robot class (default panda); must match the model\'s class.'),
-    'base_frame': (str, 'Parent TF frame; default the URDF\'s root link.'),
-    'camera_frame': (str, 'Child TF frame; default the camera\'s optical frame.'),
-    'window_size': (int, 'Frames of the static camera combined (default 30).'),
-    'input_rectified': (bool, 'Keypoints are pixels of the rectified image(s); default true in '
-                        'stereo (as the stereo keypoint node), false in mono.'),
-    'inlier_threshold_px': (float, 'Mono and stereo reprojection fit: largest reprojection '
-                            'error of an inlier (px).'),
-    'stereo_fit': (str, 'Stereo: "reprojection" (default; both views\' 2D keypoints) or '
-                   '"rigid" (Umeyama on keypoints_3d).'),
-    'inlier_threshold_m': (float, 'Stereo rigid fit: largest 3D distance of an inlier (m).'),
-}
+#: Calibration-node parameters exposed as arguments (type and description from the node's
+#: table, RobotCalibrationConfig). Empty (the default) = not passed.
+NODE_ARGUMENTS = ('object_class', 'stereo_fit', 'input_rectified', 'inlier_threshold_px',
+                  'inlier_threshold_m', 'window_size', 'base_frame', 'camera_frame',
+                  'static_tf')
 
 
 def calibration_parameters(context) -> dict:
     """Return the calibration node's parameters: the mode and the arguments set."""
     params = {'mode': LaunchConfiguration('mode').perform(context)}
-    for name, (python_type, _) in NODE_ARGUMENTS.items():
+    specs = table_specs(RobotCalibrationConfig)
+    for name in NODE_ARGUMENTS:
         if LaunchConfiguration(name).perform(context) != '':
-            params[name] = ParameterValue(LaunchConfiguration(name), value_type=python_type)
+            params[name] = ParameterValue(LaunchConfiguration(name),
+                                          value_type=specs[name].python_type)
     return params
 
 
@@ -116,7 +110,9 @@ def generate_launch_description():
     """Declare the arguments; the nodes follow from their values (launch_setup)."""
     args = [DeclareLaunchArgument(name, default_value=default, description=text)
             for name, default, text in ARGUMENTS]
-    args += [DeclareLaunchArgument(name, default_value='', description=f'{text} Empty = the '
-                                   'node\'s default.')
-             for name, (_, text) in NODE_ARGUMENTS.items()]
+    specs = table_specs(RobotCalibrationConfig)
+    args += [DeclareLaunchArgument(name, default_value='', description=(
+        f'{specs[name].description} Empty = the node\'s default '
+        f'({"mode-dependent" if name == "input_rectified" else specs[name].default!r}).'))
+        for name in NODE_ARGUMENTS]
     return LaunchDescription(args + [OpaqueFunction(function=launch_setup)])
