@@ -21,6 +21,7 @@ rate or be driven pair by pair through :meth:`publish_pair` (used by
 ``keypoints-demo``).
 """
 
+import copy
 import glob
 import os
 import re
@@ -122,6 +123,7 @@ class StereoReplayNode(Node):
             enc = 'mono8' if img.ndim == 2 else 'rgb8'
             msg = self.bridge.cv2_to_imgmsg(img, encoding=enc)
             msg.header.stamp, msg.header.frame_id = stamp, frame
+            info = copy.deepcopy(info)  # a message of its own: the loaded one stays as read
             info.header.stamp = stamp
             self.pub[f'{side}/image_raw'].publish(msg)
             self.pub[f'{side}/camera_info'].publish(info)
