@@ -209,3 +209,24 @@ def test_dataset_pickles_without_runtime():
     assert back.namespaces == ds.namespaces and back._rt is None
     with pytest.raises(ValueError):
         StreamDataset(['/a', 'a'])
+
+
+def test_stamps_are_unique_while_simulated_time_stands_still():
+    """Subscribers match a sample's five messages by stamp: two samples never share one."""
+    from rclpy.parameter import Parameter
+    from sim_datagen.nodes.stream_node import SimStreamNode
+    context = rclpy.Context()
+    rclpy.init(args=[], context=context)
+    node = SimStreamNode(context=context, namespace='/stamp_test', parameter_overrides=[
+        Parameter('use_sim_time', value=True), Parameter('width', value=W),
+        Parameter('height', value=H), Parameter('rate', value=0.0)])
+    try:
+        node.timer.cancel()
+        assert node.get_clock().now().nanoseconds == 0  # no /clock: time stands at 0
+        stamps = [node.next_stamp() for _ in range(3)]
+        assert [(s.sec, s.nanosec) for s in stamps] == [(0, 0), (0, 1), (0, 2)]
+        assert not node.set_parameters([Parameter('wait_for_subscribers',
+                                                  value=False)])[0].successful
+    finally:
+        node.destroy_node()
+        rclpy.shutdown(context=context)

@@ -57,3 +57,24 @@ def test_full_queue_drops_oldest_and_timeout():
     with pytest.raises(TimeoutError):
         next(it)
     ds._rt = None
+
+
+def test_two_samples_with_one_stamp_are_dropped_not_mixed():
+    """A part arriving twice for one stamp drops the partial sample and counts a collision."""
+    from types import SimpleNamespace
+    from keypoint_perception.training.stream_dataset import _PARTS, StreamDataset
+    ds = StreamDataset('/a', queue_size=4, timeout=0.2)
+    src = _fake_runtime(ds, ds.namespaces, 4)['/a']
+
+    def msg(sec):
+        return SimpleNamespace(header=SimpleNamespace(stamp=SimpleNamespace(sec=sec, nanosec=0)))
+
+    first, second = _PARTS[0], _PARTS[1]
+    ds._part_callback(src, first)(msg(7))
+    ds._part_callback(src, second)(msg(7))
+    ds._part_callback(src, first)(msg(7))  # another sample with the same stamp
+    assert src.collisions == 1 and (7, 0) not in src.partial
+    assert ds.stats()['/a']['collisions'] == 1 and src.received == 0
+    ds._part_callback(src, first)(msg(8))  # other stamps are not affected
+    assert list(src.partial) == [(8, 0)]
+    ds._rt = None

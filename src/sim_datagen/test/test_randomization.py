@@ -84,6 +84,20 @@ def test_state_dict_roundtrip():
         c.load_state_dict(a.state_dict())
 
 
+@pytest.mark.parametrize('state, words', [
+    ({'variables': [{'name': 'x', 'alpha': [1, 1, 1]}]}, 'variables'),  # a message's layout
+    ({'theta': [1, 1, 1]}, 'variables'),
+    ({'variables': {'x': {'theta': [1, 0, 1]}}}, 'positive'),
+    ({'variables': {'x': {'theta': [1, float('nan'), 1]}}}, 'finite'),
+    ({'variables': {'x': {'theta': [1, 1, 1], 'bins': 3}, 'y': {'theta': [1, -1]}}},
+     'positive')])
+def test_a_refused_state_changes_nothing(state, words):
+    s = SceneSampler([BinnedVariable('x', 0, 1, 3), BinnedVariable('y', 0, 1, 2)])
+    with pytest.raises(ValueError, match=words):
+        s.load_state_dict(state)
+    np.testing.assert_allclose(s['x'].theta, [1, 1, 1])  # x was valid, but nothing applies
+
+
 def test_sampling_is_reproducible_with_explicit_rng():
     s = SceneSampler([BinnedVariable('x', 0, 1, 3), BinnedVariable('c', 0, 2, 2)])
     a = s.sample(np.random.default_rng(5))

@@ -203,16 +203,31 @@ class SceneSampler:
         return {'variables': {n: v.to_dict() for n, v in self.variables.items()}}
 
     def load_state_dict(self, state: Mapping) -> None:
-        """Restore ``theta`` of the variables present in ``state``.
+        """Restore ``theta`` of the variables present in ``state`` (a :meth:`state_dict`).
 
-        Variables whose bin count differs from the state are an error;
-        variables missing from the state keep their current ``theta``.
+        Variables missing from the state keep their current ``theta``.
+        Nothing changes when the state is refused.
+
+        Raises:
+            ValueError: no ``variables`` mapping of ``{name: {"theta": [...]}}``,
+                a bin count that differs from the variable's, or a ``theta``
+                that is not finite and positive (a Dirichlet parameter).
         """
-        for n, d in state.get('variables', {}).items():
+        variables = state.get('variables') if isinstance(state, Mapping) else None
+        if not isinstance(variables, Mapping):
+            raise ValueError('a sampler state needs "variables": {name: {"theta": [...]}} '
+                             '(SceneSampler.state_dict)')
+        restored = {}
+        for n, d in variables.items():
             if n not in self.variables:
                 continue
             v = self.variables[n]
-            theta = np.asarray(d['theta'], dtype=np.float64)
+            theta = np.asarray(d['theta'] if isinstance(d, Mapping) else None, dtype=np.float64)
             if theta.shape != (v.bins,):
-                raise ValueError(f'{n}: state has {theta.shape[0]} bins, expected {v.bins}')
-            v.theta = theta.copy()
+                raise ValueError(f'{n}: state has theta of shape {theta.shape}, expected '
+                                 f'({v.bins},)')
+            if not (np.all(np.isfinite(theta)) and np.all(theta > 0)):
+                raise ValueError(f'{n}: theta must be finite and positive, got {theta.tolist()}')
+            restored[n] = theta.copy()
+        for n, theta in restored.items():
+            self.variables[n].theta = theta

@@ -83,7 +83,9 @@ class _Source:
         self.dropped = 0        # complete samples pushed out of the full queue
         self.incomplete = 0     # partial samples given up
         self.errors = 0         # samples that failed to decode
+        self.collisions = 0     # partial samples dropped: two samples sent one stamp
         self.last_error = ''
+        self.max_index = -1     # highest sample index received
         self.state = None       # latest sampler_state as a dict
         self.feedback_pub = None
 
@@ -242,6 +244,10 @@ class StreamDataset(torch.utils.data.IterableDataset):
                     while len(src.partial) > src.max_partial:
                         src.partial.popitem(last=False)
                         src.incomplete += 1
+                if part in parts:  # a second sample with this stamp: neither can be trusted
+                    del src.partial[key]
+                    src.collisions += 1
+                    return
                 parts[part] = msg
                 if len(parts) < len(_PARTS):
                     return
@@ -254,6 +260,7 @@ class StreamDataset(torch.utils.data.IterableDataset):
                     src.last_error = repr(e)
                 return
             with rt['cond']:
+                src.max_index = max(src.max_index, int(sample['labels']['index']))
                 src.put(sample)
                 rt['cond'].notify_all()
         return cb
@@ -435,14 +442,18 @@ class StreamDataset(torch.utils.data.IterableDataset):
         """Return counters per source.
 
         ``received`` (complete samples), ``dropped`` (pushed out of a full
-        queue), ``incomplete`` (partial samples given up), ``errors`` (failed to
-        decode, with ``last_error``) and ``queued`` (waiting now).
+        queue), ``incomplete`` (partial samples given up), ``collisions``
+        (partial samples dropped because two samples of the source shared a
+        stamp), ``errors`` (failed to decode, with ``last_error``), ``queued``
+        (waiting now) and ``max_index`` (highest sample index received, -1
+        before any).
         """
         rt = self._rt
         if rt is None:
             return {}
         with rt['cond']:  # an RLock: also called with it held
             return {ns: {'received': s.received, 'dropped': s.dropped,
-                         'incomplete': s.incomplete, 'errors': s.errors,
-                         'last_error': s.last_error, 'queued': len(s.queue)}
+                         'incomplete': s.incomplete, 'collisions': s.collisions,
+                         'errors': s.errors, 'last_error': s.last_error,
+                         'queued': len(s.queue), 'max_index': s.max_index}
                     for ns, s in rt['sources'].items()}

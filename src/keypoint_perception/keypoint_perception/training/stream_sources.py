@@ -53,6 +53,8 @@ SEED_STRIDE = 1000
 
 #: Seconds between two checks of the sources while samples arrive.
 CHECK_EVERY_S = 5.0
+#: Longest wait (s) before a simulator that keeps exiting is started again.
+MAX_RESTART_DELAY_S = 60.0
 
 
 def sim_node_command() -> List[str]:
@@ -112,6 +114,7 @@ class SimulatorPool:
         self.die_with_trainer = [setpriv, '--pdeathsig', 'TERM', '--'] if setpriv else []
         self.processes: Dict[str, subprocess.Popen] = {}
         self.restarts = {ns: 0 for ns in self.namespaces}
+        self._next_restart = {ns: 0.0 for ns in self.namespaces}  # time.monotonic()
         os.makedirs(log_dir, exist_ok=True)
 
     def start(self, namespace: str, state: Optional[Mapping] = None,
@@ -160,14 +163,20 @@ class SimulatorPool:
                      next_indices: Mapping[str, int]) -> List[str]:
         """Start the exited processes again from their last state and sample index.
 
+        A process that keeps exiting is started again after a growing delay
+        (2, 4, 8, ... up to :data:`MAX_RESTART_DELAY_S` seconds), not at
+        every check.
+
         Returns:
             the namespaces restarted.
         """
-        dead = self.dead()
-        for ns in dead:
+        now = time.monotonic()
+        restarted = [ns for ns in self.dead() if now >= self._next_restart[ns]]
+        for ns in restarted:
             self.restarts[ns] += 1
+            self._next_restart[ns] = now + min(MAX_RESTART_DELAY_S, 2.0 ** self.restarts[ns])
             self.start(ns, states.get(ns), next_indices.get(ns, 0))
-        return dead
+        return restarted
 
     def stop(self, timeout: float = 10.0) -> None:
         """Terminate every process (SIGTERM, then SIGKILL after ``timeout`` s)."""
@@ -240,9 +249,14 @@ class SampleFeed:
                 tqdm.write(f'source {ns}: no sample for {now - self.last_seen[ns]:.0f} s; '
                            'training goes on with the others')
         if self.pool is not None:
-            for ns in self.pool.restart_dead(self.states, self.next_indices):
+            # after the samples already received: those still queued are trained on later
+            stats = self.dataset.stats()
+            starts = {ns: max(self.next_indices.get(ns, 0),
+                              stats.get(ns, {}).get('max_index', -1) + 1)
+                      for ns in self.dataset.namespaces}
+            for ns in self.pool.restart_dead(self.states, starts):
                 tqdm.write(f'source {ns}: simulator process exited; started again at sample '
-                           f'{self.next_indices.get(ns, 0)} (restart {self.pool.restarts[ns]})')
+                           f'{starts[ns]} (restart {self.pool.restarts[ns]})')
 
     def take(self, count: int) -> List[dict]:
         """Next ``count`` samples, round-robin over the sources with one waiting.

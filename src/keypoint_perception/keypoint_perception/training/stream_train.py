@@ -195,8 +195,12 @@ def _restore_external(dataset: StreamDataset, namespaces: Sequence[str],
                        'sampler_state_file to continue exactly')
             continue
         if counts and dataset.send_feedback(ns, counts, source='keypoints-train --resume'):
-            dataset.wait_for_sampler_state(ns, current['num_updates'] + 1, timeout)
-            tqdm.write(f'source {ns}: prior restored from the checkpoint')
+            if dataset.wait_for_sampler_state(ns, current['num_updates'] + 1,
+                                              timeout) is None:
+                tqdm.write(f'source {ns}: prior sent but not confirmed within {timeout:g} s '
+                           '(see the node\'s log)')
+            else:
+                tqdm.write(f'source {ns}: prior restored from the checkpoint')
 
 
 def _exit_on_sigterm(signum, frame):
@@ -387,20 +391,32 @@ def send_feedback(dataset: StreamDataset, feed: SampleFeed, model: BeliefMapNet,
                                          if args.feedback_score == 'perturbed' else None),
                            distractor_prob=args.distractors)
     worst, counts = feedback_counts(val_bins, losses, num_bins, args.feedback_quantile)
-    sent = []
+    if not len(worst):
+        tqdm.write(f'feedback round {round_index} at step {step}: no finite validation loss; '
+                   'nothing sent')
+        return {}
+    applied, unconfirmed = [], []
     for ns in feedback_to:
         before = dataset.sampler_state(ns)
-        known = counts if before is None else {n: c for n, c in counts.items()
-                                               if n in before['variables']}
-        if known and dataset.send_feedback(ns, known, source=f'keypoints-train round '
-                                           f'{round_index} step {step}', wait=1.0):
-            sent.append(ns)
-            if before is not None:
-                dataset.wait_for_sampler_state(ns, before['num_updates'] + 1,
-                                               timeout=min(args.source_timeout, 5.0))
+        # only the variables the source has, with its bin counts (a node refuses the whole
+        # message on any mismatch, e.g. a validation set rendered with another config)
+        known = counts if before is None else {
+            n: c for n, c in counts.items()
+            if n in before['variables'] and len(c) == before['variables'][n]['bins']}
+        if not (known and dataset.send_feedback(ns, known, source=f'keypoints-train round '
+                                                f'{round_index} step {step}', wait=1.0)):
+            continue
+        if before is None or dataset.wait_for_sampler_state(
+                ns, before['num_updates'] + 1, timeout=min(args.source_timeout, 5.0)) is None:
+            unconfirmed.append(ns)
+        else:
+            applied.append(ns)
     feed.check_sources()
+    missing = sorted(set(feedback_to) - set(applied) - set(unconfirmed))
     tqdm.write(f'feedback round {round_index} at step {step}: the {len(worst)} worst of '
                f'{len(losses)} validation samples (loss >= {losses[worst].min():.4f}) '
-               f'sent to {sent}' + (f'; not reachable: {sorted(set(feedback_to) - set(sent))}'
-                                    if len(sent) < len(feedback_to) else ''))
+               f'applied by {applied}'
+               + (f'; sent, not confirmed: {unconfirmed}' if unconfirmed else '')
+               + (f'; not sent (unreachable or no matching variables): {missing}'
+                  if missing else ''))
     return counts

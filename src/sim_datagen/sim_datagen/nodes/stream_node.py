@@ -36,7 +36,9 @@ different streams.  Run several instances under their own namespaces, e.g.
 
 import json
 import time
+from typing import List, Tuple
 
+from builtin_interfaces.msg import Time
 from cv_bridge import CvBridge
 from keypoint_msgs.msg import SampleLabels, SamplerFeedback, SamplerState
 from keypoint_perception.nodes.runner import run_node
@@ -84,10 +86,11 @@ class SimStreamNode(Node):
         self.wait_for_subscribers = p(
             'wait_for_subscribers', True, 'Render only while each of the five data topics has '
             'a subscriber: no CPU is spent on samples nobody receives, and the first samples '
-            'are not lost while DDS discovery is still matching the topics.')
-        state_file = p('sampler_state_file', '', 'JSON with a SceneSampler state_dict (e.g. '
-                       'saved from sampler_state) to start from instead of the config priors.',
-                       read_only=True)
+            'are not lost while DDS discovery is still matching the topics.', read_only=True)
+        state_file = p('sampler_state_file', '', 'JSON with a SceneSampler state_dict '
+                       '({"variables": {name: {"theta": [...]}}}, optionally under '
+                       '"sampler_state", as a dataset\'s meta.json and the trainer write it) to '
+                       'start from instead of the config priors.', read_only=True)
 
         cfg = load_config(config)
         if width or height:  # a fixed size: replaces a per-sample image_size of the config
@@ -107,6 +110,7 @@ class SimStreamNode(Node):
             self.sampler.load_state_dict(state.get('sampler_state', state))
         self.bridge = CvBridge()
         self.published = 0
+        self._last_stamp_ns = -1
         self.num_updates = 0
         self._last_warning = {}
         self._waiting = False
@@ -166,23 +170,51 @@ class SimStreamNode(Node):
         """Render sample ``index`` of this run (see ``SampleGenerator.generate``)."""
         return self.generator.generate(index, self.seed)
 
-    def publish_sample(self, sample: dict, stamp=None):
-        """Publish the images, camera infos and labels of ``sample`` with one stamp.
+    def next_stamp(self):
+        """Return now as builtin_interfaces/Time, later than every stamp published before.
 
-        Returns:
-            The stamp used (builtin_interfaces/Time; default: now).
+        Subscribers match a sample's five messages by stamp, so two samples
+        must never share one (simulated time may stand still or start at 0).
         """
-        stamp = stamp or self.get_clock().now().to_msg()
+        now_ns = max(self.get_clock().now().nanoseconds, self._last_stamp_ns + 1)
+        self._last_stamp_ns = now_ns
+        return Time(sec=now_ns // 10 ** 9, nanosec=now_ns % 10 ** 9)
+
+    def sample_messages(self, sample: dict, stamp) -> List[Tuple[object, object]]:
+        """Return the (publisher, message) pairs of ``sample``: images, camera infos, labels.
+
+        Raises:
+            keypoint_perception.core.camera.CalibrationError: a camera the
+                CameraInfo message cannot hold.
+        """
         labels = sample['labels']
+        out = []
         for side in ('left', 'right'):
             info = rm.camera_info_msg(labels['camera_info'][side], stamp)
             info.header.frame_id = self.frames[side]
             img = self.bridge.cv2_to_imgmsg(sample[side], encoding='rgb8')
             img.header.stamp, img.header.frame_id = stamp, self.frames[side]
-            self.pub[f'{side}/camera_info'].publish(info)
-            self.pub[f'{side}/image_raw'].publish(img)
-        self.pub_labels.publish(rm.labels_to_msg(labels, self.sampler, stamp,
-                                                 self.frames['left']))
+            out += [(self.pub[f'{side}/camera_info'], info), (self.pub[f'{side}/image_raw'], img)]
+        out.append((self.pub_labels, rm.labels_to_msg(labels, self.sampler, stamp,
+                                                      self.frames['left'])))
+        return out
+
+    def publish_sample(self, sample: dict, stamp=None):
+        """Publish the images, camera infos and labels of ``sample`` with one stamp.
+
+        All messages are built before the first is published, so a sample
+        is published whole or not at all.
+
+        Returns:
+            The stamp used (builtin_interfaces/Time; default: :meth:`next_stamp`).
+
+        Raises:
+            keypoint_perception.core.camera.CalibrationError: see
+                :meth:`sample_messages`.
+        """
+        stamp = stamp or self.next_stamp()
+        for publisher, msg in self.sample_messages(sample, stamp):
+            publisher.publish(msg)
         return stamp
 
     def has_subscribers(self) -> bool:
@@ -205,13 +237,14 @@ class SimStreamNode(Node):
                                        'labels')
             return
         self._waiting = False
-        try:
-            sample = self.render(self.index)
+        try:  # render and build every message first: a sample goes out whole or not at all
+            messages = self.sample_messages(self.render(self.index), self.next_stamp())
         except Exception as e:  # noqa: B902 - a bad sample must not stop the stream
-            self._warn('render', f'sample {self.index} failed to render, skipped: {e!r}')
+            self._warn('render', f'sample {self.index} failed, skipped: {e!r}')
             self.index += 1
             return
-        self.publish_sample(sample)
+        for publisher, msg in messages:
+            publisher.publish(msg)
         self.index += 1
         self.published += 1
 
