@@ -20,25 +20,21 @@ r"""A robot keypoint model on a synthetic test set: 2D, stereo 3D, camera-to-bas
 For every stereo sample of the model's class in the ``sim_datagen`` shards of
 ``--data`` (issue 17, item 4):
 
-* 2D: the mono detector (``keypoints-detect``'s ``detect_keypoints`` with
-  the pipeline's ``roi_refinement``: the highest peak per keypoint) on the
-  left and the right view on their own, against the rendered labels: mean
-  error in percent of the image diagonal over the detected keypoints
-  labelled inside the image, twice: visible only (visibility 2) and all in
-  the image (occluded ones, visibility 1, too); PCK at 1/2/5% of the
-  diagonal and the detection rate over all keypoints labelled inside the
-  image (a missed one is incorrect);
+* 2D: the mono detector (``keypoints-detect``'s, with the pipeline's
+  ``roi_refinement``) on each view alone against the rendered labels: mean
+  error in % of the image diagonal (visible keypoints; all in the image), PCK
+  at 1/2/5% and the detection rate (a missed keypoint is incorrect);
 * stereo 3D: :class:`StereoKeypointPipeline` with the node's defaults and
   the sample's two CameraInfos (raw images: ``input_rectified`` false),
   triangulated keypoints against the rendered 3D keypoints (left optical
   frame), millimetres;
-* camera-to-base: ``T_camera_base`` by PnP + RANSAC on the left view's 2D
-  keypoints (mono) and by a robust rigid fit of the triangulated keypoints
-  (stereo), both against the kinematic keypoints (forward kinematics of the
-  sample's URDF and joint angles); translation and rotation errors, ADD and
-  ADD AUC up to 100 mm (DREAM); a frame without an estimate is ADD = inf;
-* speed: wall milliseconds per view (detector), per pair (pipeline) and per
-  frame (forward kinematics, fits) on this machine, with the threads used.
+* camera-to-base: ``T_camera_base`` by PnP + RANSAC on the left view (mono),
+  by two-view PnP on both views' keypoints and by Umeyama + RANSAC on the
+  triangulated ones (stereo), against forward kinematics of the sample's URDF
+  and joints: translation and rotation errors, ADD AUC up to 100 mm (DREAM;
+  no estimate = ADD inf); the same fits on the labels with 2D noise (error
+  budget, :func:`~keypoint_perception.training.robot_metrics.calibration_error_budget`);
+* speed: wall milliseconds per view, pair and frame, with the threads used.
 
 Plots (error histogram, ADD curves, an annotated contact sheet: predicted
 keypoints as coloured dots, true ones as white crosses) go to ``--images``

@@ -78,6 +78,9 @@ UNKNOWN_VARIANCE = 1e6
 #: Seconds of joint states kept before the newest (beyond joint_state_tolerance): the
 #: keypoints of an image arrive after its joint states by the detector's latency.
 JOINT_STATE_HISTORY_S = 5.0
+#: Latched QoS: the URDF as robot_state_publisher publishes it, and /tf_static.
+LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
 #: Parameters whose change makes the estimates in the window stale.
 ESTIMATE_PARAMETERS = ('instance_id', 'inlier_threshold_m', 'inlier_threshold_px')
 
@@ -102,10 +105,10 @@ class RobotCalibrationNode(Node):
             [name for name in table_specs(RobotCalibrationConfig) if name != 'mode'],
             defaults={'input_rectified': values['mode'] == 'stereo'}))
         self.config = cfg = RobotCalibrationConfig.from_mapping(values)
-        self.mode, self.stereo_fit = cfg.mode, cfg.stereo_fit
         self.object_class = load_object_class(cfg.object_class)
         self.anchors = keypoint_anchors(self.object_class, cfg.class_yaml or None)
         self.kinematics: Optional[RobotKinematics] = None
+        self._parent_from_root: Dict[str, Optional[np.ndarray]] = {}  # per base_frame, URDF
         self.camera = None  # mono: the camera; stereo reprojection: the left camera
         self.right_camera = None
         self.joint_states = deque()  # (stamp ns, {joint: position}), oldest first
@@ -115,10 +118,8 @@ class RobotCalibrationNode(Node):
 
         # /tf_static: a latched publisher of the one transform, so that each new estimate
         # replaces the last (as rclcpp's static broadcaster does; rclpy's versions differ)
-        self.pub_tf_static = self.create_publisher(
-            TFMessage, '/tf_static', QoSProfile(
-                depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                durability=DurabilityPolicy.TRANSIENT_LOCAL)) if cfg.static_tf else None
+        self.pub_tf_static = (self.create_publisher(TFMessage, '/tf_static', LATCHED_QOS)
+                              if cfg.static_tf else None)
         self.tf_broadcaster = None if cfg.static_tf else tf2_ros.TransformBroadcaster(self)
         self.pub_pose = self.create_publisher(PoseWithCovarianceStamped, 'camera_pose', 10)
         self.create_subscription(JointState, 'joint_states', self._on_joint_state, 100)
@@ -127,13 +128,11 @@ class RobotCalibrationNode(Node):
         if description:
             self._load_urdf(description)
         else:
-            latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                                 durability=DurabilityPolicy.TRANSIENT_LOCAL)
             self.create_subscription(String, 'robot_description',
-                                     lambda msg: self._load_urdf(msg.data), latched)
-        if self.mode == 'stereo' and self.stereo_fit == 'rigid':
+                                     lambda msg: self._load_urdf(msg.data), LATCHED_QOS)
+        if cfg.mode == 'stereo' and cfg.stereo_fit == 'rigid':
             self.create_subscription(Keypoints3D, 'keypoints_3d', self._on_keypoints_3d, 10)
-        elif self.mode == 'stereo':
+        elif cfg.mode == 'stereo':
             self.create_subscription(StereoKeypoints2D, 'keypoints_2d',
                                      self._on_stereo_keypoints_2d, 10)
             # sensor-data QoS matches best-effort and reliable camera drivers alike
@@ -149,9 +148,9 @@ class RobotCalibrationNode(Node):
             self.create_subscription(CameraInfo, 'camera_info',
                                      lambda msg: self._on_camera_info(msg, 'camera'),
                                      qos_profile_sensor_data)
-        fit = f' ({self.stereo_fit} fit)' if self.mode == 'stereo' else ''
+        fit = f' ({cfg.stereo_fit} fit)' if cfg.mode == 'stereo' else ''
         self.get_logger().info(
-            f'{self.mode} calibration{fit} of the camera to {self.object_class.name} '
+            f'{cfg.mode} calibration{fit} of the camera to {self.object_class.name} '
             f'({self.object_class.num_keypoints} keypoints); URDF from '
             f'{"the parameter" if description else self.resolve_topic_name("robot_description")}')
 
@@ -185,6 +184,7 @@ class RobotCalibrationNode(Node):
             self._warn('urdf', f'robot_description unusable for {self.object_class.name}: {e}')
             return
         self.kinematics = kinematics
+        self._parent_from_root = {}
         self.window.clear()  # estimates of another robot model
         self.get_logger().info(f'URDF loaded: base link {kinematics.base_link}, '
                                f'{len(kinematics.joint_names)} joints')
@@ -271,10 +271,10 @@ class RobotCalibrationNode(Node):
                            f'{header.stamp.nanosec:09d} s: {e} (within '
                            f'joint_state_tolerance)')
                 return
-            if self.mode == 'stereo' and self.stereo_fit == 'rigid':
+            if config.mode == 'stereo' and config.stereo_fit == 'rigid':
                 estimate = fit_camera_to_base_stereo(
                     observed, base, inlier_threshold_m=config.inlier_threshold_m)
-            elif self.mode == 'stereo':
+            elif config.mode == 'stereo':
                 estimate = fit_camera_to_base_stereo_views(
                     observed[:, :2], observed[:, 2:], base, self.camera, self.right_camera,
                     rectified=config.input_rectified,
@@ -296,8 +296,30 @@ class RobotCalibrationNode(Node):
             self._warn(f'processing_{type(e).__name__}',
                        f'{topic}: processing failed: {type(e).__name__}: {e}')
 
+    def parent_from_root(self, base_frame: str) -> Optional[np.ndarray]:
+        """Return ``T_parent_root`` (4, 4), metres, for a TF parent that is a URDF link.
+
+        Computed once per URDF and frame name.  None when ``base_frame`` is
+        no link of the URDF: it then names the root link's frame (e.g. with
+        a TF prefix).
+
+        Raises:
+            ValueError: the link moves with a joint (not a base frame).
+        """
+        if base_frame not in self._parent_from_root:
+            T_root_parent = self.kinematics.fixed_link_pose(base_frame)
+            self._parent_from_root[base_frame] = (
+                None if T_root_parent is None else np.linalg.inv(T_root_parent))
+        return self._parent_from_root[base_frame]
+
     def _publish(self, header: Header, config: RobotCalibrationConfig):
         """Combine the window and publish TF and the pose with covariance."""
+        base_frame = config.base_frame or self.kinematics.base_link
+        try:
+            T_parent_root = self.parent_from_root(base_frame)
+        except ValueError as e:
+            self._warn('base_frame', f'base_frame: {e}; nothing published')
+            return
         estimates, bases, observations = zip(*self.window)
         combined = combine_frames(list(estimates), list(bases), list(observations),
                                   camera=self.camera,
@@ -305,14 +327,7 @@ class RobotCalibrationNode(Node):
                                   right_camera=self.right_camera)
         T_base_camera = np.linalg.inv(combined.T_camera_base)
         covariance = inverse_pose_covariance(combined.T_camera_base, combined.covariance)
-        base_frame = config.base_frame or self.kinematics.base_link
-        try:  # a parent frame that is a URDF link fixed to the root link: the pose in it
-            T_root_parent = self.kinematics.fixed_link_pose(base_frame)
-        except ValueError as e:
-            self._warn('base_frame', f'base_frame: {e}; nothing published')
-            return
-        if T_root_parent is not None:  # else a name for the root link's frame (e.g. prefixed)
-            T_parent_root = np.linalg.inv(T_root_parent)
+        if T_parent_root is not None:  # the pose in a URDF link fixed to the root link
             T_base_camera = T_parent_root @ T_base_camera
             covariance = left_composed_pose_covariance(T_parent_root, covariance)
         if not np.all(np.isfinite(covariance)):
