@@ -77,6 +77,34 @@ def test_crops_follow_their_keypoints_zoom_in_and_leave_the_full_views_alone(mon
     assert dropped > 0                                # shifted windows do cut keypoints
 
 
+@pytest.mark.parametrize('truncated_prob', [0.0, 1.0])
+def test_truncated_crops_cut_the_object_and_only_they_do(monkeypatch, truncated_prob):
+    monkeypatch.setattr(data, 'CROP_MAX_SHIFT', 0.0)
+    monkeypatch.setattr(data, 'TRUNCATED_CROP_PROB', truncated_prob)
+    rng = np.random.default_rng(7)
+    samples = [_sample(rng, size=(2560, 1440), spread=(300, 150)) for _ in range(4)]
+    crops = views_and_crops(samples, INPUT, 2, np.random.default_rng(2))[1]
+    assert len(crops) == 16
+    labelled = (crops.visibility > 0).sum(axis=1)
+    if truncated_prob:
+        assert labelled.max() < 5                            # every crop cuts the object
+    else:
+        assert labelled.min() == 5                           # centred windows keep it whole
+
+
+def test_warped_views_are_black_outside_the_image_and_keypoints_follow():
+    image = np.full((120, 160, 3), 200, np.uint8)
+    uv = np.array([[80.0, 60.0], [150.0, 10.0]], np.float32)
+    m = np.array([[0.5, 0.0, 40.0], [0.0, 0.5, 30.0]])          # shrink about the centre
+    out, uv_out, vis = data.warp_view(image, uv, np.array([2, 2], np.uint8), m)
+    assert out[:25, :35].max() == 0 and out[-25:, -35:].max() == 0   # no mirrored copies
+    assert out[40:80, 50:110].min() == 200
+    np.testing.assert_allclose(uv_out, [[80.0, 60.0], [115.0, 35.0]])
+    assert vis.tolist() == [2, 2]
+    shifted = np.array([[1.0, 0.0, 100.0], [0.0, 1.0, 0.0]])
+    assert data.warp_view(image, uv, np.array([2, 1], np.uint8), shifted)[2].tolist() == [0, 0]
+
+
 def test_no_crop_without_two_labelled_keypoints_or_when_it_would_not_zoom():
     rng = np.random.default_rng(1)
     sample = _sample(rng)

@@ -107,6 +107,15 @@ def load_shard_views_and_crops(shard_path: str, input_size: Tuple[int, int], obj
 CROP_SCALE_RANGE = (1.3, 2.6)
 #: Largest shift of a crop's centre, as a share of the keypoints' extent.
 CROP_MAX_SHIFT = 0.2
+#: Share of crops drawn smaller than the keypoints' extent (side
+#: ``TRUNCATED_CROP_SCALE_RANGE`` times it), so that the object is cut by the
+#: window's border: robots partly out of the frame.  The rendered views are
+#: rarely truncated (the object is placed mostly inside the image).
+TRUNCATED_CROP_PROB = 0.25
+TRUNCATED_CROP_SCALE_RANGE = (0.5, 1.0)
+#: Probability that augmentation turns a view grey (the simulator already
+#: renders half of them grey; most robot cameras are colour).
+GREY_PROB = 0.2
 
 
 def object_crop_window(uv: np.ndarray, visibility: np.ndarray, image_size: Tuple[int, int],
@@ -118,7 +127,10 @@ def object_crop_window(uv: np.ndarray, visibility: np.ndarray, image_size: Tuple
     the image (visibility > 0), with a side of ``CROP_SCALE_RANGE`` times
     their extent and the centre shifted by up to ``CROP_MAX_SHIFT`` of it,
     so that the network also learns the object at the resolution of the
-    detector's second look (top-down crops, Xiao et al. 2018).
+    detector's second look (top-down crops, Xiao et al. 2018); with
+    probability ``TRUNCATED_CROP_PROB`` the side is
+    ``TRUNCATED_CROP_SCALE_RANGE`` times the extent instead, which cuts the
+    object at the window's border (the keypoints outside are unlabelled).
 
     Args:
         uv: (J, 2) keypoints in image pixels.
@@ -135,7 +147,9 @@ def object_crop_window(uv: np.ndarray, visibility: np.ndarray, image_size: Tuple
     if len(pts) < 2:
         return None
     extent = np.ptp(pts, axis=0)
-    scale = float(np.exp(rng.uniform(*np.log(CROP_SCALE_RANGE))))
+    truncated = rng.random() < TRUNCATED_CROP_PROB
+    scales = TRUNCATED_CROP_SCALE_RANGE if truncated else CROP_SCALE_RANGE
+    scale = float(np.exp(rng.uniform(*np.log(scales))))
     shift = rng.uniform(-CROP_MAX_SHIFT, CROP_MAX_SHIFT, 2) * extent
     return roi_around(pts + shift, image_size, input_size, scale=scale, min_gain=1.1)
 
@@ -221,6 +235,30 @@ def random_affine(rng: np.random.Generator, size: Tuple[int, int], max_rotation_
     return m
 
 
+def warp_view(image: np.ndarray, uv: np.ndarray, visibility: np.ndarray, m: np.ndarray):
+    """Warp one view and its keypoints by an affine map (the geometric augmentation).
+
+    Args:
+        image: (h, w, 3) uint8.
+        uv: (J, 2) pixels (OpenCV convention).
+        visibility: (J,) uint8 COCO visibility.
+        m: (2, 3) affine map from old to new pixels.
+
+    Returns:
+        (image, uv, visibility): the warped (h, w, 3) uint8 image, black
+        where it shows what was outside the image (as the detector's zoomed
+        window pads; a mirrored border would show unlabelled copies of an
+        object near the edge), the mapped (J, 2) keypoints and their
+        visibility, 0 for those now outside the image.
+    """
+    h, w = image.shape[:2]
+    image = cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    uv = uv @ m[:, :2].T + m[:, 2]
+    inside = (uv[:, 0] >= 0) & (uv[:, 0] <= w - 1) & (uv[:, 1] >= 0) & (uv[:, 1] <= h - 1)
+    return image, uv, np.where(inside, visibility, 0).astype(np.uint8)
+
+
 def augment_view(image: np.ndarray, uv: np.ndarray, visibility: np.ndarray,
                  rng: np.random.Generator, distractor_prob: float = 0.0):
     """Geometric and photometric augmentation of one view.
@@ -235,19 +273,14 @@ def augment_view(image: np.ndarray, uv: np.ndarray, visibility: np.ndarray,
 
     Returns:
         (image, uv, visibility) augmented; keypoints pushed outside the image
-        get visibility 0.
+        get visibility 0 (:func:`warp_view`).
     """
     h, w = image.shape[:2]
-    m = random_affine(rng, (w, h))
-    image = cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_REFLECT101)
-    uv = uv @ m[:, :2].T + m[:, 2]
-    inside = (uv[:, 0] >= 0) & (uv[:, 0] <= w - 1) & (uv[:, 1] >= 0) & (uv[:, 1] <= h - 1)
-    visibility = np.where(inside, visibility, 0).astype(np.uint8)
+    image, uv, visibility = warp_view(image, uv, visibility, random_affine(rng, (w, h)))
     if distractor_prob > 0 and rng.random() < distractor_prob:
         image = paste_distractors(image, uv, visibility, rng)
     img = image.astype(np.float32)
-    if rng.random() < 0.5:
+    if rng.random() < GREY_PROB:
         img = np.repeat(img @ np.float32([[0.299], [0.587], [0.114]]), 3, axis=2)
     img = img * rng.uniform(0.6, 1.4) + rng.uniform(-40, 40)
     gamma = np.exp(rng.uniform(-0.4, 0.4))
