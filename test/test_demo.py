@@ -92,6 +92,7 @@ def test_a_bad_camera_info_yaml_is_one_line_and_starts_nothing(tmp_path):
 
 @pytest.mark.parametrize('args, message', [
     (['--object', 'no_such_object'], "--object no_such_object: no object class 'no_such_object'"),
+    (['--object', 'panda', '--model', 'kuka_iiwa'], "detects 'kuka_iiwa', not --object 'panda'"),
     (['--model', '/nonexistent/model.pt'], '--model /nonexistent/model.pt: no model'),
     (['--right-info', '/nonexistent/right.yaml'], '--right-info /nonexistent/right.yaml:'),
     (['--left', '/nonexistent/left*.jpg'], 'no images for'),
@@ -105,6 +106,20 @@ def test_bad_demo_inputs_are_one_clear_line(tmp_path, args, message):
     assert len(err.strip().splitlines()) == 1 and message in err, err
     assert 'Traceback' not in err
     assert _orphans_after(demo, wait_s=1.0) == []
+
+
+@pytest.mark.parametrize('args, model, object_name', [
+    ([], 'checkerboard_lite', 'checkerboard'),
+    (['--model', 'panda'], 'panda', 'panda'),             # the class comes from the model
+    (['--object', 'kuka_iiwa'], 'kuka_iiwa', 'kuka_iiwa'),  # no kuka_iiwa_lite: kuka_iiwa
+    (['--object', 'checkerboard'], 'checkerboard_lite', 'checkerboard'),
+])
+def test_the_model_and_the_object_class_follow_each_other(tmp_path, args, model, object_name):
+    from keypoint_perception.demo import parse_args, validate_inputs
+    inputs = validate_inputs(parse_args([*args, '--no-annotate',
+                                         '--output', str(tmp_path / 'kp.jsonl')]))
+    assert (inputs.model, inputs.object_class.name) == (model, object_name)
+    assert len(inputs.pairs) == 13
 
 
 def test_a_corrupt_model_file_is_one_clear_line(tmp_path):

@@ -124,6 +124,53 @@ def test_detect_bad_input_is_one_line(tmp_path, capsys):
     assert rc == 2 and err.startswith('keypoints-detect: error: --model no_such_model')
 
 
+def test_detect_writes_an_error_line_for_an_unreadable_image_and_goes_on(tmp_path, capsys):
+    for name in ('a.png', 'c.png'):
+        _write(tmp_path / name, np.full((48, 64, 3), 128, np.uint8))
+    (tmp_path / 'b.png').write_bytes(b'not a png')
+    out = tmp_path / 'x.jsonl'
+    rc = detect.main(['--model', 'checkerboard_lite', '--images', str(tmp_path / '*.png'),
+                      '--output', str(out), '--threads', '1'])
+    assert rc == 1
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r['image'] for r in lines] == ['a.png', 'b.png', 'c.png']
+    assert 'error' in lines[1] and lines[1]['objects'] == [] and lines[1]['width'] is None
+    assert [(r['width'], len(r['objects'])) for r in (lines[0], lines[2])] == [(64, 1), (64, 1)]
+    captured = capsys.readouterr()
+    assert 'b.png' in captured.err and '1 unreadable' in captured.out
+    assert sorted(os.listdir(tmp_path)) == ['a.png', 'b.png', 'c.png', 'x.jsonl']  # no .tmp
+
+
+@pytest.mark.parametrize('files, annotate, message', [
+    (['one/x.png', 'two/x.png'], None, '2 files share a file name'),
+    (['one/x.png', 'one/x.jpg'], 'marked', 'would share annotated copies'),
+    (['one/x.png'], 'one', 'would overwrite an input image'),
+])
+def test_detect_refuses_outputs_that_would_collide(tmp_path, capsys, files, annotate, message):
+    for name in files:
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        _write(tmp_path / name, np.zeros((8, 8, 3), np.uint8))
+    args = ['--model', 'checkerboard_lite', '--images', str(tmp_path / '**' / 'x.*'),
+            '--output', str(tmp_path / 'x.jsonl')]
+    rc = detect.main(args + (['--annotate', str(tmp_path / annotate)] if annotate else []))
+    err = capsys.readouterr().err
+    assert rc == 2 and message in err, err
+    assert not (tmp_path / 'x.jsonl').exists()
+
+
+def test_read_image_gives_8_bit_rgb_of_deep_grey_and_alpha_files(tmp_path):
+    deep = np.zeros((4, 6), np.uint16)
+    deep[0, 0], deep[1, 1] = 4095, 2048                  # 12-bit data in a 16-bit PNG
+    cv2.imwrite(str(tmp_path / 'deep.png'), deep)
+    image = detect.read_image(str(tmp_path / 'deep.png'))
+    assert image.shape == (4, 6, 3) and image.dtype == np.uint8
+    assert image[0, 0].tolist() == [255] * 3 and image[1, 1].tolist() == [128] * 3
+    bgra = np.zeros((4, 6, 4), np.uint8)
+    bgra[..., 0], bgra[..., 2], bgra[..., 3] = 10, 200, 0  # blue 10, red 200, transparent
+    cv2.imwrite(str(tmp_path / 'alpha.png'), bgra)
+    assert detect.read_image(str(tmp_path / 'alpha.png'))[0, 0].tolist() == [200, 0, 10]
+
+
 @pytest.fixture(scope='module')
 def panda_model(tmp_path_factory):
     """Write an untrained panda checkpoint: the CLIs load it like a trained one."""
@@ -256,3 +303,36 @@ def test_calibrate_robot_bad_joint_states_are_one_line(tmp_path, panda_model, ca
         str(tmp_path / 'cam.yaml'), '--joint-states', str(tmp_path / 'joints.csv'),
         '--output', str(tmp_path / 'c.json')])
     assert rc == 2 and "'zero' is not a number" in capsys.readouterr().err
+
+
+def test_calibrate_robot_names_joint_columns_and_goes_on_past_an_unreadable_image(
+        tmp_path, monkeypatch, panda_model, capsys):
+    camera = CameraModel(width=64, height=48, K=np.diag([50.0, 50.0, 1.0]), D=[],
+                         distortion_model='', R=np.eye(3), P=np.c_[np.diag([50.0, 50, 1]),
+                                                                   np.zeros(3)])
+    _camera_yaml(tmp_path / 'cam.yaml', camera)
+    _write(tmp_path / 'a.png', np.zeros((48, 64, 3), np.uint8))
+    (tmp_path / 'b.png').write_bytes(b'not a png')
+    joints = [f'panda_joint{i}' for i in range(1, 8)]
+    args = ['--model', panda_model, '--images', str(tmp_path / '*.png'), '--camera-info',
+            str(tmp_path / 'cam.yaml'), '--joint-states', str(tmp_path / 'joints.csv'),
+            '--output', str(tmp_path / 'c.json'), '--threads', '1']
+    misspelt = ['panda_jiont3' if j == 'panda_joint3' else j for j in joints]
+    (tmp_path / 'joints.csv').write_text(
+        'image,' + ','.join(misspelt) + '\na.png' + ',0.1' * 7 + '\n')
+    assert calibrate_robot.main(args) == 2
+    err = capsys.readouterr().err
+    assert "no column for the joints ['panda_joint3']" in err and 'panda_jiont3' in err
+    # a spreadsheet's byte-order mark, degrees instead of radians, an unreadable image
+    (tmp_path / 'joints.csv').write_text(
+        '\ufeffimage,' + ','.join(joints) + ',tool_joint\n'
+        + 'a.png,0,0,0,-90,0,90,0,1\nb.png' + ',0' * 7 + ',0\n', encoding='utf-8')
+    _fake_detector(monkeypatch, {_key(np.zeros((48, 64, 3), np.uint8)): np.full((7, 2), np.nan)})
+    assert calibrate_robot.main(args) == 1                  # nothing detected: no estimate
+    err = capsys.readouterr().err
+    assert "['tool_joint'] are not joints of the URDF" in err
+    assert "['panda_joint4', 'panda_joint6'] lie outside their URDF limits" in err
+    records = json.loads((tmp_path / 'c.json').read_text())['images']
+    assert [r['image'] for r in records] == ['a.png', 'b.png']
+    assert records[1]['failure'].startswith('unreadable image')
+    assert 'keypoints detected' in records[0]['failure']

@@ -28,7 +28,10 @@ single-image estimates.  ``JOINTS.csv``: header ``image,<joint name>,...``
 ``CAM.yaml``: a ROS camera_info YAML of the camera that took the images.
 Output JSON: ``images`` (per image ``image``, ``T_camera_base`` (4x4 or
 null), ``inliers`` (names of the inlier keypoints), ``reprojection_error_px``
-(RMS over the inliers) and, when null, ``failure``) and ``aggregate``.
+(RMS over the inliers) and, when null, ``failure``, e.g. an unreadable image
+or too few keypoints) and ``aggregate``.  Joint columns the URDF lacks are
+ignored with a warning; values beyond the URDF's limits (degrees given for
+radians) are warned about.
 See docs/robot_calibration.md.  No ROS.
 """
 
@@ -36,12 +39,14 @@ import csv
 import json
 import math
 import os
-from typing import Dict, List, Optional
+import sys
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
 from .cli import (ArgumentParser, checked_input, command_line, InputError, positive_float)
 from .core.camera import CameraModel
+from .core.files import atomic_open
 from .core.kinematics import keypoint_anchors, RobotKinematics
 from .core.multi_frame_calibration import combine_frames
 from .core.robot_calibration import fit_camera_to_base_mono, inverse_pose_covariance
@@ -64,26 +69,34 @@ def default_urdf(class_name: str) -> str:
     return os.path.join(pybullet_data.getDataPath(), DEFAULT_URDFS[class_name])
 
 
-def read_joint_states(path: str) -> Dict[str, Dict[str, float]]:
-    """Read ``JOINTS.csv``: {image file name: {joint name: value}}.
+def read_joint_states(path: str) -> Tuple[List[str], Dict[str, Dict[str, float]]]:
+    """Read ``JOINTS.csv``: its joint names and {image file name: {joint name: value}}.
 
     The header is ``image,<joint name>,...``; empty cells are left out of
-    that image's mapping.
+    that image's mapping.  A byte-order mark (as spreadsheets write it) is
+    skipped.
 
     Raises:
-        ValueError: no ``image`` column first, a value that is not a finite
-            number, or an image named twice.
+        ValueError: no ``image`` column first, a joint named twice in the
+            header, a row with more cells than the header, a value that is
+            not a finite number, or an image named twice.
         OSError: the file cannot be read.
     """
-    with open(path, newline='', encoding='utf-8') as f:
+    with open(path, newline='', encoding='utf-8-sig') as f:
         rows = list(csv.reader(f))
     if not rows or not rows[0] or rows[0][0].strip() != 'image':
         raise ValueError('the header must start with "image" followed by joint names')
     joints = [name.strip() for name in rows[0][1:]]
+    twice = sorted({name for name in joints if joints.count(name) > 1})
+    if twice or '' in joints:
+        raise ValueError(f'header: joint names must be given once each and not be empty '
+                         f'({twice or "an empty name"})')
     out = {}
     for line, row in enumerate(rows[1:], start=2):
         if not row or not any(cell.strip() for cell in row):
             continue
+        if len(row) > len(joints) + 1:
+            raise ValueError(f'line {line}: {len(row)} cells, the header has {len(joints) + 1}')
         image = row[0].strip()
         if image in out:
             raise ValueError(f'line {line}: image {image!r} appears twice')
@@ -99,7 +112,30 @@ def read_joint_states(path: str) -> Dict[str, Dict[str, float]]:
                     raise ValueError(f'line {line}, {joint}: {cell!r} is not finite')
                 values[joint] = value
         out[image] = values
-    return out
+    return joints, out
+
+
+def check_joint_columns(columns: List[str], needed: List[str], known: List[str]) -> List[str]:
+    """Check ``JOINTS.csv``'s joint names against the URDF.
+
+    Args:
+        columns: the CSV's joint names.
+        needed: the joints that move the keypoints' links.
+        known: all movable joints of the URDF.
+
+    Returns:
+        the columns the URDF does not have (ignored; worth a warning).
+
+    Raises:
+        InputError: a needed joint has no column (naming the unknown columns,
+            which may be misspelt).
+    """
+    unknown = [c for c in columns if c not in known]
+    missing = [j for j in needed if j not in columns]
+    if missing:
+        raise InputError(f'--joint-states: no column for the joints {missing}'
+                         + (f'; not URDF joints: {unknown}' if unknown else ''))
+    return unknown
 
 
 def _number(value) -> Optional[float]:
@@ -138,7 +174,7 @@ def main(argv: Optional[List[str]] = None) -> Optional[int]:
     with checked_input(f'--camera-info {args.camera_info}'):
         camera = CameraModel.from_yaml(args.camera_info)
     with checked_input(f'--joint-states {args.joint_states}'):
-        joint_states = read_joint_states(args.joint_states)
+        columns, joint_states = read_joint_states(args.joint_states)
     detector = load_detector(args.model, args.device, args.threads)
     object_class = detector.object_class
     with checked_input(f'--object-class {args.object_class or object_class.name}'):
@@ -147,6 +183,15 @@ def main(argv: Optional[List[str]] = None) -> Optional[int]:
     with checked_input(f'--urdf {urdf}'):
         kinematics = RobotKinematics(urdf)
         needed = kinematics.required_joints([a.link for a in anchors])
+    unknown = check_joint_columns(columns, needed, kinematics.joint_names)
+    if unknown:
+        print(f'warning: --joint-states: {unknown} are not joints of the URDF; ignored',
+              file=sys.stderr)
+    outside = sorted({j for values in joint_states.values()
+                      for j in kinematics.outside_limits(values)})
+    if outside:
+        print(f'warning: --joint-states: values of {outside} lie outside their URDF limits; '
+              'joint values must be radians (or metres)', file=sys.stderr)
     with checked_input(f'--output {args.output}'):
         os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
 
@@ -166,8 +211,11 @@ def main(argv: Optional[List[str]] = None) -> Optional[int]:
         if missing:
             record['failure'] = f'no joint value for {missing}'
             continue
-        with checked_input(f'--images: {path}'):
+        try:
             image = read_image(path)
+        except ValueError as e:
+            record['failure'] = f'unreadable image: {e}'
+            continue
         if (image.shape[1], image.shape[0]) != (camera.width, camera.height):
             record['failure'] = (f'image is {image.shape[1]}x{image.shape[0]}, --camera-info '
                                  f'says {camera.width}x{camera.height}')
@@ -214,12 +262,15 @@ def main(argv: Optional[List[str]] = None) -> Optional[int]:
               'camera_frame': 'optical (REP 103)', 'base_frame': kinematics.base_link,
               'images': records, 'aggregate': aggregate}
     with checked_input(f'--output {args.output}'):
-        with open(args.output, 'w', encoding='utf-8') as f:
+        with atomic_open(args.output, encoding='utf-8') as f:
             json.dump(result, f, indent=1, allow_nan=False)
     done = sum(e is not None for e in estimates)
     if aggregate is None:
         print(f'no image gave an estimate ({len(paths)} images) -> {args.output}')
         return 1
+    if done < 3:
+        print(f'warning: {done} of {len(paths)} images gave an estimate: too few to reject '
+              'an outlier image', file=sys.stderr)
     std_mm = ', '.join(f'{1000 * x:.1f}' for x in combined.translation_std_m)
     print(f'{done}/{len(paths)} images gave an estimate, {len(aggregate["images_used"])} '
           f'combined; translation std per image ({std_mm}) mm -> {args.output}')

@@ -53,7 +53,8 @@ from sensor_msgs.msg import Image
 from .cli import (ArgumentParser, checked_input, command_line, InputError, positive_float,
                   repo_root)
 from .core.camera import CameraModel
-from .core.checkpoint import resolve_model_path
+from .core.checkpoint import MODELS_DIR, resolve_model_path
+from .core.files import atomic_open
 from .core.objects import load_object_class, ObjectClass
 from .core.onnx_model import model_object_class
 from .nodes.stereo_replay_node import pair_files, StereoReplayNode
@@ -105,9 +106,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--right-info',
                    default=os.path.join(calibration, 'opencv_stereo_right.yaml'),
                    help='right camera_info YAML')
-    p.add_argument('--object', default='checkerboard', help='object class to detect')
+    p.add_argument('--object', default='',
+                   help="object class to detect (default: --model's class, else checkerboard)")
     p.add_argument('--model', default='',
-                   help='checkpoint or ONNX export (default: <object>_lite)')
+                   help='shipped model name, checkpoint or ONNX export (default: the shipped '
+                        'model of --object: <object>_lite or <object>)')
     p.add_argument('--output', default=os.path.join(root, 'output', 'demo',
                                                     'keypoints_3d.jsonl'))
     p.add_argument('--annotated-dir', default='',
@@ -138,6 +141,12 @@ class DemoInputs:
     annotated_dir: str
 
 
+def shipped_model(object_name: str) -> str:
+    """Return the shipped model of a class: ``<name>_lite`` if shipped, else ``<name>``."""
+    lite = f'{object_name}_lite'
+    return lite if os.path.isfile(os.path.join(MODELS_DIR, f'{lite}.pt')) else object_name
+
+
 def validate_inputs(args: argparse.Namespace) -> DemoInputs:
     """Read and check every input of the demo; starts nothing.
 
@@ -158,11 +167,14 @@ def validate_inputs(args: argparse.Namespace) -> DemoInputs:
         except FileNotFoundError as e:
             raise FileNotFoundError(f'{e} (the default input is fetched by '
                                     'tools/fetch_data.sh; `make demo` runs it)') from e
-    with checked_input(f'--object {args.object}'):
-        object_class = load_object_class(args.object)
-    model = args.model or f'{args.object}_lite'
+    object_class = None
+    if args.object:
+        with checked_input(f'--object {args.object}'):
+            object_class = load_object_class(args.object)
+    model = args.model or shipped_model(args.object or 'checkerboard')
     with checked_input(f'--model {model}'):
         model_class = model_object_class(resolve_model_path(model))
+    object_class = object_class or model_class
     if model_class.name != object_class.name:
         raise InputError(f'--model {model}: detects {model_class.name!r}, not --object '
                          f'{object_class.name!r}')
@@ -304,7 +316,7 @@ def _record(args, inputs: DemoInputs, images, node_process, replay, recorder,
     pairs, object_class = inputs.pairs, inputs.object_class
     records, latencies = [], []
     t_start = time.time()
-    with open(args.output + '.tmp', 'w') as f:
+    with atomic_open(args.output) as f:
         for i, (left_path, _) in enumerate(pairs):
             t_pub = time.time()
             stamp = replay.publish_pair(i, images=images[i])
@@ -326,7 +338,6 @@ def _record(args, inputs: DemoInputs, images, node_process, replay, recorder,
                 name = os.path.splitext(os.path.basename(left_path))[0]
                 cv2.imwrite(os.path.join(inputs.annotated_dir, f'{i:03d}_{name}.jpg'), img)
     elapsed = time.time() - t_start
-    os.replace(args.output + '.tmp', args.output)
     full = sum(1 for r in records if r['objects'] and
                all(k['xyz'] is not None for k in r['objects'][0]['keypoints']))
     print(f'\n{full}/{len(records)} stereo pairs with all {object_class.num_keypoints} '

@@ -27,7 +27,9 @@ One JSON line per image, in sorted file-name order::
 pixel centres at integers; not undistorted), keypoints in the class's order;
 null where the keypoint was not found (belief below ``--threshold``).  Any
 image size and aspect ratio is accepted (the network's input is a resized
-copy; positions are mapped back).  No ROS.
+copy; positions are mapped back).  An image that cannot be read gets a line
+with ``"error"`` (and null size, no objects) and the exit status is 1; the
+output file is written whole (write, then rename).  No ROS.
 """
 
 import argparse
@@ -35,7 +37,8 @@ import glob
 import json
 import os
 import sys
-from typing import List, Optional
+from collections import Counter
+from typing import Dict, List, Optional
 
 import cv2
 import numpy as np
@@ -44,6 +47,7 @@ from .cli import (ArgumentParser, checked_input, command_line, InputError, non_n
                   positive_float, unit_interval)
 from .core.config import PipelineConfig, ROI_REFINEMENTS
 from .core.detector import KeypointDetector
+from .core.files import atomic_open
 from .core.objects import ObjectClass
 from .core.views import ViewKeypoints
 from .core.visualization import draw_view
@@ -52,25 +56,73 @@ from .core.visualization import draw_view
 def image_files(pattern: str, option: str = '--images') -> List[str]:
     """Return the files matching a glob, sorted by file name (then by path).
 
+    ``**`` matches any number of folders.  Output records name images by
+    file name, so two matches with one file name are refused.
+
     Raises:
-        InputError: nothing matches (message names ``option``).
+        InputError: nothing matches, or two matches share a file name
+            (message names ``option`` and the files).
     """
-    paths = [p for p in glob.glob(os.path.expanduser(pattern)) if os.path.isfile(p)]
+    paths = [p for p in glob.glob(os.path.expanduser(pattern), recursive=True)
+             if os.path.isfile(p)]
     if not paths:
         raise InputError(f'{option} {pattern!r}: no file matches')
-    return sorted(paths, key=lambda p: (os.path.basename(p), p))
+    paths.sort(key=lambda p: (os.path.basename(p), p))
+    names = Counter(os.path.basename(p) for p in paths)
+    shared = [p for p in paths if names[os.path.basename(p)] > 1]
+    if shared:
+        raise InputError(f'{option} {pattern!r}: {len(shared)} files share a file name, which '
+                         f'names them in the output: {shared[:6]}')
+    return paths
 
 
 def read_image(path: str) -> np.ndarray:
-    """Read an image file as (H, W, 3) uint8 RGB (grey and 16-bit files converted).
+    """Read an image file as (H, W, 3) uint8 RGB, as the sensor stored it.
+
+    Grey and alpha channels are converted; 16-bit files are shifted down to
+    8 bits by their used bit depth (a 12-bit image keeps its brightness);
+    an EXIF orientation tag is ignored, since camera intrinsics refer to the
+    sensor's pixel grid.
 
     Raises:
-        ValueError: the file is not an image OpenCV can read.
+        ValueError: the file is not an image OpenCV can read, or has another
+            sample type than 8 or 16 bits unsigned.
     """
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
     if image is None:
         raise ValueError('not an image OpenCV can read')
+    if image.dtype == np.uint16:
+        bits = max(8, int(image.max()).bit_length())
+        image = (image >> (bits - 8)).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        raise ValueError(f'{image.dtype} samples; expected 8- or 16-bit unsigned')
+    if image.ndim == 2 or image.shape[2] == 1:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def annotation_paths(paths: List[str], folder: str) -> Dict[str, str]:
+    """Return {image path: annotated copy's path}, ``<folder>/<file stem>.png``.
+
+    Raises:
+        InputError: two images would share an annotated copy (same stem), or
+            a copy would overwrite an input image.
+    """
+    out = {p: os.path.join(folder, os.path.splitext(os.path.basename(p))[0] + '.png')
+           for p in paths}
+    copies = Counter(out.values())
+    shared = [p for p in paths if copies[out[p]] > 1]
+    if shared:
+        raise InputError(f'--annotate: {shared[:6]} would share annotated copies '
+                         '(same file stem)')
+    inputs = {os.path.realpath(p) for p in paths}
+    overwritten = [p for p in paths if os.path.realpath(out[p]) in inputs]
+    if overwritten:
+        raise InputError(f'--annotate {folder}: the annotated copy of {overwritten[0]} would '
+                         'overwrite an input image; give another folder')
+    return out
 
 
 def detect_keypoints(detector: KeypointDetector, image: np.ndarray,
@@ -176,6 +228,7 @@ def main(argv: Optional[List[str]] = None) -> Optional[int]:
     args = parser.parse_args(argv)
 
     paths = image_files(args.images)
+    annotated = annotation_paths(paths, args.annotate) if args.annotate else {}
     detector = load_detector(args.model, args.device, args.threads)
     for option, folder in (('--output', os.path.dirname(os.path.abspath(args.output))),
                            ('--annotate', args.annotate)):
@@ -183,24 +236,34 @@ def main(argv: Optional[List[str]] = None) -> Optional[int]:
             with checked_input(f'{option} {folder}'):
                 os.makedirs(folder, exist_ok=True)
     object_class = detector.object_class
-    found = 0
-    with checked_input(f'--output {args.output}'):
-        out = open(args.output, 'w', encoding='utf-8')
-    with out:
+    found, unreadable = 0, 0
+    with checked_input(f'--output {args.output}'), \
+            atomic_open(args.output, encoding='utf-8') as out:
         for path in paths:
-            with checked_input(f'--images: {path}'):
+            try:
                 image = read_image(path)
+            except ValueError as e:
+                print(f'warning: {path}: {e}; written with "error"', file=sys.stderr)
+                unreadable += 1
+                out.write(json.dumps({'image': os.path.basename(path), 'width': None,
+                                      'height': None, 'objects': [],
+                                      'error': str(e)}) + '\n')
+                continue
             detection = detect_keypoints(detector, image, args.threshold, args.roi_refinement,
                                          args.roi_scale)
             record = detection_record(os.path.basename(path), image, object_class, detection,
                                       args.instance)
             out.write(json.dumps(record) + '\n')
             found += int(detection.found.sum())
-            if args.annotate:
-                annotated = draw_view(image, detection, object_class)
-                name = os.path.splitext(os.path.basename(path))[0] + '.png'
-                cv2.imwrite(os.path.join(args.annotate, name),
-                            cv2.cvtColor(annotated, cv2.COLOR_RGB2BGR))
-    print(f'{len(paths)} images, {found}/{len(paths) * object_class.num_keypoints} '
-          f'{object_class.name} keypoints found -> {args.output}')
+            if path in annotated:
+                picture = cv2.cvtColor(draw_view(image, detection, object_class),
+                                       cv2.COLOR_RGB2BGR)
+                if not cv2.imwrite(annotated[path], picture):
+                    raise InputError(f'--annotate: cannot write {annotated[path]}')
+    read = len(paths) - unreadable
+    print(f'{read} images, {found}/{read * object_class.num_keypoints} '
+          f'{object_class.name} keypoints found -> {args.output}'
+          + (f'; {unreadable} unreadable (lines with "error")' if unreadable else ''))
+    if unreadable:
+        return 1
     return 0

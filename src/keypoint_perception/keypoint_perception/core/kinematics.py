@@ -206,6 +206,29 @@ class RobotKinematics:
                                  'joint')
         return q
 
+    def outside_limits(self, joint_positions: Mapping[str, float],
+                       margin: float = 0.1) -> List[str]:
+        """Return the joints whose value lies more than ``margin`` beyond their URDF limits.
+
+        Meant for warnings (degrees given for radians): measured values are
+        never clipped.  Continuous joints and names not in the URDF are
+        skipped.
+
+        Args:
+            joint_positions: URDF joint name -> radians or metres.
+            margin: tolerance beyond each limit, radians or metres.
+        """
+        out = []
+        for name, value in joint_positions.items():
+            joint_id = self._joints.get(name)
+            if joint_id is None or self.model.joints[joint_id].nq != 1:
+                continue
+            i = self.model.joints[joint_id].idx_q
+            lower, upper = self.model.lowerPositionLimit[i], self.model.upperPositionLimit[i]
+            if not lower - margin <= float(value) <= upper + margin:
+                out.append(name)
+        return out
+
     def link_poses(self, joint_positions: Mapping[str, float],
                    links: Sequence[Optional[str]]) -> np.ndarray:
         """Return the (N, 4, 4) poses of URDF link frames in the base frame.

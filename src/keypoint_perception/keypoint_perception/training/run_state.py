@@ -30,6 +30,8 @@ from typing import Mapping
 import numpy as np
 import torch
 
+from ..core.files import atomic_open
+
 #: Columns of ``metrics.csv``, one row per validation.
 METRICS_COLUMNS = ('step', 'elapsed_s', 'train_loss', 'val_mean_px', 'val_mean_pct_diag',
                    'val_max_px', 'val_pck@0.5', 'val_pck@1', 'val_pck@2', 'train_views')
@@ -63,9 +65,8 @@ def truncate_metrics(csv_path: str, step: int) -> int:
     for row, line in zip(csv.DictReader(lines), lines[1:]):
         if row['step'] and int(row['step']) <= step:
             keep.append(line)
-    with open(csv_path + '.tmp', 'w') as f:
+    with atomic_open(csv_path) as f:
         f.writelines(keep)
-    os.replace(csv_path + '.tmp', csv_path)
     return len(lines) - len(keep)
 
 

@@ -37,6 +37,7 @@ from matplotlib.figure import Figure
 import numpy as np
 
 from ..core.dataset import iter_shard, list_shards, read_meta
+from ..core.files import atomic_open
 from .data import is_validation_shard, views_of_samples, ViewSet
 
 
@@ -218,9 +219,8 @@ def truncate_rows(path: str, step: int) -> int:
         lines = f.read().splitlines(keepends=True)
     keep = lines[:1] + [line for row, line in zip(csv.DictReader(lines), lines[1:])
                         if int(row['step']) <= step]
-    with open(path + '.tmp', 'w') as f:
+    with atomic_open(path) as f:
         f.writelines(keep)
-    os.replace(path + '.tmp', path)
     return len(lines) - len(keep)
 
 
