@@ -30,7 +30,7 @@ from conftest import CONFIG
 #: a clean scene: no occluders, distortion, blur or noise, object in view
 CLEAN = {'bar': 0, 'n_distractors': 0, 'person': 0, 'blur_sigma': 0.0, 'motion_blur': 0.0,
          'noise_sigma': 0.0, 'distortion': 0, 'out_of_view': 0, 'support': 0,
-         'center_x': 0.0, 'center_y': 0.0, 'jpeg_quality': 95, 'cable': 0}
+         'center_x': 0.0, 'center_y': 0.0, 'jpeg_quality': 95, 'cable': 0, 'n_markers': 0}
 
 
 def _generator(name: str, sizes: bool = False, segmentation: bool = False) -> SampleGenerator:
@@ -200,6 +200,43 @@ def test_cable_is_drawn_as_an_attachment(robot):
         assert len(seen['ids']) == 1
         radius = s['labels']['attachments']['cable']['radius']
         assert 0.004 <= radius <= 0.008
+
+
+def test_markers_lie_on_the_robot_surface_and_leave_the_keypoints_alone(robot):
+    """Each marker sits on the collision surface facing out, as labelled in its link."""
+    from sim_datagen.scene.attachments import MARKER_SINK, MARKER_THICKNESS
+    seen = {}
+
+    def hook(scene):
+        cid = robot.world.cid
+        seen['poses'] = [pose_matrix(*p.getBasePositionAndOrientation(b, physicsClientId=cid))
+                         for b in scene.attachment_ids]
+        markers = scene.extra_labels['attachments']['markers']
+        seen['links'] = [scene.instance.link_frame(m['link']) for m in markers]
+        seen['hits'] = []
+        for T in seen['poses']:   # a ray along the marker's -z axis, from 5 cm out
+            z, c = T[:3, 2], T[:3, 3]
+            hit = p.rayTest((c + 0.05 * z).tolist(), (c - 0.05 * z).tolist(),
+                            physicsClientId=cid)[0]
+            body, fraction = hit[0], hit[2]
+            seen['hits'].append((body == scene.instance.body, 0.1 * fraction))
+        return scene
+
+    ov = dict(CLEAN, payload=0, cable=0, n_markers=4, marker_size=0.08)
+    s = robot.generate(3, 9, overrides=ov, scene_hook=hook)
+    markers = s['labels']['attachments']['markers']
+    assert 2 <= len(markers) <= 4 and len(seen['poses']) == len(markers)
+    for m, T, T_link, hit in zip(markers, seen['poses'], seen['links'], seen['hits']):
+        on_robot, distance = hit
+        assert m['kind'] in ('fiducial', 'tape', 'dot') and m['size'] == pytest.approx(0.08)
+        np.testing.assert_allclose(T_link @ np.array(m['T_link_marker']), T, atol=1e-6)
+        assert on_robot
+        # the centre lies MARKER_SINK - thickness / 2 behind the surface (inside the link)
+        assert distance == pytest.approx(0.05 - MARKER_SINK + MARKER_THICKNESS / 2, abs=2e-3)
+    none = robot.generate(3, 9, overrides=dict(ov, n_markers=0))['labels']
+    assert 'markers' not in none['attachments']
+    np.testing.assert_allclose(none['keypoints_2d']['left'], s['labels']['keypoints_2d']['left'],
+                               atol=1e-9)
 
 
 #: SHA-256 of the labels (JSON, sorted keys) of samples 0 and 1 of seed 7 of

@@ -24,10 +24,18 @@ drag cables along their arms.  A URDF class config may declare, per class::
                                   # base: its -z face on the mount (a tool on the flange)
       cable:
         links: [panda_link8, panda_link6, panda_link4, panda_link0]   # flange .. base
+      markers:
+        links: [panda_link2, panda_link3, panda_link5]   # links markers are stuck on
 
 with the scene variables ``payload`` (categorical, choices named from
 :data:`PAYLOAD_KINDS`), ``payload_size`` (m, the payload's largest extent),
-``cable`` (categorical, :data:`CABLE_KINDS`) and ``cable_radius`` (m).
+``cable`` (categorical, :data:`CABLE_KINDS`), ``cable_radius`` (m),
+``n_markers`` (categorical: 0, 1, 2, ... markers) and ``marker_size`` (m).
+
+Markers are what labs stick on robots: fiducial prints (ArUco / AprilTag
+style, for marker-based calibration or tracking), coloured tape and dots.
+Each is a thin body on the robot's surface where a ray towards the link's
+origin first meets the robot's collision shape (``rayTest``), facing out.
 
 The bodies are made after the joints are set and the robot is placed: a
 payload's pose is ``T_world_link @ T_link_payload`` (the link frame from
@@ -52,6 +60,7 @@ from typing import List, Mapping, Optional, Tuple
 
 from keypoint_perception.core.rotations import matrix_from_quaternion
 import numpy as np
+import pybullet as p
 import pybullet_data
 
 from . import textures
@@ -65,6 +74,13 @@ from ..config import ConfigError
 PAYLOAD_KINDS = ('none', 'box', 'cylinder', 'mesh', 'gripper')
 #: cable kinds a config's ``cable`` choices may name
 CABLE_KINDS = ('none', 'along_arm', 'hanging')
+#: marker kinds and their probabilities (drawn per marker, not a scene variable)
+MARKER_KINDS = (('fiducial', 0.6), ('tape', 0.2), ('dot', 0.2))
+#: thickness of a marker body, m
+MARKER_THICKNESS = 0.002
+#: depth of a marker's back face inside the collision surface, m (collision
+#: meshes are coarser than and enclose the visual ones)
+MARKER_SINK = 0.003
 #: pybullet_data/random_urdfs meshes used as payloads (000 .. 999)
 N_RANDOM_MESHES = 1000
 #: (3, 3) rotation by 90 degrees about x
@@ -83,6 +99,7 @@ class AttachmentConfig:
         cable_links: links the cable runs along (first: where it hangs
             from, last: the base), or empty (no cable).
         cable_kinds: cable kind of each bin of the ``cable`` variable.
+        marker_links: links markers are stuck on, or empty (no markers).
     """
 
     payload_link: Optional[str]
@@ -91,11 +108,13 @@ class AttachmentConfig:
     payload_kinds: Tuple[str, ...]
     cable_links: Tuple[str, ...]
     cable_kinds: Tuple[str, ...]
+    marker_links: Tuple[str, ...] = ()
 
     @property
     def links(self) -> List[str]:
         """Return every link the attachments name (to check against the URDF)."""
-        return ([self.payload_link] if self.payload_link else []) + list(self.cable_links)
+        return (([self.payload_link] if self.payload_link else []) + list(self.cable_links)
+                + list(self.marker_links))
 
 
 def _kinds(variables: Mapping, name: str, known: Tuple[str, ...], where: str) -> Tuple[str, ...]:
@@ -121,8 +140,9 @@ def parse_attachments(cfg: Mapping, where: str) -> Optional[AttachmentConfig]:
     if raw is None:
         return None
     variables = cfg.get('variables', {}) or {}
-    if not isinstance(raw, Mapping) or set(raw) - {'payload', 'cable'}:
-        raise ConfigError(f'{where}: attachments: expected a mapping with payload and/or cable')
+    if not isinstance(raw, Mapping) or set(raw) - {'payload', 'cable', 'markers'}:
+        raise ConfigError(f'{where}: attachments: expected a mapping with payload, cable '
+                          'and/or markers')
     payload, cable = raw.get('payload'), raw.get('cable')
     link, mount, anchor, payload_kinds = None, np.zeros(3), 'centre', ()
     if payload is not None:
@@ -150,7 +170,23 @@ def parse_attachments(cfg: Mapping, where: str) -> Optional[AttachmentConfig]:
         cable_kinds = _kinds(variables, 'cable', CABLE_KINDS, where)
         if 'cable_radius' not in variables:
             raise ConfigError(f'{where}: attachments.cable needs a cable_radius variable (m)')
-    return AttachmentConfig(link, mount, anchor, payload_kinds, cable_links, cable_kinds)
+    marker_links = ()
+    markers = raw.get('markers')
+    if markers is not None:
+        links = markers.get('links') if isinstance(markers, Mapping) else None
+        if (not isinstance(links, list) or not links or set(markers) - {'links'}
+                or not all(isinstance(x, str) for x in links)):
+            raise ConfigError(f'{where}: attachments.markers: expected {{links: [link names]}}, '
+                              f'got {markers!r}')
+        entry = variables.get('n_markers')
+        if not isinstance(entry, Mapping) or not isinstance(entry.get('choices'), int):
+            raise ConfigError(f'{where}: attachments.markers needs an n_markers variable '
+                              f'{{choices: K}} (0 .. K-1 markers), got {entry!r}')
+        if 'marker_size' not in variables:
+            raise ConfigError(f'{where}: attachments.markers needs a marker_size variable (m)')
+        marker_links = tuple(links)
+    return AttachmentConfig(link, mount, anchor, payload_kinds, cable_links, cable_kinds,
+                            marker_links)
 
 
 def _appearance(world: World, rng: np.random.Generator, p_texture: float) -> tuple:
@@ -296,6 +332,77 @@ def add_cable(world: World, rng: np.random.Generator, obj: UrdfInstance,
     return body, {'kind': kind, 'links': list(config.cable_links), 'radius': float(radius)}
 
 
+def marker_pose(world: World, rng: np.random.Generator, obj: UrdfInstance, link: str,
+                tries: int = 8) -> Optional[Tuple[str, np.ndarray]]:
+    """Find a spot for a marker on the robot's surface near ``link``.
+
+    Rays from 0.5 m away in random directions towards the link's origin
+    (``rayTest`` on the collision shapes, joints set); the first that hits
+    the robot gives the spot, the marker's z axis along the surface normal
+    and a random turn about it.
+
+    Returns:
+        ``(hit link name, (4, 4) world pose of the marker's centre)``, its
+        back face ``MARKER_SINK`` inside the collision surface, or None when
+        no ray hit the robot (e.g. a link without a collision shape).
+    """
+    names = {index: name for name, index in obj.links.items()}
+    origin = obj.link_frame(link)[:3, 3]
+    p.performCollisionDetection(physicsClientId=world.cid)  # collision poses of the joints set
+    for _ in range(tries):
+        d = rng.normal(size=3)
+        d /= max(np.linalg.norm(d), 1e-9)
+        body, index, _, position, normal = p.rayTest(
+            (origin + 0.5 * d).tolist(), origin.tolist(), physicsClientId=world.cid)[0]
+        if body != obj.body or index not in names:
+            continue
+        n = np.asarray(normal, np.float64)
+        if not np.isfinite(n).all() or np.linalg.norm(n) < 0.5:
+            continue
+        R = rotation_towards(n) @ rot_z(rng.uniform(0, 2 * np.pi))
+        centre = np.asarray(position) + n * (MARKER_THICKNESS / 2 - MARKER_SINK)
+        return names[index], rigid_transform(R, centre)
+    return None
+
+
+def add_markers(world: World, rng: np.random.Generator, obj: UrdfInstance,
+                config: AttachmentConfig, count: int, size: float) -> Tuple[List[int], list]:
+    """Stick ``count`` markers of side ``size`` (m) on the robot (:func:`marker_pose`).
+
+    Kinds (:data:`MARKER_KINDS`): ``fiducial``, a square print on a white
+    card; ``tape``, a coloured strip ``size`` long and a tenth as wide;
+    ``dot``, a coloured disc of diameter ``size / 2``.
+
+    Returns:
+        ``(body ids, labels)``, a label ``{'kind', 'link', 'size' (m),
+        'T_link_marker' (4x4 nested lists)}`` per marker placed (a marker
+        whose rays all missed is left out).
+    """
+    kinds, weights = zip(*MARKER_KINDS)
+    bodies, labels = [], []
+    for _ in range(count):
+        link = config.marker_links[int(rng.integers(0, len(config.marker_links)))]
+        kind = kinds[int(rng.choice(len(kinds), p=weights))]
+        placed = marker_pose(world, rng, obj, link)
+        if placed is None:
+            continue
+        hit_link, T = placed
+        half_t = MARKER_THICKNESS / 2
+        if kind == 'fiducial':
+            tex = world.marker_tex[int(rng.integers(0, len(world.marker_tex)))]
+            body = world.add_box(T, (size / 2, size / 2, half_t), [1.0, 1.0, 1.0, 1.0], tex)
+        elif kind == 'tape':
+            rgba = list(textures.random_color(rng) / 255.0) + [1.0]
+            body = world.add_box(T, (size / 2, size / 20, half_t), rgba)
+        else:
+            rgba = list(textures.random_color(rng) / 255.0) + [1.0]
+            body = world.add_cylinder(T, size / 4, MARKER_THICKNESS, rgba)
+        bodies.append(body)
+        labels.append({'kind': kind, 'link': hit_link, 'size': float(size),
+                       'T_link_marker': (np.linalg.inv(obj.link_frame(hit_link)) @ T).tolist()})
+    return bodies, labels
+
+
 def add_attachments(world: World, rng: np.random.Generator, obj: UrdfInstance,
                     config: AttachmentConfig, values: Mapping) -> Tuple[Tuple[int, ...], dict]:
     """Add the sample's payload and cable to a placed robot with its joints set.
@@ -306,11 +413,13 @@ def add_attachments(world: World, rng: np.random.Generator, obj: UrdfInstance,
         obj: the robot instance (base pose and joints already set).
         config: the class's attachments.
         values: the sample's ``{variable name: value}`` (``payload``,
-            ``payload_size``, ``cable``, ``cable_radius``).
+            ``payload_size``, ``cable``, ``cable_radius``, ``n_markers``,
+            ``marker_size``).
 
     Returns:
-        ``(body ids, labels)``: labels ``{'payload': ..., 'cable': ...}``
-        for the parts present (see :func:`add_payload`, :func:`add_cable`).
+        ``(body ids, labels)``: labels ``{'payload': ..., 'cable': ...,
+        'markers': [...]}`` for the parts present (see :func:`add_payload`,
+        :func:`add_cable`, :func:`add_markers`).
     """
     bodies, labels = [], {}
     if config.payload_link is not None:
@@ -325,4 +434,9 @@ def add_attachments(world: World, rng: np.random.Generator, obj: UrdfInstance,
             body, labels['cable'] = add_cable(world, rng, obj, config, kind,
                                               float(values['cable_radius']))
             bodies.append(body)
+    if config.marker_links and int(values['n_markers']) > 0:
+        markers, labels['markers'] = add_markers(world, rng, obj, config,
+                                                 int(values['n_markers']),
+                                                 float(values['marker_size']))
+        bodies.extend(markers)
     return tuple(bodies), labels

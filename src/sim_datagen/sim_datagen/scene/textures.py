@@ -394,3 +394,18 @@ def object_textures(rng, n: int, size: int = 128) -> List[np.ndarray]:
     for i in range(n):
         out.append(np.clip(gens[i % len(gens)](rng, size, size), 0, 255).astype(np.uint8))
     return out
+
+
+def marker_texture(rng, px: int = 96) -> np.ndarray:
+    """Draw a fiducial marker print in the style of ArUco / AprilTag, (px, px, 3) uint8.
+
+    A white quiet zone one cell wide, a black border one cell wide and a
+    random 4x4 to 6x6 grid of black and white cells inside it (not a valid
+    code of any dictionary: the network must only learn to ignore markers).
+    """
+    n = int(rng.integers(4, 7))
+    grid = np.full((n + 4, n + 4), 255, np.uint8)
+    grid[1:-1, 1:-1] = 0
+    grid[2:-2, 2:-2] = rng.integers(0, 2, (n, n)) * 255
+    image = cv2.resize(grid, (px, px), interpolation=cv2.INTER_NEAREST)
+    return np.repeat(image[:, :, None], 3, axis=2)

@@ -38,8 +38,10 @@ import pybullet as p
 import pybullet_data
 
 from .camera import PinholeCamera
-from .textures import checker_texture, object_textures
+from .textures import checker_texture, marker_texture, object_textures
 
+#: fiducial marker prints loaded per world (robot markers, scene.attachments)
+N_MARKER_TEXTURES = 8
 # margin (in squares) of the board texture's white frame; must be >= the
 # largest physical margin so that the UV mapping stays inside the texture
 TEXTURE_MARGIN = 1.5
@@ -130,6 +132,15 @@ class World:
                     self.mesh_radii.append(s * obj_file_radius(f))
         for key in board_keys:
             self.board_texture(*key)
+        #: texture ids of fiducial marker prints (own generator: the resources
+        #: drawn above stay those of the same seed)
+        self.marker_tex: List[int] = []
+        marker_rng = np.random.default_rng([self.resource_seed, 1])
+        for i in range(N_MARKER_TEXTURES):
+            f = os.path.join(self.tmp, f'marker_{i}.png')
+            if not os.path.exists(f):
+                cv2.imwrite(f, marker_texture(marker_rng))
+            self.marker_tex.append(p.loadTexture(f, physicsClientId=self.cid))
 
     def texture_image(self, tex: int) -> np.ndarray:
         """RGB image (H, W, 3) uint8 of an object texture id (cached per file)."""
