@@ -119,6 +119,7 @@ def test_two_nodes_feed_the_trainer_and_only_the_chosen_one_gets_feedback(tmp_pa
             p.wait(10)
     out = open(tmp_path / 'trainer.log').read()
     assert 'feedback round 2 at step 4' in out, out[-3000:]
+    assert out.count("applied by ['/h10_a']") == 2, out[-3000:]   # confirmed by the node
     # both sources were trained on (4 validation samples + 4 steps of 1 stereo sample)
     used = {r['namespace']: int(r['used']) for r in _rows(run / 'sources.csv')}
     assert set(used) == {'/h10_a', '/h10_b'} and min(used.values()) >= 2, used

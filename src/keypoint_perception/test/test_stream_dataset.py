@@ -78,3 +78,25 @@ def test_two_samples_with_one_stamp_are_dropped_not_mixed():
     ds._part_callback(src, first)(msg(8))  # other stamps are not affected
     assert list(src.partial) == [(8, 0)]
     ds._rt = None
+
+
+def test_a_feedback_answer_is_told_apart_from_a_restarted_nodes_start_up_state(monkeypatch):
+    """After feedback, only a newer state with an update confirms it (restarts reset the count)."""
+    from keypoint_perception.training import stream_dataset
+    from keypoint_perception.training.stream_dataset import StreamDataset
+    monkeypatch.setattr(stream_dataset, 'sampler_state_dict', lambda msg: msg)
+    ds = StreamDataset('/a', queue_size=4, timeout=0.2)
+    src = _fake_runtime(ds, ds.namespaces, 4)['/a']
+    publish = ds._state_callback(src)
+    publish({'num_updates': 3})                   # the node before it died
+    seen = ds.state_messages('/a')
+    assert seen == 1
+    # feedback sent now; the node restarts: its start-up state has num_updates 0
+    publish({'num_updates': 0})
+    assert ds.wait_for_sampler_state('/a', 1, timeout=0.05, newer_than=seen) is None
+    assert ds.wait_for_sampler_state('/a', 4, timeout=0.05) is None   # the old rule waits on
+    publish({'num_updates': 1})                   # the restarted node applied it
+    assert ds.wait_for_sampler_state('/a', 1, timeout=0.05, newer_than=seen) == {
+        'num_updates': 1}
+    assert ds.state_messages('/a') == 3
+    ds._rt = None

@@ -87,6 +87,7 @@ class _Source:
         self.last_error = ''
         self.max_index = -1     # highest sample index received
         self.state = None       # latest sampler_state as a dict
+        self.state_messages = 0  # sampler_state messages received (restarts included)
         self.feedback_pub = None
 
     def put(self, sample: dict) -> None:
@@ -273,6 +274,7 @@ class StreamDataset(torch.utils.data.IterableDataset):
                 return
             with rt['cond']:
                 src.state = sampler_state_dict(msg)
+                src.state_messages += 1
                 rt['cond'].notify_all()
         return cb
 
@@ -409,9 +411,29 @@ class StreamDataset(torch.utils.data.IterableDataset):
         with self._rt['cond']:
             return src.state
 
+    def state_messages(self, namespace: str) -> int:
+        """Return how many ``sampler_state`` messages a source has sent so far.
+
+        Read it before sending feedback and pass it as ``newer_than`` to
+        :meth:`wait_for_sampler_state`: the node's answer is then told apart
+        from earlier states even when the node was restarted meanwhile (its
+        ``num_updates`` starts again at 0).
+        """
+        src = self._source(namespace)
+        with self._rt['cond']:
+            return src.state_messages
+
     def wait_for_sampler_state(self, namespace: str, min_updates: int = 0,
-                               timeout: float = 10.0) -> Optional[dict]:
+                               timeout: float = 10.0,
+                               newer_than: Optional[int] = None) -> Optional[dict]:
         """Wait for a ``sampler_state`` with ``num_updates >= min_updates``.
+
+        Args:
+            namespace: the source.
+            min_updates: fewest feedback messages the node must have applied.
+            timeout: seconds.
+            newer_than: if given, only a state received after the first
+                ``newer_than`` messages counts (see :meth:`state_messages`).
 
         Returns:
             The state dict (see :meth:`sampler_state`), or None on timeout.
@@ -420,7 +442,8 @@ class StreamDataset(torch.utils.data.IterableDataset):
         rt = self._rt
         deadline = time.monotonic() + timeout
         with rt['cond']:
-            while src.state is None or src.state['num_updates'] < min_updates:
+            while (src.state is None or src.state['num_updates'] < min_updates
+                   or (newer_than is not None and src.state_messages <= newer_than)):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return None

@@ -194,9 +194,9 @@ def _restore_external(dataset: StreamDataset, namespaces: Sequence[str],
             tqdm.write(f'source {ns}: prior not restored: {e}; restart the node with '
                        'sampler_state_file to continue exactly')
             continue
+        seen = dataset.state_messages(ns)
         if counts and dataset.send_feedback(ns, counts, source='keypoints-train --resume'):
-            if dataset.wait_for_sampler_state(ns, current['num_updates'] + 1,
-                                              timeout) is None:
+            if dataset.wait_for_sampler_state(ns, 1, timeout, newer_than=seen) is None:
                 tqdm.write(f'source {ns}: prior sent but not confirmed within {timeout:g} s '
                            '(see the node\'s log)')
             else:
@@ -292,8 +292,10 @@ def train_stream(args) -> str:
             num_bins = {n: d['num_bins'] for s in samples
                         for n, d in s['labels']['variables'].items() if d['num_bins'] > 0}
             save_validation(paths['val'], val_views, val_bins, num_bins)
-        deadline = time.monotonic() + 5.0
-        for ns in names:  # the parameters logged at the start
+        # the parameters logged at the start: a resumed run renders no validation set, so
+        # its simulators may still be starting (slow on a loaded machine)
+        deadline = time.monotonic() + args.source_timeout
+        for ns in names:
             dataset.wait_for_sampler_state(ns, timeout=max(0.1, deadline - time.monotonic()))
         feed.check_sources()
         log_priors(paths['priors'], step, feed.states)
@@ -397,7 +399,7 @@ def send_feedback(dataset: StreamDataset, feed: SampleFeed, model: BeliefMapNet,
         return {}
     applied, unconfirmed = [], []
     for ns in feedback_to:
-        before = dataset.sampler_state(ns)
+        before, seen = dataset.sampler_state(ns), dataset.state_messages(ns)
         # only the variables the source has, with its bin counts (a node refuses the whole
         # message on any mismatch, e.g. a validation set rendered with another config)
         known = counts if before is None else {
@@ -406,8 +408,10 @@ def send_feedback(dataset: StreamDataset, feed: SampleFeed, model: BeliefMapNet,
         if not (known and dataset.send_feedback(ns, known, source=f'keypoints-train round '
                                                 f'{round_index} step {step}', wait=1.0)):
             continue
-        if before is None or dataset.wait_for_sampler_state(
-                ns, before['num_updates'] + 1, timeout=min(args.source_timeout, 5.0)) is None:
+        # the node's answer: a state after `seen` with an update applied (a restarted
+        # node counts its updates from 0 again, so num_updates alone cannot tell)
+        if dataset.wait_for_sampler_state(ns, 1, timeout=min(args.source_timeout, 5.0),
+                                          newer_than=seen) is None:
             unconfirmed.append(ns)
         else:
             applied.append(ns)
