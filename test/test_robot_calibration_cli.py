@@ -39,6 +39,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, 'src', 'sim_datagen'))
 
 from keypoint_perception import calibrate_robot, detect  # noqa: E402
+from keypoint_perception.cli import EXIT_PARTIAL  # noqa: E402
 from keypoint_perception.core.calibration_metrics import pose_errors  # noqa: E402
 from keypoint_perception.core.camera import CameraModel  # noqa: E402
 from keypoint_perception.core.checkpoint import save_checkpoint  # noqa: E402
@@ -125,20 +126,23 @@ def test_detect_bad_input_is_one_line(tmp_path, capsys):
 
 
 def test_detect_writes_an_error_line_for_an_unreadable_image_and_goes_on(tmp_path, capsys):
-    for name in ('a.png', 'c.png'):
+    (tmp_path / 'sub').mkdir()
+    for name in ('a.png', 'sub/c.png'):
         _write(tmp_path / name, np.full((48, 64, 3), 128, np.uint8))
     (tmp_path / 'b.png').write_bytes(b'not a png')
     out = tmp_path / 'x.jsonl'
-    rc = detect.main(['--model', 'checkerboard_lite', '--images', str(tmp_path / '*.png'),
-                      '--output', str(out), '--threads', '1'])
-    assert rc == 1
+    # '**/**' matches sub/c.png twice (glob lists it once per way it matches)
+    rc = detect.main(['--model', 'checkerboard_lite', '--images',
+                      str(tmp_path / '**' / '**' / '*.png'), '--output', str(out),
+                      '--threads', '1'])
+    assert rc == EXIT_PARTIAL                     # output complete, one image unusable
     lines = [json.loads(line) for line in out.read_text().splitlines()]
-    assert [r['image'] for r in lines] == ['a.png', 'b.png', 'c.png']
+    assert [r['image'] for r in lines] == ['a.png', 'b.png', 'c.png']   # each once
     assert 'error' in lines[1] and lines[1]['objects'] == [] and lines[1]['width'] is None
     assert [(r['width'], len(r['objects'])) for r in (lines[0], lines[2])] == [(64, 1), (64, 1)]
     captured = capsys.readouterr()
     assert 'b.png' in captured.err and '1 unreadable' in captured.out
-    assert sorted(os.listdir(tmp_path)) == ['a.png', 'b.png', 'c.png', 'x.jsonl']  # no .tmp
+    assert sorted(os.listdir(tmp_path)) == ['a.png', 'b.png', 'sub', 'x.jsonl']  # no .tmp
 
 
 @pytest.mark.parametrize('files, annotate, message', [
@@ -165,10 +169,25 @@ def test_read_image_gives_8_bit_rgb_of_deep_grey_and_alpha_files(tmp_path):
     image = detect.read_image(str(tmp_path / 'deep.png'))
     assert image.shape == (4, 6, 3) and image.dtype == np.uint8
     assert image[0, 0].tolist() == [255] * 3 and image[1, 1].tolist() == [128] * 3
+    deep_rgba = np.zeros((4, 6, 4), np.uint16)
+    deep_rgba[..., 3] = 65535                            # opaque 16-bit alpha: not a colour
+    deep_rgba[0, 0, :3] = 4095
+    cv2.imwrite(str(tmp_path / 'deep_alpha.png'), deep_rgba)
+    assert detect.read_image(str(tmp_path / 'deep_alpha.png'))[0, 0].tolist() == [255] * 3
     bgra = np.zeros((4, 6, 4), np.uint8)
     bgra[..., 0], bgra[..., 2], bgra[..., 3] = 10, 200, 0  # blue 10, red 200, transparent
     cv2.imwrite(str(tmp_path / 'alpha.png'), bgra)
     assert detect.read_image(str(tmp_path / 'alpha.png'))[0, 0].tolist() == [200, 0, 10]
+
+
+def test_joint_values_beyond_the_urdf_limits_are_found_with_a_margin_per_joint():
+    import pybullet_data
+    kinematics = RobotKinematics(os.path.join(pybullet_data.getDataPath(),
+                                              'franka_panda/panda.urdf'))
+    values = {'panda_joint1': 2.9671 + 0.05, 'panda_joint4': -90.0, 'panda_joint6': 3.9,
+              'panda_finger_joint1': 0.045, 'panda_finger_joint2': 0.14, 'not_a_joint': 1e3}
+    # 0.1 rad beyond a revolute limit, a quarter of the fingers' 4 cm beyond theirs
+    assert kinematics.outside_limits(values) == ['panda_joint4', 'panda_finger_joint2']
 
 
 @pytest.fixture(scope='module')
@@ -325,8 +344,8 @@ def test_calibrate_robot_names_joint_columns_and_goes_on_past_an_unreadable_imag
     assert "no column for the joints ['panda_joint3']" in err and 'panda_jiont3' in err
     # a spreadsheet's byte-order mark, degrees instead of radians, an unreadable image
     (tmp_path / 'joints.csv').write_text(
-        '\ufeffimage,' + ','.join(joints) + ',tool_joint\n'
-        + 'a.png,0,0,0,-90,0,90,0,1\nb.png' + ',0' * 7 + ',0\n', encoding='utf-8')
+        '\ufeffimage,' + ','.join(joints) + ',tool_joint,,\n'
+        + 'a.png,0,0,0,-90,0,90,0,1,,\nb.png' + ',0' * 7 + ',0\n', encoding='utf-8')
     _fake_detector(monkeypatch, {_key(np.zeros((48, 64, 3), np.uint8)): np.full((7, 2), np.nan)})
     assert calibrate_robot.main(args) == 1                  # nothing detected: no estimate
     err = capsys.readouterr().err

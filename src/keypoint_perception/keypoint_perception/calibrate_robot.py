@@ -31,7 +31,8 @@ null), ``inliers`` (names of the inlier keypoints), ``reprojection_error_px``
 (RMS over the inliers) and, when null, ``failure``, e.g. an unreadable image
 or too few keypoints) and ``aggregate``.  Joint columns the URDF lacks are
 ignored with a warning; values beyond the URDF's limits (degrees given for
-radians) are warned about.
+radians) are warned about, and so are fewer than 3 estimates (too few to
+reject an outlier image).
 See docs/robot_calibration.md.  No ROS.
 """
 
@@ -73,13 +74,13 @@ def read_joint_states(path: str) -> Tuple[List[str], Dict[str, Dict[str, float]]
     """Read ``JOINTS.csv``: its joint names and {image file name: {joint name: value}}.
 
     The header is ``image,<joint name>,...``; empty cells are left out of
-    that image's mapping.  A byte-order mark (as spreadsheets write it) is
-    skipped.
+    that image's mapping.  A byte-order mark and trailing empty columns (as
+    spreadsheets write them) are skipped.
 
     Raises:
-        ValueError: no ``image`` column first, a joint named twice in the
-            header, a row with more cells than the header, a value that is
-            not a finite number, or an image named twice.
+        ValueError: no ``image`` column first, a joint named twice or an
+            empty name in the header, a value in a column without a name, a
+            value that is not a finite number, or an image named twice.
         OSError: the file cannot be read.
     """
     with open(path, newline='', encoding='utf-8-sig') as f:
@@ -87,6 +88,8 @@ def read_joint_states(path: str) -> Tuple[List[str], Dict[str, Dict[str, float]]
     if not rows or not rows[0] or rows[0][0].strip() != 'image':
         raise ValueError('the header must start with "image" followed by joint names')
     joints = [name.strip() for name in rows[0][1:]]
+    while joints and not joints[-1]:  # trailing commas, as spreadsheets export them
+        joints.pop()
     twice = sorted({name for name in joints if joints.count(name) > 1})
     if twice or '' in joints:
         raise ValueError(f'header: joint names must be given once each and not be empty '
@@ -95,8 +98,9 @@ def read_joint_states(path: str) -> Tuple[List[str], Dict[str, Dict[str, float]]
     for line, row in enumerate(rows[1:], start=2):
         if not row or not any(cell.strip() for cell in row):
             continue
-        if len(row) > len(joints) + 1:
-            raise ValueError(f'line {line}: {len(row)} cells, the header has {len(joints) + 1}')
+        if any(cell.strip() for cell in row[len(joints) + 1:]):
+            raise ValueError(f'line {line}: values beyond the header\'s {len(joints) + 1} '
+                             'columns')
         image = row[0].strip()
         if image in out:
             raise ValueError(f'line {line}: image {image!r} appears twice')

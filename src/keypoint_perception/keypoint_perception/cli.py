@@ -31,7 +31,9 @@ import argparse
 import contextlib
 import functools
 import os
+import signal
 import sys
+import threading
 from typing import Callable, Iterator, Optional, Sequence
 
 #: Exit status of a tool stopped by bad input (argparse's usage-error status).
@@ -40,6 +42,11 @@ EXIT_BAD_INPUT = 2
 EXIT_FAILURE = 1
 #: Exit status of a tool stopped by Ctrl-C (128 + SIGINT).
 EXIT_INTERRUPTED = 130
+#: Exit status of a tool stopped by SIGTERM (128 + SIGTERM).
+EXIT_TERMINATED = 143
+#: Exit status of a tool whose output is complete but names inputs it could not
+#: use (e.g. unreadable images, each with an ``error`` record).
+EXIT_PARTIAL = 3
 
 
 class InputError(Exception):
@@ -181,9 +188,12 @@ def command_line(prog: str) -> Callable:
     function's own return value (None = 0), :data:`EXIT_BAD_INPUT` after an
     :class:`InputError`, :data:`EXIT_FAILURE` after any other exception and
     :data:`EXIT_INTERRUPTED` after Ctrl-C, each error reported as one line
-    ``prog: error: ...`` on stderr.  With ``--debug`` in the arguments (or
-    ``KEYPOINTS_DEBUG=1``) exceptions propagate with their traceback.
-    ``SystemExit`` (argparse's ``--help`` and usage errors) passes through.
+    ``prog: error: ...`` on stderr.  SIGTERM ends the tool as
+    ``SystemExit(EXIT_TERMINATED)`` raised where it runs, so that ``finally``
+    blocks and context managers clean up (e.g. temporary output files).
+    With ``--debug`` in the arguments (or ``KEYPOINTS_DEBUG=1``) exceptions
+    propagate with their traceback.  ``SystemExit`` (argparse's ``--help``
+    and usage errors) passes through.
 
     Args:
         prog: the tool's command name, e.g. ``'keypoints-train'``.
@@ -192,6 +202,10 @@ def command_line(prog: str) -> Callable:
         @functools.wraps(main)
         def wrapped(argv: Optional[Sequence[str]] = None) -> int:
             args = list(sys.argv[1:] if argv is None else argv)
+            with sigterm_as_exit():
+                return _run(main, args)
+
+        def _run(main: Callable, args: list) -> int:
             if _debug_requested(args):
                 code = main(args)
                 return 0 if code is None else int(code)
@@ -210,6 +224,29 @@ def command_line(prog: str) -> Callable:
             return 0 if code is None else int(code)
         return wrapped
     return decorate
+
+
+@contextlib.contextmanager
+def sigterm_as_exit() -> Iterator[None]:
+    """Turn SIGTERM into ``SystemExit(EXIT_TERMINATED)`` while the block runs.
+
+    The exception is raised where the main thread runs, so that ``finally``
+    blocks stop child processes and remove temporary files, as after Ctrl-C.
+    Outside the main thread (where Python cannot set signal handlers) the
+    block runs unchanged.  The previous handler is restored after it.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise SystemExit(EXIT_TERMINATED)
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def repo_root() -> str:

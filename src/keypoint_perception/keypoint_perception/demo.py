@@ -32,7 +32,6 @@ import json
 import math
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -226,10 +225,6 @@ def _stop(process: subprocess.Popen, grace_s: float = 10.0) -> None:
             process.wait()
 
 
-def _raise_on_sigterm(signum, frame):
-    raise SystemExit(128 + signum)  # runs the clean-up of run() like Ctrl-C does
-
-
 def run(args) -> int:
     """Run the demo; returns a process exit code.
 
@@ -251,7 +246,6 @@ def run(args) -> int:
         '-p', 'input_rectified:=false', '-p', 'reliable_qos:=true']
     for setting in args.node_arg:
         cmd += ['-p', setting]
-    previous_sigterm = signal.signal(signal.SIGTERM, _raise_on_sigterm)
     node_process, executor, nodes = None, None, []
     try:
         rclpy.init()
@@ -279,7 +273,6 @@ def run(args) -> int:
         rclpy.try_shutdown()
         if node_process is not None:
             _stop(node_process)
-        signal.signal(signal.SIGTERM, previous_sigterm)
 
 
 def _record(args, inputs: DemoInputs, images, node_process, replay, recorder,

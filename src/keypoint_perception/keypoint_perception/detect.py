@@ -28,23 +28,24 @@ pixel centres at integers; not undistorted), keypoints in the class's order;
 null where the keypoint was not found (belief below ``--threshold``).  Any
 image size and aspect ratio is accepted (the network's input is a resized
 copy; positions are mapped back).  An image that cannot be read gets a line
-with ``"error"`` (and null size, no objects) and the exit status is 1; the
-output file is written whole (write, then rename).  No ROS.
+with ``"error"`` (and null size, no objects) and the exit status is
+:data:`~.cli.EXIT_PARTIAL` (3); the output file is written whole, at the
+end (write, then rename).  No ROS.
 """
 
 import argparse
+from collections import Counter
 import glob
 import json
 import os
 import sys
-from collections import Counter
 from typing import Dict, List, Optional
 
 import cv2
 import numpy as np
 
-from .cli import (ArgumentParser, checked_input, command_line, InputError, non_negative_int,
-                  positive_float, unit_interval)
+from .cli import (ArgumentParser, checked_input, command_line, EXIT_PARTIAL, InputError,
+                  non_negative_int, positive_float, unit_interval)
 from .core.config import PipelineConfig, ROI_REFINEMENTS
 from .core.detector import KeypointDetector
 from .core.files import atomic_open
@@ -54,7 +55,7 @@ from .core.visualization import draw_view
 
 
 def image_files(pattern: str, option: str = '--images') -> List[str]:
-    """Return the files matching a glob, sorted by file name (then by path).
+    """Return the files matching a glob, each once, sorted by file name (then by path).
 
     ``**`` matches any number of folders.  Output records name images by
     file name, so two matches with one file name are refused.
@@ -63,8 +64,13 @@ def image_files(pattern: str, option: str = '--images') -> List[str]:
         InputError: nothing matches, or two matches share a file name
             (message names ``option`` and the files).
     """
-    paths = [p for p in glob.glob(os.path.expanduser(pattern), recursive=True)
-             if os.path.isfile(p)]
+    # one entry per file: 'a/**/**/*.png' lists a file once per way it matches (the
+    # name given is kept: a link's name, not its target's, names the image)
+    found = {}
+    for p in glob.glob(os.path.expanduser(pattern), recursive=True):
+        if os.path.isfile(p):
+            found.setdefault(os.path.realpath(p), p)
+    paths = list(found.values())
     if not paths:
         raise InputError(f'{option} {pattern!r}: no file matches')
     paths.sort(key=lambda p: (os.path.basename(p), p))
@@ -79,10 +85,11 @@ def image_files(pattern: str, option: str = '--images') -> List[str]:
 def read_image(path: str) -> np.ndarray:
     """Read an image file as (H, W, 3) uint8 RGB, as the sensor stored it.
 
-    Grey and alpha channels are converted; 16-bit files are shifted down to
-    8 bits by their used bit depth (a 12-bit image keeps its brightness);
-    an EXIF orientation tag is ignored, since camera intrinsics refer to the
-    sensor's pixel grid.
+    Grey files are converted and an alpha channel dropped; 16-bit files
+    are shifted down to 8 bits from the depth their colour samples use,
+    rounded up to 10, 12, 14 or 16 bits (a 12-bit sensor's image keeps its
+    brightness; a depth is not stored in the file); an EXIF orientation tag
+    is ignored, since camera intrinsics refer to the sensor's pixel grid.
 
     Raises:
         ValueError: the file is not an image OpenCV can read, or has another
@@ -92,7 +99,9 @@ def read_image(path: str) -> np.ndarray:
     if image is None:
         raise ValueError('not an image OpenCV can read')
     if image.dtype == np.uint16:
-        bits = max(8, int(image.max()).bit_length())
+        colour = image if image.ndim == 2 else image[..., :3]
+        used = int(colour.max()).bit_length()
+        bits = next(b for b in (10, 12, 14, 16) if used <= b)
         image = (image >> (bits - 8)).astype(np.uint8)
     elif image.dtype != np.uint8:
         raise ValueError(f'{image.dtype} samples; expected 8- or 16-bit unsigned')
@@ -236,34 +245,33 @@ def main(argv: Optional[List[str]] = None) -> Optional[int]:
             with checked_input(f'{option} {folder}'):
                 os.makedirs(folder, exist_ok=True)
     object_class = detector.object_class
-    found, unreadable = 0, 0
-    with checked_input(f'--output {args.output}'), \
-            atomic_open(args.output, encoding='utf-8') as out:
-        for path in paths:
-            try:
-                image = read_image(path)
-            except ValueError as e:
-                print(f'warning: {path}: {e}; written with "error"', file=sys.stderr)
-                unreadable += 1
-                out.write(json.dumps({'image': os.path.basename(path), 'width': None,
-                                      'height': None, 'objects': [],
-                                      'error': str(e)}) + '\n')
-                continue
-            detection = detect_keypoints(detector, image, args.threshold, args.roi_refinement,
-                                         args.roi_scale)
-            record = detection_record(os.path.basename(path), image, object_class, detection,
-                                      args.instance)
-            out.write(json.dumps(record) + '\n')
-            found += int(detection.found.sum())
-            if path in annotated:
-                picture = cv2.cvtColor(draw_view(image, detection, object_class),
-                                       cv2.COLOR_RGB2BGR)
-                if not cv2.imwrite(annotated[path], picture):
-                    raise InputError(f'--annotate: cannot write {annotated[path]}')
+    found, unreadable, lines = 0, 0, []
+    for path in paths:
+        try:
+            image = read_image(path)
+        except ValueError as e:
+            print(f'warning: {path}: {e}; written with "error"', file=sys.stderr)
+            unreadable += 1
+            lines.append({'image': os.path.basename(path), 'width': None, 'height': None,
+                          'objects': [], 'error': str(e)})
+            continue
+        detection = detect_keypoints(detector, image, args.threshold, args.roi_refinement,
+                                     args.roi_scale)
+        lines.append(detection_record(os.path.basename(path), image, object_class, detection,
+                                      args.instance))
+        found += int(detection.found.sum())
+        if path in annotated:
+            picture = cv2.cvtColor(draw_view(image, detection, object_class),
+                                   cv2.COLOR_RGB2BGR)
+            if not cv2.imwrite(annotated[path], picture):
+                raise InputError(f'--annotate: cannot write {annotated[path]}')
+    with checked_input(f'--output {args.output}'):
+        with atomic_open(args.output, encoding='utf-8') as out:
+            out.writelines(json.dumps(record) + '\n' for record in lines)
     read = len(paths) - unreadable
     print(f'{read} images, {found}/{read * object_class.num_keypoints} '
           f'{object_class.name} keypoints found -> {args.output}'
           + (f'; {unreadable} unreadable (lines with "error")' if unreadable else ''))
     if unreadable:
-        return 1
+        return EXIT_PARTIAL
     return 0

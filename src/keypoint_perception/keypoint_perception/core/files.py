@@ -15,6 +15,7 @@
 
 import contextlib
 import os
+import tempfile
 from typing import IO, Iterator
 
 
@@ -22,10 +23,13 @@ from typing import IO, Iterator
 def atomic_open(path: str, mode: str = 'w', **kwargs) -> Iterator[IO]:
     """Open ``path`` for writing so that it appears only complete (write, then rename).
 
-    The data goes to a temporary file next to ``path`` (same file system),
-    which replaces ``path`` when the ``with`` block ends normally; if the
-    block raises, the temporary file is removed and an existing ``path``
-    is left as it was.
+    The data goes to a new temporary file next to ``path`` (same file
+    system; a hidden name ``.<name>.<random>.tmp``, so that concurrent
+    writers do not collide), which replaces ``path`` when the ``with``
+    block ends normally, with the permissions a new file gets (umask).  If
+    the block raises (including ``KeyboardInterrupt`` and ``SystemExit``),
+    the temporary file is removed and an existing ``path`` is left as it
+    was.
 
     Args:
         path: the file to write.
@@ -35,9 +39,13 @@ def atomic_open(path: str, mode: str = 'w', **kwargs) -> Iterator[IO]:
     Raises:
         OSError: the temporary file cannot be written or renamed.
     """
-    tmp = f'{path}.{os.getpid()}.tmp'
+    folder, name = os.path.split(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f'.{name}.', suffix='.tmp', dir=folder)
     try:
-        with open(tmp, mode, **kwargs) as f:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        with open(fd, mode, **kwargs) as f:
             yield f
         os.replace(tmp, path)
     finally:

@@ -208,7 +208,7 @@ class RobotKinematics:
 
     def outside_limits(self, joint_positions: Mapping[str, float],
                        margin: float = 0.1) -> List[str]:
-        """Return the joints whose value lies more than ``margin`` beyond their URDF limits.
+        """Return the joints whose value lies beyond their URDF limits by more than a margin.
 
         Meant for warnings (degrees given for radians): measured values are
         never clipped.  Continuous joints and names not in the URDF are
@@ -216,7 +216,8 @@ class RobotKinematics:
 
         Args:
             joint_positions: URDF joint name -> radians or metres.
-            margin: tolerance beyond each limit, radians or metres.
+            margin: tolerance beyond each limit, radians or metres, at most a
+                quarter of the joint's range (a gripper's finger moves 4 cm).
         """
         out = []
         for name, value in joint_positions.items():
@@ -225,7 +226,8 @@ class RobotKinematics:
                 continue
             i = self.model.joints[joint_id].idx_q
             lower, upper = self.model.lowerPositionLimit[i], self.model.upperPositionLimit[i]
-            if not lower - margin <= float(value) <= upper + margin:
+            tolerance = min(margin, 0.25 * (upper - lower))
+            if not lower - tolerance <= float(value) <= upper + tolerance:
                 out.append(name)
         return out
 

@@ -129,8 +129,10 @@ def object_crop_window(uv: np.ndarray, visibility: np.ndarray, image_size: Tuple
     so that the network also learns the object at the resolution of the
     detector's second look (top-down crops, Xiao et al. 2018); with
     probability ``TRUNCATED_CROP_PROB`` the side is
-    ``TRUNCATED_CROP_SCALE_RANGE`` times the extent instead, which cuts the
-    object at the window's border (the keypoints outside are unlabelled).
+    ``TRUNCATED_CROP_SCALE_RANGE`` times the extent instead, which cuts an
+    object larger than the network input at the window's border (the
+    keypoints outside are unlabelled; a window is never smaller than the
+    input).
 
     Args:
         uv: (J, 2) keypoints in image pixels.

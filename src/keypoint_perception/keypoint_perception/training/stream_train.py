@@ -43,8 +43,6 @@ the queue depth, and the trainer says when the simulators cannot keep up.
 
 import argparse
 import os
-import signal
-import threading
 import time
 from typing import Dict, List, Mapping, Sequence
 
@@ -203,11 +201,6 @@ def _restore_external(dataset: StreamDataset, namespaces: Sequence[str],
                 tqdm.write(f'source {ns}: prior restored from the checkpoint')
 
 
-def _exit_on_sigterm(signum, frame):
-    """Turn SIGTERM into ``SystemExit(143)`` so that the simulators are stopped."""
-    raise SystemExit(128 + signum)
-
-
 def train_stream(args) -> str:
     """Train on streamed samples, steering the sources; returns the path of ``best.pt``.
 
@@ -258,10 +251,7 @@ def train_stream(args) -> str:
     dataset = StreamDataset(names, queue_size=args.queue_size, timeout=POLL_S,
                             node_name='keypoints_train')
     pbar = None
-    previous_sigterm = None
-    if threading.current_thread() is threading.main_thread():
-        previous_sigterm = signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    try:
+    try:  # (keypoints-train turns SIGTERM into SystemExit: the finally stops the simulators)
         states = resumed.get('sampler_states', {})
         if pool is not None:
             pool.start_all(states, resumed.get('next_indices', {}))
@@ -372,8 +362,6 @@ def train_stream(args) -> str:
         dataset.close()
         if pool is not None:
             pool.stop()
-        if previous_sigterm is not None:
-            signal.signal(signal.SIGTERM, previous_sigterm)
     return paths['best']
 
 

@@ -79,8 +79,9 @@ MARKER_KINDS = (('fiducial', 0.6), ('tape', 0.2), ('dot', 0.2))
 #: thickness of a marker body, m
 MARKER_THICKNESS = 0.002
 #: depth of a marker's back face inside the collision surface, m (collision
-#: meshes are coarser than and enclose the visual ones)
-MARKER_SINK = 0.003
+#: meshes are coarser than and enclose the visual ones); its front face
+#: stands 1 mm proud of that surface
+MARKER_SINK = 0.001
 #: pybullet_data/random_urdfs meshes used as payloads (000 .. 999)
 N_RANDOM_MESHES = 1000
 #: (3, 3) rotation by 90 degrees about x
@@ -389,7 +390,8 @@ def add_markers(world: World, rng: np.random.Generator, obj: UrdfInstance,
         hit_link, T = placed
         half_t = MARKER_THICKNESS / 2
         if kind == 'fiducial':
-            tex = world.marker_tex[int(rng.integers(0, len(world.marker_tex)))]
+            prints = world.marker_textures()
+            tex = prints[int(rng.integers(0, len(prints)))]
             body = world.add_box(T, (size / 2, size / 2, half_t), [1.0, 1.0, 1.0, 1.0], tex)
         elif kind == 'tape':
             rgba = list(textures.random_color(rng) / 255.0) + [1.0]

@@ -132,15 +132,22 @@ class World:
                     self.mesh_radii.append(s * obj_file_radius(f))
         for key in board_keys:
             self.board_texture(*key)
-        #: texture ids of fiducial marker prints (own generator: the resources
-        #: drawn above stay those of the same seed)
-        self.marker_tex: List[int] = []
-        marker_rng = np.random.default_rng([self.resource_seed, 1])
-        for i in range(N_MARKER_TEXTURES):
-            f = os.path.join(self.tmp, f'marker_{i}.png')
-            if not os.path.exists(f):
-                cv2.imwrite(f, marker_texture(marker_rng))
-            self.marker_tex.append(p.loadTexture(f, physicsClientId=self.cid))
+        self._marker_tex: List[int] = []  # loaded when first asked for
+
+    def marker_textures(self) -> List[int]:
+        """Texture ids of ``N_MARKER_TEXTURES`` fiducial marker prints (made once per world).
+
+        They have a random generator of their own, so that loading them
+        changes no other resource of the same seed.
+        """
+        if not self._marker_tex:
+            marker_rng = np.random.default_rng([self.resource_seed, 1])
+            for i in range(N_MARKER_TEXTURES):
+                f = os.path.join(self.tmp, f'marker_{i}.png')
+                if not os.path.exists(f):
+                    cv2.imwrite(f, marker_texture(marker_rng))
+                self._marker_tex.append(p.loadTexture(f, physicsClientId=self.cid))
+        return self._marker_tex
 
     def texture_image(self, tex: int) -> np.ndarray:
         """RGB image (H, W, 3) uint8 of an object texture id (cached per file)."""
