@@ -45,6 +45,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import cv2
 from keypoint_perception.core.dataset import iter_raw, list_shards, read_meta
+from keypoint_perception.core.files import atomic_open
 import numpy as np
 
 #: segmentation value of the labelled object (sim_datagen.labels.SEG_BOARD)
@@ -181,7 +182,6 @@ def export_coco(data_dir: str, out_json: str, images_dir: Optional[str] = None,
     }
     out_dir = os.path.dirname(os.path.abspath(out_json))
     os.makedirs(out_dir, exist_ok=True)
-    with open(out_json + '.tmp', 'w') as f:
+    with atomic_open(out_json) as f:
         json.dump(coco, f)
-    os.replace(out_json + '.tmp', out_json)
     return coco

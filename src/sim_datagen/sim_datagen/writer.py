@@ -46,6 +46,7 @@ import tarfile
 from typing import Dict, Optional
 
 import cv2
+from keypoint_perception.core.files import atomic_open
 import numpy as np
 
 SHARD_FMT = 'shard-{:06d}.tar'
@@ -135,7 +136,5 @@ class ShardWriter:
 
 def write_meta(out_dir: str, meta: dict) -> None:
     """Write ``meta.json`` atomically."""
-    path = os.path.join(out_dir, 'meta.json')
-    with open(path + '.tmp', 'w') as f:
+    with atomic_open(os.path.join(out_dir, 'meta.json')) as f:
         json.dump(meta, f, indent=1, default=_json_default)
-    os.replace(path + '.tmp', path)

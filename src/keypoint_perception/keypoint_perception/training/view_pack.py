@@ -40,6 +40,7 @@ from ..cli import (ArgumentParser, checked_input, command_line, InputError, non_
                    positive_int)
 from ..core.checkpoint import load_checkpoint, resolve_model_path
 from ..core.dataset import list_shards
+from ..core.files import atomic_open
 from .data import is_validation_shard, load_shard_views, ViewSet
 
 PACK_FORMAT = 'keypoint_perception/view-pack-v1'
@@ -112,12 +113,11 @@ def save_view_pack(path: str, views: ViewSet, validation: np.ndarray, quality: i
                          f'expected ({len(views)},)')
     buffer, offsets = encode_views(views.images, quality)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + '.partial.npz'
-    np.savez(tmp, format=np.array(PACK_FORMAT), object_class=np.array(object_class),
-             image_bytes=buffer, image_offsets=offsets, uv=views.uv,
-             visibility=views.visibility, scale=views.scale, diagonal=views.diagonal,
-             validation=validation)
-    os.replace(tmp, path)
+    with atomic_open(path, 'wb') as f:
+        np.savez(f, format=np.array(PACK_FORMAT), object_class=np.array(object_class),
+                 image_bytes=buffer, image_offsets=offsets, uv=views.uv,
+                 visibility=views.visibility, scale=views.scale, diagonal=views.diagonal,
+                 validation=validation)
     return os.path.getsize(path)
 
 

@@ -37,9 +37,9 @@ import hashlib
 import os
 import re
 import shutil
-import tempfile
 from typing import Dict, List, Tuple
 
+from keypoint_perception.core.files import atomic_open
 import numpy as np
 
 #: bump when the output of :func:`decimate_obj` changes
@@ -56,10 +56,8 @@ def cache_dir() -> str:
 
 
 def _atomic_write(path: str, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix='.tmp_')
-    with os.fdopen(fd, 'w') as f:
+    with atomic_open(path) as f:
         f.write(text)
-    os.replace(tmp, path)
 
 
 def _read_obj(path: str):
