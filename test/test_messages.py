@@ -78,7 +78,7 @@ EXPECTED_FIELDS = {
                              'categorical': 'boolean', 'alpha_prior': 'sequence<double>',
                              'alpha': 'sequence<double>'},
     SamplerState: {'header': 'std_msgs/Header', 'seed': 'uint64', 'num_updates': 'uint32',
-                   'next_index': 'uint32',
+                   'last_feedback_source': 'string', 'next_index': 'uint32',
                    'variables': 'sequence<keypoint_msgs/SceneVariableDirichlet>'},
 }
 TOP_LEVEL = {StereoKeypoints2D, Keypoints3D, SampleLabels, SamplerState}
@@ -146,7 +146,7 @@ def filled_messages():
                                                        alpha_prior=[1.0, 1.0],
                                                        alpha=[1.0, 4.5]),
         SamplerState: SamplerState(header=header(frame=''), seed=7, num_updates=3,
-                                   next_index=120, variables=[SceneVariableDirichlet(
+                                   last_feedback_source='trainer round 3', next_index=120, variables=[SceneVariableDirichlet(
                                        name='hands', lo=0.0, hi=4.0, categorical=True,
                                        alpha_prior=[2.0, 1.0, 1.0, 4.0],
                                        alpha=[2.0, 1.0, 6.0, 4.0])]),

@@ -164,9 +164,11 @@ def test_feedback_shifts_one_node_only(stream):
     assert a0['num_updates'] == 0 and b0['num_updates'] == 0
     k = a0['variables']['roll']['bins']
     counts = [1e6] + [0.0] * (k - 1)  # all future rolls from bin 0
-    assert ds.send_feedback('/sim_a', {'roll': counts}, source='test')
-    a1 = ds.wait_for_sampler_state('/sim_a', min_updates=1, timeout=30)
-    assert a1 is not None, 'no sampler_state after feedback'
+    assert a0['last_feedback_source'] == ''
+    assert ds.send_feedback('/sim_a', {'roll': counts}, source='test round 1')
+    a1 = ds.wait_for_sampler_state('/sim_a', min_updates=1, timeout=30,
+                                   feedback_source='test round 1')
+    assert a1 is not None, 'no sampler_state echoing the feedback'
     np.testing.assert_allclose(a1['variables']['roll']['theta'],
                                np.add(a0['variables']['roll']['theta'], counts))
     assert a1['variables']['tilt_x'] == a0['variables']['tilt_x']

@@ -27,6 +27,7 @@ processes (96x72 renders, a few samples/s, the lite network, batch 2):
 
 import csv
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -126,7 +127,9 @@ def test_two_nodes_feed_the_trainer_and_only_the_chosen_one_gets_feedback(tmp_pa
     assert sum(used.values()) == 8
     # the nodes themselves: /h10_a applied two rounds, /h10_b none
     log_a, log_b = open(tmp_path / 'h10_a.log').read(), open(tmp_path / 'h10_b.log').read()
-    assert "feedback 2 from 'keypoints-train round 2 step 4'" in log_a, log_a[-2000:]
+    # each message carries a tag unique to the trainer process, echoed in sampler_state
+    assert re.search(r"feedback 2 from 'keypoints-train \S+:\d+ round 2 step 4 #\d+'",
+                     log_a), log_a[-2000:]
     assert 'feedback 1' not in log_b and 'rejected' not in log_b, log_b[-2000:]
     # the logged parameters: /h10_a gained 2 rounds x ceil(0.5 * 4) = 4 counts per variable
     rows = _rows(run / 'priors.csv')

@@ -100,3 +100,27 @@ def test_a_feedback_answer_is_told_apart_from_a_restarted_nodes_start_up_state(m
         'num_updates': 1}
     assert ds.state_messages('/a') == 3
     ds._rt = None
+
+
+def test_a_late_answer_to_an_earlier_feedback_does_not_confirm_the_next(monkeypatch):
+    """Only a state echoing this message's source confirms it, not a late earlier answer."""
+    from keypoint_perception.training import stream_dataset
+    from keypoint_perception.training.stream_dataset import StreamDataset
+    from keypoint_perception.training.stream_train import feedback_tag
+    monkeypatch.setattr(stream_dataset, 'sampler_state_dict', lambda msg: msg)
+    ds = StreamDataset('/a', queue_size=4, timeout=0.2)
+    src = _fake_runtime(ds, ds.namespaces, 4)['/a']
+    publish = ds._state_callback(src)
+    first, second = feedback_tag('round 1'), feedback_tag('round 2')
+    assert first != second and first.startswith('keypoints-train ')
+    publish({'num_updates': 0, 'last_feedback_source': ''})
+    seen = ds.state_messages('/a')
+    # round 1 timed out; round 2 is sent; now round 1's answer arrives
+    publish({'num_updates': 1, 'last_feedback_source': first})
+    assert ds.wait_for_sampler_state('/a', 1, timeout=0.05, newer_than=seen) is not None
+    assert ds.wait_for_sampler_state('/a', 1, timeout=0.05, newer_than=seen,
+                                     feedback_source=second) is None
+    publish({'num_updates': 2, 'last_feedback_source': second})
+    assert ds.wait_for_sampler_state('/a', 1, timeout=0.05, newer_than=seen,
+                                     feedback_source=second)['num_updates'] == 2
+    ds._rt = None

@@ -130,10 +130,14 @@ def check_feedback(msg: SamplerFeedback, sampler) -> tuple:
 
 
 def sampler_state_msg(sampler, stamp, seed: int, num_updates: int,
-                      next_index: int) -> SamplerState:
-    """Build the SamplerState message of a scene sampler (core.scene_sampler.SceneSampler)."""
+                      next_index: int, last_feedback_source: str = '') -> SamplerState:
+    """Build the SamplerState message of a scene sampler (core.scene_sampler.SceneSampler).
+
+    ``last_feedback_source`` is the ``source`` of the last applied feedback message.
+    """
     msg = SamplerState(seed=int(seed), num_updates=int(num_updates),
-                       next_index=int(next_index))
+                       next_index=int(next_index),
+                       last_feedback_source=str(last_feedback_source))
     msg.header.stamp = stamp
     msg.variables = [SceneVariableDirichlet(name=n, lo=v.lo, hi=v.hi, categorical=v.categorical,
                                             alpha_prior=[float(a) for a in v.theta0],

@@ -126,7 +126,8 @@ def sampler_state_dict(msg: SamplerState) -> dict:
     """Convert a SamplerState message to a dict like ``SceneSampler.state_dict()``.
 
     ``{'variables': {name: {lo, hi, bins, categorical, theta0, theta}},
-    'seed', 'num_updates', 'next_index', 'stamp'}`` (stamp in seconds); the
+    'seed', 'num_updates', 'last_feedback_source', 'next_index', 'stamp'}``
+    (stamp in seconds); the
     result can be passed to ``SceneSampler.load_state_dict``.
     """
     return {'variables': {v.name: {'name': v.name, 'lo': v.lo, 'hi': v.hi,
@@ -135,5 +136,6 @@ def sampler_state_dict(msg: SamplerState) -> dict:
                                    'theta': [float(a) for a in v.alpha]}
                           for v in msg.variables},
             'seed': int(msg.seed), 'num_updates': int(msg.num_updates),
+            'last_feedback_source': str(msg.last_feedback_source),
             'next_index': int(msg.next_index),
             'stamp': msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec}

@@ -383,7 +383,10 @@ class StreamDataset(torch.utils.data.IterableDataset):
                 [name]['num_bins']``), e.g. from
                 ``SceneSampler.counts_from_bins`` over the bins of the
                 highest-loss validation samples.
-            source: identifier of the sender, logged by the node.
+            source: identifier of the sender, logged by the node and echoed
+                in its ``sampler_state`` (``last_feedback_source``) once
+                applied: make it unique to tell the answer apart (see
+                :meth:`wait_for_sampler_state`).
             wait: seconds to wait for the node's subscription to be matched
                 (a message published before that is lost).
 
@@ -425,7 +428,8 @@ class StreamDataset(torch.utils.data.IterableDataset):
 
     def wait_for_sampler_state(self, namespace: str, min_updates: int = 0,
                                timeout: float = 10.0,
-                               newer_than: Optional[int] = None) -> Optional[dict]:
+                               newer_than: Optional[int] = None,
+                               feedback_source: Optional[str] = None) -> Optional[dict]:
         """Wait for a ``sampler_state`` with ``num_updates >= min_updates``.
 
         Args:
@@ -434,6 +438,9 @@ class StreamDataset(torch.utils.data.IterableDataset):
             timeout: seconds.
             newer_than: if given, only a state received after the first
                 ``newer_than`` messages counts (see :meth:`state_messages`).
+            feedback_source: if given, only a state whose last applied
+                feedback had this ``source`` counts: a late answer to an
+                earlier message does not confirm a later one.
 
         Returns:
             The state dict (see :meth:`sampler_state`), or None on timeout.
@@ -443,7 +450,9 @@ class StreamDataset(torch.utils.data.IterableDataset):
         deadline = time.monotonic() + timeout
         with rt['cond']:
             while (src.state is None or src.state['num_updates'] < min_updates
-                   or (newer_than is not None and src.state_messages <= newer_than)):
+                   or (newer_than is not None and src.state_messages <= newer_than)
+                   or (feedback_source is not None
+                       and src.state.get('last_feedback_source') != feedback_source)):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return None

@@ -42,7 +42,9 @@ the queue depth, and the trainer says when the simulators cannot keep up.
 """
 
 import argparse
+import itertools
 import os
+import socket
 import time
 from typing import Dict, List, Mapping, Sequence
 
@@ -70,6 +72,8 @@ STARVED_SHARE = 0.5
 WARN_EVERY_S = 30.0
 #: Seconds the sample feed blocks before it checks its sources again.
 POLL_S = 1.0
+#: numbers the feedback messages this process sends (see :func:`feedback_tag`)
+_FEEDBACK_TAGS = itertools.count(1)
 
 
 def _fraction(text: str) -> float:
@@ -192,9 +196,10 @@ def _restore_external(dataset: StreamDataset, namespaces: Sequence[str],
             tqdm.write(f'source {ns}: prior not restored: {e}; restart the node with '
                        'sampler_state_file to continue exactly')
             continue
-        seen = dataset.state_messages(ns)
-        if counts and dataset.send_feedback(ns, counts, source='keypoints-train --resume'):
-            if dataset.wait_for_sampler_state(ns, 1, timeout, newer_than=seen) is None:
+        seen, tag = dataset.state_messages(ns), feedback_tag('--resume')
+        if counts and dataset.send_feedback(ns, counts, source=tag):
+            if dataset.wait_for_sampler_state(ns, 1, timeout, newer_than=seen,
+                                              feedback_source=tag) is None:
                 tqdm.write(f'source {ns}: prior sent but not confirmed within {timeout:g} s '
                            '(see the node\'s log)')
             else:
@@ -365,6 +370,16 @@ def train_stream(args) -> str:
     return paths['best']
 
 
+def feedback_tag(what: str) -> str:
+    """Return a feedback ``source`` unique to this process and message.
+
+    ``keypoints-train <host>:<pid> <what> #<n>``; the node echoes it in its
+    ``sampler_state`` (``last_feedback_source``) once applied.
+    """
+    return (f'keypoints-train {socket.gethostname()}:{os.getpid()} {what} '
+            f'#{next(_FEEDBACK_TAGS)}')
+
+
 def send_feedback(dataset: StreamDataset, feed: SampleFeed, model: BeliefMapNet, oc,
                   val_views: ViewSet, val_bins, num_bins, args, feedback_to: Sequence[str],
                   step: int, round_index: int) -> Dict[str, np.ndarray]:
@@ -393,13 +408,14 @@ def send_feedback(dataset: StreamDataset, feed: SampleFeed, model: BeliefMapNet,
         known = counts if before is None else {
             n: c for n, c in counts.items()
             if n in before['variables'] and len(c) == before['variables'][n]['bins']}
-        if not (known and dataset.send_feedback(ns, known, source=f'keypoints-train round '
-                                                f'{round_index} step {step}', wait=1.0)):
+        tag = feedback_tag(f'round {round_index} step {step}')
+        if not (known and dataset.send_feedback(ns, known, source=tag, wait=1.0)):
             continue
-        # the node's answer: a state after `seen` with an update applied (a restarted
-        # node counts its updates from 0 again, so num_updates alone cannot tell)
+        # the node's answer: a state after `seen` that echoes this message's tag (a
+        # restarted node counts its updates from 0 again, and a late answer to an earlier
+        # round would pass a count test)
         if dataset.wait_for_sampler_state(ns, 1, timeout=min(args.source_timeout, 5.0),
-                                          newer_than=seen) is None:
+                                          newer_than=seen, feedback_source=tag) is None:
             unconfirmed.append(ns)
         else:
             applied.append(ns)

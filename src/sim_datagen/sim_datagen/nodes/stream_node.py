@@ -112,6 +112,7 @@ class SimStreamNode(Node):
         self.published = 0
         self._last_stamp_ns = -1
         self.num_updates = 0
+        self.last_feedback_source = ''  # source of the last applied feedback
         self._last_warning = {}
         self._waiting = False
 
@@ -254,7 +255,7 @@ class SimStreamNode(Node):
         """Publish the current Dirichlet parameters on ``sampler_state``."""
         self.pub_state.publish(rm.sampler_state_msg(
             self.sampler, self.get_clock().now().to_msg(), self.seed, self.num_updates,
-            self.index))
+            self.index, self.last_feedback_source))
 
     def on_feedback(self, msg: SamplerFeedback):
         """Apply a feedback message (conjugate Dirichlet update) or reject it with a warning."""
@@ -270,6 +271,7 @@ class SimStreamNode(Node):
             return
         self.sampler.update(counts)
         self.num_updates += 1
+        self.last_feedback_source = msg.source
         self.publish_state()
         total = sum(float(c.sum()) for c in counts.values())
         self.get_logger().info(f'feedback {self.num_updates}{src}: {len(counts)} variable(s), '
