@@ -105,6 +105,36 @@ def test_warped_views_are_black_outside_the_image_and_keypoints_follow():
     assert data.warp_view(image, uv, np.array([2, 1], np.uint8), shifted)[2].tolist() == [0, 0]
 
 
+def test_augmentation_casts_a_share_of_the_colour_views_and_never_a_grey_one(monkeypatch):
+    """About COLOUR_CAST_PROB of the colour views get a white-balance cast; grey ones none."""
+    monkeypatch.setattr(data, 'random_affine',
+                        lambda rng, size, **kw: np.float32([[1, 0, 0], [0, 1, 0]]))
+    calls = []
+
+    def warm(rng):
+        calls.append(1)
+        return np.array([1.5, 1.0, 0.67])
+    monkeypatch.setattr(data, 'white_balance_gains', warm)
+    image = np.full((48, 64, 3), 100, np.uint8)
+    uv, vis = np.float32([[10, 10], [40, 30]]), np.uint8([2, 2])
+    n, warm_views = 400, 0
+    for seed in range(n):
+        before = len(calls)
+        out, uv_out, _ = data.augment_view(image, uv, vis, np.random.default_rng(seed))
+        np.testing.assert_array_equal(uv_out, uv)
+        r, _, b = out[8:40, 8:56].reshape(-1, 3).astype(np.float64).mean(axis=0)
+        if len(calls) > before:
+            warm_views += r > 1.2 * b + 1.0   # the cast survives brightness and gamma
+    expected = (1 - data.GREY_PROB) * data.COLOUR_CAST_PROB
+    assert len(calls) / n == pytest.approx(expected, abs=0.07)
+    assert warm_views == len(calls)
+    monkeypatch.setattr(data, 'GREY_PROB', 1.0)
+    calls.clear()
+    for seed in range(50):
+        data.augment_view(image, uv, vis, np.random.default_rng(seed))
+    assert not calls
+
+
 def test_no_crop_without_two_labelled_keypoints_or_when_it_would_not_zoom():
     rng = np.random.default_rng(1)
     sample = _sample(rng)

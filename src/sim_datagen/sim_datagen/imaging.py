@@ -21,7 +21,8 @@ distortion (:class:`~sim_datagen.optics.LensRemap`) and sensor effects
 (grey, noise, JPEG).  Images are (H, W, 3) uint8 RGB.
 
 Three nuisance draws are not scene variables (no bins, no feedback): the
-white-balance error (:func:`white_balance_gains`), whether motion blur
+white-balance error
+(:func:`keypoint_perception.core.camera_response.white_balance_gains`), whether motion blur
 smears the whole image (a moving camera) or only the object and what it
 carries (a moving robot in front of a static camera,
 :data:`OBJECT_MOTION_BLUR_PROB`), and the sensor's noise level function
@@ -33,6 +34,7 @@ from __future__ import annotations
 from typing import Dict, Optional
 
 import cv2
+from keypoint_perception.core.camera_response import white_balance_gains
 import numpy as np
 
 from .optics import LensRemap, SampleCameras
@@ -55,22 +57,6 @@ CORRELATED_NOISE_SIGMA = 0.8
 NOISE_GAMMA = 2.2
 #: largest noise std of the darkest pixels, as a multiple of mid-grey's
 NOISE_DARK_MAX = 3.0
-
-
-def white_balance_gains(rng: np.random.Generator) -> np.ndarray:
-    """Draw the residual white-balance error of an auto-white-balanced camera.
-
-    A colour-temperature error ``t`` ~ U(-1, 1) moves red and blue in
-    opposite directions (warm or cold casts, gains 0.67 .. 1.5) plus a small
-    independent tint per channel (+-5%), as a camera's grey-world estimate
-    under tungsten, LED or daylight misses.
-
-    Returns:
-        (3,) float64 RGB gains, about 0.64 .. 1.56, green about 1.
-    """
-    t = rng.uniform(-1.0, 1.0)
-    tint = rng.uniform(-0.05, 0.05, 3)
-    return np.exp(np.array([0.4 * t, 0.0, -0.4 * t]) + tint)
 
 
 def motion_blur_kernel(length: float, angle_deg: float) -> np.ndarray:

@@ -13,6 +13,7 @@
 # limitations under the License.
 """Camera response and sensor model: white balance, motion blur layers, noise level function."""
 
+from keypoint_perception.core.camera_response import white_balance_gains
 import numpy as np
 import pytest
 from sim_datagen import imaging
@@ -44,7 +45,7 @@ def test_noise_level_is_flat_for_shot_noise_and_grows_in_the_shadows_for_read_no
 
 def test_white_balance_error_moves_red_and_blue_in_opposite_directions():
     rng = np.random.default_rng(0)
-    gains = np.array([imaging.white_balance_gains(rng) for _ in range(2000)])
+    gains = np.array([white_balance_gains(rng) for _ in range(2000)])
     assert gains.min() > 0.6 and gains.max() < 1.6
     assert np.all(np.abs(np.log(gains[:, 1])) <= 0.05 + 1e-9)
     assert np.corrcoef(np.log(gains[:, 0]), np.log(gains[:, 2]))[0, 1] < -0.9

@@ -29,6 +29,7 @@ import zlib
 import cv2
 import numpy as np
 
+from ..core.camera_response import white_balance_gains
 from ..core.dataset import iter_shard
 from ..core.heatmaps import gaussian_targets, image_to_heatmap
 from ..core.roi import network_view, PixelWindow, roi_around
@@ -116,6 +117,10 @@ TRUNCATED_CROP_SCALE_RANGE = (0.5, 1.0)
 #: Probability that augmentation turns a view grey (the simulator already
 #: renders half of them grey; most robot cameras are colour).
 GREY_PROB = 0.2
+#: Share of the colour training views given a white-balance cast
+#: (:func:`~keypoint_perception.core.camera_response.white_balance_gains`):
+#: renders made before the simulator drew strong casts get them here.
+COLOUR_CAST_PROB = 0.5
 
 
 def object_crop_window(uv: np.ndarray, visibility: np.ndarray, image_size: Tuple[int, int],
@@ -265,6 +270,10 @@ def augment_view(image: np.ndarray, uv: np.ndarray, visibility: np.ndarray,
                  rng: np.random.Generator, distractor_prob: float = 0.0):
     """Geometric and photometric augmentation of one view.
 
+    A random similarity (black borders), optional clutter, then a grey copy
+    (:data:`GREY_PROB`) or a white-balance cast (:data:`COLOUR_CAST_PROB`),
+    brightness, contrast, gamma, blur and Gaussian noise.
+
     Args:
         image: (h, w, 3) uint8.
         uv: (J, 2) input pixels.
@@ -284,6 +293,8 @@ def augment_view(image: np.ndarray, uv: np.ndarray, visibility: np.ndarray,
     img = image.astype(np.float32)
     if rng.random() < GREY_PROB:
         img = np.repeat(img @ np.float32([[0.299], [0.587], [0.114]]), 3, axis=2)
+    elif rng.random() < COLOUR_CAST_PROB:
+        img = img * white_balance_gains(rng).astype(np.float32)
     img = img * rng.uniform(0.6, 1.4) + rng.uniform(-40, 40)
     gamma = np.exp(rng.uniform(-0.4, 0.4))
     img = 255.0 * (np.clip(img, 0, 255) / 255.0) ** gamma
