@@ -16,8 +16,8 @@
 import numpy as np
 import pytest
 
-from keypoint_perception.training.feedback import (bin_error_table, hardest, sample_score,
-                                                   variable_spread)
+from keypoint_perception.training.feedback import (bin_error_table, bin_labels, hardest,
+                                                   sample_score, variable_spread)
 
 
 def test_sample_score_caps_errors_counts_misses_and_skips_unlabelled():
@@ -63,3 +63,11 @@ def test_variable_spread_ranks_the_variable_that_matters_first():
     spread = variable_spread(table)
     assert spread[0][0] == 'a' and spread[0][1] == pytest.approx(2.0, rel=0.05)
     assert spread[1][1] < 1.1
+
+
+def test_bin_labels_are_centres_with_an_exact_zero_or_indices():
+    # k1 of the robot configs: -0.35 .. 0.05 in 4 bins; the last centre is 0 up to rounding
+    assert bin_labels({'lo': -0.35, 'hi': 0.05}, 4) == ['-0.3', '-0.2', '-0.1', '0']
+    assert bin_labels({'lo': 0.0, 'hi': 90.0}, 3) == ['15', '45', '75']
+    assert bin_labels({'lo': 0.0, 'hi': 4.0, 'categorical': True}, 4) == ['0', '1', '2', '3']
+    assert bin_labels({}, 2) == ['0.25', '0.75']

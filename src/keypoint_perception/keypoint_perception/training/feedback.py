@@ -139,6 +139,26 @@ def variable_spread(table: Mapping[str, Tuple[np.ndarray, np.ndarray]],
     return sorted(out, key=lambda x: -x[1])
 
 
+def bin_labels(variable: Mapping, bins: int) -> List[str]:
+    """Tick labels of a variable's bins: the index (categorical) or the bin centre.
+
+    Args:
+        variable: a sampler state's variable entry (``lo``, ``hi``,
+            ``categorical``; missing keys: 0 .. 1, continuous).
+        bins: number of bins.
+
+    Returns:
+        ``bins`` strings; a centre that is zero up to rounding (``-0.05 +
+        0.05``) reads ``0``, not ``6.94e-18``.
+    """
+    if variable.get('categorical'):
+        return [str(k) for k in range(bins)]
+    lo, hi = float(variable.get('lo', 0.0)), float(variable.get('hi', 1.0))
+    centres = lo + (np.arange(bins) + 0.5) * (hi - lo) / bins
+    centres[np.abs(centres) < 1e-9 * max(abs(lo), abs(hi))] = 0.0
+    return [f'{c:.3g}' for c in centres]
+
+
 def plot_bin_errors(table, spread, sampler_state: Mapping, path: str, top: int = 12) -> None:
     """Bar charts of the mean error per bin for the ``top`` variables by spread."""
     names = [n for n, _ in spread[:top]]
@@ -151,12 +171,7 @@ def plot_bin_errors(table, spread, sampler_state: Mapping, path: str, top: int =
         ax.axis('off')
     for ax, name in zip(axes.ravel(), names):
         mean, count = table[name]
-        var = sampler_state['variables'].get(name, {})
-        if var.get('categorical'):
-            labels = [str(k) for k in range(len(mean))]
-        else:
-            edges = np.linspace(var.get('lo', 0.0), var.get('hi', 1.0), len(mean) + 1)
-            labels = [f'{0.5 * (a + b):.3g}' for a, b in zip(edges[:-1], edges[1:])]
+        labels = bin_labels(sampler_state['variables'].get(name, {}), len(mean))
         ax.bar(range(len(mean)), np.nan_to_num(mean), color='tab:red')
         ax.set_xticks(range(len(mean)), labels, fontsize=7, rotation=45)
         ax.set_title(f'{name} (x{ratio[name]:.2f})', fontsize=9)
