@@ -55,7 +55,8 @@ import time
 from benchmark_common import cpu_model, replace_section
 import cv2
 from keypoint_perception.calibrate_robot import default_urdf
-from keypoint_perception.core.config import PipelineConfig, ROI_REFINEMENTS
+from keypoint_perception.core.config import (PipelineConfig, ROI_REFINEMENTS,
+                                            TEST_TIME_AUGMENTATIONS)
 from keypoint_perception.core.dataset import camera_model_from_label, iter_shard, list_shards
 from keypoint_perception.core.detector import KeypointDetector
 from keypoint_perception.core.kinematics import keypoint_anchors, RobotKinematics
@@ -437,6 +438,8 @@ def main(argv=None) -> int:
     ap.add_argument('--threads', type=int, default=0,
                     help="network threads; 0 = the thread policy's choice")
     ap.add_argument('--backend', default='auto', help='auto, torch or onnxruntime')
+    ap.add_argument('--tta', default='auto', choices=('auto',) + TEST_TIME_AUGMENTATIONS,
+                    help="test-time augmentation (default: the checkpoint's choice)")
     ap.add_argument('--device', default='cpu', help='torch device (default cpu)')
     ap.add_argument('--roi-refinement', choices=ROI_REFINEMENTS,
                     default=PipelineConfig.roi_refinement,
@@ -457,7 +460,7 @@ def main(argv=None) -> int:
     command = ' '.join(['python tools/benchmark_robots.py', *map(shlex.quote, argv)])
     load = ' / '.join(f'{x:.1f}' for x in os.getloadavg())
     detector = KeypointDetector(a.model, device=a.device, num_threads=a.threads,
-                                backend=a.backend)
+                                backend=a.backend, test_time_augmentation=a.tta)
     oc = detector.object_class
     config = PipelineConfig(input_rectified=False, roi_refinement=a.roi_refinement)
     r, times, sheet = measure(detector, config, a.data, a.validation_shards, a.max_samples,

@@ -16,6 +16,7 @@
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from keypoint_perception.core.checkpoint import save_checkpoint
 from keypoint_perception.core.config import PipelineConfig
@@ -114,6 +115,30 @@ def test_auto_takes_the_checkpoints_choice_and_bad_names_are_refused(tmp_path):
         .test_time_augmentation == 'none'
     with pytest.raises(ValueError, match='flip'):
         KeypointDetector(str(plain), test_time_augmentation='flip')
+    # the board's corner order has a handedness: no mirror permutation, no hflip
+    assert oc.mirror is None
+    with pytest.raises(ValueError, match='mirror permutation'):
+        KeypointDetector(str(plain), test_time_augmentation='hflip')
+
+
+def test_hflip_merges_the_mirrored_look_of_a_robot_model(tmp_path):
+    """A robot class (identity mirror) keeps it through its checkpoint; hflip = the merge."""
+    oc = load_object_class('panda')
+    assert oc.mirror == list(range(7))
+    torch.manual_seed(0)
+    model = BeliefMapNet(make_config('lite', oc.num_keypoints))
+    path = tmp_path / 'robot.pt'
+    save_checkpoint(str(path), model, oc, meta={'test_time_augmentation': 'hflip'})
+    det = KeypointDetector(str(path), backend='torch')
+    assert det.test_time_augmentation == 'hflip' and det.object_class.mirror == list(range(7))
+    img = _board_image()
+    b0, b1 = det.infer([img, np.ascontiguousarray(img[:, ::-1])])
+    # the mirrored image's merged maps are the merged maps mirrored
+    np.testing.assert_allclose(b1[:, :, ::-1], b0, atol=1e-5)
+    det.test_time_augmentation = 'none'
+    p0, p1 = det.infer([img, np.ascontiguousarray(img[:, ::-1])])
+    assert np.abs(p1[:, :, ::-1] - p0).max() > 1e-4   # one look alone is not equivariant
+    np.testing.assert_allclose(b0, 0.5 * (p0 + p1[:, :, ::-1]), atol=1e-5)
 
 
 def test_detect_finds_the_corners_of_each_image_on_its_own(detector):

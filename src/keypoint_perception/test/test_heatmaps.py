@@ -18,7 +18,7 @@ import pytest
 
 from keypoint_perception.core.heatmaps import (
     canonical_symmetry_order, decode_beliefs, gaussian_targets, heatmap_to_image,
-    image_to_heatmap, merge_rotated_beliefs, nms_peaks)
+    image_to_heatmap, merge_mirrored_beliefs, merge_rotated_beliefs, nms_peaks)
 
 
 def test_gaussian_target_peak_and_absent_map():
@@ -160,3 +160,41 @@ def test_merge_rotated_beliefs_rejects_mismatched_shapes():
         merge_rotated_beliefs(np.zeros((1, 4, 8, 8)), np.zeros((1, 4, 8, 9)))
     with pytest.raises(ValueError, match='one shape'):
         merge_rotated_beliefs(np.zeros((4, 8, 8)), np.zeros((4, 8, 8)))
+
+
+@pytest.mark.parametrize('bias_px', [0.0, 3.0])
+def test_merge_mirrored_beliefs_cancels_a_horizontal_bias_and_swaps_mirror_pairs(bias_px):
+    """Maps of an image and of its mirror image, with one network bias and a left/right pair.
+
+    Keypoints 0 and 1 are a left/right pair (mirror [1, 0, 2]): in the
+    mirrored image the network puts keypoint 0 in channel 1.  Flipped back
+    and relabelled, the merged peaks are at the true points, and a bias
+    along u (which points the other way in the mirror image) cancels.
+    """
+    rng = np.random.default_rng(4)
+    image_size, heatmap_size = (640, 480), (64, 48)
+    uv = rng.uniform(40, 440, size=(3, 2))
+    bias = np.array([bias_px, 0.0])
+    present = np.ones(3, bool)
+    direct = gaussian_targets(image_to_heatmap(uv + bias, image_size, heatmap_size),
+                              present, heatmap_size[::-1], 1.5)
+    mirrored_uv = np.c_[image_size[0] - 1 - uv[:, 0], uv[:, 1]] + bias
+    mirrored = gaussian_targets(image_to_heatmap(mirrored_uv[[1, 0, 2]], image_size,
+                                                 heatmap_size), present, heatmap_size[::-1], 1.5)
+    merged = merge_mirrored_beliefs(direct[None], mirrored[None], [1, 0, 2])
+    assert merged.shape == (1, 3, 48, 64) and merged.dtype == np.float32
+    dec = heatmap_to_image(decode_beliefs(merged[0])[0], heatmap_size, image_size)
+    assert np.abs(dec - uv).max() < 0.35 * max(bias_px, 1.0)
+    if bias_px == 0:
+        np.testing.assert_allclose(merged[0], direct, atol=1e-6)
+    # without the relabelling the pair's maps would be averaged with each other's
+    wrong = merge_mirrored_beliefs(direct[None], mirrored[None], [0, 1, 2])
+    assert np.abs(wrong[0, 0] - direct[0]).max() > 0.3
+
+
+@pytest.mark.parametrize('mirror, words', [([0, 0, 2], 'permutation'), ([1, 2, 0], 'involution'),
+                                           ([0, 1], 'permutation')])
+def test_a_mirror_that_is_no_involutive_permutation_is_refused(mirror, words):
+    maps = np.zeros((1, 3, 4, 5), np.float32)
+    with pytest.raises(ValueError, match=words):
+        merge_mirrored_beliefs(maps, maps, mirror)

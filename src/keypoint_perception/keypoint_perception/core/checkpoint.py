@@ -88,6 +88,8 @@ def object_class_dict(object_class: ObjectClass) -> dict:
                                                    object_class.template)],
            'skeleton': [list(edge) for edge in object_class.skeleton],
            'symmetries': [list(permutation) for permutation in object_class.symmetries]}
+    if object_class.mirror is not None:
+        out['mirror'] = list(object_class.mirror)
     out.update(object_class.extra)
     return out
 

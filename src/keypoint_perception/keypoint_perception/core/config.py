@@ -43,7 +43,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 #: and its 180 degree rotation's belief maps
 #: (:func:`~.heatmaps.merge_rotated_beliefs`); ``auto`` takes the one the
 #: checkpoint was validated with.
-TEST_TIME_AUGMENTATIONS = ('none', 'rot180')
+TEST_TIME_AUGMENTATIONS = ('none', 'rot180', 'hflip')
 
 #: Where the network runs (:func:`~.backends.choose_backend`): ``auto`` is ONNX
 #: Runtime for an ONNX file and on the CPU when onnxruntime is installed,
@@ -305,7 +305,9 @@ class PipelineConfig(ParameterTable):
     test_time_augmentation: str = _param(
         'auto', 'Test-time augmentation: "none"; "rot180" (mean of the belief maps of each '
         'image and of its 180 degree rotation: steadier peaks, twice the network time); '
-        '"auto" = what the checkpoint was validated with.', 'model',
+        '"hflip" (the same with the mirrored image, for classes whose YAML gives a "mirror" '
+        'permutation, e.g. the robot arms); "auto" = what the checkpoint was validated with.',
+        'model',
         choices=('auto',) + TEST_TIME_AUGMENTATIONS, read_only=True, launch=True)
     # -- input (restart needed) ------------------------------------------------
     approximate_sync: bool = _param(

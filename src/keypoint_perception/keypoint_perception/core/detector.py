@@ -32,7 +32,7 @@ import torch
 from .backends import choose_backend, OnnxRuntimeBackend, TorchBackend
 from .checkpoint import load_checkpoint, resolve_model_path
 from .config import PipelineConfig, ROI_REFINEMENTS, TEST_TIME_AUGMENTATIONS
-from .heatmaps import merge_rotated_beliefs
+from .heatmaps import merge_mirrored_beliefs, merge_rotated_beliefs
 from .model import BeliefNetConfig, normalize_image_array, normalize_images
 from .onnx_model import can_export, is_onnx_path, onnx_model_for, read_onnx_model
 from .roi import network_view, PixelWindow, roi_around
@@ -63,7 +63,7 @@ class KeypointDetector:
             stride).
         device: the torch device preprocessing runs on (the network's with
             torch, the CPU with onnxruntime).
-        test_time_augmentation: ``'none'`` or ``'rot180'``.
+        test_time_augmentation: ``'none'``, ``'rot180'`` or ``'hflip'``.
     """
 
     def __init__(self, model_path: str, device: str = 'cpu', num_threads: int = 0,
@@ -80,7 +80,8 @@ class KeypointDetector:
                 :data:`~.config.TEST_TIME_AUGMENTATIONS`, or ``'auto'`` for
                 the one the checkpoint was validated with
                 (``meta['test_time_augmentation']``, ``'none'`` if absent).
-                ``'rot180'`` doubles the network's work.
+                ``'rot180'`` and ``'hflip'`` double the network's work;
+                ``'hflip'`` needs the class's ``mirror`` permutation.
             backend: one of :data:`~.config.INFERENCE_BACKENDS`
                 (:func:`~.backends.choose_backend`; ``'auto'`` on the CPU is
                 ONNX Runtime when installed and the network has or can get
@@ -125,6 +126,10 @@ class KeypointDetector:
         if test_time_augmentation not in TEST_TIME_AUGMENTATIONS:
             raise ValueError(f'unknown test-time augmentation {test_time_augmentation!r}; '
                              f'expected auto or one of {TEST_TIME_AUGMENTATIONS}')
+        if test_time_augmentation == 'hflip' and self.object_class.mirror is None:
+            raise ValueError(f'test-time augmentation hflip needs the mirror permutation of '
+                             f'class {self.object_class.name!r} ("mirror" in its YAML), which '
+                             'it has not: its keypoint labels have no meaning in a mirror image')
         self.test_time_augmentation = test_time_augmentation
 
     @property
@@ -223,7 +228,8 @@ class KeypointDetector:
         Returns:
             (B, J, h, w) float32 belief maps; with ``'rot180'`` the mean of
             the batch's and its rotated copy's maps (one forward pass of 2B,
-            :func:`~.heatmaps.merge_rotated_beliefs`).
+            :func:`~.heatmaps.merge_rotated_beliefs`), with ``'hflip'`` of
+            its mirrored copy's (:func:`~.heatmaps.merge_mirrored_beliefs`).
         """
         if self.test_time_augmentation == 'rot180':
             if self.backend.name == 'onnxruntime':  # in NumPy: no torch thread pool
@@ -234,6 +240,15 @@ class KeypointDetector:
             out = self.backend.run(both)
             n = len(batch)
             return merge_rotated_beliefs(out[:n], out[n:], self.object_class.symmetries)
+        if self.test_time_augmentation == 'hflip':
+            if self.backend.name == 'onnxruntime':
+                array = batch.numpy()
+                both = torch.from_numpy(np.concatenate([array, array[:, :, :, ::-1]]))
+            else:
+                both = torch.cat([batch, torch.flip(batch, dims=(3,))])
+            out = self.backend.run(both)
+            n = len(batch)
+            return merge_mirrored_beliefs(out[:n], out[n:], self.object_class.mirror)
         return self.backend.run(batch)
 
     def infer(self, images: Sequence[np.ndarray]) -> np.ndarray:

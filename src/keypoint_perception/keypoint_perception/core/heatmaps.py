@@ -25,11 +25,11 @@ Coordinate Representation for Human Pose Estimation", DARK), which is exact
 for a sampled Gaussian.
 """
 
-from typing import Tuple
+from typing import Sequence, Tuple
 
 import numpy as np
 
-from .symmetry import SymmetryGroup
+from .symmetry import check_mirror, SymmetryGroup
 
 
 def gaussian_targets(uv: np.ndarray, present: np.ndarray, size: Tuple[int, int],
@@ -319,6 +319,42 @@ def decode_keypoints(beliefs: np.ndarray, image_size: Tuple[int, int], symmetrie
     if len(group) > 1 and np.isfinite(uv[:, 0]).all():
         perm = canonical_symmetry_order(uv[:, 0], group)
     return uv[perm], conf[perm], perm
+
+
+def merge_mirrored_beliefs(beliefs: np.ndarray, mirrored_beliefs: np.ndarray,
+                           mirror: Sequence[int]) -> np.ndarray:
+    """Average belief maps with those of the same images mirrored left to right.
+
+    The flip test of stacked hourglass and HRNet pose networks (Newell et
+    al. 2016; Sun et al. 2019, ``flip_back``).  A mirror maps pixel (u, v)
+    of a W-wide image to (W - 1 - u, v) and, with the pixel-centre
+    convention of :func:`image_to_heatmap`, cell (j, i) of a w-wide map to
+    (w - 1 - j, i).  In the mirrored image keypoint ``k`` of the object
+    looks like keypoint ``mirror[k]`` (a person's left eye looks like a
+    right eye; a robot's joints stay themselves: the identity), so channel
+    ``mirror[k]`` of the mirrored maps, flipped back, is keypoint ``k``'s.
+
+    Args:
+        beliefs: (B, J, h, w) float belief maps of the images.
+        mirrored_beliefs: (B, J, h, w) float belief maps of the mirrored
+            images, as the network returned them (not flipped back).
+        mirror: (J,) int permutation, an involution (mirroring twice is the
+            identity), see :attr:`~.objects.ObjectClass.mirror`.
+
+    Returns:
+        (B, J, h, w) float32 mean belief maps, in the frame of ``beliefs``.
+
+    Raises:
+        ValueError: the arrays differ in shape or are not 4-D, or ``mirror``
+            is not an involutive permutation of the J keypoints.
+    """
+    beliefs = np.asarray(beliefs, dtype=np.float32)
+    mirrored_beliefs = np.asarray(mirrored_beliefs, dtype=np.float32)
+    if beliefs.ndim != 4 or beliefs.shape != mirrored_beliefs.shape:
+        raise ValueError(f'beliefs must be two (B, J, h, w) arrays of one shape, got '
+                         f'{beliefs.shape} and {mirrored_beliefs.shape}')
+    mirror = check_mirror(mirror, beliefs.shape[1])
+    return 0.5 * (beliefs + mirrored_beliefs[:, mirror, :, ::-1])
 
 
 def merge_rotated_beliefs(beliefs: np.ndarray, rotated_beliefs: np.ndarray,

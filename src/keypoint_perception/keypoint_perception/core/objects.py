@@ -26,12 +26,12 @@ Extra top-level keys (e.g. ``sim`` settings) are kept in ``extra``.
 
 from dataclasses import dataclass, field
 import os
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 import yaml
 
-from .symmetry import SymmetryGroup
+from .symmetry import check_mirror, SymmetryGroup
 
 #: Folder of the object classes shipped with the package.
 OBJECTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -50,6 +50,13 @@ class ObjectClass:
         skeleton: edges (i, j) between keypoint indices, for drawing.
         symmetries: permutations (J,) of keypoint indices under which the
             object looks the same (identity not included).
+        mirror: (J,) keypoint permutation of a mirror image (YAML ``mirror``):
+            in an image mirrored left to right, keypoint ``k`` looks like
+            keypoint ``mirror[k]`` (the identity for keypoints on a
+            robot's kinematic chain; pairs swap for left/right keypoints).
+            None when the labels have no meaning in a mirror image (the
+            chessboard's corner order has a handedness): then the ``hflip``
+            test-time augmentation is refused.
         extra: remaining YAML keys.
     """
 
@@ -58,6 +65,7 @@ class ObjectClass:
     template: np.ndarray
     skeleton: List[Tuple[int, int]] = field(default_factory=list)
     symmetries: List[List[int]] = field(default_factory=list)
+    mirror: Optional[List[int]] = None
     extra: dict = field(default_factory=dict)
 
     @property
@@ -81,7 +89,8 @@ class ObjectClass:
         Raises:
             ValueError: on a missing name or keypoints, duplicate keypoint
                 names, a template entry that is not 3 numbers, a skeleton
-                index out of range, or a symmetry that is not a permutation.
+                index out of range, a symmetry that is not a permutation, or
+                a ``mirror`` that is not an involutive permutation.
         """
         if not isinstance(d, dict) or 'name' not in d or not d.get('keypoints'):
             raise ValueError('object class needs "name" and a non-empty "keypoints" list')
@@ -103,10 +112,13 @@ class ObjectClass:
                 raise ValueError(f'skeleton edge {e} out of range for {j} keypoints')
         symmetries = [list(map(int, p)) for p in d.get('symmetries', [])]
         SymmetryGroup.from_permutations(symmetries, j)  # raises on a non-permutation
+        mirror = d.get('mirror')
+        if mirror is not None:
+            mirror = check_mirror(mirror, j).tolist()
         extra = {key: value for key, value in d.items()
-                 if key not in ('name', 'keypoints', 'skeleton', 'symmetries')}
+                 if key not in ('name', 'keypoints', 'skeleton', 'symmetries', 'mirror')}
         return cls(str(d['name']), names, np.array(points, dtype=np.float64), skeleton,
-                   symmetries, extra)
+                   symmetries, mirror, extra)
 
     @classmethod
     def from_yaml(cls, path: str) -> 'ObjectClass':

@@ -198,3 +198,21 @@ def match_stereo_symmetry(left: CameraModel, right: CameraModel, uv_left: np.nda
         if best_key is None or key < best_key:
             best, best_key = perm, key
     return best
+
+
+def check_mirror(mirror: Sequence[int], num_keypoints: int) -> np.ndarray:
+    """Return a mirror permutation as a (J,) int64 array after checking it.
+
+    Raises:
+        ValueError: not a permutation of ``range(num_keypoints)``, or not an
+            involution (``mirror[mirror[k]] != k``).
+    """
+    m = np.asarray(mirror)
+    if (m.shape != (num_keypoints,) or not np.issubdtype(m.dtype, np.integer)
+            or sorted(m.tolist()) != list(range(num_keypoints))):
+        raise ValueError(f'mirror must be a permutation of the {num_keypoints} keypoint '
+                         f'indices, got {np.asarray(mirror).tolist()}')
+    if np.any(m[m] != np.arange(num_keypoints)):
+        raise ValueError(f'mirror {m.tolist()} is not an involution (mirroring twice must give '
+                         'every keypoint back)')
+    return m.astype(np.int64)
