@@ -22,9 +22,9 @@ distortion (:class:`~sim_datagen.optics.LensRemap`) and sensor effects
 
 Three nuisance draws are not scene variables (no bins, no feedback): the
 white-balance error
-(:func:`keypoint_perception.core.camera_response.white_balance_gains`), whether motion blur
-smears the whole image (a moving camera) or only the object and what it
-carries (a moving robot in front of a static camera,
+(:func:`keypoint_perception.core.camera_response.white_balance_gains`),
+whether motion blur smears the whole image (a moving camera) or only the
+object and what it carries (a moving robot in front of a static camera,
 :data:`OBJECT_MOTION_BLUR_PROB`), and the sensor's noise level function
 (:func:`noise_level_lut`, :data:`CORRELATED_NOISE_PROB`).
 """

@@ -305,9 +305,8 @@ class PipelineConfig(ParameterTable):
     test_time_augmentation: str = _param(
         'auto', 'Test-time augmentation: "none"; "rot180" (mean of the belief maps of each '
         'image and of its 180 degree rotation: steadier peaks, twice the network time); '
-        '"hflip" (the same with the mirrored image, for classes whose YAML gives a "mirror" '
-        'permutation, e.g. the robot arms); "auto" = what the checkpoint was validated with.',
-        'model',
+        '"hflip" (the same with the mirror image, for classes whose YAML gives a "mirror" '
+        'permutation: the robots); "auto" = what the checkpoint was validated with.', 'model',
         choices=('auto',) + TEST_TIME_AUGMENTATIONS, read_only=True, launch=True)
     # -- input (restart needed) ------------------------------------------------
     approximate_sync: bool = _param(

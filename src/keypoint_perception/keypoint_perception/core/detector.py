@@ -231,25 +231,29 @@ class KeypointDetector:
             :func:`~.heatmaps.merge_rotated_beliefs`), with ``'hflip'`` of
             its mirrored copy's (:func:`~.heatmaps.merge_mirrored_beliefs`).
         """
-        if self.test_time_augmentation == 'rot180':
-            if self.backend.name == 'onnxruntime':  # in NumPy: no torch thread pool
-                array = batch.numpy()
-                both = torch.from_numpy(np.concatenate([array, array[:, :, ::-1, ::-1]]))
-            else:
-                both = torch.cat([batch, torch.rot90(batch, 2, dims=(2, 3))])
-            out = self.backend.run(both)
-            n = len(batch)
-            return merge_rotated_beliefs(out[:n], out[n:], self.object_class.symmetries)
-        if self.test_time_augmentation == 'hflip':
-            if self.backend.name == 'onnxruntime':
-                array = batch.numpy()
-                both = torch.from_numpy(np.concatenate([array, array[:, :, :, ::-1]]))
-            else:
-                both = torch.cat([batch, torch.flip(batch, dims=(3,))])
-            out = self.backend.run(both)
-            n = len(batch)
-            return merge_mirrored_beliefs(out[:n], out[n:], self.object_class.mirror)
+        if self.test_time_augmentation == 'rot180':  # flipped rows and columns
+            direct, turned = self._two_looks(batch, (2, 3))
+            return merge_rotated_beliefs(direct, turned, self.object_class.symmetries)
+        if self.test_time_augmentation == 'hflip':  # flipped columns
+            direct, mirrored = self._two_looks(batch, (3,))
+            return merge_mirrored_beliefs(direct, mirrored, self.object_class.mirror)
         return self.backend.run(batch)
+
+    def _two_looks(self, batch: torch.Tensor, dims: Tuple[int, ...]
+                   ) -> Tuple[np.ndarray, np.ndarray]:
+        """Belief maps of a (B, 3, h, w) batch and of its copy flipped along ``dims``.
+
+        One forward pass of 2B; the flipped copy's maps are returned as the
+        network gave them (not flipped back).
+        """
+        if self.backend.name == 'onnxruntime':  # in NumPy: no torch thread pool
+            array = batch.numpy()
+            flip = tuple(slice(None, None, -1) if d in dims else slice(None) for d in range(4))
+            both = torch.from_numpy(np.concatenate([array, array[flip]]))
+        else:
+            both = torch.cat([batch, torch.flip(batch, dims=dims)])
+        out = self.backend.run(both)
+        return out[:len(batch)], out[len(batch):]
 
     def infer(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """Last-stage belief maps of whole images, (B, J, h, w) float32 (see :meth:`forward`)."""

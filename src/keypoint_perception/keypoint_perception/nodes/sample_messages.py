@@ -127,8 +127,8 @@ def sampler_state_dict(msg: SamplerState) -> dict:
 
     ``{'variables': {name: {lo, hi, bins, categorical, theta0, theta}},
     'seed', 'num_updates', 'last_feedback_source', 'next_index', 'stamp'}``
-    (stamp in seconds); the
-    result can be passed to ``SceneSampler.load_state_dict``.
+    (stamp in seconds); the result can be passed to
+    ``SceneSampler.load_state_dict``.
     """
     return {'variables': {v.name: {'name': v.name, 'lo': v.lo, 'hi': v.hi,
                                    'bins': len(v.alpha), 'categorical': bool(v.categorical),
