@@ -20,13 +20,23 @@ it wherever a model is accepted (the node's ``model`` parameter,
 ``keypoints-demo --model``, ``KeypointDetector``)::
 
     keypoints-export --model checkerboard_lite --out board.onnx
+
+With ``--int8`` it writes an 8-bit copy for CPUs instead
+(:mod:`keypoint_perception.core.quantization`), its activation ranges
+calibrated on the validation shards of rendered datasets::
+
+    keypoints-export --model panda --out panda_int8.onnx --int8
+        --calibration-data data/sim/panda_a --calibration-views 64
 """
 
+import os
+import tempfile
 from typing import List, Optional
 
 from .cli import ArgumentParser, checked_input, command_line, InputError, positive_int
 from .core.checkpoint import load_checkpoint, resolve_model_path
-from .core.onnx_model import export_onnx, is_onnx_path, ONNX_OPSET
+from .core.model import normalize_image_array
+from .core.onnx_model import export_onnx, is_onnx_path, ONNX_OPSET, read_onnx_model
 
 
 @command_line('keypoints-export')
@@ -41,14 +51,28 @@ def main(argv: Optional[List[str]] = None) -> Optional[int]:
     parser.add_argument('--out', required=True, help='ONNX file to write (.onnx)')
     parser.add_argument('--opset', type=positive_int, default=ONNX_OPSET,
                         help='ONNX operator set (default %(default)s)')
+    parser.add_argument('--int8', action='store_true',
+                        help='write an 8-bit copy for CPUs (static quantization; --model may '
+                             'then also be an exported float .onnx)')
+    parser.add_argument('--calibration-data', nargs='+', default=[], metavar='DIR',
+                        help='with --int8: sim_datagen dataset folders whose validation '
+                             'shards calibrate the activation ranges')
+    parser.add_argument('--calibration-views', type=positive_int, default=64,
+                        help='with --int8: stereo samples to calibrate on (2 views each; '
+                             'default %(default)s)')
     args = parser.parse_args(argv)
     if not is_onnx_path(args.out):
         raise InputError(f'--out {args.out}: the file name must end in .onnx')
+    if args.int8 != bool(args.calibration_data):
+        raise InputError('--int8 and --calibration-data go together')
     with checked_input(f'--model {args.model}'):
         checkpoint = resolve_model_path(args.model)
-        if is_onnx_path(checkpoint):
+        if is_onnx_path(checkpoint) and not args.int8:
             raise InputError(f'--model {args.model}: already an ONNX file')
-        load_checkpoint(checkpoint)
+        if not is_onnx_path(checkpoint):
+            load_checkpoint(checkpoint)
+    if args.int8:
+        return _export_int8(args, checkpoint)
     with checked_input(f'--out {args.out}'):
         info = export_onnx(checkpoint, args.out, args.opset)
     config = info.config
@@ -58,6 +82,31 @@ def main(argv: Optional[List[str]] = None) -> Optional[int]:
           f'{config.heatmap_size[1]}), opset {info.opset}, test-time augmentation '
           f'{info.test_time_augmentation}; from {checkpoint} (sha256 '
           f'{info.source_sha256[:16]}...)')
+    return 0
+
+
+def _export_int8(args, source: str) -> int:
+    """``--int8``: the float network (exported to a temporary file if needed), quantized."""
+    from .core.quantization import quantize_onnx  # needs onnxruntime.quantization
+    from .training.stream_records import validation_from_shards
+    with tempfile.TemporaryDirectory() as work:
+        float_path = source
+        if not is_onnx_path(source):
+            float_path = os.path.join(work, 'float.onnx')
+            with checked_input(f'--model {args.model}'):
+                export_onnx(source, float_path, args.opset)
+        with checked_input(f'--model {args.model}'):
+            config = read_onnx_model(float_path).config
+        with checked_input(f'--calibration-data {" ".join(args.calibration_data)}'):
+            views, _, _ = validation_from_shards(args.calibration_data,
+                                                 (config.input_width, config.input_height),
+                                                 args.calibration_views)
+        with checked_input(f'--out {args.out}'):
+            report = quantize_onnx(float_path, args.out, normalize_image_array(views.images))
+    print(f'wrote {args.out}: 8-bit copy of {source}, calibrated on {report.num_views} views '
+          f'of {" ".join(args.calibration_data)}; belief maps differ from the float '
+          f'network by {report.mean_belief_difference:.4f} on average, '
+          f'{report.max_belief_difference:.3f} at most, on those views')
     return 0
 
 

@@ -11,7 +11,7 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Fixtures of the package tests: the real OpenCV stereo sequence and its calibrated rig."""
+"""Fixtures of the package tests: the real OpenCV stereo sequence, its rig, a random checkpoint."""
 
 import os
 import subprocess
@@ -24,7 +24,11 @@ except ImportError:  # running from the source tree without an install
 
 from geometry_helpers import CONFIG_DIR, DATA_DIR, REPO_ROOT  # noqa: E402
 from keypoint_perception.core.camera import CameraModel  # noqa: E402
+from keypoint_perception.core.checkpoint import save_checkpoint  # noqa: E402
+from keypoint_perception.core.model import BeliefMapNet, make_config  # noqa: E402
+from keypoint_perception.core.objects import load_object_class  # noqa: E402
 import pytest  # noqa: E402
+import torch  # noqa: E402
 
 
 @pytest.fixture(scope='session')
@@ -76,3 +80,19 @@ def onnx_cache(tmp_path_factory):
         del os.environ['XDG_CACHE_HOME']
     else:
         os.environ['XDG_CACHE_HOME'] = previous
+
+
+@pytest.fixture()
+def random_checkpoint(tmp_path):
+    """Write a lite checkpoint with random weights (BatchNorm statistics made non-trivial)."""
+    object_class = load_object_class('checkerboard')
+    torch.manual_seed(3)
+    model = BeliefMapNet(make_config('lite', object_class.num_keypoints))
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.2, 0.2)
+            module.running_var.uniform_(0.5, 2.0)
+    path = tmp_path / 'random.pt'
+    save_checkpoint(str(path), model, object_class, meta={'test_time_augmentation': 'rot180',
+                                                          'step': 7})
+    return str(path)

@@ -22,18 +22,16 @@ import numpy as np
 import onnx
 import onnxruntime
 import pytest
-import torch
 
 from keypoint_perception import export
 from keypoint_perception.core import backends
 from keypoint_perception.core.backends import (choose_backend, execution_providers,
                                                OnnxRuntimeBackend, session_options,
                                                TorchBackend)
-from keypoint_perception.core.checkpoint import MODELS_DIR, resolve_model_path, save_checkpoint
+from keypoint_perception.core.checkpoint import MODELS_DIR, resolve_model_path
 from keypoint_perception.core.config import PipelineConfig
 from keypoint_perception.core.detector import KeypointDetector
-from keypoint_perception.core.model import BeliefMapNet, make_config
-from keypoint_perception.core.objects import load_object_class
+from keypoint_perception.core.model import make_config
 from keypoint_perception.core.onnx_model import (export_onnx, file_sha256, onnx_model_for,
                                                  ONNX_OPSET, OnnxModelError, read_onnx_model)
 from keypoint_perception.core.pipeline import StereoKeypointPipeline
@@ -55,22 +53,6 @@ def detectors():
     """Load the shipped model in both backends (rot180, as the node runs it)."""
     return (KeypointDetector('checkerboard_lite', backend='torch'),
             KeypointDetector('checkerboard_lite', backend='onnxruntime'))
-
-
-@pytest.fixture()
-def random_checkpoint(tmp_path):
-    """Write a lite checkpoint with random weights (BatchNorm statistics made non-trivial)."""
-    object_class = load_object_class('checkerboard')
-    torch.manual_seed(3)
-    model = BeliefMapNet(make_config('lite', object_class.num_keypoints))
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.running_mean.uniform_(-0.2, 0.2)
-            module.running_var.uniform_(0.5, 2.0)
-    path = tmp_path / 'random.pt'
-    save_checkpoint(str(path), model, object_class, meta={'test_time_augmentation': 'rot180',
-                                                          'step': 7})
-    return str(path)
 
 
 def test_backends_are_what_was_asked_for(detectors):

@@ -49,7 +49,7 @@ import torch
 
 from .config import INFERENCE_BACKENDS
 from .model import BeliefMapNet, BeliefNetConfig
-from .onnx_model import cache_dir, INPUT_NAME, is_onnx_path, OUTPUT_NAME
+from .onnx_model import cache_dir, INPUT_NAME, is_onnx_path, OUTPUT_NAME, QUANTIZATION_KEY
 
 try:  # optional: without ONNX Runtime every network runs in PyTorch
     import onnxruntime
@@ -251,6 +251,8 @@ class OnnxRuntimeBackend:
             path, session_options(self.num_threads, spinning),
             providers=execution_providers(device, config))
         self.providers: Tuple[str, ...] = tuple(self.session.get_providers())
+        #: an 8-bit copy (:func:`~.quantization.quantize_onnx`) rather than the float network
+        self.int8 = QUANTIZATION_KEY in self.session.get_modelmeta().custom_metadata_map
 
     def __deepcopy__(self, memo):
         """Return ``self``: a session cannot be copied, and running it changes nothing in it."""
@@ -259,7 +261,8 @@ class OnnxRuntimeBackend:
     def describe(self) -> str:
         """One line: library, providers, threads."""
         return (f'onnxruntime {onnxruntime.__version__}, {"/".join(self.providers)}, '
-                f'{self.num_threads} threads, spinning {"on" if self.spinning else "off"}')
+                f'{self.num_threads} threads, spinning {"on" if self.spinning else "off"}'
+                + (', 8-bit network' if self.int8 else ''))
 
     def run(self, batch: torch.Tensor) -> np.ndarray:
         """Last-stage belief maps of a batch.

@@ -33,7 +33,7 @@ first use.
 """
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import hashlib
 import json
 import os
@@ -74,6 +74,10 @@ EXPORT_TOLERANCE = 1e-4
 METADATA_KEYS = ('format', 'opset', 'object_class', 'network_config', 'preprocessing',
                  'test_time_augmentation', 'checkpoint_meta', 'source_sha256', 'exported_with')
 
+#: The metadata entry an 8-bit copy (:mod:`.quantization`) adds; absent in a
+#: float network.
+QUANTIZATION_KEY = 'quantization'
+
 
 class OnnxModelError(ValueError):
     """An ONNX file that is not a network exported by :func:`export_onnx`."""
@@ -92,6 +96,9 @@ class OnnxModelInfo:
         meta: the checkpoint's metadata (provenance, validation metrics).
         opset: the ONNX operator set it was exported with.
         source_sha256: SHA-256 of the checkpoint file it was exported from.
+        quantization: for an 8-bit copy (:func:`~.quantization.quantize_onnx`)
+            how it was made and how far it is from the float network; {}
+            for a float network.
     """
 
     path: str
@@ -101,6 +108,7 @@ class OnnxModelInfo:
     meta: Dict[str, Any]
     opset: int
     source_sha256: str
+    quantization: Dict[str, Any] = field(default_factory=dict)
 
 
 class _LastStage(torch.nn.Module):
@@ -257,7 +265,8 @@ def read_onnx_model(path: str) -> OnnxModelInfo:
             path, ObjectClass.from_dict(json.loads(metadata['object_class'])),
             BeliefNetConfig.from_dict(json.loads(metadata['network_config'])),
             metadata['test_time_augmentation'], json.loads(metadata['checkpoint_meta']),
-            int(metadata['opset']), metadata['source_sha256'])
+            int(metadata['opset']), metadata['source_sha256'],
+            json.loads(metadata.get(QUANTIZATION_KEY) or '{}'))
     except (KeyError, TypeError, ValueError) as e:
         raise OnnxModelError(f'{path}: invalid keypoint_perception metadata '
                              f'({" ".join(str(e).split())})') from e
