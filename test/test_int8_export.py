@@ -13,8 +13,7 @@
 # limitations under the License.
 """End-to-end: ``keypoints-export --int8`` calibrated on a rendered data set, no ROS.
 
-Two Panda renders are made with ``sim-datagen generate`` and their shard is
-named as a validation shard (the tenth); the shipped ``panda`` network is
+Two Panda renders are made with ``sim-datagen generate``; the shipped ``panda`` network is
 exported as an 8-bit copy calibrated on both views of both samples, and the
 copy runs in the detector on a render with keypoints near the float
 network's.
@@ -47,7 +46,6 @@ def test_int8_export_of_the_shipped_panda_model(tmp_path):
                         'panda', '--count', '2', '--out', str(data), '--workers', '1',
                         '--seed', '5'], env=_env(), capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
-    os.rename(data / 'shard-000000.tar', data / 'shard-000009.tar')  # a validation shard
     out = tmp_path / 'panda_int8.onnx'
     r = subprocess.run([sys.executable, '-m', 'keypoint_perception.export', '--model', 'panda',
                         '--out', str(out), '--int8', '--calibration-data', str(data),

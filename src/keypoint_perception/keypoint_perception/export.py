@@ -23,18 +23,20 @@ it wherever a model is accepted (the node's ``model`` parameter,
 
 With ``--int8`` it writes an 8-bit copy for CPUs instead
 (:mod:`keypoint_perception.core.quantization`), its activation ranges
-calibrated on the validation shards of rendered datasets::
+calibrated on the views of rendered data sets (``sim-datagen generate``)::
 
     keypoints-export --model panda --out panda_int8.onnx --int8
         --calibration-data data/sim/panda_a --calibration-views 64
 """
 
+import itertools
 import os
 import tempfile
 from typing import List, Optional
 
 from .cli import ArgumentParser, checked_input, command_line, InputError, positive_int
 from .core.checkpoint import load_checkpoint, resolve_model_path
+from .core.dataset import iter_samples
 from .core.model import normalize_image_array
 from .core.onnx_model import export_onnx, is_onnx_path, ONNX_OPSET, read_onnx_model
 
@@ -55,11 +57,11 @@ def main(argv: Optional[List[str]] = None) -> Optional[int]:
                         help='write an 8-bit copy for CPUs (static quantization; --model may '
                              'then also be an exported float .onnx)')
     parser.add_argument('--calibration-data', nargs='+', default=[], metavar='DIR',
-                        help='with --int8: sim_datagen dataset folders whose validation '
-                             'shards calibrate the activation ranges')
+                        help='with --int8: sim_datagen data set folders whose first samples '
+                             'calibrate the activation ranges (renders of the class)')
     parser.add_argument('--calibration-views', type=positive_int, default=64,
-                        help='with --int8: stereo samples to calibrate on (2 views each; '
-                             'default %(default)s)')
+                        help='with --int8: stereo samples to calibrate on (2 views each, in '
+                             'folder and shard order; default %(default)s)')
     args = parser.parse_args(argv)
     if not is_onnx_path(args.out):
         raise InputError(f'--out {args.out}: the file name must end in .onnx')
@@ -88,7 +90,7 @@ def main(argv: Optional[List[str]] = None) -> Optional[int]:
 def _export_int8(args, source: str) -> int:
     """``--int8``: the float network (exported to a temporary file if needed), quantized."""
     from .core.quantization import quantize_onnx  # needs onnxruntime.quantization
-    from .training.stream_records import validation_from_shards
+    from .training.data import views_of_samples
     with tempfile.TemporaryDirectory() as work:
         float_path = source
         if not is_onnx_path(source):
@@ -98,9 +100,12 @@ def _export_int8(args, source: str) -> int:
         with checked_input(f'--model {args.model}'):
             config = read_onnx_model(float_path).config
         with checked_input(f'--calibration-data {" ".join(args.calibration_data)}'):
-            views, _, _ = validation_from_shards(args.calibration_data,
-                                                 (config.input_width, config.input_height),
-                                                 args.calibration_views)
+            samples = list(itertools.islice(itertools.chain.from_iterable(
+                map(iter_samples, args.calibration_data)), args.calibration_views))
+            if not samples:
+                raise InputError(f'--calibration-data {" ".join(args.calibration_data)}: no '
+                                 'samples (shard-*.tar) to calibrate on')
+            views = views_of_samples(samples, (config.input_width, config.input_height))
         with checked_input(f'--out {args.out}'):
             report = quantize_onnx(float_path, args.out, normalize_image_array(views.images))
     print(f'wrote {args.out}: 8-bit copy of {source}, calibrated on {report.num_views} views '

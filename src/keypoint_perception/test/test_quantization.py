@@ -153,5 +153,5 @@ def test_int8_export_needs_calibration_data(random_checkpoint, tmp_path, capsys)
     assert '--int8 and --calibration-data go together' in capsys.readouterr().err
     assert export.main(['--model', random_checkpoint, '--out', out, '--int8',
                         '--calibration-data', str(tmp_path)]) == 2
-    assert 'meta.json' in capsys.readouterr().err  # not a dataset folder
+    assert 'no samples (shard-*.tar) to calibrate on' in capsys.readouterr().err
     assert not os.path.exists(out)
