@@ -50,7 +50,8 @@ from .core.camera import CameraModel
 from .core.files import atomic_open
 from .core.kinematics import keypoint_anchors, RobotKinematics
 from .core.multi_frame_calibration import combine_frames
-from .core.robot_calibration import fit_camera_to_base_mono, inverse_pose_covariance
+from .core.robot_calibration import (fit_camera_to_base_mono, inverse_pose_covariance,
+                                     MAX_RELATIVE_STD)
 from .detect import add_model_options, detect_keypoints, image_files, load_detector, read_image
 
 #: URDFs (in pybullet_data) that the shipped robot classes are rendered from.
@@ -172,6 +173,10 @@ def main(argv: Optional[List[str]] = None) -> Optional[int]:
     parser.add_argument('--inlier-threshold', type=positive_float, default=8.0,
                         help='largest reprojection error of an inlier keypoint, pixels '
                              '(default %(default)s)')
+    parser.add_argument('--max-relative-std', type=positive_float, default=MAX_RELATIVE_STD,
+                        help="largest 1-sigma translation uncertainty of an image's estimate "
+                             "as a fraction of the robot base's distance; less certain images "
+                             'count as failures (default %(default)s)')
     args = parser.parse_args(argv)
 
     paths = image_files(args.images)
@@ -230,11 +235,13 @@ def main(argv: Optional[List[str]] = None) -> Optional[int]:
         observations[-1] = detection.uv
         estimate = fit_camera_to_base_mono(detection.uv, bases[-1], camera,
                                            rectified=args.rectified,
-                                           inlier_threshold_px=args.inlier_threshold)
+                                           inlier_threshold_px=args.inlier_threshold,
+                                           max_relative_std=args.max_relative_std)
         if estimate is None:
             found = int(detection.found.sum())
             record['failure'] = (f'{found} keypoints detected: fewer than 4 consistent with '
-                                 'one camera pose')
+                                 'one camera pose, or a pose less certain than '
+                                 '--max-relative-std')
             continue
         estimates[-1] = estimate
         record.update({

@@ -30,8 +30,9 @@ from keypoint_perception.core.kinematics import keypoint_anchors, RobotKinematic
 from keypoint_perception.core.multi_frame_calibration import combine_frames, pose_deviation
 from keypoint_perception.core.objects import load_object_class
 from keypoint_perception.core.robot_calibration import (
-    fit_camera_to_base_mono, fit_camera_to_base_stereo, inverse_pose_covariance,
-    left_composed_pose_covariance, make_transform, transform_points)
+    CameraToBase, fit_camera_to_base_mono, fit_camera_to_base_stereo, inverse_pose_covariance,
+    left_composed_pose_covariance, make_transform, MAX_RELATIVE_STD, transform_points,
+    well_determined)
 from keypoint_perception.core.rotations import matrices_from_rotation_vectors
 from keypoint_perception.core.triangulation import triangulate_stereo
 from keypoint_perception.core.two_view_calibration import (fit_camera_to_base_stereo_views,
@@ -416,3 +417,49 @@ def test_left_composed_pose_covariance_is_the_linear_map_of_perturbations():
         J[3:, k] = cv2.Rodrigues(FTp[:3, :3] @ FT[:3, :3].T)[0].ravel() / eps
     np.testing.assert_allclose(left_composed_pose_covariance(F, covariance),
                                J @ covariance @ J.T, rtol=1e-5, atol=1e-6)
+
+
+def test_relative_translation_std_and_the_gate_by_hand():
+    T = make_transform(np.eye(3), [0.0, 0.0, 2.8])
+    covariance = np.diag([0.04, 0.09, 0.36, 1e-4, 1e-4, 1e-4])  # sqrt(0.49) = 0.7 m
+    est = CameraToBase(T, np.ones(4, bool), np.zeros(4), 0.0, covariance, 'mono')
+    assert est.relative_translation_std == pytest.approx(0.25)
+    assert well_determined(est, 0.25) is est and well_determined(est, 0.2) is None
+    degenerate = CameraToBase(T, np.ones(4, bool), np.zeros(4), 0.0,
+                              np.full((6, 6), np.nan), 'mono')
+    assert degenerate.relative_translation_std == math.inf
+    assert well_determined(degenerate, 10.0) is None
+    assert well_determined(degenerate, math.inf) is degenerate
+    assert well_determined(None, 1.0) is None
+    with pytest.raises(ValueError, match='max_relative_std'):
+        well_determined(est, 0.0)
+
+
+def test_uncertain_mono_fits_are_the_wrong_ones_and_are_dropped(panda):
+    """4 keypoints, 3 px noise, 4 m away: PnP's depth is poorly determined.
+
+    The gate (default 0.25) drops exactly the fits whose covariance says
+    their translation is uncertain beyond a quarter of the distance, and
+    those are far worse than the ones it keeps.
+    """
+    rng = np.random.default_rng(11)
+    T_far = look_at(np.array([3.4, -2.0, 1.2]), [0.0, 0.0, 0.4])
+    kept, dropped = [], []
+    for _ in range(60):
+        base = panda(rng)
+        uv, _ = _mono_observation(rng, base, T_far, noise_px=3.0, num_outliers=0)
+        uv[rng.choice(7, 3, replace=False)] = np.nan
+        free = fit_camera_to_base_mono(uv, base, CAMERA, max_relative_std=math.inf)
+        if free is None:
+            continue
+        gated = fit_camera_to_base_mono(uv, base, CAMERA)
+        add = add_distance(free.T_camera_base, T_far, base)
+        if free.relative_translation_std <= MAX_RELATIVE_STD:
+            assert gated is not None
+            np.testing.assert_allclose(gated.T_camera_base, free.T_camera_base)
+            kept.append(add)
+        else:
+            assert gated is None
+            dropped.append(add)
+    assert len(dropped) >= 3 and len(kept) >= 30, (len(dropped), len(kept))
+    assert np.median(dropped) > 2 * np.median(kept), (np.median(dropped), np.median(kept))

@@ -13,24 +13,22 @@
 # limitations under the License.
 """The tables of the nodes' parameters (no ROS).
 
-:class:`PipelineConfig` is a frozen dataclass whose fields are the
-parameters of ``stereo_keypoint_node`` (the node declares its ROS
-parameters from it; ``mono_keypoint_node`` declares a subset), and of the
-core pipeline; :class:`RobotCalibrationConfig` is the same for
-``robot_calibration_node``.  Each field carries its
-default, type, range or choices, whether it needs a restart (read-only
-ROS parameter), whether the launch file exposes it, and its description
-(:class:`ParameterSpec`, :func:`parameter_specs`).  ``config/
-stereo_keypoints.yaml``, the launch arguments and ``docs/nodes.md`` are
-checked against or generated from this table.
+:class:`PipelineConfig` is a frozen dataclass whose fields are the parameters
+of ``stereo_keypoint_node`` (the node declares its ROS parameters from it;
+``mono_keypoint_node`` declares a subset), and of the core pipeline;
+:class:`RobotCalibrationConfig` is the same for ``robot_calibration_node``.
+Each field carries its default, type, range or choices, whether it needs a
+restart (read-only ROS parameter), whether the launch file exposes it, and its
+description (:class:`ParameterSpec`, :func:`parameter_specs`).
+``config/stereo_keypoints.yaml``, the launch arguments and ``docs/nodes.md``
+are checked against or generated from this table.
 
-ROS reads parameter values given on the command line (``-p name:=value``),
-in YAML files and through launch substitutions as YAML: ``off``, ``on``,
-``yes``, ``no`` become booleans and ``1`` an integer.  Every documented value
-must survive that, so :meth:`PipelineConfig.validated` converts what YAML
-makes of them: integers to floats for ``double`` parameters, the boolean
-``false`` to ``'off'`` for ``roi_refinement``, integers to strings for
-``instance_id``.
+ROS reads parameter values given on the command line (``-p name:=value``), in
+YAML files and through launch substitutions as YAML: ``off``, ``on``, ``yes``,
+``no`` become booleans and ``1`` an integer. Every documented value must
+survive that, so :meth:`PipelineConfig.validated` converts what YAML makes of
+them: integers to floats for ``double`` parameters, the boolean ``false`` to
+``'off'`` for ``roi_refinement``, integers to strings for ``instance_id``.
 """
 
 import dataclasses
@@ -40,19 +38,16 @@ import re
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 #: Test-time augmentations of the detector: none, or the mean of the image's
-#: and its 180 degree rotation's belief maps
-#: (:func:`~.heatmaps.merge_rotated_beliefs`); ``auto`` takes the one the
-#: checkpoint was validated with.
+#: belief maps and its 180 degree rotation's or mirror image's (:mod:`.heatmaps`);
+#: ``auto`` takes the one the checkpoint was validated with.
 TEST_TIME_AUGMENTATIONS = ('none', 'rot180', 'hflip')
 
-#: Where the network runs (:func:`~.backends.choose_backend`): ``auto`` is ONNX
-#: Runtime for an ONNX file and on the CPU when onnxruntime is installed,
-#: PyTorch otherwise.
+#: Where the network runs (:func:`~.backends.choose_backend`): ``auto`` is ONNX Runtime
+#: for an ONNX file and on the CPU when onnxruntime is installed, PyTorch otherwise.
 INFERENCE_BACKENDS = ('auto', 'torch', 'onnxruntime')
 
-#: When the pipeline takes a second, zoomed look at the object: never, when
-#: the first look left keypoints out of 3D, or on every pair where the object
-#: was found.
+#: When the pipeline takes a second, zoomed look at the object: never, when the first
+#: look left keypoints out of 3D, or on every pair where the object was found.
 ROI_REFINEMENTS = ('off', 'incomplete', 'always')
 
 #: How template completion looks for a missing keypoint near the fitted
@@ -472,6 +467,11 @@ class RobotCalibrationConfig(ParameterTable):
     inlier_threshold_px: float = _param(
         8.0, 'Mono and stereo reprojection fit: largest reprojection error (px) of an inlier '
         'keypoint. A change empties the window of estimates.', 'fit', low=0.1, high=1000.0)
+    max_relative_std: float = _param(
+        0.25, 'Largest 1-sigma translation uncertainty of one frame\'s estimate (from its '
+        'covariance), as a fraction of the robot base\'s distance; less certain frames '
+        'are dropped (fits on a few nearly collinear keypoints can land metres away). A '
+        'change empties the window of estimates.', 'fit', low=0.001, high=1000.0)
     window_size: int = _param(
         30, 'Estimates (frames) combined; the camera must not move in them.', 'fit',
         low=1, high=10000)

@@ -56,6 +56,13 @@ from .rigid import fit_rigid_transform
 #: from both views' 2D keypoints or from one camera's (residuals in pixels).
 MODES = ('stereo', 'stereo_views', 'mono')
 
+#: Default largest 1-sigma translation uncertainty of an accepted estimate, as a
+#: fraction of the base's distance from the camera
+#: (:attr:`CameraToBase.relative_translation_std`).  Fits on few, nearly
+#: collinear inliers can converge tens of metres away with small residuals;
+#: their covariance says so (a 31 m PnP fit of a robot 0.9 m away had 9.7 m).
+MAX_RELATIVE_STD = 0.25
+
 
 @dataclass(frozen=True, eq=False)
 class CameraToBase:
@@ -92,6 +99,39 @@ class CameraToBase:
     def num_inliers(self) -> int:
         """Return the number of inlier keypoints."""
         return int(np.count_nonzero(self.inliers))
+
+    @property
+    def relative_translation_std(self) -> float:
+        """``sqrt(trace(C_t)) / |t|``: translation uncertainty over the base's distance.
+
+        ``C_t`` is the (3, 3) translation block of :attr:`covariance` (m^2)
+        and ``t`` the base origin in the camera frame (m); unitless.  inf
+        when the covariance is not finite (a degenerate fit) or ``t`` is 0.
+        """
+        variance = float(np.trace(self.covariance[:3, :3]))
+        distance = float(np.linalg.norm(self.T_camera_base[:3, 3]))
+        if not (np.isfinite(variance) and variance >= 0 and distance > 0):
+            return math.inf
+        return math.sqrt(variance) / distance
+
+
+def well_determined(estimate: Optional[CameraToBase], max_relative_std: float
+                    ) -> Optional[CameraToBase]:
+    """Return ``estimate`` unless its translation is too uncertain to use (then None).
+
+    Args:
+        estimate: a fit's estimate, or None.
+        max_relative_std: largest :attr:`CameraToBase.relative_translation_std`
+            accepted (> 0; inf accepts every finite covariance and more).
+
+    Raises:
+        ValueError: ``max_relative_std <= 0``.
+    """
+    if not max_relative_std > 0:
+        raise ValueError(f'max_relative_std must be > 0, got {max_relative_std}')
+    if estimate is None or not estimate.relative_translation_std <= max_relative_std:
+        return None
+    return estimate
 
 
 def make_transform(R: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -209,7 +249,8 @@ def _well_spread(points: np.ndarray, tolerance: float = 1e-3) -> bool:
 
 def fit_camera_to_base_stereo(points_camera: np.ndarray, points_base: np.ndarray,
                               inlier_threshold_m: float = 0.02, min_inliers: int = 3,
-                              max_hypotheses: int = 500, seed: int = 0
+                              max_hypotheses: int = 500, seed: int = 0,
+                              max_relative_std: float = MAX_RELATIVE_STD
                               ) -> Optional[CameraToBase]:
     """Robust rigid fit of triangulated keypoints to their kinematic positions.
 
@@ -229,10 +270,12 @@ def fit_camera_to_base_stereo(points_camera: np.ndarray, points_base: np.ndarray
         min_inliers: fewest inliers (>= 3) of an accepted estimate.
         max_hypotheses: most minimal sets tried.
         seed: seed of the random sets (used only with many keypoints).
+        max_relative_std: see :func:`well_determined`.
 
     Returns:
         :class:`CameraToBase` (mode 'stereo', residuals in metres), or None
-        with fewer than ``min_inliers`` consistent, non-collinear keypoints.
+        with fewer than ``min_inliers`` consistent, non-collinear keypoints
+        or a translation too uncertain (:func:`well_determined`).
 
     Raises:
         ValueError: on shape mismatch or ``min_inliers < 3``.
@@ -277,9 +320,10 @@ def fit_camera_to_base_stereo(points_camera: np.ndarray, points_base: np.ndarray
     residuals = residuals_of(T)
     covariance = residual_covariance(
         lambda T_: (cam[inliers] - transform_points(T_, base[inliers])).ravel(), T)
-    return CameraToBase(T_camera_base=T, inliers=inliers, residuals=residuals,
-                        rms=float(np.sqrt(np.mean(residuals[inliers] ** 2))),
-                        covariance=covariance, mode='stereo')
+    return well_determined(CameraToBase(T_camera_base=T, inliers=inliers, residuals=residuals,
+                                        rms=float(np.sqrt(np.mean(residuals[inliers] ** 2))),
+                                        covariance=covariance, mode='stereo'),
+                           max_relative_std)
 
 
 def pinhole_observations(camera: CameraModel, uv: np.ndarray, rectified: bool = False
@@ -359,7 +403,8 @@ def solve_pnp(points: np.ndarray, uv: np.ndarray, K: np.ndarray,
 
 def fit_camera_to_base_mono(uv: np.ndarray, points_base: np.ndarray, camera: CameraModel,
                             rectified: bool = False, inlier_threshold_px: float = 8.0,
-                            min_inliers: int = 4, max_hypotheses: int = 500, seed: int = 0
+                            min_inliers: int = 4, max_hypotheses: int = 500, seed: int = 0,
+                            max_relative_std: float = MAX_RELATIVE_STD
                             ) -> Optional[CameraToBase]:
     """Estimate ``T_camera_base`` from one image's 2D keypoints: PnP with RANSAC.
 
@@ -386,11 +431,13 @@ def fit_camera_to_base_mono(uv: np.ndarray, points_base: np.ndarray, camera: Cam
         min_inliers: fewest inliers (>= 4) of an accepted estimate.
         max_hypotheses: most minimal sets tried.
         seed: seed of the random sets (used only with many keypoints).
+        max_relative_std: see :func:`well_determined`.
 
     Returns:
         :class:`CameraToBase` (mode 'mono', residuals in pixels) in the
         camera's optical frame, or None with fewer than ``min_inliers``
-        consistent keypoints.
+        consistent keypoints or a translation too uncertain
+        (:func:`well_determined`).
 
     Raises:
         ValueError: on shape mismatch or ``min_inliers < 4``.
@@ -441,7 +488,8 @@ def fit_camera_to_base_mono(uv: np.ndarray, points_base: np.ndarray, camera: Cam
         lambda T_: (project_pinhole(K, T_, base[inliers]) - uv_pin[inliers]).ravel(), T)
     # from the frame of K (or P) to the optical frame: rotate the covariance with it
     A = np.kron(np.eye(2), T_optical_pinhole[:3, :3])
-    return CameraToBase(T_camera_base=T_optical_pinhole @ T, inliers=inliers,
-                        residuals=residuals,
-                        rms=float(np.sqrt(np.mean(residuals[inliers] ** 2))),
-                        covariance=A @ covariance @ A.T, mode='mono')
+    return well_determined(CameraToBase(T_camera_base=T_optical_pinhole @ T, inliers=inliers,
+                                        residuals=residuals,
+                                        rms=float(np.sqrt(np.mean(residuals[inliers] ** 2))),
+                                        covariance=A @ covariance @ A.T, mode='mono'),
+                           max_relative_std)

@@ -23,6 +23,7 @@ rectified frame, ``c`` the centre of ``P``) and the covariance convention:
 see :mod:`.robot_calibration`.  No ROS import.
 """
 
+import math
 from typing import Optional
 
 import numpy as np
@@ -32,8 +33,9 @@ from .camera import camera_center, CameraModel, project
 from .distortion import rectify_points
 from .rigid import refine_pose_reprojection
 from .robot_calibration import (CameraToBase, fit_camera_to_base_mono,
-                                fit_camera_to_base_stereo, make_transform, msac_cost,
-                                residual_covariance, transform_points)
+                                fit_camera_to_base_stereo, make_transform, MAX_RELATIVE_STD,
+                                msac_cost, residual_covariance, transform_points,
+                                well_determined)
 from .triangulation import triangulate_stereo
 
 
@@ -78,7 +80,8 @@ def fit_camera_to_base_stereo_views(uv_left: np.ndarray, uv_right: np.ndarray,
                                     points_base: np.ndarray, left: CameraModel,
                                     right: CameraModel, rectified: bool = False,
                                     inlier_threshold_px: float = 8.0, min_inliers: int = 3,
-                                    inlier_threshold_m: float = 0.1
+                                    inlier_threshold_m: float = 0.1,
+                                    max_relative_std: float = MAX_RELATIVE_STD
                                     ) -> Optional[CameraToBase]:
     """Estimate ``T_camera_base`` from both views' 2D keypoints: two-view PnP.
 
@@ -116,12 +119,16 @@ def fit_camera_to_base_stereo_views(uv_left: np.ndarray, uv_right: np.ndarray,
         min_inliers: fewest inliers observed in both views (>= 3).
         inlier_threshold_m: 3D inlier threshold of the triangulated
             hypothesis, metres.
+        max_relative_std: largest relative translation uncertainty of the
+            result (:func:`~.robot_calibration.well_determined`; the
+            hypotheses are not gated).
 
     Returns:
         :class:`CameraToBase` (mode 'stereo_views', residuals = the RMS
         reprojection error of the two views in rectified pixels, covariance
         from the reprojection residuals of both views) in the left optical
-        frame, or None without ``min_inliers`` consistent keypoints.
+        frame, or None without ``min_inliers`` consistent keypoints or with
+        a translation too uncertain.
 
     Raises:
         ValueError: on shape mismatch or ``min_inliers < 3``.
@@ -143,13 +150,15 @@ def fit_camera_to_base_stereo_views(uv_left: np.ndarray, uv_right: np.ndarray,
     for uv, camera, T_left_view in ((uv_left, left, np.eye(4)),
                                     (uv_right, right, transform_between_views(left, right))):
         mono = fit_camera_to_base_mono(uv, base, camera, rectified,
-                                       inlier_threshold_px=inlier_threshold_px)
+                                       inlier_threshold_px=inlier_threshold_px,
+                                       max_relative_std=math.inf)
         if mono is not None:
             hypotheses.append((T_left_view @ mono.T_camera_base, mono.inliers))
     points = triangulate_stereo(left, right, rect[0], rect[1], points_are_rectified=True,
                                 max_reprojection_error_px=np.inf)
     rigid = fit_camera_to_base_stereo(np.where(points.valid[:, None], points.xyz, np.nan),
-                                      base, inlier_threshold_m=inlier_threshold_m)
+                                      base, inlier_threshold_m=inlier_threshold_m,
+                                      max_relative_std=math.inf)
     if rigid is not None:
         hypotheses.append((rigid.T_camera_base, rigid.inliers))
 
@@ -184,9 +193,11 @@ def fit_camera_to_base_stereo_views(uv_left: np.ndarray, uv_right: np.ndarray,
         return two_view_residuals(T_, base[inliers], left, right, rect[0][inliers],
                                   rect[1][inliers])
 
-    return CameraToBase(T_camera_base=T, inliers=inliers, residuals=errors,
-                        rms=float(np.sqrt(np.mean(residuals(T) ** 2) * 2)),
-                        covariance=residual_covariance(residuals, T), mode='stereo_views')
+    return well_determined(
+        CameraToBase(T_camera_base=T, inliers=inliers, residuals=errors,
+                     rms=float(np.sqrt(np.mean(residuals(T) ** 2) * 2)),
+                     covariance=residual_covariance(residuals, T), mode='stereo_views'),
+        max_relative_std)
 
 
 def two_view_residuals(T: np.ndarray, points_base: np.ndarray, left: CameraModel,

@@ -82,7 +82,8 @@ JOINT_STATE_HISTORY_S = 5.0
 LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
 #: Parameters whose change makes the estimates in the window stale.
-ESTIMATE_PARAMETERS = ('instance_id', 'inlier_threshold_m', 'inlier_threshold_px')
+ESTIMATE_PARAMETERS = ('instance_id', 'inlier_threshold_m', 'inlier_threshold_px',
+                       'max_relative_std')
 
 
 class RobotCalibrationNode(Node):
@@ -273,19 +274,23 @@ class RobotCalibrationNode(Node):
                 return
             if config.mode == 'stereo' and config.stereo_fit == 'rigid':
                 estimate = fit_camera_to_base_stereo(
-                    observed, base, inlier_threshold_m=config.inlier_threshold_m)
+                    observed, base, inlier_threshold_m=config.inlier_threshold_m,
+                    max_relative_std=config.max_relative_std)
             elif config.mode == 'stereo':
                 estimate = fit_camera_to_base_stereo_views(
                     observed[:, :2], observed[:, 2:], base, self.camera, self.right_camera,
                     rectified=config.input_rectified,
-                    inlier_threshold_px=config.inlier_threshold_px)
+                    inlier_threshold_px=config.inlier_threshold_px,
+                    max_relative_std=config.max_relative_std)
             else:
                 estimate = fit_camera_to_base_mono(
                     observed, base, self.camera, rectified=config.input_rectified,
-                    inlier_threshold_px=config.inlier_threshold_px)
+                    inlier_threshold_px=config.inlier_threshold_px,
+                    max_relative_std=config.max_relative_std)
             if estimate is None:
                 self._warn('no_estimate', f'{topic}: too few consistent keypoints '
-                           f'({int(np.isfinite(observed).all(axis=1).sum())} valid)')
+                           f'({int(np.isfinite(observed).all(axis=1).sum())} valid), or a '
+                           'translation less certain than max_relative_std allows')
                 return
             self.window.append((estimate, base, observed))
             while len(self.window) > config.window_size:
