@@ -21,10 +21,11 @@ a robot computer would):
 1. ``network``: the shipped model on one stereo pair with its test-time
    augmentation (rot180: a batch of 4 views), per backend and thread
    setting (PyTorch 1 and 2 threads; ONNX Runtime 1 and 2 threads, with and
-   without spinning): mean and p95 milliseconds;
+   without spinning; its shipped 8-bit copy, ``keypoints-export --int8``,
+   at 1 and 2 threads): mean and p95 milliseconds;
 2. ``stages``: per-stage latency of the core pipeline
    (:class:`StereoKeypointPipeline`, node defaults) on the 13 real pairs, per
-   backend with the thread policy's defaults;
+   backend (and the 8-bit copy) with the thread policy's defaults;
 3. ``ros``: end to end through ROS 2: ``stereo_keypoint_node`` in its own
    process (node defaults, ``backend`` set) fed the real pairs at a camera
    rate (``--rates``) for ``--seconds`` over DDS; keypoints_3d messages per
@@ -66,9 +67,16 @@ import torch
 DOC = os.path.join(ROOT, 'docs', 'benchmarks.md')
 BEGIN, END = '<!-- BEGIN inference -->', '<!-- END inference -->'
 MODEL = 'checkerboard_lite'
-#: The thread settings compared by the network benchmark: (backend, threads, spinning).
-NETWORK_SETTINGS = (('torch', 1, None), ('torch', 2, None), ('onnxruntime', 1, False),
-                    ('onnxruntime', 2, True), ('onnxruntime', 2, False))
+#: Its shipped 8-bit copy (core/quantization.py).
+INT8_MODEL = 'checkerboard_lite_int8'
+#: The settings compared by the network benchmark: (backend, threads, spinning, model).
+NETWORK_SETTINGS = (('torch', 1, None, MODEL), ('torch', 2, None, MODEL),
+                    ('onnxruntime', 1, False, MODEL), ('onnxruntime', 2, True, MODEL),
+                    ('onnxruntime', 2, False, MODEL), ('onnxruntime', 1, False, INT8_MODEL),
+                    ('onnxruntime', 2, False, INT8_MODEL))
+#: The (label, backend, model) of the stage and end-to-end measurements.
+PIPELINES = (('torch', 'torch', MODEL), ('onnxruntime', 'onnxruntime', MODEL),
+             ('onnxruntime, 8-bit', 'onnxruntime', INT8_MODEL))
 STAGES = ('preprocess', 'network', 'decode', 'triangulate_fit', 'roi_pass')
 
 
@@ -109,8 +117,8 @@ def _network_runner(setting, pair):
     As the pipeline's observe stage runs it (:meth:`KeypointDetector.forward`:
     the rot180 copies, one batch of 4 views, the maps merged back).
     """
-    backend, threads, spinning = setting
-    detector = KeypointDetector(MODEL, backend=backend, num_threads=threads)
+    backend, threads, spinning, model = setting
+    detector = KeypointDetector(model, backend=backend, num_threads=threads)
     if backend == 'onnxruntime':
         detector.backend = backends.OnnxRuntimeBackend(
             detector.onnx_path, detector.config, num_threads=threads, spinning=spinning)
@@ -134,9 +142,9 @@ def network_latency(pairs, repeats: int) -> list:
     return rows
 
 
-def stage_latency(pairs, cameras, backend: str, repeats: int) -> dict:
+def stage_latency(pairs, cameras, backend: str, repeats: int, model: str = MODEL) -> dict:
     """Per-stage milliseconds (lists) of the pipeline with node defaults on the real pairs."""
-    detector = KeypointDetector(MODEL, backend=backend)
+    detector = KeypointDetector(model, backend=backend)
     pipeline = StereoKeypointPipeline(detector, PipelineConfig(input_rectified=False))
     pipeline.process(*pairs[0], *cameras)  # warm-up
     times = {name: [] for name in STAGES + ('total',)}
@@ -158,7 +166,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def end_to_end(backend: str, seconds: float, rate: float, domain_id: int, log_dir: str,
-               **params) -> dict:
+               label: str = '', **params) -> dict:
     """Feed the node the real pairs at ``rate`` Hz for ``seconds``; measure what comes out.
 
     ``params``: node parameters other than the defaults.
@@ -166,7 +174,7 @@ def end_to_end(backend: str, seconds: float, rate: float, domain_id: int, log_di
     sets, _ = load_sets()
     params = dict({'backend': backend, 'num_threads': '0', 'test_time_augmentation': 'auto',
                    'input_rectified': 'false', 'reliable_qos': 'false'}, **params)
-    log_path = os.path.join(log_dir, f'node_{backend}.log')
+    log_path = os.path.join(log_dir, f'node_{label or backend}.log'.replace(' ', '_'))
     with NodeHarness(domain_id, log_path, params) as harness:
         # warm-up: the first pairs pay one-off costs, and best-effort inputs may lose a
         # pair while the connections settle: send until three results came back
@@ -238,11 +246,11 @@ def _ms(values: np.ndarray) -> str:
 
 
 def _setting_name(setting) -> str:
-    backend, threads, spinning = setting
+    backend, threads, spinning, model = setting
     if backend == 'torch':
         return f'PyTorch, {threads} thread{"s" if threads > 1 else ""}'
-    return (f'ONNX Runtime, {threads} thread{"s" if threads > 1 else ""}, spinning '
-            f'{"on" if spinning else "off"}')
+    return (f'ONNX Runtime{", 8-bit copy" if model == INT8_MODEL else ""}, {threads} '
+            f'thread{"s" if threads > 1 else ""}, spinning {"on" if spinning else "off"}')
 
 
 def _verdict(ok: bool) -> str:
@@ -254,18 +262,25 @@ def targets(network, ros) -> list:
     lines = []
     quiet_network = {setting: quiet.mean() for setting, quiet, _ in network}
     busy_network = {setting: busy.mean() for setting, _, busy in network}
-    torch_default = ('torch', torch.get_num_threads(), None)
+    torch_default = ('torch', torch.get_num_threads(), None, MODEL)
     policy = ('onnxruntime', backends.default_threads('onnxruntime', backends.available_cores()),
-              False)
+              False, MODEL)
+    int8 = policy[:3] + (INT8_MODEL,)
     if torch_default in quiet_network and policy in quiet_network:
         speedups = [quiet_network[torch_default] / quiet_network[policy],
                     busy_network[torch_default] / busy_network[policy]]
-        single = quiet_network.get(('torch', 1, None), np.nan) / quiet_network.get(
-            ('onnxruntime', 1, False), np.nan)
+        single = quiet_network.get(('torch', 1, None, MODEL), np.nan) / quiet_network.get(
+            ('onnxruntime', 1, False, MODEL), np.nan)
         lines.append(f'- network >= 2x faster than PyTorch (its default, '
                      f'{torch_default[1]} threads, vs the ONNX Runtime default, {policy[1]} '
                      f'thread(s)): {speedups[0]:.2f}x quiet, {speedups[1]:.2f}x with a busy '
                      f'neighbour; {single:.2f}x at 1 thread each: {_verdict(speedups[0] >= 2)}')
+        if int8 in quiet_network:
+            faster = [quiet_network[torch_default] / quiet_network[int8],
+                      busy_network[torch_default] / busy_network[int8]]
+            lines.append(f'- the same with the 8-bit copy ({INT8_MODEL}): {faster[0]:.2f}x '
+                         f'quiet, {faster[1]:.2f}x with a busy neighbour: '
+                         f'{_verdict(faster[0] >= 2)}')
         ratio = busy_network[policy] / quiet_network[policy]
         lines.append(f'- network latency with a busy neighbour <= 1.5x quiet (ONNX Runtime '
                      f'default): {ratio:.2f}x: {_verdict(ratio <= 1.5)}')
@@ -372,17 +387,17 @@ def main(argv=None):
         network = network_latency(pairs, args.repeats)
     if 'stages' not in args.skip:
         loads.append(load_average())
-        for backend in ('torch', 'onnxruntime'):
-            stages[backend] = {}
+        for label, backend, model in PIPELINES:
+            stages[label] = {}
             for busy in (False, True):
                 with busy_neighbour(busy):
-                    stages[backend][busy] = stage_latency(pairs, cameras, backend,
-                                                          args.stage_repeats)
-                print(f'stages {backend} busy={busy}: total '
-                      f'{stages[backend][busy]["total"].mean():.1f} ms', flush=True)
+                    stages[label][busy] = stage_latency(pairs, cameras, backend,
+                                                        args.stage_repeats, model)
+                print(f'stages {label} busy={busy}: total '
+                      f'{stages[label][busy]["total"].mean():.1f} ms', flush=True)
     if 'ros' not in args.skip:
         loads.append(load_average())
-        runs = [(backend, backend, {}, rate) for backend in ('torch', 'onnxruntime')
+        runs = [(label, backend, {'model': model}, rate) for label, backend, model in PIPELINES
                 for rate in args.rates]
         # the thread policy: ONNX Runtime with one thread (the default is every core)
         runs.append(('onnxruntime, 1 thread', 'onnxruntime', {'num_threads': '1'},
@@ -392,7 +407,7 @@ def main(argv=None):
                 for busy in (False, True):
                     with busy_neighbour(busy):
                         result = end_to_end(backend, args.seconds, rate, args.domain_id,
-                                            log_dir, **params)
+                                            log_dir, label, **params)
                     ros.append((label, rate, busy, result))
                     print(f'ros {label} {rate:g} Hz busy={busy}: {result}', flush=True)
     if torch.cuda.is_available():

@@ -27,10 +27,10 @@ import onnx
 import pytest
 
 from keypoint_perception import export
-from keypoint_perception.core.checkpoint import MODELS_DIR
+from keypoint_perception.core.checkpoint import MODELS_DIR, resolve_model_path
 from keypoint_perception.core.detector import KeypointDetector
 from keypoint_perception.core.model import normalize_image_array
-from keypoint_perception.core.onnx_model import export_onnx, read_onnx_model
+from keypoint_perception.core.onnx_model import export_onnx, file_sha256, read_onnx_model
 from keypoint_perception.core.quantization import (float_nodes, MAX_MEAN_BELIEF_DIFFERENCE,
                                                    quantize_onnx)
 
@@ -155,3 +155,19 @@ def test_int8_export_needs_calibration_data(random_checkpoint, tmp_path, capsys)
                         '--calibration-data', str(tmp_path)]) == 2
     assert 'no samples (shard-*.tar) to calibrate on' in capsys.readouterr().err
     assert not os.path.exists(out)
+
+
+def test_the_shipped_8bit_copies_are_of_the_shipped_networks():
+    """Each models/<name>_int8.onnx is quantized from the shipped models/<name>.pt.
+
+    Regenerate with ``keypoints-export --model <name> --out <models folder>/
+    <name>_int8.onnx --int8 --calibration-data <renders of the class>``.
+    """
+    copies = sorted(f for f in os.listdir(MODELS_DIR) if f.endswith('_int8.onnx'))
+    assert 'checkerboard_lite_int8.onnx' in copies
+    for name in copies:
+        info = read_onnx_model(os.path.join(MODELS_DIR, name))
+        source = os.path.join(MODELS_DIR, name[:-len('_int8.onnx')] + '.pt')
+        assert info.quantization['calibration_views'] >= 64, name
+        assert info.source_sha256 == file_sha256(source), f'{name} is stale: quantize again'
+        assert resolve_model_path(name[:-len('.onnx')]) == os.path.join(MODELS_DIR, name)

@@ -65,18 +65,23 @@ class CheckpointError(ValueError):
 
 
 def resolve_model_path(name_or_path: str) -> str:
-    """Return a checkpoint path for a shipped model name or a file path.
+    """Return the model file of a shipped model name or a file path.
+
+    A name is looked up in :data:`MODELS_DIR` as ``<name>.pt`` (a trained
+    checkpoint), else ``<name>.onnx`` (a model shipped only as an exported
+    file, e.g. the 8-bit ``<name>_int8`` copies).
 
     Raises:
         FileNotFoundError: when neither exists.
     """
     if os.path.isfile(name_or_path):
         return name_or_path
-    path = os.path.join(MODELS_DIR, f'{name_or_path}.pt')
-    if os.path.isfile(path):
-        return path
-    shipped = sorted(f[:-3] for f in os.listdir(MODELS_DIR) if f.endswith('.pt')) \
-        if os.path.isdir(MODELS_DIR) else []
+    for extension in ('.pt', '.onnx'):
+        path = os.path.join(MODELS_DIR, f'{name_or_path}{extension}')
+        if os.path.isfile(path):
+            return path
+    shipped = sorted({os.path.splitext(f)[0] for f in os.listdir(MODELS_DIR)
+                      if f.endswith(('.pt', '.onnx'))}) if os.path.isdir(MODELS_DIR) else []
     raise FileNotFoundError(f'no model {name_or_path!r}; shipped models: {shipped}')
 
 

@@ -47,11 +47,12 @@ import torch
 from ..cli import (ArgumentParser, checked_input, command_line, InputError, non_negative_int,
                    repo_root)
 from ..core.camera import CameraModel
-from ..core.checkpoint import load_checkpoint, resolve_model_path
+from ..core.checkpoint import resolve_model_path
 from ..core.config import (COMPLETION_SEARCHES, DEFAULT_COMPLETION_SEARCH, DEFAULT_ROI_SCALE,
                            PipelineConfig, ROI_REFINEMENTS, TEST_TIME_AUGMENTATIONS)
 from ..core.dataset import camera_model_from_label, iter_shard, list_shards
 from ..core.detector import KeypointDetector
+from ..core.onnx_model import model_object_class
 from ..core.pipeline import StereoKeypointPipeline
 from ..core.symmetry import match_stereo_symmetry
 from ..core.triangulation import triangulate_stereo
@@ -345,7 +346,7 @@ def check_inputs(args: argparse.Namespace) -> None:
             out of their ranges.
     """
     with checked_input(f'--model {args.model}'):
-        load_checkpoint(resolve_model_path(args.model))
+        model_object_class(resolve_model_path(args.model))  # a checkpoint or an exported file
     data = args.data if isinstance(args.data, list) else [args.data]
     for entry in data:
         if not (os.path.isfile(entry) if entry.endswith('.npz') else os.path.isdir(entry)):
