@@ -49,7 +49,7 @@ def test_int8_export_of_the_shipped_panda_model(tmp_path):
     out = tmp_path / 'panda_int8.onnx'
     r = subprocess.run([sys.executable, '-m', 'keypoint_perception.export', '--model', 'panda',
                         '--out', str(out), '--int8', '--calibration-data', str(data),
-                        '--calibration-views', '2'],
+                        '--calibration-samples', '2'],
                        env=_env(), capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     assert 'calibrated on 4 views' in r.stdout

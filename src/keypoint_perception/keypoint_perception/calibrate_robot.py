@@ -236,12 +236,16 @@ def main(argv: Optional[List[str]] = None) -> Optional[int]:
         estimate = fit_camera_to_base_mono(detection.uv, bases[-1], camera,
                                            rectified=args.rectified,
                                            inlier_threshold_px=args.inlier_threshold,
-                                           max_relative_std=args.max_relative_std)
+                                           max_relative_std=math.inf)
         if estimate is None:
             found = int(detection.found.sum())
             record['failure'] = (f'{found} keypoints detected: fewer than 4 consistent with '
-                                 'one camera pose, or a pose less certain than '
-                                 '--max-relative-std')
+                                 'one camera pose')
+            continue
+        if not estimate.relative_translation_std <= args.max_relative_std:
+            record['failure'] = (f'the pose is too uncertain: translation 1-sigma '
+                                 f'{estimate.relative_translation_std:.3g} of the distance '
+                                 f'(--max-relative-std {args.max_relative_std:g})')
             continue
         estimates[-1] = estimate
         record.update({

@@ -11,7 +11,7 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""``keypoints-export``: write a trained network as a self-describing ONNX file.
+r"""``keypoints-export``: write a trained network as a self-describing ONNX file.
 
 The file holds the network (dynamic batch), the object class, the
 preprocessing and the default test-time augmentation
@@ -25,8 +25,8 @@ With ``--int8`` it writes an 8-bit copy for CPUs instead
 (:mod:`keypoint_perception.core.quantization`), its activation ranges
 calibrated on the views of rendered data sets (``sim-datagen generate``)::
 
-    keypoints-export --model panda --out panda_int8.onnx --int8
-        --calibration-data data/sim/panda_a --calibration-views 64
+    keypoints-export --model panda --out panda_int8.onnx --int8 \
+        --calibration-data data/sim/panda_a --calibration-samples 64
 """
 
 import itertools
@@ -49,17 +49,19 @@ def main(argv: Optional[List[str]] = None) -> Optional[int]:
                                         '(network, object class, preprocessing, test-time '
                                         'augmentation).')
     parser.add_argument('--model', required=True,
-                        help='shipped model name (e.g. checkerboard_lite) or checkpoint path')
+                        help='shipped model name (e.g. checkerboard_lite) or checkpoint path; '
+                             'with --int8 also an exported float .onnx file')
     parser.add_argument('--out', required=True, help='ONNX file to write (.onnx)')
     parser.add_argument('--opset', type=positive_int, default=ONNX_OPSET,
-                        help='ONNX operator set (default %(default)s)')
+                        help='ONNX operator set of an export from a checkpoint (default '
+                             '%(default)s)')
     parser.add_argument('--int8', action='store_true',
                         help='write an 8-bit copy for CPUs (static quantization; --model may '
                              'then also be an exported float .onnx)')
     parser.add_argument('--calibration-data', nargs='+', default=[], metavar='DIR',
                         help='with --int8: sim_datagen data set folders whose first samples '
                              'calibrate the activation ranges (renders of the class)')
-    parser.add_argument('--calibration-views', type=positive_int, default=64,
+    parser.add_argument('--calibration-samples', type=positive_int, default=64,
                         help='with --int8: stereo samples to calibrate on (2 views each, in '
                              'folder and shard order; default %(default)s)')
     args = parser.parse_args(argv)
@@ -98,10 +100,13 @@ def _export_int8(args, source: str) -> int:
             with checked_input(f'--model {args.model}'):
                 export_onnx(source, float_path, args.opset)
         with checked_input(f'--model {args.model}'):
-            config = read_onnx_model(float_path).config
+            info = read_onnx_model(float_path)
+            if info.quantization:
+                raise InputError(f'--model {args.model}: already an 8-bit copy')
+            config = info.config
         with checked_input(f'--calibration-data {" ".join(args.calibration_data)}'):
             samples = list(itertools.islice(itertools.chain.from_iterable(
-                map(iter_samples, args.calibration_data)), args.calibration_views))
+                map(iter_samples, args.calibration_data)), args.calibration_samples))
             if not samples:
                 raise InputError(f'--calibration-data {" ".join(args.calibration_data)}: no '
                                  'samples (shard-*.tar) to calibrate on')

@@ -424,7 +424,7 @@ def test_relative_translation_std_and_the_gate_by_hand():
     covariance = np.diag([0.04, 0.09, 0.36, 1e-4, 1e-4, 1e-4])  # sqrt(0.49) = 0.7 m
     est = CameraToBase(T, np.ones(4, bool), np.zeros(4), 0.0, covariance, 'mono')
     assert est.relative_translation_std == pytest.approx(0.25)
-    assert well_determined(est, 0.25) is est and well_determined(est, 0.2) is None
+    assert well_determined(est, 0.2501) is est and well_determined(est, 0.2499) is None
     degenerate = CameraToBase(T, np.ones(4, bool), np.zeros(4), 0.0,
                               np.full((6, 6), np.nan), 'mono')
     assert degenerate.relative_translation_std == math.inf

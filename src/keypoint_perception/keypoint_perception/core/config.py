@@ -281,9 +281,9 @@ class PipelineConfig(ParameterTable):
 
     # -- model (restart needed) ------------------------------------------------
     model: str = _param(
-        'checkerboard_lite', 'Shipped model name (keypoint_perception/models/<name>.pt), '
-        'checkpoint path, or ONNX file written by keypoints-export.', 'model', read_only=True,
-        launch=True)
+        'checkerboard_lite', 'Shipped model name (keypoint_perception/models/<name>.pt or '
+        '.onnx), checkpoint path, or ONNX file written by keypoints-export.', 'model',
+        read_only=True, launch=True)
     device: str = _param('cpu', 'Torch device, e.g. "cpu" or "cuda:0".', 'model',
                          read_only=True, launch=True)
     backend: str = _param(

@@ -158,7 +158,9 @@ class KeypointDetector:
         if error is None:
             return f'model {name}: no validation error recorded', False
         text = (f'model {name}: mean 2D error {error:.2f}% of the image diagonal on its '
-                f'synthetic validation shards')
+                f'synthetic validation shards'
+                + (' (of the float network this 8-bit copy was made from)'
+                   if getattr(self.backend, 'int8', False) else ''))
         if error > QUALITY_WARNING_PCT:
             return (text + f' (above {QUALITY_WARNING_PCT:g}%: a preliminary model; its '
                     'keypoints and any pose computed from them are unreliable)'), True

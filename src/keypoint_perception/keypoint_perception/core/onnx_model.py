@@ -317,7 +317,8 @@ def onnx_model_for(checkpoint_path: str, export: bool = True) -> Optional[str]:
     """Return the ONNX file of a checkpoint, exported into the cache on first use.
 
     Looked for, in order: the ``.onnx`` next to the checkpoint (same name)
-    when its ``source_sha256`` is the checkpoint's; the cache file
+    when its ``source_sha256`` is the checkpoint's and it is not an 8-bit
+    copy (:mod:`.quantization`); the cache file
     ``<cache_dir>/<name>-<sha256[:16]>.onnx``; else, with ``export``, the
     checkpoint is exported there (:func:`export_onnx`, a few seconds).
 
@@ -328,21 +329,17 @@ def onnx_model_for(checkpoint_path: str, export: bool = True) -> Optional[str]:
         as :func:`export_onnx` when exporting.
     """
     source = file_sha256(checkpoint_path)
-    sibling = os.path.splitext(checkpoint_path)[0] + '.onnx'
-    if os.path.isfile(sibling):
-        try:
-            if read_onnx_model(sibling).source_sha256 == source:
-                return sibling
-        except (OnnxModelError, RuntimeError):
-            pass
     name = os.path.splitext(os.path.basename(checkpoint_path))[0]
+    sibling = os.path.splitext(checkpoint_path)[0] + '.onnx'
     cached = os.path.join(cache_dir(), f'{name}-{source[:16]}.onnx')
-    if os.path.isfile(cached):
-        try:
-            if read_onnx_model(cached).source_sha256 == source:
-                return cached
-        except (OnnxModelError, RuntimeError):
-            pass  # a damaged cache file is exported again
+    for candidate in (sibling, cached):
+        if os.path.isfile(candidate):
+            try:
+                info = read_onnx_model(candidate)
+            except (OnnxModelError, RuntimeError):
+                continue  # a damaged cache file is exported again
+            if info.source_sha256 == source and not info.quantization:  # not an 8-bit copy
+                return candidate
     if not export:
         return None
     export_onnx(checkpoint_path, cached)

@@ -275,22 +275,26 @@ class RobotCalibrationNode(Node):
             if config.mode == 'stereo' and config.stereo_fit == 'rigid':
                 estimate = fit_camera_to_base_stereo(
                     observed, base, inlier_threshold_m=config.inlier_threshold_m,
-                    max_relative_std=config.max_relative_std)
+                    max_relative_std=math.inf)
             elif config.mode == 'stereo':
                 estimate = fit_camera_to_base_stereo_views(
                     observed[:, :2], observed[:, 2:], base, self.camera, self.right_camera,
                     rectified=config.input_rectified,
                     inlier_threshold_px=config.inlier_threshold_px,
-                    max_relative_std=config.max_relative_std)
+                    max_relative_std=math.inf)
             else:
                 estimate = fit_camera_to_base_mono(
                     observed, base, self.camera, rectified=config.input_rectified,
                     inlier_threshold_px=config.inlier_threshold_px,
-                    max_relative_std=config.max_relative_std)
+                    max_relative_std=math.inf)
             if estimate is None:
                 self._warn('no_estimate', f'{topic}: too few consistent keypoints '
-                           f'({int(np.isfinite(observed).all(axis=1).sum())} valid), or a '
-                           'translation less certain than max_relative_std allows')
+                           f'({int(np.isfinite(observed).all(axis=1).sum())} valid)')
+                return
+            if not estimate.relative_translation_std <= config.max_relative_std:
+                self._warn('uncertain', f'{topic}: estimate dropped, translation 1-sigma '
+                           f'{estimate.relative_translation_std:.3g} of the distance '
+                           f'(max_relative_std {config.max_relative_std:g})')
                 return
             self.window.append((estimate, base, observed))
             while len(self.window) > config.window_size:

@@ -52,7 +52,7 @@ from ..core.config import (COMPLETION_SEARCHES, DEFAULT_COMPLETION_SEARCH, DEFAU
                            PipelineConfig, ROI_REFINEMENTS, TEST_TIME_AUGMENTATIONS)
 from ..core.dataset import camera_model_from_label, iter_shard, list_shards
 from ..core.detector import KeypointDetector
-from ..core.onnx_model import model_object_class
+from ..core.onnx_model import is_onnx_path, model_object_class
 from ..core.pipeline import StereoKeypointPipeline
 from ..core.symmetry import match_stereo_symmetry
 from ..core.triangulation import triangulate_stereo
@@ -346,7 +346,12 @@ def check_inputs(args: argparse.Namespace) -> None:
             out of their ranges.
     """
     with checked_input(f'--model {args.model}'):
-        model_object_class(resolve_model_path(args.model))  # a checkpoint or an exported file
+        path = resolve_model_path(args.model)
+        model_object_class(path)  # a checkpoint or an exported file
+    if args.mode == 'validation' and is_onnx_path(path):
+        raise InputError(f'--model {args.model}: validation scores a checkpoint as training '
+                         'does; an exported .onnx file is measured with keypoints-eval real or '
+                         'synthetic')
     data = args.data if isinstance(args.data, list) else [args.data]
     for entry in data:
         if not (os.path.isfile(entry) if entry.endswith('.npz') else os.path.isdir(entry)):
