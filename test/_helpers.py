@@ -13,7 +13,19 @@
 # limitations under the License.
 """Helpers shared by the integration tests in this folder (imported as ``_helpers``)."""
 
+import os
 import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def source_env() -> dict:
+    """This environment with both packages' sources first on ``PYTHONPATH`` (for subprocesses)."""
+    env = dict(os.environ)
+    env['PYTHONPATH'] = os.pathsep.join([os.path.join(ROOT, 'src', package) for package in
+                                         ('sim_datagen', 'keypoint_perception')]
+                                        + [env.get('PYTHONPATH', '')])
+    return env
 
 
 def wait_for_log(path: str, text: str, timeout: float = 20.0) -> bool:

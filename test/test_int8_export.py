@@ -13,44 +13,35 @@
 # limitations under the License.
 """End-to-end: ``keypoints-export --int8`` calibrated on a rendered data set, no ROS.
 
-Two Panda renders are made with ``sim-datagen generate``; the shipped ``panda`` network is
-exported as an 8-bit copy calibrated on both views of both samples, and the
-copy runs in the detector on a render with keypoints near the float
-network's.
+Two Panda renders are made with ``sim-datagen generate``; the shipped
+``panda`` network is exported as an 8-bit copy calibrated on both views of
+both samples, and the copy runs in the detector on a render with keypoints
+near the float network's.
 """
 
-import os
 import subprocess
 import sys
 
+from _helpers import source_env
 import numpy as np
 
 from keypoint_perception.core.dataset import iter_samples
 from keypoint_perception.core.detector import KeypointDetector
 from keypoint_perception.core.onnx_model import read_onnx_model
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PKG = os.path.join(ROOT, 'src', 'sim_datagen')
-
-
-def _env():
-    env = dict(os.environ)
-    env['PYTHONPATH'] = os.pathsep.join(
-        [PKG, os.path.join(ROOT, 'src', 'keypoint_perception'), env.get('PYTHONPATH', '')])
-    return env
-
 
 def test_int8_export_of_the_shipped_panda_model(tmp_path):
     data = tmp_path / 'panda'
     r = subprocess.run([sys.executable, '-m', 'sim_datagen.cli', 'generate', '--config',
                         'panda', '--count', '2', '--out', str(data), '--workers', '1',
-                        '--seed', '5'], env=_env(), capture_output=True, text=True, timeout=600)
+                        '--seed', '5'],
+                       env=source_env(), capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     out = tmp_path / 'panda_int8.onnx'
     r = subprocess.run([sys.executable, '-m', 'keypoint_perception.export', '--model', 'panda',
                         '--out', str(out), '--int8', '--calibration-data', str(data),
                         '--calibration-samples', '2'],
-                       env=_env(), capture_output=True, text=True, timeout=600)
+                       env=source_env(), capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     assert 'calibrated on 4 views' in r.stdout
     info = read_onnx_model(str(out))

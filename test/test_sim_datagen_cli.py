@@ -18,23 +18,18 @@ import os
 import subprocess
 import sys
 
+from _helpers import source_env
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PKG = os.path.join(ROOT, 'src', 'sim_datagen')
 CONFIG = os.path.join(PKG, 'config', 'checkerboard.yaml')
-
-
-def _env():
-    env = dict(os.environ)
-    env['PYTHONPATH'] = os.pathsep.join(
-        [PKG, os.path.join(ROOT, 'src', 'keypoint_perception'), env.get('PYTHONPATH', '')])
-    return env
 
 
 def test_generate_and_preview_cli(tmp_path):
     out = tmp_path / 'ds'
     cmd = [sys.executable, '-m', 'sim_datagen.cli', 'generate', '--config', CONFIG,
            '--count', '3', '--out', str(out), '--workers', '1', '--seed', '0']
-    r = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
+    r = subprocess.run(cmd, env=source_env(), capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert sorted(os.listdir(out)) == ['meta.json', 'shard-000000.tar']
     meta = json.loads((out / 'meta.json').read_text())
@@ -42,7 +37,7 @@ def test_generate_and_preview_cli(tmp_path):
     sheet = tmp_path / 'sheet.png'
     r = subprocess.run([sys.executable, '-m', 'sim_datagen.cli', 'preview', '--data', str(out),
                         '--out', str(sheet), '--count', '3'],
-                       env=_env(), capture_output=True, text=True, timeout=300)
+                       env=source_env(), capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert sheet.stat().st_size > 10000
 
@@ -51,7 +46,7 @@ def test_no_ros_imports():
     code = ('import sys; import sim_datagen.cli, sim_datagen.generator, sim_datagen.coco, '
             'sim_datagen.writer, sim_datagen.preview; '
             'print(any(m == "rclpy" or m.startswith("rclpy.") for m in sys.modules))')
-    r = subprocess.run([sys.executable, '-c', code], env=_env(), capture_output=True,
+    r = subprocess.run([sys.executable, '-c', code], env=source_env(), capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == 'False'
