@@ -284,18 +284,28 @@ def targets(network, ros) -> list:
         ratio = busy_network[policy] / quiet_network[policy]
         lines.append(f'- network latency with a busy neighbour <= 1.5x quiet (ONNX Runtime '
                      f'default): {ratio:.2f}x: {_verdict(ratio <= 1.5)}')
-    default = [r for label, _, busy, r in ros if label == 'onnxruntime' and not busy]
-    if default:
-        best = max(default, key=lambda r: r['pairs_per_s'])
-        lines.append(f'- >= 15 stereo pairs/s end to end through ROS 2 (node defaults): '
-                     f'{best["pairs_per_s"]:.1f} pairs/s: {_verdict(best["pairs_per_s"] >= 15)}')
-        ratios = [r['latency_p95'] / r['latency_mean'] for r in default]
-        lines.append(f'- p95 latency <= 1.5x the mean (node defaults, quiet): '
+    for label, name in (('onnxruntime', 'node defaults'),
+                        ('onnxruntime, 8-bit', f'node defaults, model {INT8_MODEL}')):
+        quiet = [(rate, r) for lab, rate, busy, r in ros if lab == label and not busy]
+        if not quiet:
+            continue
+        # the most the node kept up with over the camera rates (a 15 Hz camera caps it at 15)
+        best = max(r['pairs_per_s'] for _, r in quiet)
+        # a camera that sends 15 pairs/s is kept up with when (almost) every pair comes back
+        kept = [r for rate, r in quiet if rate >= 15 and r['processed'] >= 0.99 * r['sent']]
+        lines.append(f'- >= 15 stereo pairs/s end to end through ROS 2 ({name}): {best:.1f} '
+                     f'pairs/s at most over the camera rates; every pair of a 15 Hz or faster '
+                     f'camera processed: {"yes" if kept else "no"}: '
+                     f'{_verdict(best >= 15 or bool(kept))}')
+        target = [(rate, r) for rate, r in quiet if rate == min(q[0] for q in quiet)]
+        ratios = [r['latency_p95'] / r['latency_mean'] for _, r in target]
+        lines.append(f'- p95 latency <= 1.5x the mean ({name}, quiet, {target[0][0]:g} Hz): '
                      f'{", ".join(f"{x:.2f}" for x in ratios)}: {_verdict(max(ratios) <= 1.5)}')
-        busy = [r for label, _, b, r in ros if label == 'onnxruntime' and b]
-        growth = [b['latency_mean'] / q['latency_mean'] for q, b in zip(default, busy)]
-        lines.append(f'- end-to-end latency with a busy neighbour <= 1.5x quiet (node '
-                     f'defaults): {", ".join(f"{x:.2f}" for x in growth)}x: '
+        busy = {rate: r for lab, rate, b, r in ros if lab == label and b}
+        growth = [busy[rate]['latency_mean'] / r['latency_mean'] for rate, r in target
+                  if rate in busy]
+        lines.append(f'- end-to-end latency with a busy neighbour <= 1.5x quiet ({name}, '
+                     f'{target[0][0]:g} Hz): {", ".join(f"{x:.2f}" for x in growth)}x: '
                      f'{_verdict(max(growth, default=np.inf) <= 1.5)}')
     return lines
 
@@ -366,9 +376,10 @@ def main(argv=None):
                         help='passes over the 13 pairs per backend for the stages')
     parser.add_argument('--seconds', type=float, default=20.0,
                         help='duration of each end-to-end run')
-    parser.add_argument('--rates', type=float, nargs='+', default=[15.0],
+    parser.add_argument('--rates', type=float, nargs='+', default=[15.0, 30.0],
                         help='camera rates of the end-to-end runs, Hz (default: 15, the '
-                             'target rate; each rate adds four runs)')
+                             'target rate, and 30, which shows how many pairs per second '
+                             'the node keeps up with; each rate adds six runs)')
     parser.add_argument('--domain-id', type=int,
                         default=int(os.environ.get('ROS_DOMAIN_ID', '77')))
     parser.add_argument('--skip', nargs='*', default=[], choices=('network', 'stages', 'ros'),
