@@ -36,9 +36,10 @@ from typing import List, Optional
 
 from .cli import ArgumentParser, checked_input, command_line, InputError, positive_int
 from .core.checkpoint import load_checkpoint, resolve_model_path
-from .core.dataset import iter_samples
+from .core.dataset import iter_samples, list_shards, read_meta
 from .core.model import normalize_image_array
-from .core.onnx_model import export_onnx, is_onnx_path, ONNX_OPSET, read_onnx_model
+from .core.onnx_model import (export_onnx, is_onnx_path, model_object_class, ONNX_OPSET,
+                              read_onnx_model)
 
 
 @command_line('keypoints-export')
@@ -75,7 +76,13 @@ def main(argv: Optional[List[str]] = None) -> Optional[int]:
             raise InputError(f'--model {args.model}: already an ONNX file')
         if not is_onnx_path(checkpoint):
             load_checkpoint(checkpoint)
+        if os.path.abspath(args.out) == os.path.abspath(checkpoint):
+            raise InputError(f'--out {args.out}: the same file as --model')
     if args.int8:
+        from .core import quantization
+        if quantization.ort_quantization is None:
+            raise InputError('--int8: quantizing needs the onnx and onnxruntime packages')
+        check_calibration_data(args.calibration_data, model_object_class(checkpoint).name)
         return _export_int8(args, checkpoint)
     with checked_input(f'--out {args.out}'):
         info = export_onnx(checkpoint, args.out, args.opset)
@@ -87,6 +94,33 @@ def main(argv: Optional[List[str]] = None) -> Optional[int]:
           f'{info.test_time_augmentation}; from {checkpoint} (sha256 '
           f'{info.source_sha256[:16]}...)')
     return 0
+
+
+def check_calibration_data(folders: List[str], class_name: str) -> None:
+    """Check ``--calibration-data`` before any work: data sets of the model's class.
+
+    Args:
+        folders: ``sim_datagen`` data set folders.
+        class_name: the object class the model detects.
+
+    Raises:
+        InputError: naming the folder that does not exist, holds no complete
+            shard (``shard-*.tar``), or was rendered for another class
+            (``object_class`` of its ``meta.json``).
+    """
+    for folder in folders:
+        if not os.path.isdir(folder):
+            raise InputError(f'--calibration-data {folder}: no such folder')
+        if not list_shards(folder):
+            raise InputError(f'--calibration-data {folder}: no shards (shard-*.tar) in the '
+                             'folder')
+        try:
+            rendered = read_meta(folder).get('object_class')
+        except (OSError, ValueError):
+            rendered = None  # a data set without meta.json: its samples say nothing of a class
+        if rendered is not None and rendered != class_name:
+            raise InputError(f'--calibration-data {folder}: renders of {rendered!r}, the model '
+                             f'detects {class_name!r}')
 
 
 def _export_int8(args, source: str) -> int:
@@ -111,12 +145,17 @@ def _export_int8(args, source: str) -> int:
                 raise InputError(f'--calibration-data {" ".join(args.calibration_data)}: no '
                                  'samples (shard-*.tar) to calibrate on')
             views = views_of_samples(samples, (config.input_width, config.input_height))
-        with checked_input(f'--out {args.out}'):
+        try:
             report = quantize_onnx(float_path, args.out, normalize_image_array(views.images))
+        except RuntimeError as e:  # the 8-bit network failed its check on these views
+            raise InputError(f'--calibration-data {" ".join(args.calibration_data)}: {e}')
+        except OSError as e:
+            raise InputError(f'--out {args.out}: {e}')
     print(f'wrote {args.out}: 8-bit copy of {source}, calibrated on {report.num_views} views '
           f'of {" ".join(args.calibration_data)}; belief maps differ from the float '
           f'network by {report.mean_belief_difference:.4f} on average, '
-          f'{report.max_belief_difference:.3f} at most, on those views')
+          f'{report.max_belief_difference:.3f} at most, on those views; strong peaks moved '
+          f'by more than a cell: {report.strong_peaks_moved:.1%}')
     return 0
 
 

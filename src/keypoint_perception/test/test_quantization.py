@@ -33,7 +33,7 @@ from keypoint_perception.core.model import normalize_image_array
 from keypoint_perception.core.onnx_model import (export_onnx, file_sha256, onnx_model_for,
                                                  read_onnx_model)
 from keypoint_perception.core.quantization import (float_nodes, MAX_MEAN_BELIEF_DIFFERENCE,
-                                                   quantize_onnx)
+                                                   quantize_onnx, strong_peaks_moved)
 from keypoint_perception.training import evaluate
 
 INPUT = (192, 256)  # the lite network's input (height, width)
@@ -109,6 +109,8 @@ def test_an_8bit_copy_keeps_the_metadata_and_leaves_both_ends_in_float(float_mod
     difference = np.abs(_run(out, calibration) - _run(float_model, calibration))
     assert difference.mean() == pytest.approx(report.mean_belief_difference, rel=1e-4)
     assert report.mean_belief_difference <= MAX_MEAN_BELIEF_DIFFERENCE
+    np.testing.assert_equal(copy.quantization['strong_peaks_moved'],
+                            report.strong_peaks_moved)  # NaN where no peak was strong
     # it runs where any exported model runs, and says what it is
     detector = KeypointDetector(out, backend='auto')
     assert detector.backend.int8 and '8-bit network' in detector.backend.describe()
@@ -155,8 +157,35 @@ def test_int8_export_needs_calibration_data(random_checkpoint, tmp_path, capsys)
     assert '--int8 and --calibration-data go together' in capsys.readouterr().err
     assert export.main(['--model', random_checkpoint, '--out', out, '--int8',
                         '--calibration-data', str(tmp_path)]) == 2
-    assert 'no samples (shard-*.tar) to calibrate on' in capsys.readouterr().err
+    assert 'no shards (shard-*.tar) in the folder' in capsys.readouterr().err
+    missing = str(tmp_path / 'missing')
+    assert export.main(['--model', random_checkpoint, '--out', out, '--int8',
+                        '--calibration-data', str(tmp_path), missing]) == 2
+    assert f'--calibration-data {tmp_path}: no shards' in capsys.readouterr().err
+    # renders of another class: the folder is named, with both classes
+    panda = tmp_path / 'panda_calib'
+    panda.mkdir()
+    (panda / 'meta.json').write_text('{"object_class": "panda"}')
+    (panda / 'shard-000000.tar').write_bytes(b'')
+    assert export.main(['--model', random_checkpoint, '--out', out, '--int8',
+                        '--calibration-data', str(panda)]) == 2
+    err = capsys.readouterr().err
+    assert f"--calibration-data {panda}: renders of 'panda'" in err and "'checkerboard'" in err
+    assert export.main(['--model', random_checkpoint, '--out', random_checkpoint]) == 2
     assert not os.path.exists(out)
+
+
+def test_strong_peaks_moved_counts_only_strong_peaks_that_left_their_cell():
+    reference = np.zeros((1, 4, 5, 5), np.float32)
+    other = np.zeros_like(reference)
+    reference[0, 0, 2, 2], other[0, 0, 2, 3] = 0.9, 0.8  # strong, moved by one cell: kept
+    reference[0, 1, 2, 2], other[0, 1, 4, 2] = 0.5, 0.5  # strong, moved by two: counted
+    reference[0, 2, 1, 1], other[0, 2, 4, 4] = 0.2, 0.9  # weak in the reference: ignored
+    reference[0, 3, 0, 0], other[0, 3, 0, 0] = 0.3, 0.3  # strong, in place
+    assert strong_peaks_moved(reference, other) == pytest.approx(1 / 3)
+    assert np.isnan(strong_peaks_moved(np.zeros_like(reference), other))
+    with pytest.raises(ValueError, match='one'):
+        strong_peaks_moved(reference, other[:, :3])
 
 
 def test_the_shipped_8bit_copies_are_of_the_shipped_networks():

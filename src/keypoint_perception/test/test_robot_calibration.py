@@ -25,6 +25,7 @@ import os
 import cv2
 from keypoint_perception.core.calibration_metrics import add_auc, add_distance, pose_errors
 from keypoint_perception.core.camera import camera_center, CameraModel, project
+from keypoint_perception.core.config import RobotCalibrationConfig
 from keypoint_perception.core.distortion import rectify_points, unrectify_points
 from keypoint_perception.core.kinematics import keypoint_anchors, RobotKinematics
 from keypoint_perception.core.multi_frame_calibration import combine_frames, pose_deviation
@@ -433,6 +434,10 @@ def test_relative_translation_std_and_the_gate_by_hand():
     assert well_determined(None, 1.0) is None
     with pytest.raises(ValueError, match='max_relative_std'):
         well_determined(est, 0.0)
+
+
+def test_the_node_and_the_fits_share_one_default_bound():
+    assert RobotCalibrationConfig().max_relative_std == MAX_RELATIVE_STD
 
 
 def test_uncertain_mono_fits_are_the_wrong_ones_and_are_dropped(panda):

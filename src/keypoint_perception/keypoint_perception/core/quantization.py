@@ -59,6 +59,9 @@ except ImportError:  # pragma: no cover - depends on the installation
 #: fit the network (belief maps are sigmoids in [0, 1], mostly near 0; a
 #: peak's height may change by tenths while its place stays).
 MAX_MEAN_BELIEF_DIFFERENCE = 0.02
+#: A belief map whose float peak is at least this high counts as a strong
+#: peak in :attr:`QuantizationReport.strong_peaks_moved`.
+STRONG_PEAK = 0.3
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,11 @@ class QuantizationReport:
         max_belief_difference: largest |int8 - float| belief over the
             calibration views (belief maps are in [0, 1]).
         mean_belief_difference: mean |int8 - float| belief.
+        strong_peaks_moved: share of the float network's strong peaks (belief
+            >= :data:`STRONG_PEAK`) whose highest cell moved by more than one
+            cell in 8 bits, in [0, 1] (NaN without strong peaks): the mean
+            difference above is over whole maps, mostly near 0, and cannot
+            see a peak that moved.
     """
 
     path: str
@@ -79,6 +87,7 @@ class QuantizationReport:
     float_nodes: List[str]
     max_belief_difference: float
     mean_belief_difference: float
+    strong_peaks_moved: float = float('nan')
 
     def as_metadata(self) -> Dict[str, object]:
         """Return the ``quantization`` metadata entry (JSON-ready)."""
@@ -87,7 +96,8 @@ class QuantizationReport:
                 'activations': 'uint8, asymmetric, per tensor',
                 'float_nodes': self.float_nodes, 'calibration_views': self.num_views,
                 'max_belief_difference': self.max_belief_difference,
-                'mean_belief_difference': self.mean_belief_difference}
+                'mean_belief_difference': self.mean_belief_difference,
+                'strong_peaks_moved': self.strong_peaks_moved}
 
 
 class _Views(object if ort_quantization is None else ort_quantization.CalibrationDataReader):
@@ -175,14 +185,17 @@ def quantize_onnx(model_path: str, out_path: str, calibration: np.ndarray) -> Qu
             quant_format=ort_quantization.QuantFormat.QDQ, per_channel=True,
             activation_type=ort_quantization.QuantType.QUInt8,
             weight_type=ort_quantization.QuantType.QInt8, nodes_to_exclude=kept)
-        difference = _belief_difference(model_path, quantized, calibration)
+        reference, eight_bit = (_belief_maps(path, calibration) for path in (model_path,
+                                                                             quantized))
+        difference = np.abs(eight_bit - reference)
         if not difference.mean() <= MAX_MEAN_BELIEF_DIFFERENCE:
             raise RuntimeError(f'the 8-bit network differs from {model_path} by '
                                f'{difference.mean():.3g} in belief on average (> '
                                f'{MAX_MEAN_BELIEF_DIFFERENCE}) on the calibration views; '
                                'nothing written')
         report = QuantizationReport(out_path, len(calibration), kept,
-                                    float(difference.max()), float(difference.mean()))
+                                    float(difference.max()), float(difference.mean()),
+                                    strong_peaks_moved(reference, eight_bit))
         graph = onnx.load(quantized)
         metadata[QUANTIZATION_KEY] = json.dumps(report.as_metadata(), sort_keys=True)
         del graph.metadata_props[:]
@@ -200,10 +213,38 @@ def quantize_onnx(model_path: str, out_path: str, calibration: np.ndarray) -> Qu
     return report
 
 
-def _belief_difference(float_path: str, int8_path: str, images: np.ndarray) -> np.ndarray:
-    """|int8 - float| belief maps of both networks on ``images``, (N, J, h, w) float32."""
-    def run(path):
-        session = onnxruntime.InferenceSession(path, providers=['CPUExecutionProvider'])
-        return np.concatenate([session.run([OUTPUT_NAME], {INPUT_NAME: images[i:i + 8]})[0]
-                               for i in range(0, len(images), 8)])
-    return np.abs(run(int8_path) - run(float_path))
+def strong_peaks_moved(reference: np.ndarray, other: np.ndarray) -> float:
+    """Share of strong peaks of ``reference`` that moved by more than one cell in ``other``.
+
+    Args:
+        reference: (N, J, h, w) belief maps (the float network's).
+        other: belief maps of the same shape (the 8-bit network's).
+
+    Returns:
+        The share, in [0, 1], of the maps whose ``reference`` maximum is at
+        least :data:`STRONG_PEAK` and whose ``other`` maximum lies more than
+        one cell away from it (Chebyshev distance); NaN when no map has a
+        strong peak.
+
+    Raises:
+        ValueError: shapes differ or are not 4-D.
+    """
+    if reference.shape != other.shape or reference.ndim != 4:
+        raise ValueError(f'belief maps of one (N, J, h, w) shape expected, got '
+                         f'{reference.shape} and {other.shape}')
+    n, j, h, w = reference.shape
+    flat_ref, flat_other = reference.reshape(n, j, -1), other.reshape(n, j, -1)
+    strong = flat_ref.max(axis=2) >= STRONG_PEAK
+    if not strong.any():
+        return float('nan')
+    peak_ref = np.stack(np.unravel_index(flat_ref.argmax(axis=2), (h, w)), axis=-1)
+    peak_other = np.stack(np.unravel_index(flat_other.argmax(axis=2), (h, w)), axis=-1)
+    moved = np.abs(peak_other - peak_ref).max(axis=-1) > 1
+    return float(moved[strong].mean())
+
+
+def _belief_maps(path: str, images: np.ndarray) -> np.ndarray:
+    """Belief maps of the ONNX network at ``path`` on ``images``, (N, J, h, w) float32."""
+    session = onnxruntime.InferenceSession(path, providers=['CPUExecutionProvider'])
+    return np.concatenate([session.run([OUTPUT_NAME], {INPUT_NAME: images[i:i + 8]})[0]
+                           for i in range(0, len(images), 8)])
