@@ -145,11 +145,12 @@ def filled_messages():
                                                        categorical=False,
                                                        alpha_prior=[1.0, 1.0],
                                                        alpha=[1.0, 4.5]),
-        SamplerState: SamplerState(header=header(frame=''), seed=7, num_updates=3,
-                                   last_feedback_source='trainer round 3', next_index=120, variables=[SceneVariableDirichlet(
-                                       name='hands', lo=0.0, hi=4.0, categorical=True,
-                                       alpha_prior=[2.0, 1.0, 1.0, 4.0],
-                                       alpha=[2.0, 1.0, 6.0, 4.0])]),
+        SamplerState: SamplerState(
+            header=header(frame=''), seed=7, num_updates=3,
+            last_feedback_source='trainer round 3', next_index=120,
+            variables=[SceneVariableDirichlet(name='hands', lo=0.0, hi=4.0, categorical=True,
+                                              alpha_prior=[2.0, 1.0, 1.0, 4.0],
+                                              alpha=[2.0, 1.0, 6.0, 4.0])]),
     }
 
 

@@ -56,7 +56,7 @@ from benchmark_common import cpu_model, replace_section
 import cv2
 from keypoint_perception.calibrate_robot import default_urdf
 from keypoint_perception.core.config import (PipelineConfig, ROI_REFINEMENTS,
-                                            TEST_TIME_AUGMENTATIONS)
+                                             TEST_TIME_AUGMENTATIONS)
 from keypoint_perception.core.dataset import camera_model_from_label, iter_shard, list_shards
 from keypoint_perception.core.detector import KeypointDetector
 from keypoint_perception.core.kinematics import keypoint_anchors, RobotKinematics
@@ -389,8 +389,9 @@ def write_doc(figures, info, paths, doc_path):
              'pipeline\'s keypoints in both views (`fit_camera_to_base_stereo_views`); '
              'stereo rigid = Umeyama + RANSAC on the triangulated keypoints, all against '
              'forward kinematics of the sample\'s URDF and joint angles; ADD AUC '
-             'up to 100 mm as DREAM reports it (a frame without an estimate is ADD = inf, '
-             'a miss; translation, rotation and ADD means over the frames with an '
+             'up to 100 mm as DREAM reports it (a frame without an estimate, or whose '
+             'estimate the uncertainty bound drops (`max_relative_std`, 0.25), is ADD = '
+             'inf, a miss; translation, rotation and ADD means over the frames with an '
              'estimate). Error budget: the labelled keypoints inside the image with '
              'isotropic Gaussian noise of the given mean length (independent per view, '
              'seed 0) through the same fits (stereo rigid: triangulated without a '

@@ -70,7 +70,8 @@ from ..core.kinematics import keypoint_anchors, RobotKinematics
 from ..core.multi_frame_calibration import combine_frames
 from ..core.objects import load_object_class
 from ..core.robot_calibration import (fit_camera_to_base_mono, fit_camera_to_base_stereo,
-                                      inverse_pose_covariance, left_composed_pose_covariance)
+                                      inverse_pose_covariance, left_composed_pose_covariance,
+                                      well_determined)
 from ..core.two_view_calibration import fit_camera_to_base_stereo_views
 
 #: Covariance published when none can be computed: 1e6 on the diagonal (unknown).
@@ -291,7 +292,7 @@ class RobotCalibrationNode(Node):
                 self._warn('no_estimate', f'{topic}: too few consistent keypoints '
                            f'({int(np.isfinite(observed).all(axis=1).sum())} valid)')
                 return
-            if not estimate.relative_translation_std <= config.max_relative_std:
+            if well_determined(estimate, config.max_relative_std) is None:
                 self._warn('uncertain', f'{topic}: estimate dropped, translation 1-sigma '
                            f'{estimate.relative_translation_std:.3g} of the distance '
                            f'(max_relative_std {config.max_relative_std:g})')
