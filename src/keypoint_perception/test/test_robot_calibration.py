@@ -430,6 +430,9 @@ def test_relative_translation_std_and_the_gate_by_hand():
                               np.full((6, 6), np.nan), 'mono')
     assert degenerate.relative_translation_std == math.inf
     assert well_determined(degenerate, 10.0) is None
+    exact = CameraToBase(T, np.ones(4, bool), np.zeros(4), 0.0,
+                         np.diag([-5e-13, 1e-13, 1e-13, 0, 0, 0]), 'mono')  # round-off
+    assert exact.relative_translation_std == 0.0 and well_determined(exact, 0.25) is exact
     assert well_determined(degenerate, math.inf) is degenerate
     assert well_determined(None, 1.0) is None
     with pytest.raises(ValueError, match='max_relative_std'):

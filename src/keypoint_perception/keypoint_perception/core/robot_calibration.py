@@ -107,12 +107,14 @@ class CameraToBase:
         ``C_t`` is the (3, 3) translation block of :attr:`covariance` (m^2)
         and ``t`` the base origin in the camera frame (m); unitless.  inf
         when the covariance is not finite (a degenerate fit) or ``t`` is 0.
+        A trace below 0 by round-off (an exact fit's covariance is ~1e-12
+        m^2 with either sign) counts as 0.
         """
         variance = float(np.trace(self.covariance[:3, :3]))
         distance = float(np.linalg.norm(self.T_camera_base[:3, 3]))
-        if not (np.isfinite(variance) and variance >= 0 and distance > 0):
+        if not (np.isfinite(variance) and distance > 0):
             return math.inf
-        return math.sqrt(variance) / distance
+        return math.sqrt(max(variance, 0.0)) / distance
 
 
 def well_determined(estimate: Optional[CameraToBase], max_relative_std: float
