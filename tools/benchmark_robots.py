@@ -31,16 +31,15 @@ For every stereo sample of the model's class in the ``sim_datagen`` shards of
 * camera-to-base: ``T_camera_base`` by PnP + RANSAC on the left view (mono),
   by two-view PnP on both views' keypoints and by Umeyama + RANSAC on the
   triangulated ones (stereo), against forward kinematics of the sample's URDF
-  and joints: translation and rotation errors, ADD AUC up to 100 mm (DREAM;
-  no estimate = ADD inf); the same fits on the labels with 2D noise (error
-  budget, :func:`~keypoint_perception.training.robot_metrics.calibration_error_budget`);
+  and joints: translation and rotation errors, ADD AUC up to 100 mm (DREAM; no
+  estimate or a dropped one = ADD inf); the same fits on the labels with 2D
+  noise (:func:`~keypoint_perception.training.robot_metrics.calibration_error_budget`);
 * speed: wall milliseconds per view, pair and frame, with the threads used.
 
-Plots (error histogram, ADD curves, an annotated contact sheet: predicted
-keypoints as coloured dots, true ones as white crosses) go to ``--images``
-(default docs/images with ``--write-doc``).  ``--write-doc`` replaces the
-``robots_<class>`` section of docs/benchmarks.md; ``--json`` writes every
-figure.
+Plots (error histogram, ADD curves, a contact sheet: predicted keypoints as
+coloured dots, true ones as white crosses) go to ``--images`` (default
+docs/images with ``--write-doc``), which replaces the ``robots_<class>``
+section of docs/benchmarks.md; ``--json`` writes every figure.
 """
 
 import argparse
@@ -63,7 +62,8 @@ from keypoint_perception.core.kinematics import keypoint_anchors, RobotKinematic
 from keypoint_perception.core.onnx_model import file_sha256
 from keypoint_perception.core.pipeline import StereoKeypointPipeline
 from keypoint_perception.core.robot_calibration import (fit_camera_to_base_mono,
-                                                        fit_camera_to_base_stereo)
+                                                        fit_camera_to_base_stereo,
+                                                        MAX_RELATIVE_STD)
 from keypoint_perception.core.two_view_calibration import fit_camera_to_base_stereo_views
 from keypoint_perception.core.visualization import draw_view
 from keypoint_perception.detect import detect_keypoints
@@ -376,30 +376,27 @@ def write_doc(figures, info, paths, doc_path):
              'distortion) and each sample\'s two CameraInfos; `roi_refinement: '
              f'{info["roi_refinement"]}` (`roi_scale: {info["roi_scale"]:g}`) in the '
              'stereo pipeline and the mono detector alike.')
-    notes = ('2D: the mono detector on each view alone, as `keypoints-detect` runs it '
-             '(the highest peak per keypoint). '
-             'The means are over the detected keypoints; PCK and the detection rate over '
-             'every keypoint labelled inside the image (a missed one counts as incorrect). '
-             '"visible": visibility 2 only; "in image": occluded ones (visibility 1) too, '
-             'the figure the target is checked on. Keypoints labelled outside the image '
-             f'but detected anyway: {k2["detected_outside_image"]} of '
+    notes = ('2D: the mono detector on each view alone, as `keypoints-detect` runs it (the '
+             'highest peak per keypoint). The means are over the detected keypoints; PCK and '
+             'the detection rate over every keypoint labelled inside the image (a missed one '
+             'counts as incorrect). "visible": visibility 2 only; "in image": occluded ones '
+             '(visibility 1) too, the figure the target is checked on. Keypoints labelled '
+             f'outside the image but detected anyway: {k2["detected_outside_image"]} of '
              f'{k2["labelled_outside_image"]}. 3D: every triangulated keypoint against its '
              'rendered position. Camera to base: mono = PnP + RANSAC on the left view\'s '
              'detections; stereo = the pose minimizing the reprojection error of the stereo '
              'pipeline\'s keypoints in both views (`fit_camera_to_base_stereo_views`); '
-             'stereo rigid = Umeyama + RANSAC on the triangulated keypoints, all against '
-             'forward kinematics of the sample\'s URDF and joint angles; ADD AUC '
-             'up to 100 mm as DREAM reports it (a frame without an estimate, or whose '
-             'estimate the uncertainty bound drops (`max_relative_std`, 0.25), is ADD = '
-             'inf, a miss; translation, rotation and ADD means over the frames with an '
-             'estimate). Error budget: the labelled keypoints inside the image with '
-             'isotropic Gaussian noise of the given mean length (independent per view, '
-             'seed 0) through the same fits (stereo rigid: triangulated without a '
-             'reprojection limit); 0 checks labels, kinematics and fits alone; ADD '
-             'medians over all frames (inf when failures are half or more). It says what '
-             'mean 2D error '
-             'the ADD AUC targets need on these cameras and distances. Speed: wall time '
-             'while other jobs may share the cores.')
+             'stereo rigid = Umeyama + RANSAC on the triangulated keypoints, all against forward'
+             ' kinematics of the sample\'s URDF and joint angles; ADD AUC up to 100 mm as DREAM '
+             'reports it (a frame without an estimate, or whose estimate the uncertainty bound '
+             f'drops (`max_relative_std`, {MAX_RELATIVE_STD:g}), is ADD = inf, a miss; '
+             'translation, rotation and ADD means over the frames with an estimate). Error '
+             'budget: the labelled keypoints inside the image with isotropic Gaussian noise of '
+             'the given mean length (independent per view, seed 0) through the same fits (stereo'
+             ' rigid: triangulated without a reprojection limit); 0 checks labels, kinematics '
+             'and fits alone; ADD medians over all frames (inf when failures are half or more). '
+             'It says what mean 2D error the ADD AUC targets need on these cameras and '
+             'distances. Speed: wall time while other jobs may share the cores.')
     lines = [
         begin,
         f'## Robot keypoints: `{name}` (issue 17)',
