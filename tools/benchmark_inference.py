@@ -285,7 +285,11 @@ def targets(network, ros) -> list:
         lines.append(f'- network latency with a busy neighbour <= 1.5x quiet (ONNX Runtime '
                      f'default): {ratio:.2f}x: {_verdict(ratio <= 1.5)}')
     for label, name in (('onnxruntime', 'node defaults'),
-                        ('onnxruntime, 8-bit', f'node defaults, model {INT8_MODEL}')):
+                        ('onnxruntime, 8-bit', f'node defaults, model {INT8_MODEL}'),
+                        ('onnxruntime, 8-bit, second look without augmentation',
+                         f'model {INT8_MODEL}, roi_augmentation false'),
+                        ('onnxruntime, 8-bit, no second look',
+                         f'model {INT8_MODEL}, roi_refinement off')):
         quiet = [(rate, r) for lab, rate, busy, r in ros if lab == label and not busy]
         if not quiet:
             continue
@@ -413,6 +417,11 @@ def main(argv=None):
         # the thread policy: ONNX Runtime with one thread (the default is every core)
         runs.append(('onnxruntime, 1 thread', 'onnxruntime', {'num_threads': '1'},
                      min(args.rates)))
+        # the latency tail: the second look at half the network time, and none at all
+        for label, params in (('second look without augmentation', {'roi_augmentation': 'false'}),
+                              ('no second look', {'roi_refinement': 'off'})):
+            runs.append((f'onnxruntime, 8-bit, {label}', 'onnxruntime',
+                         dict(params, model=INT8_MODEL), min(args.rates)))
         with tempfile.TemporaryDirectory() as log_dir:
             for label, backend, params, rate in runs:
                 for busy in (False, True):

@@ -33,7 +33,8 @@ NODE_DEFAULTS = {
     'max_reprojection_error': 4.0, 'min_depth': 0.05, 'input_rectified': True,
     'template_check': True, 'template_completion': True, 'completion_min_belief': 0.05,
     'completion_radius': 20.0, 'completion_search': 'stereo', 'localization_sigma': 0.0,
-    'roi_refinement': 'always', 'roi_scale': 1.75, 'refine_triangulation': True,
+    'roi_refinement': 'always', 'roi_scale': 1.75, 'roi_augmentation': True,
+    'refine_triangulation': True,
     'fit_pose': True, 'publish_tf': True, 'tf_prefix': '', 'instance_id': '0',
     'marker_scale': 0.01, 'marker_lifetime': 0.5, 'debug_heatmaps': True}
 

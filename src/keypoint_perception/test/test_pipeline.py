@@ -97,6 +97,28 @@ def test_second_look_finds_a_small_board_in_whole_image_pixels(detector):
     assert np.nanmax(err_first) > np.max(err_2d[0])
 
 
+def test_second_look_without_augmentation_runs_the_network_once_per_view(detector, monkeypatch):
+    """``roi_augmentation`` false: the first look sees 4 views (rot180), the second 2.
+
+    The zoomed look without the augmentation still finds the far board to
+    1.5 px in both views.  Fails if the flag is ignored (a second batch of
+    4) or drops the second look (no second batch).
+    """
+    left, right, lcam, rcam, truth = _render_board_pair()
+    sizes = []
+    run = detector.backend.run
+    monkeypatch.setattr(detector.backend, 'run', lambda batch: sizes.append(len(batch))
+                        or run(batch))
+    res = StereoKeypointPipeline(detector, PipelineConfig(
+        input_rectified=False, roi_refinement='always', roi_augmentation=False)).process(
+            left, right, lcam, rcam)
+    assert sizes == [4, 2]
+    assert res.left.roi is not None and res.valid.all()
+    sym = detector.object_class.symmetries
+    for view, cam in ((res.left, lcam), (res.right, rcam)):
+        assert np.all(symmetric_errors(view.uv, project(cam.P, truth), sym) < 1.5)
+
+
 #: The stages StereoKeypointPipeline.look chains, by their names in the pipeline module.
 STAGES = ('observe_pair', 'decode_view', 'select_across_views', 'triangulate_pair',
           'verify_against_template', 'complete_from_fit')

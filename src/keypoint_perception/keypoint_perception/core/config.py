@@ -370,6 +370,9 @@ class PipelineConfig(ParameterTable):
     roi_scale: float = _param(
         DEFAULT_ROI_SCALE, 'Side of the second look\'s window over the extent of the object\'s '
         'keypoints (> 1 keeps context around them).', 'roi', low=1.2, high=10.0)
+    roi_augmentation: bool = _param(
+        True, 'Apply the model\'s test-time augmentation in the second look too; false '
+        'halves its network time, at some precision (docs/benchmarks.md).', 'roi')
     # -- output ----------------------------------------------------------------
     publish_tf: bool = _param(True, 'Broadcast keypoint and object frames on /tf.', 'output')
     tf_prefix: str = _param('', 'Child frame prefix; empty = "<class>_<instance_id>".',

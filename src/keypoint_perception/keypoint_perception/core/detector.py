@@ -221,11 +221,13 @@ class KeypointDetector:
         return normalize_images(torch.from_numpy(np.stack(batch)).to(self.device))
 
     @torch.no_grad()
-    def forward(self, batch: torch.Tensor) -> np.ndarray:
+    def forward(self, batch: torch.Tensor, augment: bool = True) -> np.ndarray:
         """Last-stage belief maps of a preprocessed batch, with test-time augmentation.
 
         Args:
             batch: (B, 3, h_in, w_in) float32 tensor from :meth:`preprocess`.
+            augment: False runs the batch once, without the augmentation
+                (half the network time with one).
 
         Returns:
             (B, J, h, w) float32 belief maps; with ``'rot180'`` the mean of
@@ -233,6 +235,8 @@ class KeypointDetector:
             :func:`~.heatmaps.merge_rotated_beliefs`), with ``'hflip'`` of
             its mirrored copy's (:func:`~.heatmaps.merge_mirrored_beliefs`).
         """
+        if not augment:
+            return self.backend.run(batch)
         if self.test_time_augmentation == 'rot180':  # flipped rows and columns
             direct, turned = self._two_looks(batch, (2, 3))
             return merge_rotated_beliefs(direct, turned, self.object_class.symmetries)

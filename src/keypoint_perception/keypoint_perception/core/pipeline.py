@@ -160,7 +160,9 @@ class StereoKeypointPipeline:
         the whole chain runs a second time on a window around the object in
         each view (:func:`object_windows`), so that the network sees a small
         or far object at a higher resolution; the second look's result
-        replaces the first when it triangulates at least as many keypoints.
+        replaces the first when it triangulates at least as many keypoints;
+        ``config.roi_augmentation`` false runs it without the detector's
+        test-time augmentation.
 
         Args:
             left_image, right_image: (H, W, 3) uint8 RGB or (H, W) grey, raw or
@@ -187,7 +189,9 @@ class StereoKeypointPipeline:
                    if wanted and result.valid.any() else None)
         timings = dict(result.timings_ms)
         if windows is not None:
-            second = self.look(left_image, right_image, left_camera, right_camera, windows)
+            second = self.look(left_image, right_image, left_camera, right_camera, windows,
+                               observe_pair(self.detector, left_image, right_image, windows,
+                                            config.roi_augmentation))
             if second.valid.sum() >= result.valid.sum():
                 result = second
         timings['roi_pass'] = (time.perf_counter() - t0) * 1e3

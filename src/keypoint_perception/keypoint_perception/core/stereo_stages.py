@@ -102,7 +102,8 @@ class ViewPair:
 
 
 def observe_pair(detector, left_image: np.ndarray, right_image: np.ndarray,
-                 rois: Optional[Sequence[PixelWindow]] = None) -> StereoBeliefs:
+                 rois: Optional[Sequence[PixelWindow]] = None,
+                 augment: bool = True) -> StereoBeliefs:
     """Observe stage: the network on both views in one batch.
 
     Args:
@@ -111,6 +112,8 @@ def observe_pair(detector, left_image: np.ndarray, right_image: np.ndarray,
             (not changed).
         rois: None (whole images) or the two views' windows
             (:class:`~.roi.PixelWindow`, image pixels) for a zoomed look.
+        augment: False skips the detector's test-time augmentation
+            (:meth:`~.detector.KeypointDetector.forward`).
 
     Returns:
         new :class:`StereoBeliefs`.
@@ -119,7 +122,7 @@ def observe_pair(detector, left_image: np.ndarray, right_image: np.ndarray,
     t0 = time.perf_counter()
     batch = detector.preprocess(images, rois)
     t1 = time.perf_counter()
-    beliefs = detector.forward(batch)
+    beliefs = detector.forward(batch, augment)
     t2 = time.perf_counter()
     rois = (None, None) if rois is None else tuple(rois)
     views = [ViewBeliefs(maps, PixelWindow.whole(img) if roi is None else PixelWindow(*roi), roi)

@@ -107,11 +107,12 @@ def evaluate_real(model: str, data_dir: str, left_info: str, right_info: str, ou
                   test_time_augmentation: str = 'auto',
                   roi_refinement: str = PipelineConfig.roi_refinement,
                   roi_scale: float = DEFAULT_ROI_SCALE,
-                  completion_search: str = DEFAULT_COMPLETION_SEARCH) -> Dict:
+                  completion_search: str = DEFAULT_COMPLETION_SEARCH,
+                  roi_augmentation: bool = PipelineConfig.roi_augmentation) -> Dict:
     """Evaluate on OpenCV's stereo sequence; returns the metrics dict.
 
     ``localization_sigma`` (belief cells), ``roi_refinement``,
-    ``roi_scale`` and ``completion_search`` are the pipeline's options of
+    ``roi_scale``, ``roi_augmentation`` and ``completion_search`` are the pipeline's options of
     those names
     (:class:`~..core.pipeline.StereoKeypointPipeline`),
     ``test_time_augmentation`` the detector's
@@ -123,7 +124,8 @@ def evaluate_real(model: str, data_dir: str, left_info: str, right_info: str, ou
     pipe = StereoKeypointPipeline(detector, PipelineConfig(
         input_rectified=False, min_confidence=min_confidence,
         localization_sigma=localization_sigma, roi_refinement=roi_refinement,
-        roi_scale=roi_scale, completion_search=completion_search))
+        roi_scale=roi_scale, completion_search=completion_search,
+        roi_augmentation=roi_augmentation))
     lcam, rcam = CameraModel.from_yaml(left_info), CameraModel.from_yaml(right_info)
     os.makedirs(out, exist_ok=True)
     names = sorted({n[len('left'):] for n in gt if n.startswith('left')
@@ -203,7 +205,8 @@ def evaluate_synthetic(model: str, data_dir: str, out: str, max_samples: int = 0
                        roi_refinement: str = PipelineConfig.roi_refinement,
                        roi_scale: float = DEFAULT_ROI_SCALE,
                        validation_shards: bool = False,
-                       completion_search: str = DEFAULT_COMPLETION_SEARCH) -> Dict:
+                       completion_search: str = DEFAULT_COMPLETION_SEARCH,
+                       roi_augmentation: bool = PipelineConfig.roi_augmentation) -> Dict:
     """2D figures on a synthetic dataset, and the stereo pipeline's 3D figures.
 
     2D: the network's highest peaks (no stereo help) against the labels, on
@@ -212,8 +215,8 @@ def evaluate_synthetic(model: str, data_dir: str, out: str, max_samples: int = 0
     template completion) on pairs where every keypoint is labelled in both
     views, against the rendered 3D keypoints (left optical frame), and the
     pipeline's 2D keypoints on those pairs against the labels
-    (``pipeline_*`` figures).  ``roi_refinement``, ``roi_scale`` and
-    ``completion_search`` are the pipeline's options.  With
+    (``pipeline_*`` figures).  ``roi_refinement``, ``roi_scale``,
+    ``roi_augmentation`` and ``completion_search`` are the pipeline's options.  With
     ``validation_shards`` only the shards that training holds out
     (:func:`~.train.is_validation_shard`) are read: pairs of a training
     folder that no model saw, for choosing pipeline options without touching
@@ -229,7 +232,7 @@ def evaluate_synthetic(model: str, data_dir: str, out: str, max_samples: int = 0
     pipe = StereoKeypointPipeline(detector, PipelineConfig(
         input_rectified=False, localization_sigma=localization_sigma,
         roi_refinement=roi_refinement, roi_scale=roi_scale,
-        completion_search=completion_search))
+        completion_search=completion_search, roi_augmentation=roi_augmentation))
     os.makedirs(out, exist_ok=True)
     errs, diags, rows = [], [], []
     pairs = pairs_full = 0
@@ -367,7 +370,8 @@ def check_inputs(args: argparse.Namespace) -> None:
         with checked_input('pipeline options'):
             PipelineConfig(input_rectified=False, localization_sigma=args.localization_sigma,
                            roi_refinement=args.roi_refinement, roi_scale=args.roi_scale,
-                           completion_search=args.completion_search)
+                           completion_search=args.completion_search,
+                           roi_augmentation=args.roi_augmentation == 'on')
 
 
 @command_line('keypoints-eval')
@@ -404,6 +408,9 @@ def main(argv=None):
                        help='second, zoomed look at the object: off, incomplete or always')
         q.add_argument('--roi-scale', type=float, default=DEFAULT_ROI_SCALE,
                        help="second look's window side over the keypoints' extent")
+        q.add_argument('--roi-augmentation', choices=('on', 'off'),
+                       default='on' if PipelineConfig.roi_augmentation else 'off',
+                       help="the model's test-time augmentation in the second look too")
         q.add_argument('--completion-search', default=DEFAULT_COMPLETION_SEARCH,
                        choices=COMPLETION_SEARCHES,
                        help="template completion: each view's own peak (views) or the 3D "
@@ -417,12 +424,13 @@ def main(argv=None):
         m = evaluate_real(args.model, args.data, args.left_info, args.right_info, out,
                           localization_sigma=args.localization_sigma,
                           test_time_augmentation=args.tta, roi_refinement=args.roi_refinement,
-                          roi_scale=args.roi_scale, completion_search=args.completion_search)
+                          roi_scale=args.roi_scale, completion_search=args.completion_search,
+                          roi_augmentation=args.roi_augmentation == 'on')
     else:
         m = evaluate_synthetic(args.model, args.data, out, args.max_samples,
                                args.localization_sigma, args.tta, args.roi_refinement,
                                args.roi_scale, args.validation_shards,
-                               args.completion_search)
+                               args.completion_search, args.roi_augmentation == 'on')
     print(markdown(m))
     print(f'\nwrote {out}/')
 
