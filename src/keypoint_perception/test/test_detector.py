@@ -77,6 +77,25 @@ def test_zoomed_look_finds_a_small_object_at_full_resolution(detector):
         detector.detect([small], roi_refinement='sometimes')
 
 
+def test_zoomed_look_without_augmentation_runs_the_window_once(detector, monkeypatch):
+    """``roi_augmentation=False``: the window goes through the network once, not twice.
+
+    The first look keeps its rot180 pair (2 images); the zoomed look sees 1.
+    Its keypoints stay within 1.5 px of the board seen at full resolution.
+    """
+    small = _board_image()
+    reference = detector.detect([small])[0].uv
+    canvas = np.full((768, 1024, 3), 110, np.uint8)
+    canvas[90:282, 600:856] = small
+    sizes = []
+    run = detector.backend.run
+    monkeypatch.setattr(detector.backend, 'run', lambda batch: sizes.append(len(batch))
+                        or run(batch))
+    zoomed = detector.detect([canvas], roi_refinement='always', roi_augmentation=False)[0]
+    assert sizes == [2, 1] and zoomed.roi is not None
+    assert np.linalg.norm(zoomed.uv - [600, 90] - reference, axis=1).max() < 1.5
+
+
 def test_rot180_beliefs_turn_with_the_image(detector):
     """Check that the merged maps of a rotated image are the rotated merged maps.
 

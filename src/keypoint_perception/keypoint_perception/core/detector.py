@@ -268,7 +268,8 @@ class KeypointDetector:
     def detect(self, images: Sequence[np.ndarray],
                peak_threshold: float = PipelineConfig.peak_threshold,
                roi_refinement: str = 'off',
-               roi_scale: float = PipelineConfig.roi_scale) -> List[ViewKeypoints]:
+               roi_scale: float = PipelineConfig.roi_scale,
+               roi_augmentation: bool = PipelineConfig.roi_augmentation) -> List[ViewKeypoints]:
         """Detect keypoints in each image on its own (no stereo), optionally with a zoomed look.
 
         The first look runs the network on the whole images (one batch).
@@ -289,6 +290,8 @@ class KeypointDetector:
             roi_refinement: ``'off'``, ``'incomplete'`` or ``'always'`` (as the
                 node parameter of that name).
             roi_scale: window side over the keypoints' extent (> 1).
+            roi_augmentation: the test-time augmentation in the second look
+                too (False: half its network time).
 
         Returns:
             one :class:`~.views.ViewKeypoints` per image (the highest peak of
@@ -315,7 +318,8 @@ class KeypointDetector:
         if not zoomed:
             return first
         beliefs = self.forward(self.preprocess([images[n] for n in zoomed],
-                                               [windows[n] for n in zoomed]))
+                                               [windows[n] for n in zoomed]),
+                               roi_augmentation)
         out = list(first)
         for n, maps in zip(zoomed, beliefs):
             second = decode_view(maps, windows[n], symmetries, peak_threshold,

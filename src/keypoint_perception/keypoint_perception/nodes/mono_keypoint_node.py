@@ -27,9 +27,9 @@ Parameters: the model and input parameters of the stereo node's table
 (:class:`~keypoint_perception.core.config.PipelineConfig`): ``model``,
 ``device``, ``backend``, ``num_threads``, ``test_time_augmentation``,
 ``approximate_sync``, ``sync_slop``, ``queue_size``, ``reliable_qos``,
-``peak_threshold``, ``roi_refinement``, ``roi_scale`` (a second, zoomed look
-at the object, as in the stereo node), ``instance_id``; the last four can
-be changed while the node runs.
+``peak_threshold``, ``roi_refinement``, ``roi_scale``, ``roi_augmentation``
+(a second, zoomed look at the object, as in the stereo node),
+``instance_id``; the last five can be changed while the node runs.
 """
 
 from collections import Counter
@@ -54,7 +54,8 @@ from ..core.detector import KeypointDetector
 #: The parameters of the stereo node's table that the mono node declares.
 MONO_PARAMETERS = ('model', 'device', 'backend', 'num_threads', 'test_time_augmentation',
                    'approximate_sync', 'sync_slop', 'queue_size', 'reliable_qos',
-                   'peak_threshold', 'roi_refinement', 'roi_scale', 'instance_id')
+                   'peak_threshold', 'roi_refinement', 'roi_scale', 'roi_augmentation',
+                   'instance_id')
 
 
 class MonoKeypointNode(Node):
@@ -139,7 +140,7 @@ class MonoKeypointNode(Node):
             config = self.config
             detection = self.detector.detect([np.ascontiguousarray(rgb)],
                                              config.peak_threshold, config.roi_refinement,
-                                             config.roi_scale)[0]
+                                             config.roi_scale, config.roi_augmentation)[0]
             header = Header(stamp=image.header.stamp, frame_id=frame)
             self.pub_2d.publish(conversions.mono_keypoints_2d(
                 header, detection, self.object_class, (rgb.shape[1], rgb.shape[0]),
