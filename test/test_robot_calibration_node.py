@@ -238,10 +238,13 @@ def test_calibration_node_publishes_the_known_transform(ros, tmp_path, mode, fit
                                and any(t.header.stamp.sec == 100 + n
                                        for m in tfs for t in m.transforms),
                                proc, log_path, timeout=20), open(log_path).read()
-        last = [t for m in tfs for t in m.transforms if t.header.stamp.sec == 105]
+        last = [t for m in tfs for t in m.transforms if t.header.stamp.sec == 105
+                and t.child_frame_id == 'camera_optical']
         assert last, open(log_path).read()
+        # every camera transform of that stamp has the robot's base as parent
+        assert {t.header.frame_id for t in last} == {'panda_link0'}, \
+            [(t.header.frame_id, t.child_frame_id) for t in last]
         tf = last[-1]
-        assert tf.header.frame_id == 'panda_link0' and tf.child_frame_id == 'camera_optical'
         tr = tf.transform.translation
         dt, dr = pose_errors(np.linalg.inv(_tf_matrix(tf)), T_true)
         assert dt < 0.01 and np.degrees(dr) < 0.5, (dt, np.degrees(dr))
