@@ -32,7 +32,8 @@ import rclpy  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 
 from keypoint_perception.core.config import (parameter_specs, PipelineConfig,  # noqa: E402
-                                             RobotCalibrationConfig, table_specs)
+                                             RobotCalibrationConfig)
+from keypoint_perception.core.parameter_table import table_specs  # noqa: E402
 from keypoint_perception.nodes.mono_keypoint_node import MonoKeypointNode  # noqa: E402
 from keypoint_perception.nodes.robot_calibration_node import RobotCalibrationNode  # noqa: E402
 from keypoint_perception.nodes.stereo_keypoint_node import StereoKeypointNode  # noqa: E402

@@ -40,8 +40,8 @@ import tempfile
 from typing import Dict, Iterable, List, Sequence
 
 import cv2
-from keypoint_perception.core.config import (parameter_specs, ParameterSpec,
-                                             RobotCalibrationConfig, table_specs)
+from keypoint_perception.core.config import parameter_specs, RobotCalibrationConfig
+from keypoint_perception.core.parameter_table import ParameterSpec, table_specs
 from keypoint_perception.nodes.mono_keypoint_node import MONO_PARAMETERS, MonoKeypointNode
 from keypoint_perception.nodes.robot_calibration_node import RobotCalibrationNode
 from keypoint_perception.nodes.stereo_keypoint_node import StereoKeypointNode

@@ -11,10 +11,10 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""ROS parameters declared from a :class:`~..core.config.ParameterTable`.
+"""ROS parameters declared from a :class:`~..core.parameter_table.ParameterTable`.
 
 The core stays free of rclpy: this module turns each
-:class:`~..core.config.ParameterSpec` into a ``ParameterDescriptor``
+:class:`~..core.parameter_table.ParameterSpec` into a ``ParameterDescriptor``
 (description, range, read-only, allowed values), declares the parameters on
 a node and reads them back as one validated config.
 """
@@ -26,7 +26,8 @@ from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescr
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from ..core.config import ParameterSpec, ParameterTable, PipelineConfig, table_specs
+from ..core.config import PipelineConfig
+from ..core.parameter_table import ParameterSpec, ParameterTable, table_specs
 
 
 def descriptor(spec: ParameterSpec) -> ParameterDescriptor:
@@ -34,9 +35,9 @@ def descriptor(spec: ParameterSpec) -> ParameterDescriptor:
 
     Parameters whose documented values YAML may deliver with another type
     (doubles given as integers, ``off`` read as false, numbers for text; see
-    :attr:`~..core.config.ParameterSpec.dynamic_typing`) are declared with
+    :attr:`~..core.parameter_table.ParameterSpec.dynamic_typing`) are declared with
     dynamic typing; their values are checked by
-    :meth:`~..core.config.ParameterSpec.convert` instead of by rclpy's type
+    :meth:`~..core.parameter_table.ParameterSpec.convert` instead of by rclpy's type
     check.
     """
     desc = ParameterDescriptor(description=spec.description, read_only=spec.read_only,
@@ -61,7 +62,7 @@ def declare_table_parameters(node: Node, table: type = PipelineConfig,
 
     Args:
         node: the node.
-        table: a :class:`~..core.config.ParameterTable` class.
+        table: a :class:`~..core.parameter_table.ParameterTable` class.
         names: declare only these (table order); None = all.
         defaults: {name: default} replacing the table's defaults (e.g. one
             that depends on a parameter declared before).

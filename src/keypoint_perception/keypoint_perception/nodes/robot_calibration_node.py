@@ -65,7 +65,8 @@ from .parameters import declare_table_parameters, validated_changes
 from .runner import run_node
 from .stereo_input import stamp_ns, WARN_PERIOD_S, WarningThrottle
 from ..core.camera import CalibrationError
-from ..core.config import RobotCalibrationConfig, table_specs
+from ..core.config import RobotCalibrationConfig
+from ..core.parameter_table import table_specs
 from ..core.kinematics import keypoint_anchors, RobotKinematics
 from ..core.multi_frame_calibration import combine_frames
 from ..core.objects import load_object_class

@@ -112,8 +112,8 @@ def evaluate_real(model: str, data_dir: str, left_info: str, right_info: str, ou
     """Evaluate on OpenCV's stereo sequence; returns the metrics dict.
 
     ``localization_sigma`` (belief cells), ``roi_refinement``,
-    ``roi_scale``, ``roi_augmentation`` and ``completion_search`` are the pipeline's options of
-    those names
+    ``roi_scale``, ``roi_augmentation`` and ``completion_search`` are the
+    pipeline's options of those names
     (:class:`~..core.pipeline.StereoKeypointPipeline`),
     ``test_time_augmentation`` the detector's
     (:class:`~..core.detector.KeypointDetector`).
@@ -216,7 +216,8 @@ def evaluate_synthetic(model: str, data_dir: str, out: str, max_samples: int = 0
     views, against the rendered 3D keypoints (left optical frame), and the
     pipeline's 2D keypoints on those pairs against the labels
     (``pipeline_*`` figures).  ``roi_refinement``, ``roi_scale``,
-    ``roi_augmentation`` and ``completion_search`` are the pipeline's options.  With
+    ``roi_augmentation`` and ``completion_search`` are the pipeline's
+    options.  With
     ``validation_shards`` only the shards that training holds out
     (:func:`~.train.is_validation_shard`) are read: pairs of a training
     folder that no model saw, for choosing pipeline options without touching
@@ -371,7 +372,7 @@ def check_inputs(args: argparse.Namespace) -> None:
             PipelineConfig(input_rectified=False, localization_sigma=args.localization_sigma,
                            roi_refinement=args.roi_refinement, roi_scale=args.roi_scale,
                            completion_search=args.completion_search,
-                           roi_augmentation=args.roi_augmentation == 'on')
+                           roi_augmentation=args.roi_augmentation)
 
 
 @command_line('keypoints-eval')
@@ -416,6 +417,8 @@ def main(argv=None):
                        help="template completion: each view's own peak (views) or the 3D "
                             "point both views' beliefs agree on most (stereo)")
     args = p.parse_args(argv)
+    if args.mode != 'validation':
+        args.roi_augmentation = args.roi_augmentation == 'on'  # the pipeline's boolean
     check_inputs(args)
     out = args.out or os.path.join(root, 'output', 'eval', args.mode)
     if args.mode == 'validation':
@@ -425,12 +428,12 @@ def main(argv=None):
                           localization_sigma=args.localization_sigma,
                           test_time_augmentation=args.tta, roi_refinement=args.roi_refinement,
                           roi_scale=args.roi_scale, completion_search=args.completion_search,
-                          roi_augmentation=args.roi_augmentation == 'on')
+                          roi_augmentation=args.roi_augmentation)
     else:
         m = evaluate_synthetic(args.model, args.data, out, args.max_samples,
                                args.localization_sigma, args.tta, args.roi_refinement,
                                args.roi_scale, args.validation_shards,
-                               args.completion_search, args.roi_augmentation == 'on')
+                               args.completion_search, args.roi_augmentation)
     print(markdown(m))
     print(f'\nwrote {out}/')
 
