@@ -128,12 +128,29 @@ def _t_true():
 
 
 @pytest.fixture(scope='module')
-def ros():
+def ros_node():
     rclpy.init()
     node = rclpy.create_node('robot_calibration_test')
     yield node
     node.destroy_node()
     rclpy.shutdown()
+
+
+@pytest.fixture
+def ros(ros_node):
+    """The module's node; the publishers and subscriptions a test made are destroyed after it.
+
+    The node keeps every publisher it created alive, and a latched one goes on serving
+    its last message: a later test's calibration node would also receive an earlier
+    test's ``robot_description`` (a world-rooted URDF, whose root then became the TF
+    parent) in whichever order DDS delivered the two.
+    """
+    publishers, subscriptions = set(ros_node.publishers), set(ros_node.subscriptions)
+    yield ros_node
+    for publisher in set(ros_node.publishers) - publishers:
+        ros_node.destroy_publisher(publisher)
+    for subscription in set(ros_node.subscriptions) - subscriptions:
+        ros_node.destroy_subscription(subscription)
 
 
 def _start(name, params, tmp_path):
@@ -179,7 +196,7 @@ def test_calibration_node_publishes_the_known_transform(ros, tmp_path, mode, fit
     proc, log, log_path = _start('robot_calibration_node', params, tmp_path)
     rigid = mode == 'stereo' and fit == 'rigid'
     try:
-        pub_urdf = _publish_urdf(node, world_root)  # noqa: F841 -- kept alive: latched
+        _publish_urdf(node, world_root)  # kept by the node until the test ends: latched
         pub_joints = node.create_publisher(JointState, 'joint_states', 10)
         pub_kp = node.create_publisher(Keypoints3D if rigid else StereoKeypoints2D,
                                        'keypoints_3d' if rigid else 'keypoints_2d', 10)
@@ -187,9 +204,8 @@ def test_calibration_node_publishes_the_known_transform(ros, tmp_path, mode, fit
         pub_left_info = node.create_publisher(CameraInfo, 'left/camera_info', 10)
         pub_right_info = node.create_publisher(CameraInfo, 'right/camera_info', 10)
         tfs, poses = [], []
-        sub_tf = _tf_subscription(node, static, tfs)
-        sub_pose = node.create_subscription(PoseWithCovarianceStamped, 'camera_pose',
-                                            poses.append, 10)
+        _tf_subscription(node, static, tfs)
+        node.create_subscription(PoseWithCovarianceStamped, 'camera_pose', poses.append, 10)
         assert _spin_until(node, lambda: pub_kp.get_subscription_count() > 0 and
                            pub_joints.get_subscription_count() > 0, proc, log_path), \
             open(log_path).read()
@@ -250,11 +266,14 @@ def test_calibration_node_publishes_the_known_transform(ros, tmp_path, mode, fit
         assert dt < 0.01 and np.degrees(dr) < 0.5, (dt, np.degrees(dr))
         pose = [p for p in poses if p.header.stamp.sec == 105][-1]
         assert pose.header.frame_id == 'panda_link0'
+        # the node saw this test's URDF only (no latched one of an earlier test)
+        loads = [line.split('URDF loaded: ', 1)[1] for line in open(log_path)
+                 if 'URDF loaded: ' in line]
+        root = 'world' if world_root else 'panda_link0'
+        assert [load.split(',')[0] for load in loads] == [f'base link {root}'], loads
         assert pose.pose.pose.position.x == pytest.approx(tr.x)
         covariance = np.array(pose.pose.covariance).reshape(6, 6)
         assert np.all(np.diag(covariance) > 0) and np.all(np.diag(covariance) < 1e-2)
-        node.destroy_subscription(sub_tf)
-        node.destroy_subscription(sub_pose)
     finally:
         _stop(proc, log)
 
@@ -332,13 +351,13 @@ def test_calibration_node_on_rendered_stereo_pairs(ros, tmp_path):
         'camera_frame:=left_calibrated'], tmp_path)
     object_class = load_object_class('panda')
     try:
-        pub_urdf = _publish_urdf(node)  # noqa: F841 -- kept alive: it is latched
+        _publish_urdf(node)  # kept by the node until the test ends: latched
         pub_joints = node.create_publisher(JointState, 'joint_states', 10)
         pub_kp = node.create_publisher(StereoKeypoints2D, 'keypoints_2d', 10)
         pub_info = {view: node.create_publisher(CameraInfo, f'{view}/camera_info', 10)
                     for view in ('left', 'right')}
         tfs = []
-        sub_tf = _tf_subscription(node, True, tfs)
+        _tf_subscription(node, True, tfs)
         assert _spin_until(node, lambda: pub_kp.get_subscription_count() > 0 and
                            pub_info['right'].get_subscription_count() > 0, proc, log_path)
         assert _spin_until(node, lambda: 'URDF loaded' in open(log_path).read(), proc, log_path,
@@ -379,6 +398,5 @@ def test_calibration_node_on_rendered_stereo_pairs(ros, tmp_path):
             dt, dr = pose_errors(np.linalg.inv(_tf_matrix(tf)),
                                  np.asarray(labels['object_pose']))
             assert dt < 0.002 and np.degrees(dr) < 0.05, (n, dt, np.degrees(dr))
-        node.destroy_subscription(sub_tf)
     finally:
         _stop(proc, log)
