@@ -50,8 +50,8 @@ from .core.camera import CameraModel
 from .core.files import atomic_open
 from .core.kinematics import keypoint_anchors, RobotKinematics
 from .core.multi_frame_calibration import combine_frames
-from .core.robot_calibration import (fit_camera_to_base_mono, inverse_pose_covariance,
-                                     MAX_RELATIVE_STD, well_determined)
+from .core.pose_covariance import inverse_pose_covariance
+from .core.robot_calibration import fit_camera_to_base_mono, MAX_RELATIVE_STD, well_determined
 from .detect import add_model_options, detect_keypoints, image_files, load_detector, read_image
 
 #: URDFs (in pybullet_data) that the shipped robot classes are rendered from.
@@ -243,8 +243,7 @@ def main(argv: Optional[List[str]] = None) -> Optional[int]:
                                  'one camera pose')
             continue
         if well_determined(estimate, args.max_relative_std) is None:
-            record['failure'] = (f'the pose is too uncertain: translation 1-sigma '
-                                 f'{estimate.relative_translation_std:.3g} of the distance '
+            record['failure'] = (f'the pose is too uncertain: {estimate.describe_uncertainty()} '
                                  f'(--max-relative-std {args.max_relative_std:g})')
             continue
         estimates[-1] = estimate

@@ -30,10 +30,11 @@ from keypoint_perception.core.distortion import rectify_points, unrectify_points
 from keypoint_perception.core.kinematics import keypoint_anchors, RobotKinematics
 from keypoint_perception.core.multi_frame_calibration import combine_frames, pose_deviation
 from keypoint_perception.core.objects import load_object_class
+from keypoint_perception.core.pose_covariance import (inverse_pose_covariance,
+                                                      left_composed_pose_covariance)
 from keypoint_perception.core.robot_calibration import (
-    CameraToBase, fit_camera_to_base_mono, fit_camera_to_base_stereo, inverse_pose_covariance,
-    left_composed_pose_covariance, make_transform, MAX_RELATIVE_STD, transform_points,
-    well_determined)
+    CameraToBase, fit_camera_to_base_mono, fit_camera_to_base_stereo, make_transform,
+    MAX_RELATIVE_STD, transform_points, well_determined)
 from keypoint_perception.core.rotations import matrices_from_rotation_vectors
 from keypoint_perception.core.triangulation import triangulate_stereo
 from keypoint_perception.core.two_view_calibration import (fit_camera_to_base_stereo_views,
@@ -367,7 +368,10 @@ def test_two_view_fit_needs_three_keypoints_in_both_views(panda):
     left, right = stereo_rig()
     base = panda(np.random.default_rng(0))
     uv_left, uv_right = _stereo_pixels(left, right, base, T_TRUE)
-    uv_left[:4] = np.nan  # 3 left, all 7 right: fine; then one fewer in the right view
+    # 3 left (joint_4, joint_7, grasp; the last three keypoints, joint_7, flange and
+    # grasp, lie on the flange axis: collinear, no pose), all 7 right: fine; then
+    # one fewer in the right view
+    uv_left[[0, 1, 3, 5]] = np.nan
     assert fit_camera_to_base_stereo_views(uv_left, uv_right, base, left, right) is not None
     uv_right[4] = np.nan
     assert fit_camera_to_base_stereo_views(uv_left, uv_right, base, left, right) is None

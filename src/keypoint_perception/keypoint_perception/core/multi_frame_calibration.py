@@ -37,10 +37,10 @@ import numpy as np
 from .arrays import as_points
 from .camera import CameraModel
 from .distortion import rectify_points
+from .pose_covariance import residual_covariance
 from .rigid import fit_rigid_transform, refine_pose_reprojection
 from .robot_calibration import (CameraToBase, make_transform, pinhole_observations,
-                                project_pinhole, residual_covariance, solve_pnp,
-                                transform_points)
+                                project_pinhole, solve_pnp, transform_points)
 from .two_view_calibration import stereo_reprojection_errors, two_view_residuals
 
 
@@ -129,11 +129,13 @@ def combine_frames(estimates: Sequence[Optional[CameraToBase]],
        the reprojection error in both views from the centre
        (:func:`~.rigid.refine_pose_reprojection`).
     4. Uncertainty: the sample covariance S of the kept frames' deviations
-       (:func:`pose_deviation`) about the joint fit; ``covariance = S / n``
-       (standard error of a mean of n frames) and the per-frame standard
-       deviations ``sqrt(diag(S))``.  With one frame, the joint fit's
-       residual covariance (:func:`~.robot_calibration.residual_covariance`)
-       and NaN standard deviations.
+       (:func:`pose_deviation`) about the joint fit and the joint fit's
+       residual covariance C (:func:`~.pose_covariance.residual_covariance`):
+       ``covariance = S / n + C`` (the standard error of a mean of n frames,
+       which has rank n - 1 at most and is 0 for identical frames, plus the
+       keypoints' own noise, so no direction is reported as exactly known),
+       and the per-frame standard deviations ``sqrt(diag(S))``.  With one
+       frame, C and NaN standard deviations.
 
     Args:
         estimates: per frame, its :class:`~.robot_calibration.CameraToBase`
@@ -244,7 +246,9 @@ def combine_frames(estimates: Sequence[Optional[CameraToBase]],
     if n >= 2:
         deviations = np.array([pose_deviation(transforms[i], T) for i in kept])
         spread = deviations.T @ deviations / (n - 1)
-        covariance = spread / n
+        # S has rank n - 1 at most (and is 0 for identical frames): the joint
+        # fit's residual covariance keeps every direction's variance above 0
+        covariance = spread / n + (residual_cov if np.isfinite(residual_cov).all() else 0.0)
         std = np.sqrt(np.diag(spread))
     else:
         covariance, std = residual_cov, np.full(6, np.nan)

@@ -50,6 +50,7 @@ import numpy as np
 from .arrays import as_points
 from .camera import CameraModel
 from .distortion import undistort_pixels
+from .pose_covariance import residual_covariance
 from .rigid import fit_rigid_transform
 
 #: The kinds of estimate: from triangulated 3D keypoints (residuals in metres),
@@ -62,6 +63,14 @@ MODES = ('stereo', 'stereo_views', 'mono')
 #: collinear inliers can converge tens of metres away with small residuals;
 #: their covariance says so (a 31 m PnP fit of a robot 0.9 m away had 9.7 m).
 MAX_RELATIVE_STD = 0.25
+
+#: Smallest ratio of the second to the first singular value of a fit's inlier
+#: keypoints (base frame, centred; :func:`well_spread`).  Keypoints on a line
+#: leave the rotation about it free: mono fits on 6 keypoints up to 5 mm off a
+#: 0.6 m line (ratio about 0.013) were 6 degrees wrong in median, up to 1 mm off
+#: (0.003) 24 degrees; at 0.06 2 degrees.  Among 4-keypoint subsets of random
+#: Panda configurations, 0.04% have a ratio below 0.02.
+MIN_INLIER_SPREAD = 0.02
 
 
 @dataclass(frozen=True, eq=False)
@@ -116,10 +125,30 @@ class CameraToBase:
             return math.inf
         return math.sqrt(max(variance, 0.0)) / distance
 
+    @property
+    def rotation_std_rad(self) -> float:
+        """``sqrt(trace(C_phi))``: 1-sigma rotation uncertainty, radians (inf if not finite).
+
+        ``C_phi`` is the (3, 3) rotation block of :attr:`covariance`.
+        """
+        variance = float(np.trace(self.covariance[3:, 3:]))
+        return math.sqrt(max(variance, 0.0)) if np.isfinite(variance) else math.inf
+
+    def describe_uncertainty(self) -> str:
+        """One phrase for logs: the translation and rotation 1-sigma of the estimate."""
+        return (f'translation 1-sigma {self.relative_translation_std:.3g} of the distance, '
+                f'rotation 1-sigma {math.degrees(self.rotation_std_rad):.3g} deg')
+
 
 def well_determined(estimate: Optional[CameraToBase], max_relative_std: float
                     ) -> Optional[CameraToBase]:
     """Return ``estimate`` unless its translation is too uncertain to use (then None).
+
+    The rotation is not gated by its covariance: with few keypoints far
+    away (4 of them, 3 px noise, 4 m) its first-order 1-sigma says little
+    about the error, and a bound on it dropped better fits than it kept.
+    Nearly collinear inliers, which leave the rotation about their line
+    free, are refused by the fits themselves (:data:`MIN_INLIER_SPREAD`).
 
     Args:
         estimate: a fit's estimate, or None.
@@ -149,85 +178,6 @@ def transform_points(T: np.ndarray, points: np.ndarray) -> np.ndarray:
     return points @ np.asarray(T)[:3, :3].T + np.asarray(T)[:3, 3]
 
 
-def _perturbed(T: np.ndarray, delta: np.ndarray) -> np.ndarray:
-    """``(Exp(phi) R, t + dt)`` for ``delta = (dt, phi)`` (module docstring convention)."""
-    return make_transform(cv2.Rodrigues(np.asarray(delta[3:], dtype=np.float64))[0] @ T[:3, :3],
-                          T[:3, 3] + delta[:3])
-
-
-def residual_covariance(residual_fn, T: np.ndarray, num_params: int = 6) -> np.ndarray:
-    """First-order covariance ``s^2 (J^T J)^-1`` of a least-squares estimate T.
-
-    Hartley & Zisserman, 2nd ed., A5.2: J is the central-difference Jacobian
-    of the residuals with respect to the perturbation ``(dt, phi)`` of T
-    (module docstring), ``s^2 = r.r / (m - 6)`` the residual variance.
-
-    Args:
-        residual_fn: maps a (4, 4) transform to the (m,) residual vector.
-        T: (4, 4) the estimate (a minimum of the residuals' squared sum).
-        num_params: 6.
-
-    Returns:
-        (6, 6) float64 covariance; all NaN when m <= 6 or J^T J is singular.
-    """
-    r0 = residual_fn(T)
-    dof = r0.size - num_params
-    J = np.empty((r0.size, num_params))
-    for k in range(num_params):
-        step = np.zeros(num_params)
-        step[k] = 1e-6
-        J[:, k] = (residual_fn(_perturbed(T, step)) - residual_fn(_perturbed(T, -step))) / 2e-6
-    try:
-        info_inv = np.linalg.inv(J.T @ J)
-    except np.linalg.LinAlgError:
-        return np.full((6, 6), np.nan)
-    if dof <= 0:
-        return np.full((6, 6), np.nan)
-    return float(r0 @ r0) / dof * info_inv
-
-
-def inverse_pose_covariance(T: np.ndarray, covariance: np.ndarray) -> np.ndarray:
-    """Covariance of ``T^-1`` from that of T (both in the module docstring's convention).
-
-    With ``T = (R, t)`` perturbed to ``(Exp(phi) R, t + dt)``, the inverse
-    ``(R^T, -R^T t)`` moves by ``dp = -R^T dt - R^T [t]x phi`` and
-    ``phi' = -R^T phi`` to first order, so ``cov' = A cov A^T`` with
-    ``A = [[-R^T, -R^T [t]x], [0, -R^T]]``.  Used to publish the camera's
-    pose in the base frame (``geometry_msgs/PoseWithCovarianceStamped``).
-
-    Args:
-        T: (4, 4) transform (e.g. ``T_camera_base``).
-        covariance: (6, 6) covariance of T.
-
-    Returns:
-        (6, 6) float64 covariance of ``T^-1``.
-    """
-    R, t = np.asarray(T)[:3, :3], np.asarray(T)[:3, 3]
-    t_cross = np.array([[0.0, -t[2], t[1]], [t[2], 0.0, -t[0]], [-t[1], t[0], 0.0]])
-    A = np.zeros((6, 6))
-    A[:3, :3], A[:3, 3:], A[3:, 3:] = -R.T, -R.T @ t_cross, -R.T
-    return A @ np.asarray(covariance, dtype=np.float64) @ A.T
-
-
-def left_composed_pose_covariance(F: np.ndarray, covariance: np.ndarray) -> np.ndarray:
-    """Covariance of ``F @ T`` for an exact transform F, from that of T (module convention).
-
-    ``F @ (Exp(phi) R, t + dt) = (Exp(R_F phi) R_F R, R_F t + t_F + R_F dt)``,
-    so ``cov' = B cov B^T`` with ``B = diag(R_F, R_F)``.  Used to publish the
-    camera's pose in a parent frame fixed to the URDF's root link.
-
-    Args:
-        F: (4, 4) exact transform (e.g. ``T_world_base`` of a fixed URDF link).
-        covariance: (6, 6) covariance of T.
-
-    Returns:
-        (6, 6) float64 covariance of ``F @ T``.
-    """
-    B = np.zeros((6, 6))
-    B[:3, :3] = B[3:, 3:] = np.asarray(F, dtype=np.float64)[:3, :3]
-    return B @ np.asarray(covariance, dtype=np.float64) @ B.T
-
-
 def _hypotheses(valid_indices: np.ndarray, size: int, max_hypotheses: int,
                 seed: int) -> List[Tuple[int, ...]]:
     """Minimal sets of ``size`` keypoints: all of them when few, else random ones."""
@@ -243,8 +193,13 @@ def msac_cost(residuals: np.ndarray, threshold: float) -> float:
     return float(np.sum(np.minimum(residuals, threshold) ** 2))
 
 
-def _well_spread(points: np.ndarray, tolerance: float = 1e-3) -> bool:
-    """Whether (N, 3) points are not (nearly) collinear (second singular value)."""
+def well_spread(points: np.ndarray, tolerance: float = 1e-3) -> bool:
+    """Whether (N, 3) points are not (nearly) collinear.
+
+    True when the second singular value of the centred points is at least
+    ``tolerance`` times the first: a pose from collinear points leaves the
+    rotation about their line free (rigid fit, PnP and the two-view fit alike).
+    """
     sv = np.linalg.svd(points - points.mean(axis=0), compute_uv=False)
     return bool(sv[0] > 0 and sv[1] >= tolerance * sv[0])
 
@@ -301,7 +256,7 @@ def fit_camera_to_base_stereo(points_camera: np.ndarray, points_base: np.ndarray
     best, best_cost = None, np.inf
     for sample in _hypotheses(indices, 3, max_hypotheses, seed):
         sample = list(sample)
-        if not _well_spread(base[sample]):
+        if not well_spread(base[sample]):
             continue
         R, t, _ = fit_rigid_transform(base[sample], cam[sample])
         cost = msac_cost(residuals_of(make_transform(R, t))[valid], inlier_threshold_m)
@@ -312,7 +267,8 @@ def fit_camera_to_base_stereo(points_camera: np.ndarray, points_base: np.ndarray
     T, inliers = best, np.zeros(len(cam), dtype=bool)
     for _ in range(10):
         new_inliers = valid & (np.nan_to_num(residuals_of(T), nan=np.inf) < inlier_threshold_m)
-        if np.count_nonzero(new_inliers) < min_inliers or not _well_spread(base[new_inliers]):
+        if (np.count_nonzero(new_inliers) < min_inliers
+                or not well_spread(base[new_inliers], MIN_INLIER_SPREAD)):
             return None
         if np.array_equal(new_inliers, inliers):
             break
@@ -485,6 +441,8 @@ def fit_camera_to_base_mono(uv: np.ndarray, points_base: np.ndarray, camera: Cam
         if refined is None:
             return None
         T = refined
+    if not well_spread(base[inliers], MIN_INLIER_SPREAD):
+        return None
     residuals = residuals_of(T)
     covariance = residual_covariance(
         lambda T_: (project_pinhole(K, T_, base[inliers]) - uv_pin[inliers]).ravel(), T)

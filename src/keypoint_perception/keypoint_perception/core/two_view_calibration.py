@@ -31,11 +31,12 @@ import numpy as np
 from .arrays import as_points
 from .camera import camera_center, CameraModel, project
 from .distortion import rectify_points
+from .pose_covariance import residual_covariance
 from .rigid import refine_pose_reprojection
 from .robot_calibration import (CameraToBase, fit_camera_to_base_mono,
                                 fit_camera_to_base_stereo, make_transform, MAX_RELATIVE_STD,
-                                msac_cost, residual_covariance, transform_points,
-                                well_determined)
+                                MIN_INLIER_SPREAD, msac_cost, transform_points, well_determined,
+                                well_spread)
 from .triangulation import triangulate_stereo
 
 
@@ -179,7 +180,8 @@ def fit_camera_to_base_stereo_views(uv_left: np.ndarray, uv_right: np.ndarray,
                                                                              inliers):
                 break
             inliers = new_inliers
-        if np.count_nonzero(inliers) < min_inliers:
+        if (np.count_nonzero(inliers) < min_inliers
+                or not well_spread(base[inliers], MIN_INLIER_SPREAD)):
             continue
         errors = errors_of(T)
         cost = msac_cost(errors[~np.isnan(errors)], inlier_threshold_px)
