@@ -172,6 +172,13 @@ def test_calibration_node_parameters_come_from_its_table(make_node, mode, rectif
     # min_frames above window_size would never publish
     refused = node.set_parameters([Parameter('min_frames', value=6)])[0]
     assert not refused.successful and 'window_size (5)' in refused.reason
+    # frame names tf2 would refuse
+    refused = node.set_parameters([Parameter('base_frame', value='/world')])[0]
+    assert not refused.successful and 'base_frame' in refused.reason
+    assert node.set_parameters([Parameter('base_frame', value='world')])[0].successful
+    refused = node.set_parameters([Parameter('camera_frame', value='world')])[0]
+    assert not refused.successful and 'to itself' in refused.reason
+    assert node.set_parameters([Parameter('base_frame', value='')])[0].successful
     # estimates made with another instance or inlier threshold leave the window
     node.window.extend(['estimate'] * 3)
     assert node.set_parameters([Parameter('window_size', value=4)])[0].successful
@@ -182,7 +189,7 @@ def test_calibration_node_parameters_come_from_its_table(make_node, mode, rectif
 
 @pytest.mark.parametrize('args, words', [
     (['-p', 'roi_refinement:=on'], ['roi_refinement', 'off, incomplete, always']),
-    (['-p', 'sync_slop:=5'], ['sync_slop', '[0, 1]']),
+    (['-p', 'sync_slop:=5'], ['sync_slop', '[0.0001, 1]']),
     (['-p', "tf_prefix:='a b//c/'"], ['tf_prefix']),
     (['-p', 'model:=no_such_model'], ['no_such_model'])])
 def test_bad_values_stop_the_executable_with_one_line(args, words):

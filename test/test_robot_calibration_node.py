@@ -28,6 +28,7 @@ import subprocess
 import sys
 import time
 
+import cv2
 import numpy as np
 import pytest
 
@@ -304,6 +305,11 @@ def test_mono_keypoint_node_on_a_rendered_image(ros, tmp_path):
         camera = CameraModel(width=info['width'], height=info['height'], K=info['K'],
                              D=info['D'], distortion_model=info['distortion_model'],
                              R=info['R'], P=info['P'], frame_id='cam')
+        # a negative stamp is dropped before the synchronizer (upstream's would raise)
+        bad = Image(height=480, width=640, encoding='rgb8', step=640 * 3,
+                    data=sample['left'].tobytes())
+        bad.header.stamp, bad.header.frame_id = Time(sec=-3), 'cam'
+        pub_image.publish(bad)
         stamp = Time(sec=7)
         image = Image(height=480, width=640, encoding='rgb8', step=640 * 3,
                       data=sample['left'].tobytes())
@@ -311,6 +317,19 @@ def test_mono_keypoint_node_on_a_rendered_image(ros, tmp_path):
         pub_image.publish(image)
         pub_info.publish(camera_info_msg(camera, stamp))
         assert _spin_until(node, lambda: got, proc, log_path, 60), open(log_path).read()
+        assert 'negative_stamp' in open(log_path).read()
+        # a 2x2 binning camera: CameraInfo keeps the full resolution, images are 320x240
+        binned = cv2.resize(sample['left'], (320, 240), interpolation=cv2.INTER_AREA)
+        small = Image(height=240, width=320, encoding='rgb8', step=320 * 3,
+                      data=binned.tobytes())
+        small.header.stamp, small.header.frame_id = Time(sec=8), 'cam'
+        binned_info = camera_info_msg(camera, Time(sec=8))
+        binned_info.binning_x = binned_info.binning_y = 2
+        pub_image.publish(small)
+        pub_info.publish(binned_info)
+        assert _spin_until(node, lambda: len(got) >= 2, proc, log_path, 60), \
+            open(log_path).read()
+        assert (got[1].header.stamp.sec, got[1].left.width, got[1].left.height) == (8, 320, 240)
         msg = got[0]
         assert msg.header.stamp.sec == 7 and msg.header.frame_id == 'cam'
         assert (msg.left.width, msg.left.height) == (640, 480) and not msg.right.objects

@@ -116,14 +116,18 @@ class PipelineConfig(ParameterTable):
     approximate_sync: bool = _param(
         False, 'Pair left/right with ApproximateTimeSynchronizer (unsynchronized cameras) '
         'instead of exact stamps.', 'input', read_only=True, launch=True)
-    sync_slop: float = _param(0.01, 'Max stamp difference (s) for approximate sync.', 'input',
-                              low=0.0, high=1.0, read_only=True, launch=True)
-    queue_size: int = _param(5, 'Synchronizer and subscription queue size per input.', 'input',
-                             low=1, high=100, read_only=True)
+    sync_slop: float = _param(0.01, 'Max stamp difference (s) for approximate sync (pairs '
+                              'form only below it: 0 would never pair).', 'input',
+                              low=0.0001, high=1.0, read_only=True, launch=True)
+    queue_size: int = _param(5, 'Synchronizer queue size and subscription depth (keep last) '
+                             'per input.', 'input', low=1, high=100, read_only=True)
     reliable_qos: bool = _param(
-        False, 'Subscribe reliably (keep last queue_size) instead of with sensor-data QoS '
-        '(best effort): no pair is lost, at the price of lag when the node is slower than '
-        'the cameras.', 'input', read_only=True)
+        False, 'Subscribe reliably instead of best effort (the sensor-data profile), and '
+        'wait for each pair\'s network pass instead of replacing a waiting pair with a '
+        'newer one: no pair is lost in transport or while the node keeps up, at the price '
+        'of lag when it is slower; each input then still keeps only its newest queue_size '
+        'messages, so a node that stays slower than the cameras loses pairs either way. '
+        'Reliable subscriptions match reliable publishers only.', 'input', read_only=True)
     input_rectified: bool = _param(
         True, 'Images are rectified (image_rect): pixels are used with P directly. Set false '
         'for raw images: keypoints are then undistorted and rectified with K, D, R, P before '
@@ -185,9 +189,10 @@ class PipelineConfig(ParameterTable):
     # -- output ----------------------------------------------------------------
     publish_tf: bool = _param(True, 'Broadcast keypoint and object frames on /tf.', 'output')
     tf_prefix: str = _param('', 'Child frame prefix; empty = "<class>_<instance_id>".',
-                            'output')
-    instance_id: str = _param('0', 'Instance id reported for the detected object.', 'output',
-                              numbers_as_text=True)
+                            'output', frame_name=True)
+    instance_id: str = _param('0', 'Instance id reported for the detected object (part of '
+                              'its TF frame names when tf_prefix is empty).', 'output',
+                              numbers_as_text=True, frame_name=True)
     marker_scale: float = _param(0.01, 'Sphere diameter of keypoint markers (m).', 'output',
                                  low=0.0001, high=10.0)
     marker_lifetime: float = _param(0.5, 'Marker lifetime (s); 0 = forever.', 'output',
@@ -299,14 +304,19 @@ class RobotCalibrationConfig(ParameterTable):
     base_frame: str = _param(
         '', 'Parent TF frame. Empty = the URDF\'s root link; a URDF link fixed to the root '
         '(e.g. world) = the pose in that link; another name = the root link\'s frame under '
-        'that name (e.g. with a TF prefix).', 'output')
+        'that name (e.g. with a TF prefix).', 'output', frame_name=True)
     camera_frame: str = _param(
         '', 'Child TF frame; empty = the keypoints\' header.frame_id (the camera optical '
-        'frame). Set another name if that frame already has a parent.', 'output')
+        'frame). Set another name if that frame already has a parent.', 'output',
+        frame_name=True)
 
     def __post_init__(self):
-        """Validate every field, then ``min_frames <= window_size``."""
+        """Validate every field, then ``min_frames <= window_size`` and two distinct frames."""
         super().__post_init__()
         if self.min_frames > self.window_size:
             raise ValueError(f'parameter min_frames is {self.min_frames}; must be at most '
                              f'window_size ({self.window_size}), or nothing is ever published')
+        if self.camera_frame and self.camera_frame == self.base_frame:
+            raise ValueError(f'parameters base_frame and camera_frame are both '
+                             f'{self.camera_frame!r}: tf2 refuses a transform from a frame '
+                             'to itself')

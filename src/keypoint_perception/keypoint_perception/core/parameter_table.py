@@ -30,20 +30,22 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 #: ROS parameter type names (rcl_interfaces/ParameterType) of the Python types.
 ROS_TYPES = {bool: 'bool', int: 'integer', float: 'double', str: 'string'}
 
-#: A TF frame name prefix: segments of letters, digits, ``_``, ``-``, ``.``
+#: A TF frame name (or prefix): segments of letters, digits, ``_``, ``-``, ``.``
 #: separated by single ``/``, no leading or trailing ``/`` (tf2 frame ids).
-_FRAME_PREFIX = re.compile(r'[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*')
+_FRAME_NAME = re.compile(r'[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*')
 
 
 def param_field(default, description: str, group: str, *, low: Optional[float] = None,
                 high: Optional[float] = None, choices: Tuple[str, ...] = (),
                 read_only: bool = False, launch: bool = False,
-                aliases: Optional[Mapping[Any, str]] = None, numbers_as_text: bool = False):
+                aliases: Optional[Mapping[Any, str]] = None, numbers_as_text: bool = False,
+                frame_name: bool = False):
     """Dataclass field of a :class:`ParameterTable` with its :class:`ParameterSpec` metadata."""
     return dataclasses.field(default=default, metadata={
         'description': description, 'group': group, 'low': low, 'high': high,
         'choices': tuple(choices), 'read_only': read_only, 'launch': launch,
-        'aliases': dict(aliases or {}), 'numbers_as_text': numbers_as_text})
+        'aliases': dict(aliases or {}), 'numbers_as_text': numbers_as_text,
+        'frame_name': frame_name})
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,10 @@ class ParameterSpec:
             as the boolean false).
         numbers_as_text: a string parameter that also accepts integers
             (YAML reads ``0`` as an integer), converted with ``str``.
+        frame_name: a string parameter that is empty or a TF frame name (or
+            part of one): segments of letters, digits, ``_``, ``-``, ``.``
+            separated by single ``/``, no leading or trailing ``/`` (tf2
+            refuses frame ids that start with ``/``).
         dynamic_typing: the ROS parameter must be declared with dynamic
             typing because YAML may deliver a documented value with another
             type (doubles given as integers, aliases, numbers as text).
@@ -86,6 +92,7 @@ class ParameterSpec:
     launch: bool = False
     aliases: Mapping[Any, str] = dataclasses.field(default_factory=dict)
     numbers_as_text: bool = False
+    frame_name: bool = False
 
     @property
     def dynamic_typing(self) -> bool:
@@ -98,6 +105,9 @@ class ParameterSpec:
             return 'one of ' + ', '.join(self.choices)
         if self.low is not None:
             return f'{self._article()} {self.ros_type} in [{self.low:g}, {self.high:g}]'
+        if self.frame_name:
+            return ('a string, empty or a TF frame name: letters, digits, "_", "-", "." in '
+                    'segments separated by single "/", not starting or ending with "/"')
         return f'{self._article()} {self.ros_type}'
 
     def _article(self) -> str:
@@ -126,10 +136,8 @@ class ParameterSpec:
             raise ValueError(f'parameter {self.name} is {value!r}; must be {self.allowed()}')
         if self.choices and converted not in self.choices:
             raise ValueError(f'parameter {self.name} is {value!r}; must be {self.allowed()}')
-        if self.name == 'tf_prefix' and converted and not _FRAME_PREFIX.fullmatch(converted):
-            raise ValueError(f'parameter tf_prefix is {value!r}; must be empty or a frame name '
-                             'prefix: letters, digits, "_", "-", "." in segments separated by '
-                             'single "/", and must not start or end with "/"')
+        if self.frame_name and converted and not _FRAME_NAME.fullmatch(str(converted)):
+            raise ValueError(f'parameter {self.name} is {value!r}; must be {self.allowed()}')
         return converted
 
     def _converted_type(self, value: Any) -> Any:
@@ -156,7 +164,7 @@ def _spec(field: dataclasses.Field) -> ParameterSpec:
     return ParameterSpec(field.name, python_type, ROS_TYPES[python_type], field.default,
                          meta['description'], meta['group'], meta['low'], meta['high'],
                          meta['choices'], meta['read_only'], meta['launch'], meta['aliases'],
-                         meta['numbers_as_text'])
+                         meta['numbers_as_text'], meta['frame_name'])
 
 
 def table_specs(table: type) -> Dict[str, ParameterSpec]:

@@ -27,7 +27,7 @@ needed for annotations only), so the simulator's ROS glue can use it.
 from __future__ import annotations
 
 import math
-from typing import List, TYPE_CHECKING
+from typing import List, Tuple, TYPE_CHECKING
 
 from builtin_interfaces.msg import Duration
 from geometry_msgs.msg import Point, Pose, TransformStamped
@@ -144,6 +144,18 @@ def camera_info_msg(camera: CameraModel, stamp=None) -> CameraInfo:
     msg.r = [float(v) for v in camera.R.ravel()]
     msg.p = [float(v) for v in camera.P.ravel()]
     return msg
+
+
+def binned_image_size(info: CameraInfo) -> Tuple[int, int]:
+    """(width, height) of the images a CameraInfo describes, pixels.
+
+    CameraInfo's ``width``/``height`` are the calibration's full resolution;
+    a binning camera sends images ``binning_x`` (``binning_y``) times smaller,
+    rounded down as image_geometry's ``PinholeCameraModel`` reduces them (0
+    means 1, no binning).
+    """
+    return (int(info.width) // max(int(info.binning_x), 1),
+            int(info.height) // max(int(info.binning_y), 1))
 
 
 def camera_model(info: CameraInfo) -> CameraModel:

@@ -40,14 +40,14 @@ import message_filters
 import numpy as np
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
 from . import conversions
 from .parameters import declare_config_parameters, validated_changes
 from .runner import run_node
-from .stereo_input import WARN_PERIOD_S, WarningThrottle
+from .stereo_input import (input_qos, InputFilter, InputMonitor, STALE, stamp_ns,
+                           StampOrder, TIME_JUMP, WARN_PERIOD_S, WarningThrottle)
 from ..core.config import PipelineConfig
 from ..core.detector import KeypointDetector
 
@@ -75,17 +75,28 @@ class MonoKeypointNode(Node):
         self.drops = Counter()
         self.frames = 0
         self.pub_2d = self.create_publisher(StereoKeypoints2D, 'keypoints_2d', 10)
-        qos = QoSProfile(depth=cfg.queue_size, reliability=ReliabilityPolicy.RELIABLE) \
-            if cfg.reliable_qos else qos_profile_sensor_data
+        qos = input_qos(cfg.reliable_qos, cfg.queue_size)
         self._subs = [message_filters.Subscriber(self, Image, 'image', qos_profile=qos),
                       message_filters.Subscriber(self, CameraInfo, 'camera_info',
                                                  qos_profile=qos)]
+        # as in the stereo node: invalid stamps never reach the synchronizer (upstream's
+        # raise on them outside any callback), arrivals are recorded, and late-completed
+        # pairs are not published back in time
+        self.input_monitor = InputMonitor(
+            [self.resolve_topic_name(topic) for topic in ('image', 'camera_info')],
+            f'approximate sync needs both stamps within sync_slop = {cfg.sync_slop} s'
+            if cfg.approximate_sync else 'exact sync needs identical stamps on both topics',
+            what='image and camera_info pair')
+        self._inputs = [InputFilter(sub, i, self.input_monitor, self._on_invalid_input,
+                                    self._on_input_error) for i, sub in enumerate(self._subs)]
         if cfg.approximate_sync:
             self.sync = message_filters.ApproximateTimeSynchronizer(
-                self._subs, cfg.queue_size, cfg.sync_slop)
+                self._inputs, cfg.queue_size, cfg.sync_slop)
         else:
-            self.sync = message_filters.TimeSynchronizer(self._subs, cfg.queue_size)
+            self.sync = message_filters.TimeSynchronizer(self._inputs, cfg.queue_size)
         self.sync.registerCallback(self.on_image)
+        self.stamp_order = StampOrder(reset_after=cfg.queue_size + 1)
+        self.input_timer = self.create_timer(1.0, self._check_inputs)
         self.add_on_set_parameters_callback(self._on_parameters)
         note, warn = self.detector.quality_note()
         (self.get_logger().warning if warn else self.get_logger().info)(note)
@@ -113,20 +124,51 @@ class MonoKeypointNode(Node):
             self.get_logger().warning(f'dropping image ({kind}, {self.drops[kind]} so far): '
                                       f'{text}')
 
+    def _on_invalid_input(self, index: int, msg, kind: str, text: str):
+        """Drop a message with an invalid stamp before it reaches the synchronizer."""
+        self._drop(f'{self.input_monitor.topics[index]}:{kind}', text)
+
+    def _on_input_error(self, index: int, error: Exception):
+        """Report an exception of the synchronizer (or a callback) instead of dying."""
+        self._drop(f'synchronizer_{type(error).__name__}',
+                   f'message on {self.input_monitor.topics[index]} made the synchronizer '
+                   f'raise {type(error).__name__}: {error}')
+
+    def _check_inputs(self):
+        """Warn when inputs arrive but no synchronized pair forms (timer callback)."""
+        text = self.input_monitor.report()
+        if text and self._throttle.ready('no_pair'):
+            self.get_logger().warning(text)
+
     def on_image(self, image: Image, info: CameraInfo):
         """Detect the keypoints of one image and publish them; any problem drops it.
 
         Called by the synchronizer while it holds its lock: no exception
         escapes.
         """
+        self.input_monitor.pair_formed()
         try:
+            stamp = stamp_ns(image.header.stamp)
+            order = self.stamp_order.admit(stamp)
+            if order == STALE:
+                self._drop('stale_stamp', f'stamp {stamp * 1e-9:.9f} s is older than the last '
+                           f'published {self.stamp_order.last * 1e-9:.9f} s (a pair the '
+                           'synchronizer completed late)')
+                return
+            if order == TIME_JUMP and self._throttle.ready('time_jump'):
+                self.get_logger().warning('input stamps went back in time (a bag or a '
+                                          'simulation restarted?): publishing again from '
+                                          f'{stamp * 1e-9:.9f} s')
             frame = image.header.frame_id or info.header.frame_id
             if not frame:
                 self._drop('frame_id', 'image and camera_info both have an empty frame_id')
                 return
-            if (image.width, image.height) != (info.width, info.height):
+            expected = conversions.binned_image_size(info)
+            if (image.width, image.height) != expected:
                 self._drop('image_size', f'image is {image.width}x{image.height} but '
-                           f'camera_info says {info.width}x{info.height}')
+                           f'camera_info says {expected[0]}x{expected[1]} '
+                           f'({info.width}x{info.height}, binning {info.binning_x}x'
+                           f'{info.binning_y})')
                 return
             try:
                 rgb = self.bridge.imgmsg_to_cv2(image, desired_encoding='rgb8')
@@ -145,6 +187,7 @@ class MonoKeypointNode(Node):
             self.pub_2d.publish(conversions.mono_keypoints_2d(
                 header, detection, self.object_class, (rgb.shape[1], rgb.shape[0]),
                 config.instance_id))
+            self.stamp_order.published(stamp)
             self.frames += 1
             if self.frames == 1 or self.frames % 100 == 0:
                 found = int(detection.found.sum())

@@ -70,8 +70,8 @@ from ..core.parameter_table import table_specs
 from ..core.kinematics import keypoint_anchors, RobotKinematics
 from ..core.multi_frame_calibration import combine_frames
 from ..core.objects import load_object_class
+from ..core.pose_covariance import inverse_pose_covariance, left_composed_pose_covariance
 from ..core.robot_calibration import (fit_camera_to_base_mono, fit_camera_to_base_stereo,
-                                      inverse_pose_covariance, left_composed_pose_covariance,
                                       well_determined)
 from ..core.two_view_calibration import fit_camera_to_base_stereo_views
 
@@ -294,8 +294,8 @@ class RobotCalibrationNode(Node):
                            f'({int(np.isfinite(observed).all(axis=1).sum())} valid)')
                 return
             if well_determined(estimate, config.max_relative_std) is None:
-                self._warn('uncertain', f'{topic}: estimate dropped, translation 1-sigma '
-                           f'{estimate.relative_translation_std:.3g} of the distance '
+                self._warn('uncertain', f'{topic}: estimate dropped, '
+                           f'{estimate.describe_uncertainty()} '
                            f'(max_relative_std {config.max_relative_std:g})')
                 return
             self.window.append((estimate, base, observed))
@@ -326,6 +326,12 @@ class RobotCalibrationNode(Node):
     def _publish(self, header: Header, config: RobotCalibrationConfig):
         """Combine the window and publish TF and the pose with covariance."""
         base_frame = config.base_frame or self.kinematics.base_link
+        camera_frame = config.camera_frame or header.frame_id
+        if camera_frame == base_frame:
+            self._warn('same_frame', f'the camera frame and the base frame are both '
+                       f'{base_frame!r} (tf2 refuses a transform from a frame to itself): '
+                       'set camera_frame or base_frame; nothing published')
+            return
         try:
             T_parent_root = self.parent_from_root(base_frame)
         except ValueError as e:
@@ -343,7 +349,6 @@ class RobotCalibrationNode(Node):
             covariance = left_composed_pose_covariance(T_parent_root, covariance)
         if not np.all(np.isfinite(covariance)):
             covariance = np.eye(6) * UNKNOWN_VARIANCE
-        camera_frame = config.camera_frame or header.frame_id
         pose = conversions.pose_msg(T_base_camera)
         out_header = Header(stamp=header.stamp, frame_id=base_frame)
         msg = PoseWithCovarianceStamped(header=out_header)

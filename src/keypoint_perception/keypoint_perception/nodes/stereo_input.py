@@ -37,6 +37,7 @@ needs a node or DDS, so each can be tested alone:
   the last one published (issue 16 item 4);
 * :class:`WarningThrottle` -- rate-limits warnings by an explicit kind of
   problem (issue 16 item 10);
+* :func:`input_qos` -- the inputs' QoS (``reliable_qos``, ``queue_size``);
 * :class:`DroppedPair`, :func:`image_problem`, :func:`camera_info_problem`
   -- name why a pair is dropped, with a kind to throttle on.
 """
@@ -48,6 +49,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import message_filters
 import numpy as np
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from ..core.camera import DISTORTION_LENGTHS
 
@@ -126,6 +128,24 @@ def stamp_ns(stamp) -> int:
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
+def input_qos(reliable: bool, depth: int) -> QoSProfile:
+    """Return the QoS of the keypoint nodes' image and camera_info subscriptions.
+
+    Best effort (``reliable`` False): the sensor-data profile (best effort,
+    volatile, keep last) with ``depth`` instead of its fixed 5, so that the
+    ``queue_size`` parameter sizes the readers as it says.  Reliable: the
+    same depth, reliable delivery; matches reliable publishers only.
+
+    Args:
+        reliable: the ``reliable_qos`` parameter.
+        depth: the ``queue_size`` parameter (>= 1).
+    """
+    return QoSProfile(depth=depth, history=HistoryPolicy.KEEP_LAST,
+                      durability=DurabilityPolicy.VOLATILE,
+                      reliability=ReliabilityPolicy.RELIABLE if reliable
+                      else ReliabilityPolicy.BEST_EFFORT)
+
+
 class InputMonitor:
     """Record arrivals per input topic and notice when they never form a pair.
 
@@ -135,7 +155,7 @@ class InputMonitor:
 
     def __init__(self, topics: Sequence[str], sync_rule: str,
                  period_s: float = WARN_PERIOD_S,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, what: str = 'stereo pair'):
         """Monitor ``topics`` (index 0: the left image, the stamp reference).
 
         Args:
@@ -144,9 +164,12 @@ class InputMonitor:
                 (e.g. ``'exact sync needs identical stamps on all topics'``).
             period_s: how long inputs may arrive without a pair.
             clock: time source in seconds.
+            what: the synchronized set's name in the report (``'stereo
+                pair'``; the mono node: ``'image and camera_info pair'``).
         """
         self.topics = list(topics)
         self.sync_rule = sync_rule
+        self.what = what
         self.period_s = float(period_s)
         self.clock = clock
         self.last_pair = clock()
@@ -192,7 +215,7 @@ class InputMonitor:
             arriving.append(f'{self.topics[i]} ({self._count[i]} msgs, {where})')
         missing = [self.topics[i] for i in range(len(self.topics)) if i not in recent]
         self._count = [0] * len(self.topics)
-        text = (f'no synchronized stereo pair for {idle:.1f} s although inputs arrive: '
+        text = (f'no synchronized {self.what} for {idle:.1f} s although inputs arrive: '
                 f'{", ".join(arriving)}')
         if missing:
             text += f'; not arriving: {", ".join(missing)}'

@@ -61,7 +61,6 @@ import message_filters
 import numpy as np
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 import tf2_ros
@@ -71,8 +70,8 @@ from . import conversions
 from .parameters import declare_config_parameters, validated_changes
 from .pipelining import TwoStageRunner
 from .runner import run_node
-from .stereo_input import (camera_info_problem, DroppedPair, image_problem, InputFilter,
-                           InputMonitor, stamp_ns, STALE, StampOrder, TIME_JUMP,
+from .stereo_input import (camera_info_problem, DroppedPair, image_problem, input_qos,
+                           InputFilter, InputMonitor, stamp_ns, STALE, StampOrder, TIME_JUMP,
                            WARN_PERIOD_S, WarningThrottle)
 from ..core.camera import CalibrationError, CameraModel
 from ..core.detector import KeypointDetector
@@ -138,8 +137,7 @@ class StereoKeypointNode(Node):
         self.pub_debug = self.create_publisher(Image, 'debug/image', 1)
         self.tf_broadcaster = tf2_ros.TransformBroadcaster(self)
 
-        qos = QoSProfile(depth=queue, reliability=ReliabilityPolicy.RELIABLE) if reliable \
-            else qos_profile_sensor_data
+        qos = input_qos(reliable, queue)
         inputs = ((Image, 'left/image_rect'), (CameraInfo, 'left/camera_info'),
                   (Image, 'right/image_rect'), (CameraInfo, 'right/camera_info'))
         subs = [message_filters.Subscriber(self, msg_type, topic, qos_profile=qos)
