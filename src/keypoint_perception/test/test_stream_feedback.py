@@ -157,3 +157,14 @@ def test_losses_on_perturbed_inputs_are_seeded_and_differ_from_the_plain_ones():
     assert not np.allclose(first, other, rtol=0, atol=1e-9)
     np.testing.assert_array_equal(views.images, before)  # the validation set is not changed
     assert model.training
+
+
+def test_trainer_started_simulators_never_render_a_datasets_samples(tmp_path):
+    """Seed s renders sample i as ``sim-datagen generate --seed s``: stream seeds are apart."""
+    from keypoint_perception.training.stream_sources import SimulatorPool, STREAM_SEED_BASE
+    pool = SimulatorPool(3, str(tmp_path), seed=1)
+    assert list(pool.seeds.values()) == [STREAM_SEED_BASE + 1000 + k for k in range(3)]
+    assert min(pool.seeds.values()) > 1_000_000 and max(pool.seeds.values()) < 2 ** 31 - 1
+    assert pool.processes == {}  # nothing started by the constructor
+    with pytest.raises(ValueError, match='seed'):
+        SimulatorPool(1, str(tmp_path), seed=1_000_000)

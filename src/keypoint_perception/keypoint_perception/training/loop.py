@@ -20,13 +20,13 @@ two trainers differ only in where their samples come from.
 
 import argparse
 import csv
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 from matplotlib.figure import Figure
 import numpy as np
 import torch
 
-from ..cli import checked_input
+from ..cli import checked_input, InputError
 from ..core.checkpoint import load_checkpoint, resolve_model_path
 from ..core.heatmaps import decode_keypoints
 from ..core.model import (BeliefMapNet, make_config, normalize_images,
@@ -169,12 +169,58 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def one_cycle_schedule(optimizer: torch.optim.Optimizer, lr: float, steps: int,
+                       checkpoint: Optional[dict] = None
+                       ) -> torch.optim.lr_scheduler.OneCycleLR:
+    """Return the trainers' learning-rate schedule, restored from ``checkpoint`` on resume.
+
+    One cycle (Smith & Topin 2019, ``torch.optim.lr_scheduler.OneCycleLR``):
+    warm-up over 5% of ``steps`` but at least one and a half (torch divides
+    by the warm-up's length less one, 0 at 20 steps with 5%), then cosine
+    annealing to ``lr / 1e4`` at ``steps``.
+
+    Args:
+        optimizer: the optimizer whose learning rate it sets.
+        lr: the peak learning rate (``--lr``).
+        steps: the run's total steps (``--steps``, >= 1).
+        checkpoint: a resumed run's checkpoint (its ``'scheduler'`` state;
+            its ``'optimizer'`` state holds the peak learning rate), or None.
+
+    Raises:
+        InputError: the checkpoint's schedule was made for another number of
+            steps (torch would follow the old one and raise past its end)
+            or another peak learning rate.
+    """
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=lr, total_steps=steps,
+        pct_start=max(0.05, 1.5 / steps) if steps >= 2 else 0.5)
+    if checkpoint is not None:
+        saved = checkpoint['scheduler']
+        if saved.get('total_steps', steps) != steps:
+            raise InputError(f'--resume --steps {steps}: the run\'s learning-rate schedule '
+                             f'was made for --steps {saved["total_steps"]}; resume with that, '
+                             'or start a new run from these weights with --init '
+                             'PATH/last.pt')
+        groups = checkpoint.get('optimizer', {}).get('param_groups', [{}])
+        saved_lr = groups[0].get('max_lr', lr)
+        if not np.isclose(saved_lr, lr):
+            raise InputError(f'--resume --lr {lr:g}: the run was started with --lr '
+                             f'{saved_lr:g}; resume with that, or start a new run with --init')
+        schedule.load_state_dict(saved)
+    return schedule
+
+
 @torch.no_grad()
 def evaluate(model: BeliefMapNet, views: ViewSet, symmetries, batch_size: int = 32,
              threshold: float = 0.1, forward=None) -> Dict[str, float]:
     """2D error statistics on (unaugmented) views, in original image pixels.
 
-    Only keypoints inside the image (visibility > 0) are scored.  ``forward``
+    Every labelled keypoint (inside the image: visibility > 0) is scored, in
+    every view: one the network misses counts as wrong in PCK and in the
+    detection rate and is left out of the mean and median
+    (:func:`~.metrics.summarize_errors`); keypoints outside the image are
+    not scored.  ``views`` in the result counts the views with a labelled
+    keypoint.  ``forward``
     maps a normalized (B, 3, h_in, w_in) float32 batch to (B, J, h, w)
     float32 last-stage belief maps; the default is ``model`` alone, a
     :meth:`~..core.detector.KeypointDetector.forward` adds its test-time
@@ -198,13 +244,14 @@ def evaluate(model: BeliefMapNet, views: ViewSet, symmetries, batch_size: int = 
                                   threshold=threshold)[0][:, 0]
             err = symmetric_errors((uv + 0.5) * scale - 0.5, (uv_gt + 0.5) * scale - 0.5,
                                    symmetries)
-            errors.append(np.where(vis > 0, err, -1.0))
-    errors = np.asarray(errors)
-    scored = errors >= 0
-    keep = scored.all(axis=1)
+            errors.append(err)
     model.train(was_training)
-    out = summarize_errors(np.where(scored, errors, np.nan)[keep], views.diagonal[keep])
-    out['views'] = int(keep.sum())
+    errors = np.asarray(errors, dtype=np.float64).reshape(len(views), -1)
+    labelled = np.asarray(views.visibility).reshape(errors.shape) > 0
+    # one row per labelled keypoint, with its view's diagonal: a missed one stays NaN
+    diagonals = np.broadcast_to(np.asarray(views.diagonal, np.float64)[:, None], errors.shape)
+    out = summarize_errors(errors[labelled][:, None], diagonals[labelled])
+    out['views'] = int(labelled.any(axis=1).sum())
     return out
 
 

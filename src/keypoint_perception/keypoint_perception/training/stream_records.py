@@ -43,10 +43,15 @@ from .data import is_validation_shard, views_of_samples, ViewSet
 
 def save_validation(path: str, views: ViewSet, bins: Sequence[Mapping[str, int]],
                     num_bins: Mapping[str, int]) -> None:
-    """Write the fixed validation set (views and bins of its samples) to ``path`` (.npz)."""
-    np.savez(path, images=views.images, uv=views.uv, visibility=views.visibility,
-             scale=views.scale, diagonal=views.diagonal,
-             bins=np.array(json.dumps({'bins': list(bins), 'num_bins': dict(num_bins)})))
+    """Write the fixed validation set (views and bins of its samples) to ``path`` (.npz).
+
+    Written to a temporary file and renamed (:func:`~..core.files.atomic_open`):
+    a run killed while writing leaves no half-written set for ``--resume``.
+    """
+    with atomic_open(path, 'wb') as f:
+        np.savez(f, images=views.images, uv=views.uv, visibility=views.visibility,
+                 scale=views.scale, diagonal=views.diagonal,
+                 bins=np.array(json.dumps({'bins': list(bins), 'num_bins': dict(num_bins)})))
 
 
 def load_validation(path: str):

@@ -48,8 +48,14 @@ from .stream_dataset import StreamDataset
 #: Console script of the simulator's streaming node (package sim_datagen).
 SIM_NODE = 'sim_stream_node'
 
-#: Seeds of worker k of a run with seed s: ``s * SEED_STRIDE + k``.
+#: Seeds of worker k of a run with seed s: ``STREAM_SEED_BASE + s * SEED_STRIDE + k``.
 SEED_STRIDE = 1000
+
+#: Offset of the seeds of the simulators a trainer starts.  A simulator with seed
+#: s renders sample i exactly as ``sim-datagen generate --seed s`` does
+#: (``SeedSequence([s, i])``), so seeds of the size datasets use (0, 1, 51,
+#: 1000, ...) would stream a dataset's validation or test samples into training.
+STREAM_SEED_BASE = 1_000_000_000
 
 #: Seconds between two checks of the sources while samples arrive.
 CHECK_EVERY_S = 5.0
@@ -83,7 +89,8 @@ class SimulatorPool:
         count: number of processes (>= 1).
         log_dir: folder of their log files (``<namespace>.log``), process ids
             (``<namespace>.pid``) and start states.
-        seed: run seed; process k renders with seed ``seed * SEED_STRIDE + k``.
+        seed: run seed (< 1,000,000); process k renders with seed
+            ``STREAM_SEED_BASE + seed * SEED_STRIDE + k``.
         prefix: namespaces are ``<prefix><k>`` (absolute, e.g. ``/kp_sim0``).
         config: generator config (name or YAML path) of sim_datagen.
         width, height: image size in pixels (0: the config's).
@@ -98,10 +105,12 @@ class SimulatorPool:
     def __init__(self, count: int, log_dir: str, seed: int = 0, prefix: str = '/kp_sim',
                  config: str = 'checkerboard', width: int = 0, height: int = 0,
                  rate: float = 0.0, env: Optional[Mapping[str, str]] = None):
-        if count < 1 or seed < 0:
-            raise ValueError(f'need count >= 1 and seed >= 0, got {count}, {seed}')
+        if count < 1 or not 0 <= seed < 1_000_000 or count > SEED_STRIDE:
+            raise ValueError(f'need 1 <= count <= {SEED_STRIDE} and 0 <= seed < 1000000, got '
+                             f'{count}, {seed}')
         self.namespaces = [f'/{prefix.strip("/")}{k}' for k in range(count)]
-        self.seeds = {ns: seed * SEED_STRIDE + k for k, ns in enumerate(self.namespaces)}
+        self.seeds = {ns: STREAM_SEED_BASE + seed * SEED_STRIDE + k
+                      for k, ns in enumerate(self.namespaces)}
         self.log_dir = log_dir
         self.parameters = {'config': config, 'width': int(width), 'height': int(height),
                            'rate': float(rate)}

@@ -57,14 +57,15 @@ from ..cli import (checked_input, InputError, non_negative_float, non_negative_i
 from ..core.checkpoint import save_checkpoint
 from ..core.model import BeliefMapNet, normalize_images, symmetric_belief_loss
 from .data import views_of_samples, ViewSet
-from .loop import (evaluate, make_batch_arrays, optimizer_step, plot_curves, resolve_device,
-                   start_run, write_metrics_row)
+from .loop import (evaluate, make_batch_arrays, one_cycle_schedule, optimizer_step,
+                   plot_curves, resolve_device, start_run, write_metrics_row)
 from .run_state import random_states, restore_random_states
 from .stream_dataset import normalize_namespace, StreamDataset
 from .stream_records import (load_validation, log_priors, plot_priors, save_validation,
                              ThroughputMeter, truncate_rows, validation_from_shards,
                              write_sources)
-from .stream_sources import feedback_counts, restoring_counts, SampleFeed, SimulatorPool
+from .stream_sources import (feedback_counts, restoring_counts, SampleFeed, SEED_STRIDE,
+                             SimulatorPool)
 
 #: Wait share over the last steps above which the simulators "cannot keep up".
 STARVED_SHARE = 0.5
@@ -165,6 +166,10 @@ def _sources(args) -> List[str]:
     if not args.sim_workers and not args.stream_namespaces:
         raise InputError('--stream: no source; give --sim-workers N and/or '
                          '--stream-namespaces NS ...')
+    if args.sim_workers and not (0 <= args.seed < 1_000_000 and args.sim_workers <= SEED_STRIDE):
+        raise InputError(f'--seed {args.seed} --sim-workers {args.sim_workers}: the simulators\' '
+                         f'seeds need 0 <= --seed < 1000000 and at most {SEED_STRIDE} '
+                         'simulators')
     external = [normalize_namespace(n) for n in args.stream_namespaces]
     local = [f'/kp_sim{k}' for k in range(args.sim_workers)]
     names = local + external
@@ -236,13 +241,11 @@ def train_stream(args) -> str:
             os.remove(paths[name])
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps,
-                                                pct_start=0.05)
+    sched = one_cycle_schedule(opt, args.lr, args.steps, ckpt)
     with checked_input(f'--device {args.device}'):
         device = resolve_device(args.device)
     model.to(device)
     if ckpt is not None:
-        sched.load_state_dict(ckpt['scheduler'])
         opt.load_state_dict(ckpt['optimizer'])
         if 'random_states' in ckpt:
             restore_random_states(ckpt['random_states'], rng)

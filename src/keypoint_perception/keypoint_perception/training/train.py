@@ -39,8 +39,8 @@ from ..core.checkpoint import save_checkpoint
 from ..core.dataset import list_shards
 from .data import is_validation_shard, ViewSet
 from .hard_examples import LossPrioritizedSampler
-from .loop import (evaluate, make_batch_arrays, optimizer_step, plot_curves, resolve_device,
-                   start_run, write_metrics_row)
+from .loop import (evaluate, make_batch_arrays, one_cycle_schedule, optimizer_step,
+                   plot_curves, resolve_device, start_run, write_metrics_row)
 from .run_state import random_states, restore_random_states
 from .shard_cache import ShardCache
 from .stream_train import add_stream_arguments, train_stream
@@ -146,10 +146,7 @@ def train(args) -> str:
     model, oc, config, ckpt, step, best, rng = start_run(args, last_path, csv_path, rng)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps,
-                                                pct_start=0.05)
-    if ckpt is not None:
-        sched.load_state_dict(ckpt['scheduler'])
+    sched = one_cycle_schedule(opt, args.lr, args.steps, ckpt)
 
     cache = ShardCache(args.data, (config.input_width, config.input_height), is_validation_shard,
                        args.object_crops)
@@ -220,7 +217,13 @@ def train(args) -> str:
                     'elapsed_s': time.time() - t_start})
                 plot_curves(csv_path, os.path.join(args.out, 'training_curves.png'))
                 if cache.refresh():
+                    old_val = val_views
                     train_views, val_views = cache.split()
+                    if not np.array_equal(old_val.uv, val_views.uv):  # scores do not compare
+                        best = float('inf')
+                        tqdm.write(f'validation set changed ({len(old_val)} -> '
+                                   f'{len(val_views)} views): best.pt is chosen anew from the '
+                                   'next evaluation')
                     sampler.resize(len(train_views))
                     batches.close()  # the workers hold the old views
                     batches = BatchPrefetcher(train_views, oc.symmetries, config, args.sigma,
