@@ -90,15 +90,20 @@ def _read_sampler_state(path: str) -> dict:
     return state.get('sampler_state', state)
 
 
-def _check_resumable(out: str, seed: int, shard_size: int) -> None:
-    """Refuse to add to a dataset folder made with another seed or shard size.
+def _check_resumable(out: str, seed: int, shard_size: int, count: int) -> Optional[int]:
+    """Refuse to add to a dataset folder made with another seed, shard size or a larger count.
+
+    Returns:
+        the index of a shard the earlier run wrote short (its ``count`` was
+        not a multiple of the shard size) and this larger ``count`` must
+        write again, whole; None when there is none (or no earlier run).
 
     Raises:
         InputError: naming ``--out`` and the differing setting.
     """
     meta_path = os.path.join(out, 'meta.json')
     if not os.path.exists(meta_path):
-        return
+        return None
     with checked_input(f'--out {out}'):
         with open(meta_path) as f:
             old = json.load(f)
@@ -106,6 +111,13 @@ def _check_resumable(out: str, seed: int, shard_size: int) -> None:
         if old.get(key) != new:
             raise InputError(f'--out {out}: was generated with {key}={old.get(key)}, '
                              f'not {new}; choose another folder')
+    old_count = old.get('count')
+    if not isinstance(old_count, int) or old_count == count:
+        return None
+    if old_count > count:
+        raise InputError(f'--out {out}: holds {old_count} samples; --count {count} would '
+                         'leave shards beyond it in the folder; choose another folder')
+    return old_count // shard_size if old_count % shard_size else None
 
 
 def _dataset_meta(cfg: dict, a, sampler: SceneSampler) -> dict:
@@ -179,7 +191,7 @@ def cmd_generate(a) -> int:
             sampler.load_state_dict(state)
     with checked_input(f'--out {a.out}'):
         os.makedirs(a.out, exist_ok=True)
-    _check_resumable(a.out, a.seed, a.shard_size)
+    short_shard = _check_resumable(a.out, a.seed, a.shard_size, a.count)
     # the generator of this process: checks the whole config (URDF sources, links,
     # variables) before any worker starts
     with checked_input('--config'):
@@ -187,7 +199,7 @@ def cmd_generate(a) -> int:
     for tmp in glob.glob(os.path.join(a.out, 'shard-*.tar.tmp')):
         os.remove(tmp)  # interrupted shard of a previous run
     n_shards = math.ceil(a.count / a.shard_size)
-    done = {k for k in range(n_shards) if os.path.isfile(shard_path(a.out, k))}
+    done = {k for k in range(n_shards) if os.path.isfile(shard_path(a.out, k))} - {short_shard}
     meta = _dataset_meta(cfg, a, sampler)
     write_meta(a.out, meta)
     jobs = [(i, a.seed) for k in range(n_shards) if k not in done

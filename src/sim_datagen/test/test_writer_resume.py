@@ -129,6 +129,18 @@ def test_seed_mismatch_refuses_to_mix(dataset, tmp_path):
     assert rc == 2
 
 
+def test_a_larger_count_completes_the_short_last_shard(dataset, tmp_path):
+    """4 samples (shards of 3 and 1), then --count 7: the short shard is written again, whole."""
+    out = tmp_path / 'grow'
+    _gen(out, 4)
+    _gen(out, 7)
+    assert _digest(out) == _digest(dataset)
+    assert read_meta(str(out))['count'] == 7
+    rc = cli.main(['generate', '--config', CONFIG, '--count', '5', '--out', str(out),
+                   '--seed', '3', '--shard-size', '3'])
+    assert rc == 2  # fewer samples than the folder holds
+
+
 def test_result_does_not_depend_on_workers(dataset, tmp_path):
     out = tmp_path / 'w2'
     _gen(out, 4, workers=2, shard=3)
