@@ -109,6 +109,7 @@ def test_export_stores_what_is_needed_to_run_the_file_alone(random_checkpoint, t
     preprocessing = json.loads(metadata['preprocessing'])
     assert (preprocessing['input_width'], preprocessing['input_height']) == (256, 192)
     assert preprocessing['normalization'] == 'pixel / 255 - 0.5'
+    assert '(u + 0.5) * W / w - 0.5' in preprocessing['decoding']
     assert metadata['test_time_augmentation'] == 'rot180'
     assert json.loads(metadata['checkpoint_meta'])['step'] == 7
     assert metadata['source_sha256'] == file_sha256(random_checkpoint)

@@ -88,6 +88,7 @@ def test_camera_info_round_trip_and_frame_id():
     ({'k': [0.0] * 9}, 'K is all zeros'),
     ({'p': [0.0] * 12}, 'P is all zeros'),
     ({'d': [0.1, 0.0, 0.0]}, 'needs 5 coefficients'),
+    ({'distortion_model': 'rational_polynomial', 'd': [0.1] * 9}, 'needs 8 or 12 or 14'),
     ({'k': [500.0, 0, 320, 0, float('nan'), 240, 0, 0, 1]}, 'non-finite'),
     ({'d': [0.1, float('inf'), 0, 0, 0]}, 'non-finite'),
     ({'k': [500.0, 0, 320, 0, 500, 240, 0, 0]}, 'must have 9 values'),
@@ -162,3 +163,17 @@ def test_yaml_written_by_calibration_tool(real_rig, tmp_path):
     path.write_text(yaml.safe_dump(bad))
     with pytest.raises(CalibrationError, match='rows \\* cols'):
         CameraModel.from_yaml(str(path))
+
+
+def test_rational_polynomial_with_opencvs_14_coefficients():
+    """depthai-ros sends 14 (8 rational + thin prism + tilt, zeros here): as the standard 8."""
+    from keypoint_perception.core.distortion import rectify_points, unrectify_points
+    rng = np.random.default_rng(12)
+    left, _, _, _ = random_rig(rng, 'rational_polynomial')
+    wide = CameraModel.from_camera_info(fake_camera_info(
+        left, d=list(left.D) + [0.0] * 6))
+    assert wide.D.shape == (14,)
+    X = np.array([[0.1, -0.05, 1.0], [-0.3, 0.2, 2.5]])
+    np.testing.assert_allclose(unrectify_points(wide, X), unrectify_points(left, X), atol=1e-9)
+    raw = unrectify_points(wide, X)
+    np.testing.assert_allclose(rectify_points(wide, raw), rectify_points(left, raw), atol=1e-6)

@@ -36,6 +36,12 @@ def test_local_peak_prefers_the_prediction_over_a_stronger_edge_peak():
     np.testing.assert_allclose(peak.cell, [22.0, 12.0], atol=0.05)
     assert local_peak(b, np.array([np.nan, 1.0]), 2) is None
     assert local_peak(b, np.array([200.0, 10.0]), 2) is None
+    # a NaN cell (a backend's overflow) is never the peak; an all-NaN window has none
+    with_nan = b.copy()
+    with_nan[10, 19] = np.nan
+    peak = local_peak(with_nan, np.array([20.0, 10.0]), radius=2)
+    assert np.isfinite(peak.belief) and np.array_equal(peak.cell, [20.0, 10.0])  # no refinement
+    assert local_peak(np.full((48, 64), np.nan), np.array([20.0, 10.0]), 2) is None
 
 
 def test_complete_from_template_finds_weak_peaks_at_the_prediction():

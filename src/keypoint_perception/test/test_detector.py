@@ -13,6 +13,8 @@
 # limitations under the License.
 """KeypointDetector: the shipped network on batches, test-time augmentation (CPU)."""
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
@@ -138,6 +140,13 @@ def test_auto_takes_the_checkpoints_choice_and_bad_names_are_refused(tmp_path):
     assert oc.mirror is None
     with pytest.raises(ValueError, match='mirror permutation'):
         KeypointDetector(str(plain), test_time_augmentation='hflip')
+    # a symmetric class with a mirror: the mirrored look's labelling would be ambiguous
+    mirrored = tmp_path / 'mirrored.pt'
+    save_checkpoint(str(mirrored), model, dataclasses.replace(oc, mirror=[1, 0, 3, 2]), meta={})
+    with pytest.raises(ValueError, match='has symmetries'):
+        KeypointDetector(str(mirrored), test_time_augmentation='hflip')
+    assert KeypointDetector(str(mirrored), test_time_augmentation='rot180') \
+        .test_time_augmentation == 'rot180'
 
 
 def test_hflip_merges_the_mirrored_look_of_a_robot_model(tmp_path):

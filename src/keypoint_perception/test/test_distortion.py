@@ -137,3 +137,16 @@ def test_distortion_functions_are_consistent_with_rectification():
                         np.hstack([left.K, np.zeros((3, 1))]))
     np.testing.assert_allclose(distort_pixels(ideal, pinhole), pinhole, atol=1e-9)
     np.testing.assert_allclose(undistort_pixels(ideal, pinhole), pinhole, atol=1e-9)
+
+
+@pytest.mark.parametrize('model', ['plumb_bob', 'rational_polynomial', 'equidistant'])
+def test_all_zero_distortion_is_a_pinhole_both_ways(model):
+    """D = 0: projection and rectification agree (fisheye with D = 0 was r = f theta one way)."""
+    coefficients = {'plumb_bob': 5, 'rational_polynomial': 8, 'equidistant': 4}[model]
+    K = [[500, 0, 320], [0, 500, 240], [0, 0, 1]]
+    camera = CameraModel(width=640, height=480, K=K, D=np.zeros(coefficients),
+                         distortion_model=model, R=np.eye(3), P=np.hstack([K, np.zeros((3, 1))]))
+    X = np.array([[0.5, 0.3, 1.0], [-0.2, 0.1, 2.0]])
+    raw = unrectify_points(camera, X)
+    np.testing.assert_allclose(raw, [[570.0, 390.0], [270.0, 265.0]], atol=1e-9)
+    np.testing.assert_allclose(rectify_points(camera, raw), raw, atol=1e-9)

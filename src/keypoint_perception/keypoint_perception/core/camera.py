@@ -45,11 +45,14 @@ import yaml
 from .arrays import as_points
 
 #: Distortion models of ``sensor_msgs/distortion_models.hpp`` and the number of
-#: coefficients in ``D`` each requires ('' = no distortion).  An empty ``D``
-#: is accepted for every model and means "no distortion".
+#: coefficients in ``D`` each requires ('' = no distortion), the first the
+#: standard's.  An empty ``D`` is accepted for every model and means "no
+#: distortion".  ``rational_polynomial`` also takes OpenCV's 12 and 14 (thin
+#: prism and tilt terms after the 8), as depthai-ros (OAK) cameras send them;
+#: every use of D goes through OpenCV, which reads all three.
 DISTORTION_LENGTHS = {
     'plumb_bob': (5,),
-    'rational_polynomial': (8,),
+    'rational_polynomial': (8, 12, 14),
     'equidistant': (4,),
     '': (),
 }
@@ -128,8 +131,9 @@ class CameraModel:
             raise CalibrationError('distortion model is empty but D is not all zeros')
         if D.size and model and D.size not in DISTORTION_LENGTHS[model]:
             raise CalibrationError(
-                f'distortion model {model!r} needs {DISTORTION_LENGTHS[model][0]} '
-                f'coefficients in D, got {D.size}')
+                f'distortion model {model!r} needs '
+                f'{" or ".join(map(str, DISTORTION_LENGTHS[model]))} coefficients in D, got '
+                f'{D.size}')
         if not np.any(K):
             raise CalibrationError('K is all zeros: the camera is not calibrated')
         if not np.any(P):

@@ -128,7 +128,7 @@ def local_peak(belief: np.ndarray, cell: np.ndarray, radius: int) -> Optional[Be
 
     Returns:
         :class:`BeliefPeak`, or None when the window lies outside the map
-        or the prediction is not finite.
+        or the prediction is not finite, or the window holds no finite belief.
     """
     h, w = belief.shape
     if not np.all(np.isfinite(cell)):
@@ -141,6 +141,9 @@ def local_peak(belief: np.ndarray, cell: np.ndarray, radius: int) -> Optional[Be
     rows, cols = np.mgrid[row0:row1, col0:col1]
     d2 = (cols - cell[0]) ** 2 + (rows - cell[1]) ** 2
     score = belief[row0:row1, col0:col1] * np.exp(-d2 / (2 * (max(radius, 1) / 2.0) ** 2))
+    score = np.nan_to_num(score, nan=-np.inf)  # a NaN cell (a backend's overflow) is no peak
+    if not np.isfinite(score).any():
+        return None
     dv, du = np.unravel_index(int(np.argmax(score)), score.shape)
     u, v = col0 + int(du), row0 + int(dv)
     return BeliefPeak(cell=np.array(refine_peak(belief, u, v)), belief=float(belief[v, u]))
@@ -200,7 +203,7 @@ def complete_from_template(
                       for j, c in zip(missing_idx, cells)])
     for n, j in enumerate(missing_idx):
         pair = (peaks[0][n], peaks[1][n])
-        if any(peak is None for peak in pair) or min(p.belief for p in pair) < min_belief:
+        if any(peak is None or not peak.belief >= min_belief for peak in pair):
             continue
         for k, (view, peak) in enumerate(zip(views, pair)):
             uv[k][j] = heatmap_to_image(peak.cell, view.map_size, view.window_size,

@@ -36,6 +36,7 @@ from .heatmaps import merge_mirrored_beliefs, merge_rotated_beliefs
 from .model import BeliefNetConfig, normalize_image_array, normalize_images
 from .onnx_model import can_export, is_onnx_path, onnx_model_for, read_onnx_model
 from .roi import network_view, PixelWindow, roi_around
+from .symmetry import SymmetryGroup
 from .views import decode_view, ViewKeypoints
 
 
@@ -130,6 +131,13 @@ class KeypointDetector:
             raise ValueError(f'test-time augmentation hflip needs the mirror permutation of '
                              f'class {self.object_class.name!r} ("mirror" in its YAML), which '
                              'it has not: its keypoint labels have no meaning in a mirror image')
+        if test_time_augmentation == 'hflip' and len(SymmetryGroup.of(
+                self.object_class.symmetries, self.object_class.num_keypoints)) > 1:
+            # the mirrored look's maps would need their own choice of symmetry labelling
+            # before the average, as merge_rotated_beliefs makes for rot180
+            raise ValueError(f'test-time augmentation hflip is not supported for class '
+                             f'{self.object_class.name!r}, which has symmetries (its '
+                             'labelling in the mirror image is ambiguous): use rot180 or none')
         self.test_time_augmentation = test_time_augmentation
 
     @property

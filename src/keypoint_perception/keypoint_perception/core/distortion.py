@@ -76,9 +76,9 @@ def _project_optical(camera: CameraModel, x_cam: np.ndarray) -> np.ndarray:
         return out
     pts = x_cam[ok].reshape(-1, 1, 3)
     zero = np.zeros(3)
-    if camera.distortion_model == 'equidistant':
+    if camera.distortion_model == 'equidistant' and camera.has_distortion:
         uv, _ = cv2.fisheye.projectPoints(pts, zero, zero, camera.K, camera.D)
-    else:
+    else:  # all-zero D is a pinhole in every model, as in rectification and image_geometry
         uv, _ = cv2.projectPoints(pts, zero, zero, camera.K,
                                   camera.D if camera.has_distortion else None)
     out[ok] = uv.reshape(-1, 2)

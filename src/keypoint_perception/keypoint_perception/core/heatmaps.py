@@ -123,8 +123,8 @@ def refine_peak(belief: np.ndarray, u: int, v: int) -> Tuple[float, float]:
     """Sub-cell position of the peak at integer cell (u, v).
 
     Newton step on log(belief) using central differences (DARK, Zhang et al.
-    2020); falls back to the integer cell at the border or when the local
-    Hessian is not negative definite.  The step is clipped to +-1 cell.
+    2020); falls back to the integer cell at the border, next to a NaN
+    belief, or when the local Hessian is not negative definite.  The step is clipped to +-1 cell.
 
     Returns:
         (u, v) float cell coordinates.
@@ -161,7 +161,8 @@ def refine_peaks(beliefs: np.ndarray, maps, u, v) -> np.ndarray:
     dyy = patch[:, 2, 1] - 2 * patch[:, 1, 1] + patch[:, 0, 1]
     dxy = 0.25 * (patch[:, 2, 2] - patch[:, 2, 0] - patch[:, 0, 2] + patch[:, 0, 0])
     det = dxx * dyy - dxy * dxy
-    newton = ~((dxx >= 0) | (det <= 1e-12))  # a maximum: negative definite Hessian
+    # a maximum (negative definite Hessian) of a finite neighbourhood; else the cell
+    newton = np.isfinite(patch).all(axis=(1, 2)) & ~((dxx >= 0) | (det <= 1e-12))
     with np.errstate(divide='ignore', invalid='ignore'):
         off_u = -(dyy * dx - dxy * dy) / det
         off_v = -(dxx * dy - dxy * dx) / det

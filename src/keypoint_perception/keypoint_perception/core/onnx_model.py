@@ -136,14 +136,24 @@ def preprocessing_description(config: BeliefNetConfig) -> Dict[str, Any]:
 
     It is :meth:`~.detector.KeypointDetector.preprocess`: grey images
     replicated to RGB, the image (or the window of a zoomed look) resized to
-    the input size with ``cv2.INTER_AREA``, NCHW float32 ``x / 255 - 0.5``.
+    the input size with ``cv2.INTER_AREA``, NCHW float32 ``x / 255 - 0.5``;
+    and the decoding of the output back to image pixels
+    (:func:`~.heatmaps.decode_keypoints`, :func:`~.heatmaps.heatmap_to_image`).
     """
     return {'input_width': config.input_width, 'input_height': config.input_height,
             'channels': 'RGB (grey replicated)', 'layout': 'NCHW', 'dtype': 'float32',
             'resize': 'cv2.resize INTER_AREA of the image or window to the input size',
             'normalization': 'pixel / 255 - 0.5', 'stride': config.stride,
             'output': 'last-stage belief maps (B, J, input_height / stride, '
-                      'input_width / stride), sigmoid, in [0, 1]'}
+                      'input_width / stride), sigmoid, in [0, 1]',
+            'decoding': 'per map, the highest 3x3 non-maximum-suppressed cell with belief '
+                        '>= 0.1 (the nodes\' peak_threshold), refined by one Newton step on '
+                        'log belief (DARK, Zhang et al. 2020); a cell (u, v) of a map of '
+                        'width w and height h maps to the pixel ((u + 0.5) * W / w - 0.5, '
+                        '(v + 0.5) * H / h - 0.5) of the W x H image or window that was '
+                        'resized (x and y scale separately; pixel centres at integers, '
+                        'OpenCV); a class with symmetries is labelled in the canonical order '
+                        'of keypoint_perception.core.heatmaps.canonical_symmetry_order'}
 
 
 def _json(value: Any) -> str:
