@@ -263,6 +263,11 @@ def sample_belief(belief: np.ndarray, cells: np.ndarray) -> np.ndarray:
     return out.reshape(-1).astype(np.float64)
 
 
+#: Relative score difference below which :func:`stereo_belief_search` treats grid
+#: points as equally good (and takes the one nearest the search's centre).
+PLATEAU_TOLERANCE = 1e-6
+
+
 def stereo_belief_search(
         left: CameraModel, right: CameraModel, beliefs_left: np.ndarray,
         beliefs_right: np.ndarray, image_size_left: Tuple[int, int],
@@ -293,7 +298,9 @@ def stereo_belief_search(
     (u, v) and inverse depth, so that one grid step moves each projection by
     about one belief cell; the search is coarse to fine (+-radius cells in
     steps of one cell, then +-1 cell in quarter cells, then +-1/4 cell in
-    sixteenths).  The two returned pixels are projections of one 3D point,
+    sixteenths); points within :data:`PLATEAU_TOLERANCE` of a level's best
+    score count as equal, and the one nearest the level's centre is taken.
+    The two returned pixels are projections of one 3D point,
     so their stereo reprojection error is zero up to rounding; the caller
     still checks that point against the prediction.
 
@@ -353,7 +360,9 @@ def stereo_belief_search(
             offsets = np.arange(-half, half + 1) * step
             du, dv, ds = (g.ravel() for g in np.meshgrid(offsets, offsets, offsets,
                                                          indexing='ij'))
-            grid = centre + np.stack([du, dv, ds], axis=1) * per_step
+            offsets3 = np.stack([du, dv, ds], axis=1)
+            grid = centre + offsets3 * per_step
+            offsets3 = offsets3[grid[:, 2] > 0]
             grid = grid[grid[:, 2] > 0]
             hom = np.stack([grid[:, 0], grid[:, 1], np.ones(len(grid))], axis=1) / grid[:, 2:3]
             points = np.linalg.solve(M, (hom - p4).T).T
@@ -365,7 +374,11 @@ def stereo_belief_search(
             if not score.size or not score.max() > 0:
                 best = None
                 break
-            top = int(np.argmax(score))
+            # a plateau (scores equal to PLATEAU_TOLERANCE, e.g. along a flat ridge of
+            # the sampled beliefs) resolves to its point nearest the level's centre, so
+            # that belief maps equal to 1e-6 (two backends) choose the same point
+            near_top = np.flatnonzero(score >= score.max() * (1.0 - PLATEAU_TOLERANCE))
+            top = int(near_top[np.argmin(np.sum(offsets3[near_top] ** 2, axis=1))])
             best, centre = points[top], grid[top]
         if best is None:
             continue
