@@ -42,13 +42,18 @@ from launch_ros.parameter_descriptions import ParameterValue
 
 PACKAGE = 'keypoint_perception'
 
+#: Shipped robot models named after their object class (``model:=NAME``).
+ROBOT_CLASSES = ('panda', 'kuka_iiwa')
+
 #: (name, default, description) of the launch arguments.
 ARGUMENTS = [
     ('namespace', '', 'Namespace of the nodes and their topics.'),
     ('mode', 'mono', '"mono" (starts the mono keypoint node on image + camera_info) or '
      '"stereo" (uses keypoints_2d and left/right camera_info, or keypoints_3d with '
      'stereo_fit:=rigid, of a running stereo keypoint node).'),
-    ('model', 'panda', 'Mono: model of the mono keypoint node (shipped name or checkpoint).'),
+    ('model', 'panda', 'Mono: model of the mono keypoint node (shipped name or checkpoint); '
+     'a shipped robot model (panda, kuka_iiwa) also sets object_class when that is not '
+     'given, a checkpoint or ONNX path needs object_class.'),
     ('image', 'image', 'Mono: image topic (raw, or rectified with input_rectified:=true).'),
     ('camera_info', 'camera_info', 'Mono: CameraInfo topic of the image.'),
     ('left_camera_info', 'left/camera_info', 'Stereo (reprojection fit): CameraInfo of the '
@@ -67,13 +72,22 @@ NODE_ARGUMENTS = ('object_class', 'stereo_fit', 'input_rectified', 'inlier_thres
 
 
 def calibration_parameters(context) -> dict:
-    """Return the calibration node's parameters: the mode and the arguments set."""
-    params = {'mode': LaunchConfiguration('mode').perform(context)}
+    """Return the calibration node's parameters: the mode and the arguments set.
+
+    In mono mode without ``object_class``, a ``model`` that names a robot class
+    (``kuka_iiwa``) is the class too: the node would otherwise look for its
+    default class (``panda``) in the keypoints of another robot's model.
+    """
+    mode = LaunchConfiguration('mode').perform(context)
+    params = {'mode': mode}
     specs = table_specs(RobotCalibrationConfig)
     for name in NODE_ARGUMENTS:
         if LaunchConfiguration(name).perform(context) != '':
             params[name] = ParameterValue(LaunchConfiguration(name),
                                           value_type=specs[name].python_type)
+    model = LaunchConfiguration('model').perform(context)
+    if mode == 'mono' and 'object_class' not in params and model in ROBOT_CLASSES:
+        params['object_class'] = model
     return params
 
 

@@ -238,7 +238,7 @@ def test_command_line_values_follow_the_params_file_typed_as_the_node_declares_t
 
 
 def test_every_documented_value_of_every_launch_parameter_survives(fake):
-    samples = {'bool': ['true', 'false'], 'double': ['1', '0.5', '0']}
+    samples = {'bool': ['true', 'false'], 'double': ['1', '0.5', '0.001']}
     for spec in launch_parameters():
         values = spec.choices or samples.get(spec.ros_type, ['cpu', '123', 'on', 'no'])
         for text in values:

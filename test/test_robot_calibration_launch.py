@@ -77,10 +77,26 @@ def test_mono_starts_the_mono_node_and_the_calibration_node(monkeypatch):
     assert params['mode'] == 'mono'
     # only the arguments set are passed, typed (YAML would read 1 as an integer anyway,
     # but a double given as 1 must stay a double)
-    assert set(params) == {'mode', 'window_size'}
+    # (and the default model, panda, names the class to calibrate)
+    assert set(params) == {'mode', 'window_size', 'object_class'}
+    assert params['object_class'] == 'panda'
     assert params['window_size'].kwargs['value_type'] is int
     remapped = dict((a, b.name) for a, b in calibration.kwargs['remappings'])
     assert set(remapped) == {'joint_states', 'robot_description', 'camera_info'}
+
+
+@pytest.mark.parametrize('arguments, object_class', [
+    ({'model': 'kuka_iiwa'}, 'kuka_iiwa'),  # it calibrated 'panda' with a KUKA model
+    ({'model': 'kuka_iiwa', 'object_class': 'panda'}, 'given'),  # a given class wins
+    ({'model': '/models/my_robot.onnx'}, None)])  # a path: the node's default
+def test_a_shipped_robot_model_sets_the_class_to_calibrate(monkeypatch, arguments,
+                                                           object_class):
+    _, calibration = _expand(monkeypatch, dict(arguments, mode='mono'))
+    params = calibration.kwargs['parameters'][0]
+    if object_class == 'given':
+        assert params['object_class'].args[0].name == 'object_class'  # the argument, typed
+    else:
+        assert params.get('object_class') == object_class
 
 
 def test_stereo_starts_the_calibration_node_alone(monkeypatch):

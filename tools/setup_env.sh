@@ -53,7 +53,7 @@ for arg in "$@"; do
   case "$arg" in
     --force) FORCE=1 ;;
     --build) FORCE_BUILD=1 ;;
-    -h|--help) sed -n '5,27s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    -h|--help) sed -n '16,38s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "setup_env.sh: unknown argument: $arg" >&2; exit 2 ;;
   esac
 done

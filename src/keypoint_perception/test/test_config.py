@@ -159,7 +159,7 @@ def test_parameter_file_sets_exactly_the_tables_parameters_with_its_defaults():
 def test_launch_parameters_are_typed_entries_of_the_table():
     names = [s.name for s in launch_parameters()]
     assert names == ['model', 'device', 'backend', 'test_time_augmentation',
-                     'approximate_sync', 'sync_slop', 'roi_refinement']
+                     'approximate_sync', 'sync_slop', 'input_rectified', 'roi_refinement']
     assert {s.name: s.ros_type for s in launch_parameters()}['sync_slop'] == 'double'
     assert parameter_spec('roi_refinement').dynamic_typing
     assert not parameter_spec('fit_pose').dynamic_typing

@@ -131,7 +131,7 @@ class PipelineConfig(ParameterTable):
     input_rectified: bool = _param(
         True, 'Images are rectified (image_rect): pixels are used with P directly. Set false '
         'for raw images: keypoints are then undistorted and rectified with K, D, R, P before '
-        'triangulation.', 'input')
+        'triangulation.', 'input', launch=True)
     # -- detection -------------------------------------------------------------
     peak_threshold: float = _param(0.1, 'Minimum belief of a 2D detection.', 'detection',
                                    low=0.0, high=1.0)
@@ -144,8 +144,9 @@ class PipelineConfig(ParameterTable):
         'triangulation', low=0.0, high=1000.0)
     min_depth: float = _param(0.05, 'Reject 3D points closer than this (m) to either camera.',
                               'triangulation', low=0.0, high=100.0)
-    refine_triangulation: bool = _param(True, 'Gauss-Newton refinement of the DLT points.',
-                                        'triangulation')
+    refine_triangulation: bool = _param(
+        True, 'Levenberg-Marquardt refinement of the DLT points (reprojection error in both '
+        'views).', 'triangulation')
     # -- template --------------------------------------------------------------
     template_check: bool = _param(
         True, 'Choose among several belief peaks per keypoint those that agree across views '
