@@ -174,7 +174,12 @@ def train(args) -> str:
     losses = []
     submitted = step
     if ckpt is not None:
-        for queued in ckpt.get('queued_batches', []):  # drawn before the checkpoint
+        # batches drawn before the checkpoint, as view indices: valid only in the same views
+        same_views = len(ckpt.get('sampler', {}).get('loss', ())) == len(train_views)
+        if not same_views and ckpt.get('queued_batches'):
+            print(f'the training views changed since the checkpoint (new shards): its '
+                  f'{len(ckpt["queued_batches"])} queued batches are drawn again')
+        for queued in ckpt.get('queued_batches', []) if same_views else []:
             batches.submit(np.asarray(queued['views'], dtype=np.int64), tuple(queued['seed']))
             submitted += 1
         if 'random_states' in ckpt:
