@@ -232,3 +232,32 @@ def test_stamps_are_unique_while_simulated_time_stands_still():
     finally:
         node.destroy_node()
         rclpy.shutdown(context=context)
+
+
+def test_integer_rate_and_a_quiet_wait_for_subscribers():
+    """-p rate:=0 (YAML's integer) starts; waiting for subscribers polls at 10 Hz, not 10 kHz."""
+    from rclpy.parameter import Parameter
+    from sim_datagen.nodes.stream_node import FAST_PERIOD_NS, SimStreamNode, WAIT_POLL_NS
+    context = rclpy.Context()
+    rclpy.init(args=[], context=context)
+    node = SimStreamNode(context=context, namespace='/rate_test', parameter_overrides=[
+        Parameter('width', value=W), Parameter('height', value=H), Parameter('rate', value=0)])
+    try:
+        assert node.rate == 0.0 and node.timer.timer_period_ns == FAST_PERIOD_NS
+        node.on_timer()  # nobody subscribes in this domain namespace
+        assert node.timer.timer_period_ns == WAIT_POLL_NS
+        node.has_subscribers = lambda: True
+        node.render = lambda index: (_ for _ in ()).throw(RuntimeError('no render here'))
+        node.on_timer()  # (the failed sample is skipped with a warning)
+        assert node.timer.timer_period_ns == FAST_PERIOD_NS  # subscribers: full speed again
+    finally:
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+    with pytest.raises(ValueError, match='rate'):
+        context = rclpy.Context()
+        rclpy.init(args=[], context=context)
+        try:
+            SimStreamNode(context=context, namespace='/rate_test',
+                          parameter_overrides=[Parameter('rate', value=-1)])
+        finally:
+            rclpy.shutdown(context=context)

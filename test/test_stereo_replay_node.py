@@ -43,21 +43,26 @@ class Recorder:
         self.messages.append(msg)
 
 
-@pytest.fixture
-def replay(tmp_path):
-    for n in (1, 3):  # pair 2's left file is not an image
-        for side in ('left', 'right'):
-            cv2.imwrite(str(tmp_path / f'{side}{n}.png'), np.full((8, 12), 10 * n, np.uint8))
-    (tmp_path / 'left2.png').write_text('not an image')
-    cv2.imwrite(str(tmp_path / 'right2.png'), np.zeros((8, 12), np.uint8))
+def _start(tmp_path, *extra):
     context = rclpy.Context()
     rclpy.init(args=[], context=context)
     node = StereoReplayNode(context=context, parameter_overrides=[
         Parameter('left_images', value=str(tmp_path / 'left*.png')),
         Parameter('right_images', value=str(tmp_path / 'right*.png')),
         Parameter('left_camera_info', value=INFO.format('left')),
-        Parameter('right_camera_info', value=INFO.format('right'))])
+        Parameter('right_camera_info', value=INFO.format('right')), *extra])
     node.pub = {topic: Recorder() for topic in node.pub}
+    return node, context
+
+
+@pytest.fixture
+def replay(tmp_path):
+    for n in (1, 3):  # pair 2's left file is not an image
+        for side in ('left', 'right'):
+            cv2.imwrite(str(tmp_path / f'{side}{n}.png'), np.full((480, 640), 10 * n, np.uint8))
+    (tmp_path / 'left2.png').write_text('not an image')
+    cv2.imwrite(str(tmp_path / 'right2.png'), np.zeros((480, 640), np.uint8))
+    node, context = _start(tmp_path)
     yield node
     node.destroy_node()
     rclpy.shutdown(context=context)
@@ -78,3 +83,23 @@ def test_pairs_in_order_and_an_unreadable_pair_is_skipped(replay):
 def test_parameters_read_once_are_read_only(replay):
     for name, value in (('rate', 5.0), ('loop', True), ('left_frame_id', 'other')):
         assert not replay.set_parameters([Parameter(name, value=value)])[0].successful
+
+
+def test_16_bit_and_wrongly_sized_images(tmp_path):
+    """16-bit files go out as mono16; a pair whose size is not its camera_info's is skipped."""
+    cv2.imwrite(str(tmp_path / 'left1.png'), np.full((480, 640), 4000, np.uint16))
+    cv2.imwrite(str(tmp_path / 'right1.png'), np.full((480, 640), 4000, np.uint16))
+    cv2.imwrite(str(tmp_path / 'left2.png'), np.zeros((48, 64), np.uint8))  # not 640x480
+    cv2.imwrite(str(tmp_path / 'right2.png'), np.zeros((480, 640), np.uint8))
+    node, context = _start(tmp_path, Parameter('rate', value=2))  # an integer rate
+    try:
+        node._on_timer()
+        node._on_timer()
+        (left,) = node.pub['left/image_raw'].messages
+        assert left.encoding == 'mono16' and left.width == 640
+        assert np.frombuffer(left.data, np.uint16)[0] == 4000
+        assert len(node.pub['right/image_raw'].messages) == 1  # nothing of pair 2
+        assert node.index == 2
+    finally:
+        node.destroy_node()
+        rclpy.shutdown(context=context)

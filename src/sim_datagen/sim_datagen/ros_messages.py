@@ -102,6 +102,12 @@ def labels_to_msg(labels: Mapping, sampler, stamp, frame_id: str) -> SampleLabel
 
 # -- sampler feedback and state ------------------------------------------------------
 
+#: Most counts one feedback message may add to one variable.  A feedback round of
+#: the trainer sends at most its validation set's size (hundreds); a sum like 1e308
+#: made the Dirichlet parameters inf and every later sample fail.
+MAX_FEEDBACK_COUNTS = 1e6
+
+
 def check_feedback(msg: SamplerFeedback, sampler) -> tuple:
     """Validate a feedback message against a sampler.
 
@@ -124,6 +130,9 @@ def check_feedback(msg: SamplerFeedback, sampler) -> tuple:
             problems.append(f'{e.name}: {c.size} counts, the variable has {k} bins')
         elif not np.all(np.isfinite(c)) or np.any(c < 0):
             problems.append(f'{e.name}: counts must be finite and >= 0, got {c.tolist()}')
+        elif c.sum() > MAX_FEEDBACK_COUNTS:
+            problems.append(f'{e.name}: {c.sum():g} counts in one message, more than '
+                            f'{MAX_FEEDBACK_COUNTS:g} (the prior would be replaced, not updated)')
         else:
             counts[e.name] = counts.get(e.name, 0.0) + c
     return counts, problems

@@ -95,6 +95,7 @@ def test_feedback_checks(generator):
                       ({'tilt_x': [1.0] * (k + 1)}, f'has {k} bins'),
                       ({'tilt_x': [-1.0] + [0.0] * (k - 1)}, '>= 0'),
                       ({'tilt_x': [float('nan')] * k}, 'finite'),
+                      ({'tilt_x': [1e308] * k}, 'more than 1e+06'),  # would make theta inf
                       ({}, 'no variables')):
         _, problems = rm.check_feedback(rm.feedback_msg(bad), s)
         assert problems and text in problems[0], (bad, problems)

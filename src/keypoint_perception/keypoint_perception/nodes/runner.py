@@ -66,6 +66,11 @@ def run_node(node_factory: Callable[[], Node], args: Optional[List[str]] = None,
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:  # noqa: B902 - see below
+        if rclpy.ok():
+            raise
+        # a callback that raced Ctrl-C's shutdown (RCLError: the context is not valid
+        # any more): the spin ended because of the shutdown, not of the error
     finally:
         if node is not None:
             node.destroy_node()

@@ -29,6 +29,7 @@ from typing import List, Tuple
 
 import cv2
 from cv_bridge import CvBridge
+import numpy as np
 from rclpy.node import Node
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
 from sensor_msgs.msg import CameraInfo, Image
@@ -84,7 +85,12 @@ class StereoReplayNode(Node):
         rate = declare('rate', 0.0, 'Publishing rate in Hz (0 = driven by the caller).',
                        floating_point_range=[FloatingPointRange(from_value=0.0,
                                                                 to_value=1000.0)],
-                       read_only=True)
+                       read_only=True, dynamic_typing=True)
+        # dynamically typed: -p rate:=2 (YAML's integer) is 2.0; rclpy checks the range of
+        # doubles only, so it is checked here
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1000:
+            raise ValueError(f'parameter rate is {rate!r}; must be a number in [0, 1000] Hz')
+        rate = float(rate)
         self.loop = declare('loop', False, 'Start again after the last pair.', read_only=True)
         self.pairs = pair_files(left_glob, right_glob)
         self.left_info = conversions.camera_info_msg(
@@ -103,24 +109,46 @@ class StereoReplayNode(Node):
             self.timer = self.create_timer(1.0 / rate, self._on_timer)
 
     def load_pair(self, i: int):
-        """Read pair ``i`` as (left, right) arrays (grey stays mono8, colour RGB)."""
+        """Read pair ``i`` as (left, right) arrays: grey stays grey, colour becomes RGB.
+
+        8- and 16-bit files keep their depth (published as ``mono8``/``mono16``,
+        ``rgb8``/``rgb16``); an alpha channel is dropped.
+
+        Raises:
+            IOError: a file that cannot be read.
+        """
         out = []
         for path in self.pairs[i]:
             img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
             if img is None:
                 raise IOError(f'cannot read {path}')
             if img.ndim == 3:
-                img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+                img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB if img.shape[2] == 4
+                                   else cv2.COLOR_BGR2RGB)
             out.append(img)
         return out
 
     def publish_pair(self, i: int, stamp=None, images=None):
-        """Publish pair ``i`` (images optional, pre-loaded); returns the stamp used."""
+        """Publish pair ``i`` (images optional, pre-loaded); returns the stamp used.
+
+        Raises:
+            IOError: an unreadable file.
+            ValueError: an image whose size is not its camera_info's, or whose
+                pixels are not 8 or 16 bit (nothing of the pair is published).
+        """
         stamp = stamp or self.get_clock().now().to_msg()
         left, right = images if images is not None else self.load_pair(i)
-        for side, img, info, frame in (('left', left, self.left_info, self.left_frame),
-                                       ('right', right, self.right_info, self.right_frame)):
-            enc = 'mono8' if img.ndim == 2 else 'rgb8'
+        views = (('left', left, self.left_info, self.left_frame),
+                 ('right', right, self.right_info, self.right_frame))
+        for side, img, info, _ in views:  # both checked before anything is published
+            if img.shape[:2] != (info.height, info.width):
+                raise ValueError(f'{side} image is {img.shape[1]}x{img.shape[0]} but its '
+                                 f'camera_info says {info.width}x{info.height}')
+            if img.dtype not in (np.uint8, np.uint16):
+                raise ValueError(f'{side} image has {img.dtype} pixels; 8 or 16 bit expected')
+        for side, img, info, frame in views:
+            depth = 8 if img.dtype == np.uint8 else 16
+            enc = f'mono{depth}' if img.ndim == 2 else f'rgb{depth}'
             msg = self.bridge.cv2_to_imgmsg(img, encoding=enc)
             msg.header.stamp, msg.header.frame_id = stamp, frame
             info = copy.deepcopy(info)  # a message of its own: the loaded one stays as read
@@ -137,7 +165,7 @@ class StereoReplayNode(Node):
             self.index = 0
         try:
             self.publish_pair(self.index)
-        except IOError as e:
+        except (IOError, ValueError) as e:
             self.get_logger().warning(f'pair {self.index} skipped: {e}')
         self.index += 1
 

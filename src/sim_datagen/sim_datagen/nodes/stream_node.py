@@ -53,6 +53,11 @@ from ..generator import SampleGenerator
 
 WARN_THROTTLE_S = 5.0
 
+#: Timer period with ``rate`` 0 (a timer that is always due; the executor still serves
+#: feedback in between), and while waiting for subscribers then (10 Hz, not a busy core).
+FAST_PERIOD_NS = 100_000
+WAIT_POLL_NS = 100_000_000
+
 
 class SimStreamNode(Node):
     """Publishes rendered samples at ``rate`` Hz and adapts its sampler from feedback."""
@@ -67,7 +72,13 @@ class SimStreamNode(Node):
         self.seed = p('seed', 0, 'Seed of the run; sample i is drawn from '
                       'SeedSequence([seed, i]).', read_only=True, int_range=(0, 2 ** 31 - 1))
         rate = p('rate', 1.0, 'Target publishing rate in Hz; 0 = as fast as samples render.',
-                 read_only=True, float_range=(0.0, 1000.0))
+                 read_only=True, float_range=(0.0, 1000.0), dynamic_typing=True)
+        # dynamically typed: -p rate:=2 (YAML's integer) is 2.0; the range is checked here,
+        # as rclpy checks a double's range only for a double
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1000:
+            raise ValueError(f'parameter rate is {rate!r}; must be a number in [0, 1000] Hz')
+        rate = float(rate)
+        self.rate = rate
         self.max_samples = p('max_samples', 0, 'Stop publishing after this many samples '
                              '(the node stays up for feedback); 0 = no limit.',
                              read_only=True, int_range=(0, 2 ** 31 - 1))
@@ -136,7 +147,8 @@ class SimStreamNode(Node):
         self.publish_state()
 
         # rate 0: a timer that is always due; the executor still serves feedback in between
-        self.timer = self.create_timer(1.0 / rate if rate > 0 else 1e-4, self.on_timer)
+        self.timer = self.create_timer(1.0 / rate if rate > 0 else FAST_PERIOD_NS * 1e-9,
+                                       self.on_timer)
         self.get_logger().info(
             f'streaming {self.generator.object_name} samples '
             f'{self.generator.W}x{self.generator.H} from {cfg["object_yaml"]} on '
@@ -148,8 +160,9 @@ class SimStreamNode(Node):
     # -- parameters -----------------------------------------------------------------
 
     def _declare(self, name, default, description, read_only=False, float_range=None,
-                 int_range=None):
-        desc = ParameterDescriptor(description=description, read_only=read_only)
+                 int_range=None, dynamic_typing=False):
+        desc = ParameterDescriptor(description=description, read_only=read_only,
+                                   dynamic_typing=dynamic_typing)
         if float_range is not None:
             desc.floating_point_range = [FloatingPointRange(
                 from_value=float(float_range[0]), to_value=float(float_range[1]), step=0.0)]
@@ -233,10 +246,14 @@ class SimStreamNode(Node):
         if self.wait_for_subscribers and not self.has_subscribers():
             if not self._waiting:
                 self._waiting = True
+                if self.rate <= 0:  # as fast as possible: poll at 10 Hz while nobody listens
+                    self.timer.timer_period_ns = WAIT_POLL_NS
                 self.get_logger().info('waiting for subscribers on all of left/image_raw, '
                                        'left/camera_info, right/image_raw, right/camera_info, '
                                        'labels')
             return
+        if self._waiting and self.rate <= 0:
+            self.timer.timer_period_ns = FAST_PERIOD_NS
         self._waiting = False
         try:  # render and build every message first: a sample goes out whole or not at all
             messages = self.sample_messages(self.render(self.index), self.next_stamp())
