@@ -362,8 +362,8 @@ def stereo_belief_search(
                                                          indexing='ij'))
             offsets3 = np.stack([du, dv, ds], axis=1)
             grid = centre + offsets3 * per_step
-            offsets3 = offsets3[grid[:, 2] > 0]
-            grid = grid[grid[:, 2] > 0]
+            ahead = grid[:, 2] > 0
+            offsets3, grid = offsets3[ahead], grid[ahead]
             hom = np.stack([grid[:, 0], grid[:, 1], np.ones(len(grid))], axis=1) / grid[:, 2:3]
             points = np.linalg.solve(M, (hom - p4).T).T
             score = np.ones(len(points))

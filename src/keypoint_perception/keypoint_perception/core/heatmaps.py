@@ -124,7 +124,8 @@ def refine_peak(belief: np.ndarray, u: int, v: int) -> Tuple[float, float]:
 
     Newton step on log(belief) using central differences (DARK, Zhang et al.
     2020); falls back to the integer cell at the border, next to a NaN
-    belief, or when the local Hessian is not negative definite.  The step is clipped to +-1 cell.
+    belief, or when the local Hessian is not negative definite.  The step is
+    clipped to +-1 cell.
 
     Returns:
         (u, v) float cell coordinates.

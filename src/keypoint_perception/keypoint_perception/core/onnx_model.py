@@ -44,6 +44,7 @@ import numpy as np
 import torch
 
 from .checkpoint import load_checkpoint, object_class_dict
+from .config import PipelineConfig
 from .model import BeliefMapNet, BeliefNetConfig
 from .objects import ObjectClass
 
@@ -147,7 +148,8 @@ def preprocessing_description(config: BeliefNetConfig) -> Dict[str, Any]:
             'output': 'last-stage belief maps (B, J, input_height / stride, '
                       'input_width / stride), sigmoid, in [0, 1]',
             'decoding': 'per map, the highest 3x3 non-maximum-suppressed cell with belief '
-                        '>= 0.1 (the nodes\' peak_threshold), refined by one Newton step on '
+                        f'>= {PipelineConfig.peak_threshold:g} (the nodes\' default '
+                        'peak_threshold), refined by one Newton step on '
                         'log belief (DARK, Zhang et al. 2020); a cell (u, v) of a map of '
                         'width w and height h maps to the pixel ((u + 0.5) * W / w - 0.5, '
                         '(v + 0.5) * H / h - 0.5) of the W x H image or window that was '

@@ -62,12 +62,14 @@ def residual_covariance(residual_fn, T: np.ndarray, num_params: int = 6) -> np.n
     """
     r0 = residual_fn(T)
     dof = r0.size - num_params
+    if dof <= 0:
+        return np.full((6, 6), np.nan)
     J = np.empty((r0.size, num_params))
     for k in range(num_params):
         step = np.zeros(num_params)
         step[k] = 1e-6
         J[:, k] = (residual_fn(_perturbed(T, step)) - residual_fn(_perturbed(T, -step))) / 2e-6
-    if dof <= 0 or not np.isfinite(J).all():
+    if not np.isfinite(J).all():
         return np.full((6, 6), np.nan)
     # the inverse from the eigen-decomposition: np.linalg.inv of a numerically
     # singular J^T J returns huge entries of either sign instead of failing

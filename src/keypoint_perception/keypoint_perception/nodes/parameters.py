@@ -55,6 +55,18 @@ def descriptor(spec: ParameterSpec) -> ParameterDescriptor:
     return desc
 
 
+def declare_spec(node: Node, spec: ParameterSpec) -> Any:
+    """Declare one parameter from its spec and return its value, converted and checked.
+
+    For a node's parameters outside the tables (e.g. the replay and
+    simulator nodes' ``rate``): the same descriptor (dynamic typing where
+    YAML may give another type) and check (:meth:`ParameterSpec.convert`,
+    ``ValueError`` naming the parameter) as a table's.
+    """
+    value = node.declare_parameter(spec.name, spec.default, descriptor(spec)).value
+    return spec.convert(value)
+
+
 def declare_table_parameters(node: Node, table: type = PipelineConfig,
                              names: Optional[Sequence[str]] = None,
                              defaults: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:

@@ -31,12 +31,18 @@ import cv2
 from cv_bridge import CvBridge
 import numpy as np
 from rclpy.node import Node
-from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
+from rcl_interfaces.msg import ParameterDescriptor
 from sensor_msgs.msg import CameraInfo, Image
 
+from .parameters import declare_spec
 from .runner import run_node
 from . import conversions
 from ..core.camera import CameraModel
+from ..core.parameter_table import ParameterSpec
+
+#: The publishing rate parameter, Hz (0: the caller drives :meth:`publish_pair`).
+RATE = ParameterSpec('rate', float, 'double', 0.0, 'Publishing rate in Hz (0 = driven by the '
+                     'caller).', 'output', low=0.0, high=1000.0, read_only=True)
 
 
 def natural_sort(paths: List[str]) -> List[str]:
@@ -82,15 +88,8 @@ class StereoReplayNode(Node):
         self.right_frame = declare('right_frame_id', 'right_camera_optical_frame',
                                    'frame_id of right images and camera_info.',
                                    read_only=True)
-        rate = declare('rate', 0.0, 'Publishing rate in Hz (0 = driven by the caller).',
-                       floating_point_range=[FloatingPointRange(from_value=0.0,
-                                                                to_value=1000.0)],
-                       read_only=True, dynamic_typing=True)
-        # dynamically typed: -p rate:=2 (YAML's integer) is 2.0; rclpy checks the range of
-        # doubles only, so it is checked here
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1000:
-            raise ValueError(f'parameter rate is {rate!r}; must be a number in [0, 1000] Hz')
-        rate = float(rate)
+        # dynamically typed (-p rate:=2 is YAML's integer), range checked by the spec
+        rate = declare_spec(self, RATE)
         self.loop = declare('loop', False, 'Start again after the last pair.', read_only=True)
         self.pairs = pair_files(left_glob, right_glob)
         self.left_info = conversions.camera_info_msg(

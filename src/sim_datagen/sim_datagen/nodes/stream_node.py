@@ -41,6 +41,8 @@ from typing import List, Tuple
 from builtin_interfaces.msg import Time
 from cv_bridge import CvBridge
 from keypoint_msgs.msg import SampleLabels, SamplerFeedback, SamplerState
+from keypoint_perception.core.parameter_table import ParameterSpec
+from keypoint_perception.nodes.parameters import declare_spec
 from keypoint_perception.nodes.runner import run_node
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -52,6 +54,10 @@ from ..config import load_config
 from ..generator import SampleGenerator
 
 WARN_THROTTLE_S = 5.0
+
+#: The publishing rate parameter, Hz.
+RATE = ParameterSpec('rate', float, 'double', 1.0, 'Target publishing rate in Hz; 0 = as fast '
+                     'as samples render.', 'output', low=0.0, high=1000.0, read_only=True)
 
 #: Timer period with ``rate`` 0 (a timer that is always due; the executor still serves
 #: feedback in between), and while waiting for subscribers then (10 Hz, not a busy core).
@@ -71,14 +77,8 @@ class SimStreamNode(Node):
                    read_only=True)
         self.seed = p('seed', 0, 'Seed of the run; sample i is drawn from '
                       'SeedSequence([seed, i]).', read_only=True, int_range=(0, 2 ** 31 - 1))
-        rate = p('rate', 1.0, 'Target publishing rate in Hz; 0 = as fast as samples render.',
-                 read_only=True, float_range=(0.0, 1000.0), dynamic_typing=True)
-        # dynamically typed: -p rate:=2 (YAML's integer) is 2.0; the range is checked here,
-        # as rclpy checks a double's range only for a double
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1000:
-            raise ValueError(f'parameter rate is {rate!r}; must be a number in [0, 1000] Hz')
-        rate = float(rate)
-        self.rate = rate
+        # dynamically typed (-p rate:=2 is YAML's integer), range checked by the spec
+        self.rate = rate = declare_spec(self, RATE)
         self.max_samples = p('max_samples', 0, 'Stop publishing after this many samples '
                              '(the node stays up for feedback); 0 = no limit.',
                              read_only=True, int_range=(0, 2 ** 31 - 1))
@@ -160,9 +160,8 @@ class SimStreamNode(Node):
     # -- parameters -----------------------------------------------------------------
 
     def _declare(self, name, default, description, read_only=False, float_range=None,
-                 int_range=None, dynamic_typing=False):
-        desc = ParameterDescriptor(description=description, read_only=read_only,
-                                   dynamic_typing=dynamic_typing)
+                 int_range=None):
+        desc = ParameterDescriptor(description=description, read_only=read_only)
         if float_range is not None:
             desc.floating_point_range = [FloatingPointRange(
                 from_value=float(float_range[0]), to_value=float(float_range[1]), step=0.0)]
