@@ -93,23 +93,29 @@ def render_intrinsics(camera: CameraModel) -> np.ndarray:
     Barrel distortion (k1 < 0) makes the distorted image see a wider field of
     view than the pinhole ``K``; the render uses ``K_render`` = ``K`` with the
     focal lengths scaled down (to 99.5 % of the largest scale that fits) so
-    that the border pixels of the distorted image (corners and edge centres,
-    undistorted with the core's lens model) map inside the render.
+    that every border pixel of the distorted image, undistorted with the
+    core's lens model, maps inside the render, and so the whole image (the
+    lens model is monotonic in the radius: a ray inside the border maps
+    inside the border's image).  The extreme of an edge need not lie at a
+    corner or the edge's centre: with strong barrel distortion the edge's
+    undistorted image bulges out between them.
 
     Returns:
         (3, 3) float64 ``K_render``.
     """
     K, w, h = camera.K, camera.width, camera.height
-    pts = np.array([[0, 0], [w - 1, 0], [0, h - 1], [w - 1, h - 1], [(w - 1) / 2, 0],
-                    [(w - 1) / 2, h - 1], [0, (h - 1) / 2], [w - 1, (h - 1) / 2]], np.float64)
-    normalized = undistort_pixels(camera, pts, np.eye(3))
+    xs, ys = np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64)
+    border = np.concatenate([np.c_[xs, np.zeros(w)], np.c_[xs, np.full(w, h - 1.0)],
+                             np.c_[np.zeros(h), ys], np.c_[np.full(h, w - 1.0), ys]])
+    normalized = undistort_pixels(camera, border, np.eye(3))
     scale = 1.0
     for i, (f, c, size) in enumerate(((K[0, 0], K[0, 2], w), (K[1, 1], K[1, 2], h))):
-        for x in normalized[:, i]:
-            if x > 1e-9:
-                scale = min(scale, (size - 1 - c) / (f * x))
-            elif x < -1e-9:
-                scale = min(scale, -c / (f * x))
+        x = normalized[:, i]
+        high, low = x[x > 1e-9], x[x < -1e-9]
+        if high.size:
+            scale = min(scale, float(((size - 1 - c) / (f * high)).min()))
+        if low.size:
+            scale = min(scale, float((-c / (f * low)).min()))
     K_render = K.copy()
     K_render[0, 0] *= 0.995 * scale
     K_render[1, 1] *= 0.995 * scale

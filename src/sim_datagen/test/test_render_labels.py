@@ -16,7 +16,7 @@
 import cv2
 from keypoint_perception.core.camera import CameraModel
 from keypoint_perception.core.distortion import distort_pixels, rectify_points, \
-    unrectify_points
+    undistort_pixels, unrectify_points
 import numpy as np
 import pybullet as p
 import pytest
@@ -315,6 +315,28 @@ def test_distortion_remap_follows_the_core_lens_model():
         # the whole distorted image maps inside the render
         assert map_x.min() >= 0 and map_x.max() <= 639 and map_y.min() >= 0 \
             and map_y.max() <= 479
+
+
+def test_render_covers_edges_that_bulge_between_corner_and_centre():
+    """Strong barrel distortion: an edge's undistorted image bulges out between its corner
+    and its centre, so checking only those (the first version) left pixels near the top
+    edge sampling 0.8 px outside the render (2% of the simulator's distorted samples).
+    """
+    fx = 304.3
+    K = np.array([[fx, 0, 319.5], [0, fx, 239.5], [0, 0, 1]])
+    camera = lens_camera(K, [-0.2236, 0.0325], 640, 480)
+    K_render = render_intrinsics(camera)
+    xs, ys = np.arange(640.0), np.arange(480.0)
+    border = np.concatenate([np.c_[xs, np.zeros(640)], np.c_[xs, np.full(640, 479.0)],
+                             np.c_[np.zeros(480), ys], np.c_[np.full(480, 639.0), ys]])
+    source = undistort_pixels(camera, border, K_render)
+    assert np.isfinite(source).all()
+    assert source.min() >= 0 and source[:, 0].max() <= 639 and source[:, 1].max() <= 479
+    # and it does not shrink the render more than needed: some border pixel comes within
+    # 1% of the render's edge
+    margin = np.minimum.reduce([source[:, 0], 639 - source[:, 0], source[:, 1],
+                                479 - source[:, 1]])
+    assert margin.min() < 0.01 * 480
 
 
 def test_distorted_images_match_their_labels(generator):
