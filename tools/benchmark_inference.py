@@ -51,12 +51,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import List, Sequence
 
 from benchmark_common import cpu_model, load_real_pairs, replace_section, ROOT
 from keypoint_perception.core import backends
 from keypoint_perception.core.config import PipelineConfig
 from keypoint_perception.core.detector import KeypointDetector
-from keypoint_perception.core.pipeline import StereoKeypointPipeline
+from keypoint_perception.core.pipeline import object_windows, StereoKeypointPipeline
 from keypoint_perception.demo import fastdds_profile
 import numpy as np
 import onnxruntime
@@ -126,6 +127,47 @@ def _network_runner(setting, pair):
     return lambda: detector.forward(batch)
 
 
+def network_gmac(model: str = MODEL) -> float:
+    """Multiply-accumulates of the float network on one view, in GMAC (its convolutions)."""
+    detector = KeypointDetector(model, backend='torch')
+    total = []
+
+    def count(module, inputs, output):
+        kh, kw = module.kernel_size
+        total.append(output[0].numel() * module.in_channels // module.groups * kh * kw)
+
+    hooks = [m.register_forward_hook(count) for m in detector.model.modules()
+             if isinstance(m, torch.nn.Conv2d)]
+    width, height = detector.input_size
+    with torch.no_grad():
+        detector.model(torch.zeros(1, detector.config.in_channels, height, width))
+    for hook in hooks:
+        hook.remove()
+    return sum(total) / 1e9
+
+
+def sgemm_gflops(threads: int, size: int = 2048, repeats: int = 10) -> float:
+    """Float32 matrix product speed of ONNX Runtime on this CPU at ``threads`` threads, GFLOP/s.
+
+    A large SGEMM (ONNX Runtime's MLAS, the kernels under its convolutions)
+    runs near the cores' float32 FMA peak: the reference for how close a
+    network's convolutions come to it.  (PyTorch's ``torch.mm`` is no such
+    reference on AMD cores: its MKL reached half of it on the EPYC here.)
+    """
+    from onnx import helper, TensorProto
+    graph = helper.make_graph(
+        [helper.make_node('MatMul', ['a', 'b'], ['c'])], 'sgemm',
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [size, size]) for n in 'ab'],
+        [helper.make_tensor_value_info('c', TensorProto.FLOAT, [size, size])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 17)], ir_version=8)
+    session = onnxruntime.InferenceSession(model.SerializeToString(),
+                                           backends.session_options(threads),
+                                           providers=['CPUExecutionProvider'])
+    a = np.random.default_rng(0).random((size, size), dtype=np.float32)
+    seconds = _timed(lambda: session.run(None, {'a': a, 'b': a}), repeats).min() / 1e3
+    return 2 * size ** 3 / seconds / 1e9
+
+
 def network_latency(pairs, repeats: int) -> list:
     """Rows (setting, quiet ms, busy ms) of the network on one stereo pair (rot180: 4 views)."""
     rows, default_threads = [], torch.get_num_threads()
@@ -166,10 +208,12 @@ def cpu_seconds(pid: int) -> float:
 
 
 def end_to_end(backend: str, seconds: float, rate: float, domain_id: int, log_dir: str,
-               label: str = '', **params) -> dict:
+               label: str = '', second_look: Sequence[int] = (), **params) -> dict:
     """Feed the node the real pairs at ``rate`` Hz for ``seconds``; measure what comes out.
 
-    ``params``: node parameters other than the defaults.
+    ``second_look``: indices of the pairs with a second look (for
+    :func:`latency_figures`); ``params``: node parameters other than the
+    defaults.
     """
     sets, _ = load_sets()
     params = dict({'backend': backend, 'num_threads': '0', 'test_time_augmentation': 'auto',
@@ -187,7 +231,7 @@ def end_to_end(backend: str, seconds: float, rate: float, domain_id: int, log_di
             harness.send(messages)
             harness.wait_published(stamp_to_ns(stamp), 2.0)
             k += 1
-        sent = {}
+        sent, pair_of = {}, {}
         harness.published_order.clear()
         cpu_start = cpu_seconds(harness.proc.pid)
         start = time.monotonic()
@@ -201,6 +245,7 @@ def end_to_end(backend: str, seconds: float, rate: float, domain_id: int, log_di
             for message in messages.values():
                 message.header.stamp = stamp
             sent[stamp_to_ns(stamp)] = time.monotonic()
+            pair_of[stamp_to_ns(stamp)] = k % len(sets)
             harness.send(messages)
             k += 1
         elapsed = time.monotonic() - start
@@ -208,13 +253,65 @@ def end_to_end(backend: str, seconds: float, rate: float, domain_id: int, log_di
         harness.spin(2.0)
         received = [s for s in harness.published_order if s in sent]
         latencies = np.asarray([harness.received_at[s] - sent[s] for s in received]) * 1e3
+        pair_index = np.asarray([pair_of[s] for s in received], dtype=int)
         in_time = [s for s in received if harness.received_at[s] <= start + elapsed]
-    return {'sent': len(sent), 'processed': len(received),
-            'pairs_per_s': len(in_time) / elapsed,
-            'node_cpu_ms': 1e3 * cpu / max(1, len(in_time)),
-            'latency_mean': float(latencies.mean()) if len(latencies) else float('nan'),
-            'latency_p50': float(np.percentile(latencies, 50)) if len(latencies) else np.nan,
-            'latency_p95': float(np.percentile(latencies, 95)) if len(latencies) else np.nan}
+    return dict({'sent': len(sent), 'processed': len(received),
+                 'pairs_per_s': len(in_time) / elapsed,
+                 'node_cpu_ms': 1e3 * cpu / max(1, len(in_time))},
+                **latency_figures(latencies, pair_index, second_look))
+
+
+def latency_figures(latencies: np.ndarray, pair_index: np.ndarray,
+                    second_look: Sequence[int] = ()) -> dict:
+    """Summary of end-to-end latencies (ms): overall, by content and per pair.
+
+    Args:
+        latencies: (N,) milliseconds, one per received pair.
+        pair_index: (N,) int, which of the real pairs each one was.
+        second_look: indices of the pairs on which the pipeline takes its
+            second look (:func:`second_look_pairs`).
+
+    Returns:
+        ``latency_mean``, ``latency_p50``, ``latency_p95`` over all pairs;
+        ``second_look_mean`` and ``first_look_mean``: the mean over the
+        pairs with and without a second look (NaN where there are none);
+        ``steady_p95_ratio``: p95 / mean of each real pair's own latencies,
+        the largest over the pairs (the jitter a camera sees that keeps
+        looking at one scene, without the content's share).
+    """
+    if not len(latencies):
+        nan = float('nan')
+        return dict.fromkeys(('latency_mean', 'latency_p50', 'latency_p95', 'second_look_mean',
+                              'first_look_mean', 'steady_p95_ratio'), nan)
+    second = np.isin(pair_index, list(second_look))
+    ratios = [np.percentile(latencies[pair_index == k], 95) / latencies[pair_index == k].mean()
+              for k in np.unique(pair_index) if (pair_index == k).sum() >= 5]
+    return {'latency_mean': float(latencies.mean()),
+            'latency_p50': float(np.percentile(latencies, 50)),
+            'latency_p95': float(np.percentile(latencies, 95)),
+            'second_look_mean': float(latencies[second].mean()) if second.any() else np.nan,
+            'first_look_mean': float(latencies[~second].mean()) if (~second).any() else np.nan,
+            'steady_p95_ratio': float(max(ratios, default=np.nan))}
+
+
+def second_look_pairs(pairs, cameras, model: str = MODEL) -> List[int]:
+    """Indices of the real pairs on which the node's defaults take the second look.
+
+    The first look's result gives windows (:func:`~.pipeline.object_windows`)
+    only where the zoom gains enough resolution (:func:`~.roi.roi_around`).
+    """
+    detector = KeypointDetector(model, backend='onnxruntime')
+    config = PipelineConfig(input_rectified=False)
+    pipeline = StereoKeypointPipeline(detector, config)
+    chosen = []
+    for k, (left, right) in enumerate(pairs):
+        first = pipeline.look(left, right, *cameras)
+        sizes = [(image.shape[1], image.shape[0]) for image in (left, right)]
+        if first.valid.any() and object_windows(first, detector.object_class, sizes,
+                                                detector.input_size, *cameras,
+                                                config) is not None:
+            chosen.append(k)
+    return chosen
 
 
 def gpu_batches(pairs, device: str, repeats: int) -> list:
@@ -253,11 +350,16 @@ def _setting_name(setting) -> str:
             f'thread{"s" if threads > 1 else ""}, spinning {"on" if spinning else "off"}')
 
 
+def _pair_names(indices: Sequence[int]) -> str:
+    """'01, 07': the real pairs' file numbers (left01.jpg is index 0), or 'none'."""
+    return ', '.join(f'{k + 1:02d}' for k in indices) or 'none'
+
+
 def _verdict(ok: bool) -> str:
     return 'met' if ok else '**not met**'
 
 
-def targets(network, ros) -> list:
+def targets(network, ros, gmac: float = float('nan'), sgemm=None) -> list:
     """Markdown list: each target of issue 19 with the measured value and whether it is met."""
     lines = []
     quiet_network = {setting: quiet.mean() for setting, quiet, _ in network}
@@ -275,6 +377,11 @@ def targets(network, ros) -> list:
                      f'{torch_default[1]} threads, vs the ONNX Runtime default, {policy[1]} '
                      f'thread(s)): {speedups[0]:.2f}x quiet, {speedups[1]:.2f}x with a busy '
                      f'neighbour; {single:.2f}x at 1 thread each: {_verdict(speedups[0] >= 2)}')
+        if sgemm and policy[1] in sgemm:
+            ceiling = sgemm[policy[1]] / (8 * gmac / quiet_network[torch_default] * 1e3)
+            lines.append(f'  (at most {ceiling:.2f}x for any float32 network: the float32 '
+                         f'matrix product\'s speed on {policy[1]} thread(s), '
+                         f'{sgemm[policy[1]]:.0f} GFLOP/s, over PyTorch\'s on the network)')
         if int8 in quiet_network:
             faster = [quiet_network[torch_default] / quiet_network[int8],
                       busy_network[torch_default] / busy_network[int8]]
@@ -287,6 +394,8 @@ def targets(network, ros) -> list:
         lines.append(f'- network latency with a busy neighbour <= 1.5x quiet (ONNX Runtime '
                      f'default): {ratio:.2f}x: {_verdict(ratio <= 1.5)}')
     for label, name in (('onnxruntime', 'node defaults'),
+                        ('onnxruntime, second look without augmentation',
+                         'roi_augmentation false'),
                         ('onnxruntime, 8-bit', f'node defaults, model {INT8_MODEL}'),
                         ('onnxruntime, 8-bit, second look without augmentation',
                          f'model {INT8_MODEL}, roi_augmentation false'),
@@ -305,8 +414,10 @@ def targets(network, ros) -> list:
                      f'{_verdict(best >= 15 or bool(kept))}')
         target = [(rate, r) for rate, r in quiet if rate == min(q[0] for q in quiet)]
         ratios = [r['latency_p95'] / r['latency_mean'] for _, r in target]
+        steady = [r['steady_p95_ratio'] for _, r in target]
         lines.append(f'- p95 latency <= 1.5x the mean ({name}, quiet, {target[0][0]:g} Hz): '
-                     f'{", ".join(f"{x:.2f}" for x in ratios)}: {_verdict(max(ratios) <= 1.5)}')
+                     f'{", ".join(f"{x:.2f}" for x in ratios)}: {_verdict(max(ratios) <= 1.5)} '
+                     f'(steady scene: {", ".join(f"{x:.2f}" for x in steady)})')
         busy = {rate: r for lab, rate, b, r in ros if lab == label and b}
         growth = [busy[rate]['latency_mean'] / r['latency_mean'] for rate, r in target
                   if rate in busy]
@@ -316,7 +427,8 @@ def targets(network, ros) -> list:
     return lines
 
 
-def section(args, network, stages, ros, gpu, loads) -> str:
+def section(args, network, stages, ros, gpu, loads, gmac=float('nan'),
+            sgemm=None) -> str:
     """Markdown of the ``inference`` section."""
     lines = [
         BEGIN, '### Inference backends and threads (issue 19)', '',
@@ -328,12 +440,20 @@ def section(args, network, stages, ros, gpu, loads) -> str:
         'again. Other jobs shared the machine: 1-minute load average '
         f'{", ".join(loads)} during the parts below.', '',
         f'**Network**, one stereo pair (4 views, 256x192), mean / p95 ms over {args.repeats} '
-        'runs:', '',
-        '| backend, threads | quiet | busy neighbour | busy / quiet |',
-        '|---|---|---|---|']
+        f'runs; "GFLOP/s": the float network\'s {gmac:.3f} GMAC per view x 4 views x 2 '
+        'FLOP per MAC / quiet mean time (the 8-bit copy does the same arithmetic in '
+        'integers):', '',
+        '| backend, threads | quiet | busy neighbour | busy / quiet | GFLOP/s, quiet |',
+        '|---|---|---|---|---|']
     for setting, quiet, busy in network:
         lines.append(f'| {_setting_name(setting)} | {_ms(quiet)} | {_ms(busy)} | '
-                     f'{busy.mean() / quiet.mean():.2f} |')
+                     f'{busy.mean() / quiet.mean():.2f} | '
+                     f'{8 * gmac / quiet.mean() * 1e3:.0f} |')
+    if sgemm:
+        speeds = ', '.join(f'{g:.0f} GFLOP/s at {n} thread{"s" if n > 1 else ""}'
+                           for n, g in sorted(sgemm.items()))
+        lines += ['', 'For comparison, a float32 matrix product (2048 x 2048, ONNX Runtime) on '
+                  f'this CPU: {speeds}: the speed float32 arithmetic reaches here.']
     lines += [
         '', 'The node\'s defaults (`num_threads: 0`): ONNX Runtime with every core and spinning '
         'off (chosen on the end-to-end table: alone, 2 threads slow down more with a busy '
@@ -353,17 +473,26 @@ def section(args, network, stages, ros, gpu, loads) -> str:
         'defaults: best-effort inputs, the newest pair wins when the node is behind) fed the '
         f'13 real pairs (grey 640x480) at each camera rate for {args.seconds:g} s over DDS by '
         '`tools/stereo_harness.py` (a Python publisher on the same 2 cores); `keypoints_3d` '
-        'messages per second and publish-to-`keypoints_3d` latency (mean / p50 / p95 ms):', '',
+        'messages per second and publish-to-`keypoints_3d` latency (mean / p50 / p95 ms). '
+        '"Second look / first only": the mean latency of the pairs on which the defaults take '
+        'the second, zoomed look (pair '
+        + ', '.join(sorted({_pair_names(r['second_look_pairs']) for *_, r in ros}))
+        + ' of 13) and of the others. "Steady scene": p95 / mean of each pair\'s own '
+        'latencies, the largest over the 13 pairs (what a camera that keeps looking at one '
+        'scene sees):', '',
         '| backend | camera | load | pairs/s | latency mean / p50 / p95 | p95 / mean | '
-        'sent / processed | node CPU per pair |', '|---|---|---|---|---|---|---|---|']
+        'second look / first only | steady scene, p95 / mean | sent / processed | '
+        'node CPU per pair |', '|---|---|---|---|---|---|---|---|---|---|']
     for backend, rate, busy, r in ros:
         lines.append(f'| {backend} | {rate:g} Hz | {"busy neighbour" if busy else "quiet"} | '
                      f'{r["pairs_per_s"]:.1f} | {r["latency_mean"]:.0f} / '
                      f'{r["latency_p50"]:.0f} / {r["latency_p95"]:.0f} | '
                      f'{r["latency_p95"] / r["latency_mean"]:.2f} | '
+                     f'{r["second_look_mean"]:.0f} / {r["first_look_mean"]:.0f} | '
+                     f'{r["steady_p95_ratio"]:.2f} | '
                      f'{r["sent"]} / {r["processed"]} | {r["node_cpu_ms"]:.0f} ms |')
     lines += ['', '**Targets** (issue 19, 2 CPU cores, lite model with rot180), from the tables '
-              'above:', ''] + targets(network, ros)
+              'above:', ''] + targets(network, ros, gmac, sgemm)
     if gpu:
         lines += ['', '**GPU**, stereo pairs per batch (rot180: 4 views per pair):', '',
                   '| backend | pairs per batch | pairs/s | p50 ms | p95 ms |',
@@ -399,9 +528,12 @@ def main(argv=None):
     pairs, cameras = load_real_pairs()
     loads = []
     network, stages, ros, gpu = [], {}, [], []
+    gmac, sgemm = float('nan'), {}
     if 'network' not in args.skip:
         loads.append(load_average())
         network = network_latency(pairs, args.repeats)
+        gmac = network_gmac()
+        sgemm = {n: sgemm_gflops(n) for n in (1, 2)}
     if 'stages' not in args.skip:
         loads.append(load_average())
         for label, backend, model in PIPELINES:
@@ -420,22 +552,29 @@ def main(argv=None):
         runs.append(('onnxruntime, 1 thread', 'onnxruntime', {'num_threads': '1'},
                      min(args.rates)))
         # the latency tail: the second look at half the network time, and none at all
+        runs.append(('onnxruntime, second look without augmentation', 'onnxruntime',
+                     {'model': MODEL, 'roi_augmentation': 'false'}, min(args.rates)))
         for label, params in (('second look without augmentation', {'roi_augmentation': 'false'}),
                               ('no second look', {'roi_refinement': 'off'})):
             runs.append((f'onnxruntime, 8-bit, {label}', 'onnxruntime',
                          dict(params, model=INT8_MODEL), min(args.rates)))
+        second_look = {model: second_look_pairs(pairs, cameras, model)
+                       for model in (MODEL, INT8_MODEL)}
+        print(f'pairs with a second look: {second_look}', flush=True)
         with tempfile.TemporaryDirectory() as log_dir:
             for label, backend, params, rate in runs:
                 for busy in (False, True):
+                    chosen = second_look[params.get('model', MODEL)]
                     with busy_neighbour(busy):
                         result = end_to_end(backend, args.seconds, rate, args.domain_id,
-                                            log_dir, label, **params)
+                                            log_dir, label, chosen, **params)
+                    result['second_look_pairs'] = chosen
                     ros.append((label, rate, busy, result))
                     print(f'ros {label} {rate:g} Hz busy={busy}: {result}', flush=True)
     if torch.cuda.is_available():
         gpu = gpu_batches(pairs, 'cuda:0', args.repeats)
     loads.append(load_average())
-    text = section(args, network, stages, ros, gpu, loads)
+    text = section(args, network, stages, ros, gpu, loads, gmac, sgemm)
     print(text)
     if args.write_doc:
         if args.skip:
