@@ -318,9 +318,12 @@ def test_distortion_remap_follows_the_core_lens_model():
 
 
 def test_render_covers_edges_that_bulge_between_corner_and_centre():
-    """Strong barrel distortion: an edge's undistorted image bulges out between its corner
-    and its centre, so checking only those (the first version) left pixels near the top
-    edge sampling 0.8 px outside the render (2% of the simulator's distorted samples).
+    """Strong barrel distortion: every border pixel samples inside the render.
+
+    An edge's undistorted image bulges out between its corner and its centre,
+    so checking only those (the first version) left pixels near the top edge
+    sampling 0.8 px outside the render (2% of the simulator's distorted
+    samples).
     """
     fx = 304.3
     K = np.array([[fx, 0, 319.5], [0, fx, 239.5], [0, 0, 1]])
