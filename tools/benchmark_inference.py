@@ -31,8 +31,10 @@ a robot computer would):
    rate (``--rates``) for ``--seconds`` over DDS; keypoints_3d messages per
    second, publish-to-result latency (mean, p50, p95) and the node's CPU time
    per pair;
-4. ``gpu`` (only where CUDA is available): stereo pairs per second and
-   p50/p95 latency at batch sizes 1 to 32 for each backend.
+4. ``gpu`` (where CUDA is available, or on ``--batch-device``): stereo
+   pairs per second and p50/p95 latency at batch sizes 1 to 32 for each
+   backend, of the network alone and of the whole pipeline
+   (:meth:`StereoKeypointPipeline.process_batch`).
 
 Usage (from the repository root)::
 
@@ -314,8 +316,14 @@ def second_look_pairs(pairs, cameras, model: str = MODEL) -> List[int]:
     return chosen
 
 
-def gpu_batches(pairs, device: str, repeats: int) -> list:
-    """Rows (backend, batch, pairs/s, p50 ms, p95 ms) at batch sizes 1..32 on a GPU."""
+def gpu_batches(pairs, cameras, device: str, repeats: int) -> list:
+    """Rows at batch sizes 1..32 on a GPU: the network alone and the whole pipeline.
+
+    Each row: (backend, pairs per batch, network pairs/s, network p50 ms,
+    network p95 ms, pipeline pairs/s, pipeline p50 ms, pipeline p95 ms); the
+    pipeline is :meth:`StereoKeypointPipeline.process_batch` with the node's
+    defaults (both looks batched on the GPU, the rest on one CPU thread).
+    """
     rows = []
     for backend in ('torch', 'onnxruntime'):
         try:
@@ -323,17 +331,22 @@ def gpu_batches(pairs, device: str, repeats: int) -> list:
         except (RuntimeError, ValueError) as e:  # e.g. onnxruntime without CUDA provider
             print(f'gpu {backend}: skipped ({e})', flush=True)
             continue
-        for batch_pairs in (1, 2, 4, 8, 16, 32):
-            images = [pairs[i % len(pairs)][side] for i in range(batch_pairs) for side in (0, 1)]
+        pipeline = StereoKeypointPipeline(detector, PipelineConfig(input_rectified=False))
 
-            def run():
-                detector.forward(detector.preprocess(images))
-                if device.startswith('cuda'):
-                    torch.cuda.synchronize()
-            times = _timed(run, repeats)
-            rows.append((detector.backend.describe(), batch_pairs,
-                         batch_pairs * 1e3 / times.mean(), np.percentile(times, 50),
-                         np.percentile(times, 95)))
+        def synchronize():
+            if device.startswith('cuda'):
+                torch.cuda.synchronize()
+        for batch_pairs in (1, 2, 4, 8, 16, 32):
+            chosen = [pairs[i % len(pairs)] for i in range(batch_pairs)]
+            images = [image for pair in chosen for image in pair]
+            network = _timed(lambda: (detector.forward(detector.preprocess(images)),
+                                      synchronize()), repeats)
+            whole = _timed(lambda: pipeline.process_batch(chosen, [cameras] * batch_pairs),
+                           repeats)
+            rows.append((detector.backend.describe(), batch_pairs)
+                        + tuple(x for times in (network, whole) for x in (
+                            batch_pairs * 1e3 / times.mean(), np.percentile(times, 50),
+                            np.percentile(times, 95))))
             print(f'gpu {rows[-1]}', flush=True)
     return rows
 
@@ -494,11 +507,16 @@ def section(args, network, stages, ros, gpu, loads, gmac=float('nan'),
     lines += ['', '**Targets** (issue 19, 2 CPU cores, lite model with rot180), from the tables '
               'above:', ''] + targets(network, ros, gmac, sgemm)
     if gpu:
-        lines += ['', '**GPU**, stereo pairs per batch (rot180: 4 views per pair):', '',
-                  '| backend | pairs per batch | pairs/s | p50 ms | p95 ms |',
-                  '|---|---|---|---|---|']
-        lines += [f'| {b} | {n} | {rate:.0f} | {p50:.1f} | {p95:.1f} |'
-                  for b, n, rate, p50, p95 in gpu]
+        lines += ['', f'**Batches** on {args.batch_device or "cuda:0"}, stereo pairs per '
+                  'batch of the real sequence (rot180: 4 views per pair); "network": '
+                  'preprocessing and the network; "pipeline": '
+                  '`StereoKeypointPipeline.process_batch` with the node\'s defaults (both '
+                  'looks batched, decoding, triangulation and fit on one CPU thread):', '',
+                  '| backend | pairs per batch | network pairs/s | p50 / p95 ms | '
+                  'pipeline pairs/s | p50 / p95 ms |', '|---|---|---|---|---|---|']
+        lines += [f'| {b} | {n} | {rate:.0f} | {p50:.1f} / {p95:.1f} | {whole:.0f} | '
+                  f'{w50:.1f} / {w95:.1f} |'
+                  for b, n, rate, p50, p95, whole, w50, w95 in gpu]
     lines.append(END)
     return '\n'.join(lines) + '\n'
 
@@ -519,6 +537,9 @@ def main(argv=None):
                         default=int(os.environ.get('ROS_DOMAIN_ID', '77')))
     parser.add_argument('--skip', nargs='*', default=[], choices=('network', 'stages', 'ros'),
                         help='parts not to run (for a quick look; not with --write-doc)')
+    parser.add_argument('--batch-device', default=None,
+                        help='device of the batch table (default: cuda:0 where CUDA is '
+                             'available, else no table; "cpu" for a look on this machine)')
     parser.add_argument('--write-doc', action='store_true')
     args = parser.parse_args(argv)
     os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
@@ -571,8 +592,9 @@ def main(argv=None):
                     result['second_look_pairs'] = chosen
                     ros.append((label, rate, busy, result))
                     print(f'ros {label} {rate:g} Hz busy={busy}: {result}', flush=True)
-    if torch.cuda.is_available():
-        gpu = gpu_batches(pairs, 'cuda:0', args.repeats)
+    batch_device = args.batch_device or ('cuda:0' if torch.cuda.is_available() else None)
+    if batch_device:
+        gpu = gpu_batches(pairs, cameras, batch_device, args.repeats)
     loads.append(load_average())
     text = section(args, network, stages, ros, gpu, loads, gmac, sgemm)
     print(text)

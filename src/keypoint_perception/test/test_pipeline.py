@@ -119,8 +119,48 @@ def test_second_look_without_augmentation_runs_the_network_once_per_view(detecto
         assert np.all(symmetric_errors(view.uv, project(cam.P, truth), sym) < 1.5)
 
 
+def test_batched_pairs_give_each_pair_its_own_result(detector, monkeypatch):
+    """process_batch: two network batches for three pairs, the results of process one by one.
+
+    Pairs: a near board that fills the view (no second look), a far one (a
+    second look) and the far one with a corner painted over in the right
+    view (a second look, completion).  Fails if a pair's maps, windows or
+    cameras are mixed up with another's in the batch, or if the second
+    looks are not batched.
+    """
+    near = _render_board_pair(depth=0.35, tilt_deg=10.0)
+    far = _render_board_pair()
+    corner = project(far[3].P, far[4])[0]
+    x, y = int(corner[0]), int(corner[1])
+    occluded = far[1].copy()
+    occluded[y - 20:y + 20, x - 20:x + 20] = 128
+    pairs = [near[:2], far[:2], (far[0], occluded)]
+    cameras = [near[2:4], far[2:4], far[2:4]]
+    pipe = StereoKeypointPipeline(detector, PipelineConfig(input_rectified=False,
+                                                           roi_refinement='always'))
+    alone = [pipe.process(*images, *rig) for images, rig in zip(pairs, cameras)]
+    sizes = []
+    run = detector.backend.run
+    monkeypatch.setattr(detector.backend, 'run', lambda batch: sizes.append(len(batch))
+                        or run(batch))
+    batched = pipe.process_batch(pairs, cameras)
+    # rot180: 3 pairs x 2 views x 2 looks, then the two far pairs' windows
+    assert sizes == [12, 8]
+    assert [r.left.roi is None for r in batched] == [True, False, False]
+    for one, many in zip(alone, batched):
+        np.testing.assert_array_equal(one.valid, many.valid)
+        for a, b in ((one.left, many.left), (one.right, many.right)):
+            np.testing.assert_allclose(a.uv, b.uv, atol=0.01)
+        np.testing.assert_allclose(one.xyz, many.xyz, atol=1e-4)
+        assert set(many.timings_ms) == set(one.timings_ms)
+    assert batched[0].valid.all() and batched[1].valid.all()
+    with pytest.raises(ValueError, match='3 stereo pairs but 2 camera pairs'):
+        pipe.process_batch(pairs, cameras[:2])
+    assert pipe.process_batch([], []) == []
+
+
 #: The stages StereoKeypointPipeline.look chains, by their names in the pipeline module.
-STAGES = ('observe_pair', 'decode_view', 'select_across_views', 'triangulate_pair',
+STAGES = ('observe_pairs', 'decode_view', 'select_across_views', 'triangulate_pair',
           'verify_against_template', 'complete_from_fit')
 
 

@@ -30,7 +30,7 @@ each view (:func:`object_windows`).  Every parameter comes from one
 
 from dataclasses import dataclass, field
 import time
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -39,7 +39,8 @@ from .config import PipelineConfig
 from .distortion import unrectify_points
 from .objects import ObjectClass
 from .roi import PixelWindow, roi_around
-from .stereo_stages import observe_pair, select_across_views, StereoBeliefs, triangulate_pair
+from .stereo_stages import observe_pair, observe_pairs, select_across_views, StereoBeliefs, \
+    triangulate_pair
 from .template_stages import complete_from_fit, verify_against_template
 from .views import decode_view, ViewKeypoints
 
@@ -176,28 +177,83 @@ class StereoKeypointPipeline:
             add ``roi_pass`` (milliseconds of the second look, 0 when
             skipped).
         """
+        return self.process_batch([(left_image, right_image)], [(left_camera, right_camera)],
+                                  None if observed is None else [observed])[0]
+
+    def process_batch(self, pairs: Sequence[Tuple[np.ndarray, np.ndarray]],
+                      cameras: Sequence[Tuple[CameraModel, CameraModel]],
+                      observed: Optional[Sequence[StereoBeliefs]] = None
+                      ) -> List[StereoResult]:
+        """:meth:`process` for N stereo pairs, with their network passes batched.
+
+        The first looks of all pairs run in one network batch
+        (:func:`~.stereo_stages.observe_pairs`, 2N views), then each pair's
+        decoding, triangulation and fit; the second looks the pairs take
+        run in one more batch.  Each result is :meth:`process`'s on its
+        pair alone up to the backend's batch arithmetic (float32 round-off
+        in the belief maps): the batched path for a GPU or for offline
+        data.
+
+        Args:
+            pairs: N (left, right) images as for :meth:`process` (not
+                changed); pairs may differ in size.
+            cameras: N (left_camera, right_camera) calibrations.
+            observed: None, or the N pairs' first-look observe stages.
+
+        Returns:
+            N new :class:`StereoResult`; ``preprocess`` and ``network``
+            timings are each pair's share of its batch.
+
+        Raises:
+            ValueError: ``cameras`` or ``observed`` of another length than
+                ``pairs``.
+        """
         config = self.config
-        result = self.look(left_image, right_image, left_camera, right_camera,
-                           observed=observed)
+        if len(cameras) != len(pairs) or (observed is not None and len(observed) != len(pairs)):
+            raise ValueError(f'{len(pairs)} stereo pairs but {len(cameras)} camera pairs'
+                             + ('' if observed is None else f' and {len(observed)} observed'))
+        if observed is None:
+            observed = observe_pairs(self.detector, pairs)
+        results = [self.look(*images, *rig, observed=seen)
+                   for images, rig, seen in zip(pairs, cameras, observed)]
         if config.roi_refinement == 'off':
-            return result
+            return results
+        windows, roi_ms = [], []
+        for result, images, rig in zip(results, pairs, cameras):
+            t0 = time.perf_counter()
+            windows.append(self._second_look_windows(result, images, rig))
+            roi_ms.append((time.perf_counter() - t0) * 1e3)
+        taken = [k for k, pair_windows in enumerate(windows) if pair_windows is not None]
         t0 = time.perf_counter()
+        second_observed = dict(zip(taken, observe_pairs(
+            self.detector, [pairs[k] for k in taken], [windows[k] for k in taken],
+            config.roi_augmentation)))
+        share_ms = (time.perf_counter() - t0) * 1e3 / max(1, len(taken))
+        out = []
+        for k, result in enumerate(results):
+            timings = dict(result.timings_ms)
+            if k in second_observed:
+                t0 = time.perf_counter()
+                second = self.look(*pairs[k], *cameras[k], windows[k], second_observed[k])
+                if second.valid.sum() >= result.valid.sum():
+                    result = second
+                roi_ms[k] += share_ms + (time.perf_counter() - t0) * 1e3
+            timings['roi_pass'] = roi_ms[k]
+            out.append(StereoResult(result.left, result.right, result.xyz, result.valid,
+                                    result.reprojection_error_px, result.confidence,
+                                    result.pose, result.pose_rmse, timings))
+        return out
+
+    def _second_look_windows(self, result: StereoResult, images, rig
+                             ) -> Optional[Tuple[PixelWindow, PixelWindow]]:
+        """Return the second look's windows for a first look's result, or None when not taken."""
+        config = self.config
         wanted = config.roi_refinement == 'always' or not result.valid.all()
-        sizes = [(image.shape[1], image.shape[0]) for image in (left_image, right_image)]
-        windows = (object_windows(result, self.detector.object_class, sizes,
-                                  self.detector.input_size, left_camera, right_camera, config)
-                   if wanted and result.valid.any() else None)
-        timings = dict(result.timings_ms)
-        if windows is not None:
-            second = self.look(left_image, right_image, left_camera, right_camera, windows,
-                               observe_pair(self.detector, left_image, right_image, windows,
-                                            config.roi_augmentation))
-            if second.valid.sum() >= result.valid.sum():
-                result = second
-        timings['roi_pass'] = (time.perf_counter() - t0) * 1e3
-        return StereoResult(result.left, result.right, result.xyz, result.valid,
-                            result.reprojection_error_px, result.confidence, result.pose,
-                            result.pose_rmse, timings)
+        if not (wanted and result.valid.any()):
+            return None
+        sizes = [(image.shape[1], image.shape[0]) for image in images]
+        return object_windows(result, self.detector.object_class, sizes,
+                              self.detector.input_size, *rig, config)
 
     def look(self, left_image: np.ndarray, right_image: np.ndarray, left_camera: CameraModel,
              right_camera: CameraModel, rois: Optional[Sequence[PixelWindow]] = None,

@@ -17,7 +17,7 @@ Each stage is a function that returns new frozen values and changes
 nothing it is given:
 
 * :func:`observe_pair` -- the network on both views (or windows of them):
-  :class:`StereoBeliefs`;
+  :class:`StereoBeliefs` (:func:`observe_pairs`: N pairs in one batch);
 * decode -- :func:`~.views.decode_view` on each view:
   :class:`~.views.KeypointCandidates`;
 * :func:`select_across_views` -- one left/right peak per keypoint that
@@ -31,7 +31,7 @@ The template stages that follow are in :mod:`.template_stages`.
 
 from dataclasses import dataclass
 import time
-from typing import Mapping, Optional, Sequence
+from typing import List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -118,17 +118,53 @@ def observe_pair(detector, left_image: np.ndarray, right_image: np.ndarray,
     Returns:
         new :class:`StereoBeliefs`.
     """
-    images = (left_image, right_image)
+    return observe_pairs(detector, [(left_image, right_image)], [rois], augment)[0]
+
+
+def observe_pairs(detector, pairs: Sequence[Tuple[np.ndarray, np.ndarray]],
+                  rois: Optional[Sequence[Optional[Sequence[PixelWindow]]]] = None,
+                  augment: bool = True) -> List[StereoBeliefs]:
+    """Observe stage of N stereo pairs: the network on their 2N views in one batch.
+
+    One forward pass for all views (2N, or 4N with a doubling test-time
+    augmentation) is what keeps a GPU busy; each view's maps are those of
+    :func:`observe_pair` on its pair alone, up to the backend's batch
+    arithmetic (float32 round-off).
+
+    Args:
+        detector: a :class:`~.detector.KeypointDetector`.
+        pairs: N (left, right) images, (H, W, 3) uint8 RGB or (H, W) grey
+            (not changed); pairs may differ in size.
+        rois: None (whole images) or, per pair, None or its two windows.
+        augment: as for :func:`observe_pair`.
+
+    Returns:
+        N new :class:`StereoBeliefs`; their ``timings_ms`` are the batch's
+        preprocess and network wall time divided by N (each pair's share).
+
+    Raises:
+        ValueError: ``rois`` of another length than ``pairs``.
+    """
+    if rois is None:
+        rois = [None] * len(pairs)
+    if len(rois) != len(pairs):
+        raise ValueError(f'{len(rois)} window pairs for {len(pairs)} stereo pairs')
+    if not pairs:
+        return []
+    images = [image for pair in pairs for image in pair]
+    windows = [roi for pair_rois in rois
+               for roi in ((None, None) if pair_rois is None else tuple(pair_rois))]
     t0 = time.perf_counter()
-    batch = detector.preprocess(images, rois)
+    batch = detector.preprocess(images, windows)
     t1 = time.perf_counter()
     beliefs = detector.forward(batch, augment)
     t2 = time.perf_counter()
-    rois = (None, None) if rois is None else tuple(rois)
+    share = {'preprocess': (t1 - t0) * 1e3 / len(pairs), 'network': (t2 - t1) * 1e3 / len(pairs)}
     views = [ViewBeliefs(maps, PixelWindow.whole(img) if roi is None else PixelWindow(*roi), roi)
-             for maps, img, roi in zip(beliefs, images, rois)]
-    return StereoBeliefs(views[0], views[1], detector.cell_size_px(views[0].window.width),
-                         {'preprocess': (t1 - t0) * 1e3, 'network': (t2 - t1) * 1e3})
+             for maps, img, roi in zip(beliefs, images, windows)]
+    return [StereoBeliefs(views[2 * k], views[2 * k + 1],
+                          detector.cell_size_px(views[2 * k].window.width), dict(share))
+            for k in range(len(pairs))]
 
 
 def select_across_views(left: KeypointCandidates, right: KeypointCandidates,
