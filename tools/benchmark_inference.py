@@ -60,11 +60,8 @@ from keypoint_perception.core import backends
 from keypoint_perception.core.config import PipelineConfig
 from keypoint_perception.core.detector import KeypointDetector
 from keypoint_perception.core.pipeline import object_windows, StereoKeypointPipeline
-from keypoint_perception.demo import fastdds_profile
 import numpy as np
 import onnxruntime
-from soak import load_sets
-from stereo_harness import NodeHarness, stamp_to_ns
 import torch
 
 DOC = os.path.join(ROOT, 'docs', 'benchmarks.md')
@@ -217,6 +214,9 @@ def end_to_end(backend: str, seconds: float, rate: float, domain_id: int, log_di
     :func:`latency_figures`); ``params``: node parameters other than the
     defaults.
     """
+    # ROS 2 only here: the other parts run where rclpy is missing (a GPU machine)
+    from soak import load_sets
+    from stereo_harness import NodeHarness, stamp_to_ns
     sets, _ = load_sets()
     params = dict({'backend': backend, 'num_threads': '0', 'test_time_augmentation': 'auto',
                    'input_rectified': 'false', 'reliable_qos': 'false'}, **params)
@@ -543,9 +543,11 @@ def main(argv=None):
     parser.add_argument('--write-doc', action='store_true')
     args = parser.parse_args(argv)
     os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
-    if not os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE') and fastdds_profile():
-        # the Fast DDS profile keypoints-demo and the launch file use for large images
-        os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = fastdds_profile()
+    if 'ros' not in args.skip:
+        from keypoint_perception.demo import fastdds_profile
+        if not os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE') and fastdds_profile():
+            # the Fast DDS profile keypoints-demo and the launch file use for large images
+            os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = fastdds_profile()
     pairs, cameras = load_real_pairs()
     loads = []
     network, stages, ros, gpu = [], {}, [], []
