@@ -59,7 +59,7 @@ from benchmark_common import cpu_model, load_real_pairs, replace_section, ROOT
 from keypoint_perception.core import backends
 from keypoint_perception.core.config import PipelineConfig
 from keypoint_perception.core.detector import KeypointDetector
-from keypoint_perception.core.pipeline import object_windows, StereoKeypointPipeline
+from keypoint_perception.core.pipeline import StereoKeypointPipeline
 import numpy as np
 import onnxruntime
 import torch
@@ -296,24 +296,20 @@ def latency_figures(latencies: np.ndarray, pair_index: np.ndarray,
             'steady_p95_ratio': float(max(ratios, default=np.nan))}
 
 
-def second_look_pairs(pairs, cameras, model: str = MODEL) -> List[int]:
-    """Indices of the real pairs on which the node's defaults take the second look.
+def second_look_pairs(pairs, cameras, model: str = MODEL,
+                      roi_refinement: str = 'always') -> List[int]:
+    """Indices of the real pairs on which the pipeline takes the second look.
 
-    The first look's result gives windows (:func:`~.pipeline.object_windows`)
-    only where the zoom gains enough resolution (:func:`~.roi.roi_around`).
+    With the node's defaults and ``roi_refinement``: the pairs whose first
+    look gives windows (:meth:`StereoKeypointPipeline.second_look_windows`,
+    the rule :meth:`~StereoKeypointPipeline.process_batch` follows).
     """
     detector = KeypointDetector(model, backend='onnxruntime')
-    config = PipelineConfig(input_rectified=False)
+    config = PipelineConfig(input_rectified=False, roi_refinement=roi_refinement)
     pipeline = StereoKeypointPipeline(detector, config)
-    chosen = []
-    for k, (left, right) in enumerate(pairs):
-        first = pipeline.look(left, right, *cameras)
-        sizes = [(image.shape[1], image.shape[0]) for image in (left, right)]
-        if first.valid.any() and object_windows(first, detector.object_class, sizes,
-                                                detector.input_size, *cameras,
-                                                config) is not None:
-            chosen.append(k)
-    return chosen
+    return [k for k, (left, right) in enumerate(pairs)
+            if pipeline.second_look_windows(pipeline.look(left, right, *cameras),
+                                            (left, right), cameras) is not None]
 
 
 def gpu_batches(pairs, cameras, device: str, repeats: int) -> list:
@@ -442,7 +438,7 @@ def targets(network, ros, gmac: float = float('nan'), sgemm=None) -> list:
 
 def section(args, network, stages, ros, gpu, loads, gmac=float('nan'),
             sgemm=None) -> str:
-    """Markdown of the ``inference`` section."""
+    """Markdown of the ``inference`` section (the parts that were measured)."""
     lines = [
         BEGIN, '### Inference backends and threads (issue 19)', '',
         f'`source tools/env.sh && python tools/benchmark_inference.py --write-doc` on '
@@ -451,8 +447,35 @@ def section(args, network, stages, ros, gpu, loads, gmac=float('nan'),
         'the network sees 4 views per stereo pair). "Busy" = a separate process keeps one of '
         'the cores busy (`python -c "while True: pass"`) while the same measurement runs '
         'again. Other jobs shared the machine: 1-minute load average '
-        f'{", ".join(loads)} during the parts below.', '',
-        f'**Network**, one stereo pair (4 views, 256x192), mean / p95 ms over {args.repeats} '
+        f'{", ".join(loads)} during the parts below.']
+    if network:
+        lines += _network_part(args, network, gmac, sgemm)
+    if stages:
+        lines += _stages_part(args, stages)
+    if ros:
+        lines += _ros_part(args, ros)
+    if network or ros:
+        lines += ['', '**Targets** (issue 19, 2 CPU cores, lite model with rot180), from the '
+                  'tables above:', ''] + targets(network, ros, gmac, sgemm)
+    if gpu:
+        lines += ['', f'**Batches** on {args.batch_device or "cuda:0"}, stereo pairs per '
+                  'batch of the real sequence (rot180: 4 views per pair); "network": '
+                  'preprocessing and the network; "pipeline": '
+                  '`StereoKeypointPipeline.process_batch` with the node\'s defaults (both '
+                  'looks batched, decoding, triangulation and fit on one CPU thread):', '',
+                  '| backend | pairs per batch | network pairs/s | p50 / p95 ms | '
+                  'pipeline pairs/s | p50 / p95 ms |', '|---|---|---|---|---|---|']
+        lines += [f'| {b} | {n} | {rate:.0f} | {p50:.1f} / {p95:.1f} | {whole:.0f} | '
+                  f'{w50:.1f} / {w95:.1f} |'
+                  for b, n, rate, p50, p95, whole, w50, w95 in gpu]
+    lines.append(END)
+    return '\n'.join(lines) + '\n'
+
+
+def _network_part(args, network, gmac, sgemm) -> list:
+    """Markdown lines of the network table and the thread policy."""
+    lines = [
+        '', f'**Network**, one stereo pair (4 views, 256x192), mean / p95 ms over {args.repeats} '
         f'runs; "GFLOP/s": the float network\'s {gmac:.3f} GMAC per view x 4 views x 2 '
         'FLOP per MAC / quiet mean time (the 8-bit copy does the same arithmetic in '
         'integers):', '',
@@ -467,29 +490,40 @@ def section(args, network, stages, ros, gpu, loads, gmac=float('nan'),
                            for n, g in sorted(sgemm.items()))
         lines += ['', 'For comparison, a float32 matrix product (2048 x 2048, ONNX Runtime) on '
                   f'this CPU: {speeds}: the speed float32 arithmetic reaches here.']
-    lines += [
+    return lines + [
         '', 'The node\'s defaults (`num_threads: 0`): ONNX Runtime with every core and spinning '
         'off (chosen on the end-to-end table: alone, 2 threads slow down more with a busy '
         'neighbour than 1, but in the node, whose post-processing shares the cores anyway, '
         'they keep a few more pairs per second, and the latency stays within 1.5x with a busy '
         'neighbour either way; `num_threads: 1` costs less CPU per pair); PyTorch keeps its '
-        'own default (one thread per core).', '',
-        f'**Stages** of the core pipeline (no ROS; node defaults, `roi_refinement: always`), '
+        'own default (one thread per core).']
+
+
+def _stages_part(args, stages) -> list:
+    """Markdown lines of the per-stage table."""
+    lines = [
+        '', f'**Stages** of the core pipeline (no ROS; node defaults, `roi_refinement: always`), '
         f'mean / p95 ms over {args.stage_repeats} x 13 real pairs:', '',
         '| stage | ' + ' | '.join(f'{b}, {c}' for b in stages for c in ('quiet', 'busy'))
         + ' |', '|---|' + '---|' * (2 * len(stages))]
     for name in STAGES + ('total',):
         lines.append(f'| {name} | ' + ' | '.join(
             _ms(stages[b][busy][name]) for b in stages for busy in (False, True)) + ' |')
-    lines += [
+    return lines
+
+
+def _ros_part(args, ros) -> list:
+    """Markdown lines of the end-to-end table."""
+    taken = [r['second_look_pairs'] for *_, r in ros if r['second_look_pairs']]
+    lines = [
         '', '**End to end through ROS 2**: `stereo_keypoint_node` (own process, node '
         'defaults: best-effort inputs, the newest pair wins when the node is behind) fed the '
         f'13 real pairs (grey 640x480) at each camera rate for {args.seconds:g} s over DDS by '
         '`tools/stereo_harness.py` (a Python publisher on the same 2 cores); `keypoints_3d` '
         'messages per second and publish-to-`keypoints_3d` latency (mean / p50 / p95 ms). '
-        '"Second look / first only": the mean latency of the pairs on which the defaults take '
-        'the second, zoomed look (pair '
-        + ', '.join(sorted({_pair_names(r['second_look_pairs']) for *_, r in ros}))
+        '"Second look / first only": the mean latency of the pairs on which the run\'s '
+        'settings take the second, zoomed look (pair '
+        + ', '.join(sorted({_pair_names(t) for t in taken}) or ['none'])
         + ' of 13) and of the others. "Steady scene": p95 / mean of each pair\'s own '
         'latencies, the largest over the 13 pairs (what a camera that keeps looking at one '
         'scene sees):', '',
@@ -504,21 +538,7 @@ def section(args, network, stages, ros, gpu, loads, gmac=float('nan'),
                      f'{r["second_look_mean"]:.0f} / {r["first_look_mean"]:.0f} | '
                      f'{r["steady_p95_ratio"]:.2f} | '
                      f'{r["sent"]} / {r["processed"]} | {r["node_cpu_ms"]:.0f} ms |')
-    lines += ['', '**Targets** (issue 19, 2 CPU cores, lite model with rot180), from the tables '
-              'above:', ''] + targets(network, ros, gmac, sgemm)
-    if gpu:
-        lines += ['', f'**Batches** on {args.batch_device or "cuda:0"}, stereo pairs per '
-                  'batch of the real sequence (rot180: 4 views per pair); "network": '
-                  'preprocessing and the network; "pipeline": '
-                  '`StereoKeypointPipeline.process_batch` with the node\'s defaults (both '
-                  'looks batched, decoding, triangulation and fit on one CPU thread):', '',
-                  '| backend | pairs per batch | network pairs/s | p50 / p95 ms | '
-                  'pipeline pairs/s | p50 / p95 ms |', '|---|---|---|---|---|---|']
-        lines += [f'| {b} | {n} | {rate:.0f} | {p50:.1f} / {p95:.1f} | {whole:.0f} | '
-                  f'{w50:.1f} / {w95:.1f} |'
-                  for b, n, rate, p50, p95, whole, w50, w95 in gpu]
-    lines.append(END)
-    return '\n'.join(lines) + '\n'
+    return lines
 
 
 def main(argv=None):
@@ -556,7 +576,8 @@ def main(argv=None):
         loads.append(load_average())
         network = network_latency(pairs, args.repeats)
         gmac = network_gmac()
-        sgemm = {n: sgemm_gflops(n) for n in (1, 2)}
+        policy_threads = backends.default_threads('onnxruntime', backends.available_cores())
+        sgemm = {n: sgemm_gflops(n) for n in sorted({1, 2, policy_threads})}
     if 'stages' not in args.skip:
         loads.append(load_average())
         for label, backend, model in PIPELINES:
@@ -581,13 +602,14 @@ def main(argv=None):
                               ('no second look', {'roi_refinement': 'off'})):
             runs.append((f'onnxruntime, 8-bit, {label}', 'onnxruntime',
                          dict(params, model=INT8_MODEL), min(args.rates)))
-        second_look = {model: second_look_pairs(pairs, cameras, model)
-                       for model in (MODEL, INT8_MODEL)}
+        second_look = {(model, mode): second_look_pairs(pairs, cameras, model, mode)
+                       for model in (MODEL, INT8_MODEL) for mode in ('always', 'off')}
         print(f'pairs with a second look: {second_look}', flush=True)
         with tempfile.TemporaryDirectory() as log_dir:
             for label, backend, params, rate in runs:
                 for busy in (False, True):
-                    chosen = second_look[params.get('model', MODEL)]
+                    chosen = second_look[params.get('model', MODEL),
+                                         params.get('roi_refinement', 'always')]
                     with busy_neighbour(busy):
                         result = end_to_end(backend, args.seconds, rate, args.domain_id,
                                             log_dir, label, chosen, **params)

@@ -227,6 +227,33 @@ def test_gpu_providers_are_tensorrt_fp16_then_cuda_then_cpu():
         execution_providers('mps', config, ('CPUExecutionProvider',))
 
 
+def test_batches_above_the_sessions_limit_run_in_chunks(detectors):
+    """Batches larger than the session takes run in chunks, with the same maps.
+
+    A TensorRT session takes at most TENSORRT_MAX_BATCH views per run (its
+    optimization profile); 32 stereo pairs with rot180 are 128 views.
+    """
+    backend = detectors[1].backend
+    assert backend.max_batch is None  # CPU provider: no limit
+    batch = np.random.default_rng(5).random((7, 3, 192, 256), dtype=np.float32) - 0.5
+    whole = backend.run(batch)
+    calls = []
+    run = backend.session.run
+
+    def recorded(names, feed):
+        calls.append(len(feed['images']))
+        return run(names, feed)
+    backend.session.run = recorded
+    backend.max_batch = 3
+    try:
+        chunked = backend.run(batch)
+    finally:
+        backend.max_batch = None
+        del backend.session.run
+    assert calls == [3, 3, 1]
+    np.testing.assert_allclose(chunked, whole, atol=1e-5)
+
+
 def test_sessions_do_not_spin_and_use_one_inter_op_thread():
     options = session_options(2)
     assert options.intra_op_num_threads == 2 and options.inter_op_num_threads == 1

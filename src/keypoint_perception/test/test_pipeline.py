@@ -159,7 +159,47 @@ def test_batched_pairs_give_each_pair_its_own_result(detector, monkeypatch):
     assert pipe.process_batch([], []) == []
 
 
-#: The stages StereoKeypointPipeline.look chains, by their names in the pipeline module.
+def test_second_look_windows_follow_roi_refinement(detector):
+    """Second-look windows as roi_refinement says, where the zoom is worth it.
+
+    The far board gets windows with 'always', with 'incomplete' only once a
+    corner is missing, never with 'off'; the near board that fills the view
+    never.
+    """
+    far = _render_board_pair()
+    near = _render_board_pair(depth=0.35, tilt_deg=10.0)
+    corner = project(far[3].P, far[4])[0]
+    x, y = int(corner[0]), int(corner[1])
+    occluded = far[1].copy()
+    occluded[y - 20:y + 20, x - 20:x + 20] = 128
+
+    def windows(mode, images, rig):
+        pipe = StereoKeypointPipeline(detector, PipelineConfig(input_rectified=False,
+                                                               roi_refinement=mode))
+        # the first look without completion: the painted-over corner stays out of 3D
+        first = StereoKeypointPipeline(detector, PipelineConfig(
+            input_rectified=False, roi_refinement='off', template_completion=False)).process(
+                *images, *rig)
+        return pipe.second_look_windows(first, images, rig), int(first.valid.sum())
+    assert windows('always', far[:2], far[2:4]) == (ANY_WINDOWS, 4)
+    assert windows('incomplete', far[:2], far[2:4]) == (None, 4)
+    assert windows('incomplete', (far[0], occluded), far[2:4]) == (ANY_WINDOWS, 3)
+    assert windows('off', (far[0], occluded), far[2:4]) == (None, 3)
+    assert windows('always', near[:2], near[2:4]) == (None, 4)
+
+
+class _AnyWindows:
+    """Equal to any (left, right) pair of windows, not to None."""
+
+    def __eq__(self, other):
+        return other is not None and len(other) == 2
+
+
+ANY_WINDOWS = _AnyWindows()
+
+
+#: The stages StereoKeypointPipeline.process chains (process_batch's observe_pairs, then
+#: look's stages), by their names in the pipeline module.
 STAGES = ('observe_pairs', 'decode_view', 'select_across_views', 'triangulate_pair',
           'verify_against_template', 'complete_from_fit')
 

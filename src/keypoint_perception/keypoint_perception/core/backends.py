@@ -42,7 +42,7 @@ network alone) and it kept the most pairs per second; docs/benchmarks.md
 """
 
 import os
-from typing import Any, Dict, List, Tuple
+from typing import Any, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -251,6 +251,9 @@ class OnnxRuntimeBackend:
             path, session_options(self.num_threads, spinning),
             providers=execution_providers(device, config))
         self.providers: Tuple[str, ...] = tuple(self.session.get_providers())
+        #: the most views one session run takes (TensorRT's optimization profile), or None
+        self.max_batch: Optional[int] = (TENSORRT_MAX_BATCH if 'TensorrtExecutionProvider'
+                                         in self.providers else None)
         #: an 8-bit copy (:func:`~.quantization.quantize_onnx`) rather than the float network
         self.int8 = QUANTIZATION_KEY in self.session.get_modelmeta().custom_metadata_map
 
@@ -272,12 +275,16 @@ class OnnxRuntimeBackend:
                 host when it is on a GPU).
 
         Returns:
-            (B, J, h, w) float32 numpy array on the host.
+            (B, J, h, w) float32 numpy array on the host; a batch larger than
+            ``max_batch`` runs in chunks of at most ``max_batch``.
         """
         if isinstance(batch, torch.Tensor):
             batch = batch.detach().cpu().numpy()
-        feed: Dict[str, np.ndarray] = {INPUT_NAME: np.ascontiguousarray(batch, np.float32)}
-        return self.session.run([OUTPUT_NAME], feed)[0]
+        batch = np.ascontiguousarray(batch, np.float32)
+        step = self.max_batch or max(len(batch), 1)
+        maps = [self.session.run([OUTPUT_NAME], {INPUT_NAME: batch[k:k + step]})[0]
+                for k in range(0, max(len(batch), 1), step)]
+        return maps[0] if len(maps) == 1 else np.concatenate(maps)
 
 
 def choose_backend(requested: str, device: str, model_path: str) -> str:

@@ -187,7 +187,7 @@ class PipelineConfig(ParameterTable):
     roi_augmentation: bool = _param(
         True, 'Apply the model\'s test-time augmentation in the second look too; false '
         'halves its network time, which keeps the p95 latency within 1.5x the mean on two '
-        'cores, at 14% of its precision (docs/benchmarks.md).', 'roi')
+        'cores, but makes its keypoints 14% less precise (docs/benchmarks.md).', 'roi')
     # -- output ----------------------------------------------------------------
     publish_tf: bool = _param(True, 'Broadcast keypoint and object frames on /tf.', 'output')
     tf_prefix: str = _param('', 'Child frame prefix; empty = "<class>_<instance_id>".',

@@ -221,7 +221,7 @@ class StereoKeypointPipeline:
         windows, roi_ms = [], []
         for result, images, rig in zip(results, pairs, cameras):
             t0 = time.perf_counter()
-            windows.append(self._second_look_windows(result, images, rig))
+            windows.append(self.second_look_windows(result, images, rig))
             roi_ms.append((time.perf_counter() - t0) * 1e3)
         taken = [k for k, pair_windows in enumerate(windows) if pair_windows is not None]
         t0 = time.perf_counter()
@@ -244,11 +244,24 @@ class StereoKeypointPipeline:
                                     result.pose, result.pose_rmse, timings))
         return out
 
-    def _second_look_windows(self, result: StereoResult, images, rig
-                             ) -> Optional[Tuple[PixelWindow, PixelWindow]]:
-        """Return the second look's windows for a first look's result, or None when not taken."""
+    def second_look_windows(self, result: StereoResult,
+                            images: Tuple[np.ndarray, np.ndarray],
+                            rig: Tuple[CameraModel, CameraModel]
+                            ) -> Optional[Tuple[PixelWindow, PixelWindow]]:
+        """Return the second look's windows of a pair, or None where it takes none.
+
+        ``config.roi_refinement`` decides whether the pair wants one
+        (``'always'``, or ``'incomplete'`` with keypoints left out of 3D);
+        :func:`object_windows` whether it is worth it.
+
+        Args:
+            result: the pair's first look (:meth:`look` on the whole images).
+            images: the (left, right) images.
+            rig: the (left, right) camera models.
+        """
         config = self.config
-        wanted = config.roi_refinement == 'always' or not result.valid.all()
+        mode = config.roi_refinement
+        wanted = mode == 'always' or (mode == 'incomplete' and not result.valid.all())
         if not (wanted and result.valid.any()):
             return None
         sizes = [(image.shape[1], image.shape[0]) for image in images]

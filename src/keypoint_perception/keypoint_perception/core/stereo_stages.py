@@ -143,12 +143,15 @@ def observe_pairs(detector, pairs: Sequence[Tuple[np.ndarray, np.ndarray]],
         preprocess and network wall time divided by N (each pair's share).
 
     Raises:
-        ValueError: ``rois`` of another length than ``pairs``.
+        ValueError: ``rois`` of another length than ``pairs``, or a pair's
+            windows other than two.
     """
     if rois is None:
         rois = [None] * len(pairs)
     if len(rois) != len(pairs):
         raise ValueError(f'{len(rois)} window pairs for {len(pairs)} stereo pairs')
+    if any(pair_rois is not None and len(pair_rois) != 2 for pair_rois in rois):
+        raise ValueError('each stereo pair takes None or two windows (left, right)')
     if not pairs:
         return []
     images = [image for pair in pairs for image in pair]
