@@ -72,3 +72,10 @@ def load_real_pairs():
     cams = tuple(CameraModel.from_yaml(os.path.join(cal, f'opencv_stereo_{s}.yaml'))
                  for s in ('left', 'right'))
     return pairs, cams
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far, seconds (Linux ``/proc/<pid>/stat``)."""
+    with open(f'/proc/{pid}/stat') as f:
+        fields = f.read().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')

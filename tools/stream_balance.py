@@ -45,7 +45,7 @@ import subprocess
 import sys
 import time
 
-from benchmark_common import cpu_model, replace_section
+from benchmark_common import cpu_model, cpu_seconds, replace_section
 from keypoint_perception.core.model import BeliefMapNet, make_config
 from keypoint_perception.core.objects import load_object_class
 from keypoint_perception.training.data import views_of_samples
@@ -59,13 +59,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOC = os.path.join(ROOT, 'docs', 'benchmarks.md')
 BEGIN, END = '<!-- BEGIN stream_balance -->', '<!-- END stream_balance -->'
 NAMESPACE = '/balance_sim'
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process (Linux /proc)."""
-    with open(f'/proc/{pid}/stat') as f:
-        fields = f.read().rsplit(')', 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
 
 def measure_simulator(args) -> dict:
@@ -82,14 +75,14 @@ def measure_simulator(args) -> dict:
         for _ in range(2):  # warm-up: discovery, first renders
             kept.append(next(samples))
         received0 = dataset.stats()[NAMESPACE]['received']
-        cpu0, t0 = _cpu_seconds(node.pid), time.monotonic()
+        cpu0, t0 = cpu_seconds(node.pid), time.monotonic()
         while time.monotonic() - t0 < args.duration:
             sample = next(samples)
             if len(kept) < (args.batch + 1) // 2 + 2:
                 kept.append(sample)
         elapsed = time.monotonic() - t0
         count = dataset.stats()[NAMESPACE]['received'] - received0
-        cpu = _cpu_seconds(node.pid) - cpu0
+        cpu = cpu_seconds(node.pid) - cpu0
     finally:
         dataset.close()
         node.terminate()
