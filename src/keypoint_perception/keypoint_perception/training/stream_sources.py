@@ -57,6 +57,19 @@ SEED_STRIDE = 1000
 #: 1000, ...) would stream a dataset's validation or test samples into training.
 STREAM_SEED_BASE = 1_000_000_000
 
+#: Run seeds stay below this, so that the simulators' seeds stay below
+#: ``2 * STREAM_SEED_BASE`` and two runs' simulators never share one.
+MAX_RUN_SEED = STREAM_SEED_BASE // SEED_STRIDE
+
+
+def pool_seed_problem(count: int, seed: int) -> Optional[str]:
+    """Return what is wrong with ``count`` simulators of a run with ``seed``, or None."""
+    if 1 <= count <= SEED_STRIDE and 0 <= seed < MAX_RUN_SEED:
+        return None
+    return (f'need 1 <= simulators <= {SEED_STRIDE} and 0 <= seed < {MAX_RUN_SEED}, got '
+            f'{count} simulators and seed {seed}')
+
+
 #: Seconds between two checks of the sources while samples arrive.
 CHECK_EVERY_S = 5.0
 #: Longest wait (s) before a simulator that keeps exiting is started again.
@@ -99,15 +112,15 @@ class SimulatorPool:
             carries ``ROS_DOMAIN_ID`` and ``ROS_AUTOMATIC_DISCOVERY_RANGE``).
 
     Raises:
-        ValueError: ``count`` < 1 or ``seed`` < 0.
+        ValueError: ``count`` or ``seed`` out of range (:func:`pool_seed_problem`).
     """
 
     def __init__(self, count: int, log_dir: str, seed: int = 0, prefix: str = '/kp_sim',
                  config: str = 'checkerboard', width: int = 0, height: int = 0,
                  rate: float = 0.0, env: Optional[Mapping[str, str]] = None):
-        if count < 1 or not 0 <= seed < 1_000_000 or count > SEED_STRIDE:
-            raise ValueError(f'need 1 <= count <= {SEED_STRIDE} and 0 <= seed < 1000000, got '
-                             f'{count}, {seed}')
+        problem = pool_seed_problem(count, seed)
+        if problem:
+            raise ValueError(problem)
         self.namespaces = [f'/{prefix.strip("/")}{k}' for k in range(count)]
         self.seeds = {ns: STREAM_SEED_BASE + seed * SEED_STRIDE + k
                       for k, ns in enumerate(self.namespaces)}

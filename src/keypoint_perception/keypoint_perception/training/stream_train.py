@@ -64,7 +64,7 @@ from .stream_dataset import normalize_namespace, StreamDataset
 from .stream_records import (load_validation, log_priors, plot_priors, save_validation,
                              ThroughputMeter, truncate_rows, validation_from_shards,
                              write_sources)
-from .stream_sources import (feedback_counts, restoring_counts, SampleFeed, SEED_STRIDE,
+from .stream_sources import (feedback_counts, pool_seed_problem, restoring_counts, SampleFeed,
                              SimulatorPool)
 
 #: Wait share over the last steps above which the simulators "cannot keep up".
@@ -166,10 +166,9 @@ def _sources(args) -> List[str]:
     if not args.sim_workers and not args.stream_namespaces:
         raise InputError('--stream: no source; give --sim-workers N and/or '
                          '--stream-namespaces NS ...')
-    if args.sim_workers and not (0 <= args.seed < 1_000_000 and args.sim_workers <= SEED_STRIDE):
-        raise InputError(f'--seed {args.seed} --sim-workers {args.sim_workers}: the simulators\' '
-                         f'seeds need 0 <= --seed < 1000000 and at most {SEED_STRIDE} '
-                         'simulators')
+    problem = args.sim_workers and pool_seed_problem(args.sim_workers, args.seed)
+    if problem:
+        raise InputError(f'--seed {args.seed} --sim-workers {args.sim_workers}: {problem}')
     external = [normalize_namespace(n) for n in args.stream_namespaces]
     local = [f'/kp_sim{k}' for k in range(args.sim_workers)]
     names = local + external
