@@ -67,29 +67,31 @@ def targets(network, ros, gmac: float = float('nan'), sgemm=None) -> list:
     torch_default = ('torch', torch.get_num_threads(), None, MODEL)
     policy = ('onnxruntime', backends.default_threads('onnxruntime', backends.available_cores()),
               False, MODEL)
-    int8 = policy[:3] + (INT8_MODEL,)
+
+    def speedups(model):
+        """(quiet, busy, 1 thread each): PyTorch's default time over ONNX Runtime's with model."""
+        ort = policy[:3] + (model,)
+        return (quiet_network[torch_default] / quiet_network[ort],
+                busy_network[torch_default] / busy_network[ort],
+                quiet_network.get(('torch', 1, None, MODEL), np.nan)
+                / quiet_network.get(('onnxruntime', 1, False, model), np.nan))
+
     if torch_default in quiet_network and policy in quiet_network:
-        speedups = [quiet_network[torch_default] / quiet_network[policy],
-                    busy_network[torch_default] / busy_network[policy]]
-        single = quiet_network.get(('torch', 1, None, MODEL), np.nan) / quiet_network.get(
-            ('onnxruntime', 1, False, MODEL), np.nan)
+        quiet, busy, single = speedups(MODEL)
         lines.append(f'- network >= 2x faster than PyTorch (its default, '
                      f'{torch_default[1]} threads, vs the ONNX Runtime default, {policy[1]} '
-                     f'thread(s)): {speedups[0]:.2f}x quiet, {speedups[1]:.2f}x with a busy '
-                     f'neighbour; {single:.2f}x at 1 thread each: {_verdict(speedups[0] >= 2)}')
+                     f'thread(s)): {quiet:.2f}x quiet, {busy:.2f}x with a busy '
+                     f'neighbour; {single:.2f}x at 1 thread each: {_verdict(quiet >= 2)}')
         if sgemm and policy[1] in sgemm:
             ceiling = sgemm[policy[1]] / (8 * gmac / quiet_network[torch_default] * 1e3)
             lines.append(f'  (at most {ceiling:.2f}x for any float32 network: the float32 '
                          f'matrix product\'s speed on {policy[1]} thread(s), '
                          f'{sgemm[policy[1]]:.0f} GFLOP/s, over PyTorch\'s on the network)')
-        if int8 in quiet_network:
-            faster = [quiet_network[torch_default] / quiet_network[int8],
-                      busy_network[torch_default] / busy_network[int8]]
-            single = quiet_network.get(('torch', 1, None, MODEL), np.nan) / quiet_network.get(
-                ('onnxruntime', 1, False, INT8_MODEL), np.nan)
-            lines.append(f'- the same with the 8-bit copy ({INT8_MODEL}): {faster[0]:.2f}x '
-                         f'quiet, {faster[1]:.2f}x with a busy neighbour; {single:.2f}x at 1 '
-                         f'thread each: {_verdict(faster[0] >= 2)}')
+        if policy[:3] + (INT8_MODEL,) in quiet_network:
+            quiet, busy, single = speedups(INT8_MODEL)
+            lines.append(f'- the same with the 8-bit copy ({INT8_MODEL}): {quiet:.2f}x '
+                         f'quiet, {busy:.2f}x with a busy neighbour; {single:.2f}x at 1 '
+                         f'thread each: {_verdict(quiet >= 2)}')
         ratio = busy_network[policy] / quiet_network[policy]
         lines.append(f'- network latency with a busy neighbour <= 1.5x quiet (ONNX Runtime '
                      f'default): {ratio:.2f}x: {_verdict(ratio <= 1.5)}')
